@@ -1,0 +1,338 @@
+//! CloudWatch agent configurations: what fleetlog needs to know about one, and checks that it is one.
+//!
+//! The structure checked is the documented one (agent / metrics / logs sections; `collect_list` entries
+//! with `file_path` or `event_name` and a `log_group_name`). fleetlog reads from it the log groups to
+//! create, whether collectd must be installed, and which memory/disk metrics can carry alarms.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+use crate::log_groups::{LogGroupName, NameError};
+
+/// Placeholder the CloudWatch agent replaces with the instance id in names.
+pub const INSTANCE_ID_PLACEHOLDER: &str = "{instance_id}";
+const TOP_LEVEL_SECTIONS: [&str; 4] = ["agent", "metrics", "logs", "traces"];
+const WINDOWS_EVENT_LEVELS: [&str; 5] = ["INFORMATION", "WARNING", "ERROR", "CRITICAL", "VERBOSE"];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentConfigError {
+    #[error("agent config is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("agent config: {path}: {problem}")]
+    Invalid { path: String, problem: String },
+    #[error("agent config: {0}")]
+    LogGroup(#[from] NameError),
+    #[error("agent config template uses unknown variable ${{fleetlog:{0}}}")]
+    UnknownVariable(String),
+}
+
+fn invalid(path: impl Into<String>, problem: impl Into<String>) -> AgentConfigError {
+    AgentConfigError::Invalid { path: path.into(), problem: problem.into() }
+}
+
+/// A log group named by the config; it may contain `{instance_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogGroupTemplate(String);
+
+impl LogGroupTemplate {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_per_instance(&self) -> bool {
+        self.0.contains(INSTANCE_ID_PLACEHOLDER)
+    }
+
+    /// The concrete group for one instance.
+    pub fn for_instance(&self, instance_id: &str) -> Result<LogGroupName, NameError> {
+        LogGroupName::new(self.0.replace(INSTANCE_ID_PLACEHOLDER, instance_id))
+    }
+}
+
+/// What fleetlog acts on in an agent config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfigSummary {
+    pub log_groups: BTreeSet<LogGroupTemplate>,
+    /// The config reads collectd metrics, so collectd must be installed (Linux).
+    pub collects_collectd: bool,
+    pub metrics_namespace: String,
+    /// Metric name of memory use in percent, when collected and aggregated per instance.
+    pub memory_metric: Option<String>,
+    /// Metric name of disk use (Linux, percent used) or free space (Windows, percent free).
+    pub disk_metric: Option<DiskMetric>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskMetric {
+    UsedPercent(String),
+    FreePercent(String),
+}
+
+/// Parses and checks a CloudWatch agent configuration.
+pub fn summarize(text: &str) -> Result<AgentConfigSummary, AgentConfigError> {
+    let root: Value = serde_json::from_str(text).map_err(|e| AgentConfigError::NotJson(e.to_string()))?;
+    let root = root.as_object().ok_or_else(|| invalid("$", "must be a JSON object"))?;
+    if let Some(unknown) = root.keys().find(|k| !TOP_LEVEL_SECTIONS.contains(&k.as_str())) {
+        return Err(invalid(format!("$.{unknown}"), format!("unknown section; expected one of {TOP_LEVEL_SECTIONS:?}")));
+    }
+    if !root.contains_key("logs") && !root.contains_key("metrics") {
+        return Err(invalid("$", "collects nothing: it needs a \"logs\" or a \"metrics\" section"));
+    }
+    if let Some(agent) = root.get("agent") {
+        object(agent, "$.agent")?;
+    }
+    let log_groups = match root.get("logs") {
+        Some(logs) => log_groups(logs)?,
+        None => BTreeSet::new(),
+    };
+    let metrics = match root.get("metrics") {
+        Some(m) => Some(object(m, "$.metrics")?),
+        None => None,
+    };
+    let summary = match metrics {
+        Some(metrics) => metrics_summary(metrics, log_groups)?,
+        None => AgentConfigSummary {
+            log_groups,
+            collects_collectd: false,
+            metrics_namespace: "CWAgent".into(),
+            memory_metric: None,
+            disk_metric: None,
+        },
+    };
+    Ok(summary)
+}
+
+fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, AgentConfigError> {
+    value.as_object().ok_or_else(|| invalid(path, "must be a JSON object"))
+}
+
+fn string<'a>(entry: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str, AgentConfigError> {
+    match entry.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(_) => Err(invalid(format!("{path}.{key}"), "must be a non-empty string")),
+        None => Err(invalid(path, format!("missing \"{key}\""))),
+    }
+}
+
+fn log_groups(logs: &Value) -> Result<BTreeSet<LogGroupTemplate>, AgentConfigError> {
+    let logs = object(logs, "$.logs")?;
+    let collected = logs.get("logs_collected").ok_or_else(|| invalid("$.logs", "missing \"logs_collected\""))?;
+    let collected = object(collected, "$.logs.logs_collected")?;
+    let mut groups = BTreeSet::new();
+    for (kind, section) in collected {
+        let path = format!("$.logs.logs_collected.{kind}");
+        let required = match kind.as_str() {
+            "files" => "file_path",
+            "windows_events" => "event_name",
+            // Other collectors (emf, prometheus, …) name no log group fleetlog must create.
+            _ => continue,
+        };
+        let list = object(section, &path)?
+            .get("collect_list")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid(&path, "missing \"collect_list\" array"))?;
+        for (i, entry) in list.iter().enumerate() {
+            let entry_path = format!("{path}.collect_list[{i}]");
+            let entry = object(entry, &entry_path)?;
+            string(entry, required, &entry_path)?;
+            if kind == "windows_events" {
+                check_event_levels(entry, &entry_path)?;
+            }
+            let template = LogGroupTemplate(string(entry, "log_group_name", &entry_path)?.to_owned());
+            if template.as_str().replace(INSTANCE_ID_PLACEHOLDER, "").contains(['{', '}']) {
+                return Err(invalid(
+                    format!("{entry_path}.log_group_name"),
+                    "only the {instance_id} placeholder is supported in log group names",
+                ));
+            }
+            // Validate with a sample id so `{instance_id}` names are checked like concrete ones.
+            template.for_instance("i-0123456789abcdef0")?;
+            groups.insert(template);
+        }
+    }
+    Ok(groups)
+}
+
+fn check_event_levels(entry: &Map<String, Value>, path: &str) -> Result<(), AgentConfigError> {
+    let levels = entry
+        .get("event_levels")
+        .and_then(Value::as_array)
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| invalid(path, "missing non-empty \"event_levels\" array"))?;
+    for level in levels {
+        if !level.as_str().is_some_and(|l| WINDOWS_EVENT_LEVELS.contains(&l)) {
+            return Err(invalid(format!("{path}.event_levels"), format!("{level} is not one of {WINDOWS_EVENT_LEVELS:?}")));
+        }
+    }
+    Ok(())
+}
+
+fn metrics_summary(
+    metrics: &Map<String, Value>,
+    log_groups: BTreeSet<LogGroupTemplate>,
+) -> Result<AgentConfigSummary, AgentConfigError> {
+    let collected = metrics
+        .get("metrics_collected")
+        .ok_or_else(|| invalid("$.metrics", "missing \"metrics_collected\""))?;
+    let collected = object(collected, "$.metrics.metrics_collected")?;
+    let namespace = match metrics.get("namespace") {
+        None => "CWAgent".to_owned(),
+        Some(Value::String(ns)) if !ns.is_empty() => ns.clone(),
+        Some(_) => return Err(invalid("$.metrics.namespace", "must be a non-empty string")),
+    };
+    // Alarms use the InstanceId dimension alone, which exists only when the agent aggregates by it.
+    let per_instance = metrics
+        .get("aggregation_dimensions")
+        .and_then(Value::as_array)
+        .is_some_and(|dims| dims.iter().any(|d| d == &serde_json::json!(["InstanceId"])));
+    let measured = |section: &str, measurement: &str| {
+        collected
+            .get(section)
+            .and_then(|s| s.get("measurement"))
+            .and_then(Value::as_array)
+            .is_some_and(|m| m.iter().any(|x| measurement_name(x) == Some(measurement)))
+    };
+    let memory_metric = if !per_instance {
+        None
+    } else if measured("mem", "mem_used_percent") || measured("mem", "used_percent") {
+        Some("mem_used_percent".to_owned())
+    } else if measured("Memory", "% Committed Bytes In Use") {
+        Some("Memory % Committed Bytes In Use".to_owned())
+    } else {
+        None
+    };
+    let disk_metric = if !per_instance {
+        None
+    } else if measured("disk", "used_percent") || measured("disk", "disk_used_percent") {
+        Some(DiskMetric::UsedPercent("disk_used_percent".to_owned()))
+    } else if measured("LogicalDisk", "% Free Space") {
+        Some(DiskMetric::FreePercent("LogicalDisk % Free Space".to_owned()))
+    } else {
+        None
+    };
+    Ok(AgentConfigSummary {
+        log_groups,
+        collects_collectd: collected.contains_key("collectd"),
+        metrics_namespace: namespace,
+        memory_metric,
+        disk_metric,
+    })
+}
+
+/// A measurement is a name or `{"name": …, "rename": …}`.
+fn measurement_name(value: &Value) -> Option<&str> {
+    value.as_str().or_else(|| value.get("name").and_then(Value::as_str))
+}
+
+/// Values substituted into `agent-configs/` templates when they are published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateVars {
+    pub log_group_prefix: String,
+}
+
+/// Replaces `${fleetlog:LogGroupPrefix}`; the agent's own `${aws:…}` variables are left alone.
+pub fn render_template(template: &str, vars: &TemplateVars) -> Result<String, AgentConfigError> {
+    const OPEN: &str = "${fleetlog:";
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find(OPEN) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + OPEN.len()..];
+        let end = after.find('}').ok_or_else(|| AgentConfigError::UnknownVariable(after.chars().take(20).collect()))?;
+        match &after[..end] {
+            "LogGroupPrefix" => out.push_str(&vars.log_group_prefix),
+            other => return Err(AgentConfigError::UnknownVariable(other.to_owned())),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINUX: &str = r#"{
+      "agent": {"metrics_collection_interval": 60},
+      "metrics": {
+        "append_dimensions": {"InstanceId": "${aws:InstanceId}"},
+        "aggregation_dimensions": [["InstanceId"]],
+        "metrics_collected": {
+          "collectd": {},
+          "mem": {"measurement": ["mem_used_percent"]},
+          "disk": {"measurement": [{"name": "used_percent"}], "resources": ["*"]}
+        }
+      },
+      "logs": {"logs_collected": {"files": {"collect_list": [
+        {"file_path": "/var/log/messages", "log_group_name": "G/system", "log_stream_name": "{instance_id}"},
+        {"file_path": "/var/log/secure", "log_group_name": "G/security", "log_stream_name": "{instance_id}"},
+        {"file_path": "/var/log/x", "log_group_name": "G/{instance_id}", "log_stream_name": "{instance_id}"}
+      ]}}}
+    }"#;
+
+    #[test]
+    fn linux_config_summary() {
+        let s = summarize(LINUX).unwrap();
+        let groups: Vec<_> = s.log_groups.iter().map(LogGroupTemplate::as_str).collect();
+        assert_eq!(groups, ["G/security", "G/system", "G/{instance_id}"]);
+        assert!(s.collects_collectd);
+        assert_eq!(s.metrics_namespace, "CWAgent");
+        assert_eq!(s.memory_metric.as_deref(), Some("mem_used_percent"));
+        assert_eq!(s.disk_metric, Some(DiskMetric::UsedPercent("disk_used_percent".into())));
+        let per_instance = s.log_groups.iter().find(|g| g.is_per_instance()).unwrap();
+        assert_eq!(per_instance.for_instance("i-01234567").unwrap().as_str(), "G/i-01234567");
+    }
+
+    #[test]
+    fn metrics_without_instance_aggregation_get_no_memory_alarm() {
+        let cfg = r#"{"metrics": {"metrics_collected": {"mem": {"measurement": ["mem_used_percent"]}}}}"#;
+        let s = summarize(cfg).unwrap();
+        assert_eq!(s.memory_metric, None);
+        assert!(s.log_groups.is_empty());
+    }
+
+    #[test]
+    fn windows_events_are_checked() {
+        let good = r#"{"logs": {"logs_collected": {"windows_events": {"collect_list": [
+            {"event_name": "System", "event_levels": ["ERROR", "WARNING"], "log_group_name": "W/system"}]}}}}"#;
+        assert_eq!(summarize(good).unwrap().log_groups.len(), 1);
+        let bad_level = good.replace("WARNING", "LOUD");
+        assert!(summarize(&bad_level).unwrap_err().to_string().contains("LOUD"));
+    }
+
+    #[test]
+    fn broken_configs_say_where() {
+        let cases = [
+            ("nope", "not valid JSON"),
+            ("[]", "must be a JSON object"),
+            ("{}", "collects nothing"),
+            (r#"{"logz": {}}"#, "unknown section"),
+            (r#"{"logs": {}}"#, "logs_collected"),
+            (r#"{"logs": {"logs_collected": {"files": {}}}}"#, "collect_list"),
+            (r#"{"logs": {"logs_collected": {"files": {"collect_list": [{"log_group_name": "g"}]}}}}"#, "file_path"),
+            (r#"{"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/f"}]}}}}"#, "log_group_name"),
+            (r#"{"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/f", "log_group_name": "bad name"}]}}}}"#, "invalid"),
+            (r#"{"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/f", "log_group_name": "g/{hostname}"}]}}}}"#, "placeholder"),
+        ];
+        for (text, needle) in cases {
+            let err = summarize(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn templates_render_fleetlog_variables_only() {
+        let vars = TemplateVars { log_group_prefix: "CCP-logs-a-1-r".into() };
+        let text = r#"{"g": "${fleetlog:LogGroupPrefix}/system", "d": "${aws:InstanceId}"}"#;
+        assert_eq!(
+            render_template(text, &vars).unwrap(),
+            r#"{"g": "CCP-logs-a-1-r/system", "d": "${aws:InstanceId}"}"#
+        );
+        assert_eq!(
+            render_template("${fleetlog:Nope}", &vars),
+            Err(AgentConfigError::UnknownVariable("Nope".into()))
+        );
+    }
+}

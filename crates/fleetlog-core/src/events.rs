@@ -1,0 +1,216 @@
+//! EventBridge events the enroller reacts to, parsed into one small [`Trigger`] type.
+//!
+//! The event only says *which* instance to look at. What to do is decided from a fresh read of the
+//! instance, so out-of-order and duplicate events cannot enroll an instance that no longer qualifies.
+
+use aws_lambda_events::cloudwatch_events::ec2::InstanceStateChange;
+use aws_lambda_events::cloudwatch_events::tag::TagChangeOnResource;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde_json::Value;
+
+use crate::instance::{InstanceState, is_instance_id};
+
+pub const EC2_STATE_CHANGE: &str = "EC2 Instance State-change Notification";
+pub const TAG_CHANGE: &str = "Tag Change on Resource";
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+/// Operators (the CLI) can ask for a sweep with a custom event of this detail-type.
+pub const RECONCILE_REQUEST: &str = "fleetlog Reconcile Request";
+pub const FLEETLOG_SOURCE: &str = "fleetlog";
+
+/// Why the enroller was woken up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// An instance changed state.
+    StateChange { instance_id: String, state: InstanceState },
+    /// Tags on an instance changed; `changed_keys` names the keys that were added, changed or removed.
+    TagChange { instance_id: String, changed_keys: Vec<String> },
+    /// Sweep the whole fleet (schedule or operator request).
+    Reconcile,
+}
+
+impl Trigger {
+    /// The instance this trigger is about, if it is about one.
+    pub fn instance_id(&self) -> Option<&str> {
+        match self {
+            Trigger::StateChange { instance_id, .. } | Trigger::TagChange { instance_id, .. } => {
+                Some(instance_id)
+            }
+            Trigger::Reconcile => None,
+        }
+    }
+}
+
+/// An event that cannot be acted on. These are permanent: retrying cannot fix them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("event is not an EventBridge event: {0}")]
+    NotAnEvent(String),
+    #[error("unsupported event: source {event_source:?}, detail-type {detail_type:?}")]
+    Unsupported { event_source: String, detail_type: String },
+    #[error("malformed {detail_type:?} event: {reason}")]
+    Malformed { detail_type: String, reason: String },
+}
+
+/// Parses an EventBridge event (as delivered directly, or as the body of an SQS message).
+pub fn parse_trigger(body: &str) -> Result<Trigger, EventError> {
+    let event: EventBridgeEvent<Value> =
+        serde_json::from_str(body).map_err(|e| EventError::NotAnEvent(e.to_string()))?;
+    trigger_from_event(event)
+}
+
+pub fn trigger_from_event(event: EventBridgeEvent<Value>) -> Result<Trigger, EventError> {
+    let malformed = |reason: String| EventError::Malformed {
+        detail_type: event.detail_type.clone(),
+        reason,
+    };
+    match (event.source.as_str(), event.detail_type.as_str()) {
+        ("aws.ec2", EC2_STATE_CHANGE) => {
+            let detail: InstanceStateChange =
+                serde_json::from_value(event.detail.clone()).map_err(|e| malformed(e.to_string()))?;
+            let instance_id = checked_instance_id(&detail.instance_id).map_err(malformed)?;
+            Ok(Trigger::StateChange { instance_id, state: InstanceState::parse(&detail.state) })
+        }
+        ("aws.tag", TAG_CHANGE) => {
+            let detail: TagChangeOnResource =
+                serde_json::from_value(event.detail.clone()).map_err(|e| malformed(e.to_string()))?;
+            if detail.service != "ec2" || detail.resource_type != "instance" {
+                return Err(EventError::Unsupported {
+                    event_source: format!("aws.tag ({}/{})", detail.service, detail.resource_type),
+                    detail_type: event.detail_type.clone(),
+                });
+            }
+            let arn = event
+                .resources
+                .as_deref()
+                .and_then(|r| r.first())
+                .ok_or_else(|| malformed("no resource ARN".into()))?;
+            let id = arn.rsplit_once("instance/").map(|(_, id)| id).unwrap_or_default();
+            let instance_id = checked_instance_id(id).map_err(malformed)?;
+            Ok(Trigger::TagChange { instance_id, changed_keys: detail.changed_tag_keys })
+        }
+        ("aws.events", SCHEDULED_EVENT) | (FLEETLOG_SOURCE, RECONCILE_REQUEST) => Ok(Trigger::Reconcile),
+        (source, detail_type) => Err(EventError::Unsupported {
+            event_source: source.to_owned(),
+            detail_type: detail_type.to_owned(),
+        }),
+    }
+}
+
+fn checked_instance_id(id: &str) -> Result<String, String> {
+    if is_instance_id(id) {
+        Ok(id.to_owned())
+    } else {
+        Err(format!("{id:?} is not an EC2 instance id"))
+    }
+}
+
+/// Builds the EventBridge event AWS emits for an EC2 state change (used by the local runner and tests).
+pub fn ec2_state_change_event(instance_id: &str, state: &str, account: &str, region: &str) -> Value {
+    serde_json::json!({
+        "version": "0",
+        "id": format!("{instance_id}-{state}"),
+        "detail-type": EC2_STATE_CHANGE,
+        "source": "aws.ec2",
+        "account": account,
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "region": region,
+        "resources": [format!("arn:aws:ec2:{region}:{account}:instance/{instance_id}")],
+        "detail": { "instance-id": instance_id, "state": state }
+    })
+}
+
+/// Builds the `aws.tag` event AWS emits when tags on an EC2 instance change.
+pub fn tag_change_event(
+    instance_id: &str,
+    changed_keys: &[&str],
+    tags: &std::collections::BTreeMap<String, String>,
+    account: &str,
+    region: &str,
+) -> Value {
+    serde_json::json!({
+        "version": "0",
+        "id": format!("{instance_id}-tags-{}", changed_keys.join(",")),
+        "detail-type": TAG_CHANGE,
+        "source": "aws.tag",
+        "account": account,
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "region": region,
+        "resources": [format!("arn:aws:ec2:{region}:{account}:instance/{instance_id}")],
+        "detail": {
+            "changed-tag-keys": changed_keys,
+            "service": "ec2",
+            "resource-type": "instance",
+            "version": 1,
+            "tags": tags
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn state_change_event_parses() {
+        let event = ec2_state_change_event("i-0123456789abcdef0", "running", "123456789012", "eu-west-1");
+        assert_eq!(
+            parse_trigger(&event.to_string()),
+            Ok(Trigger::StateChange {
+                instance_id: "i-0123456789abcdef0".into(),
+                state: InstanceState::Running
+            })
+        );
+    }
+
+    #[test]
+    fn aws_documented_state_change_example_parses() {
+        // The example from the EC2 User Guide, verbatim apart from whitespace.
+        let body = r#"{"id":"7bf73129-1428-4cd3-a780-95db273d1602","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","account":"123456789012","time":"2019-11-11T21:29:54Z","region":"us-east-1","resources":["arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111"],"detail":{"instance-id":"i-abcd1111","state":"pending"}}"#;
+        assert_eq!(
+            parse_trigger(body),
+            Ok(Trigger::StateChange { instance_id: "i-abcd1111".into(), state: InstanceState::Pending })
+        );
+    }
+
+    #[test]
+    fn tag_change_event_parses_instance_from_resource_arn() {
+        let tags = BTreeMap::from([("fleetlog:managed".to_string(), "true".to_string())]);
+        let event = tag_change_event("i-0123456789abcdef0", &["fleetlog:managed"], &tags, "123456789012", "us-east-1");
+        assert_eq!(
+            parse_trigger(&event.to_string()),
+            Ok(Trigger::TagChange {
+                instance_id: "i-0123456789abcdef0".into(),
+                changed_keys: vec!["fleetlog:managed".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn tag_change_on_other_resources_is_unsupported() {
+        let mut event = tag_change_event("i-0123456789abcdef0", &["k"], &BTreeMap::new(), "1", "r");
+        event["detail"]["resource-type"] = "volume".into();
+        assert!(matches!(parse_trigger(&event.to_string()), Err(EventError::Unsupported { .. })));
+    }
+
+    #[test]
+    fn schedule_and_operator_requests_reconcile() {
+        let schedule = r#"{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}"#;
+        let request = r#"{"detail-type":"fleetlog Reconcile Request","source":"fleetlog","detail":{}}"#;
+        assert_eq!(parse_trigger(schedule), Ok(Trigger::Reconcile));
+        assert_eq!(parse_trigger(request), Ok(Trigger::Reconcile));
+    }
+
+    #[test]
+    fn malformed_events_are_clear_errors() {
+        assert!(matches!(parse_trigger("not json"), Err(EventError::NotAnEvent(_))));
+        assert!(matches!(parse_trigger("{}"), Err(EventError::NotAnEvent(_))));
+        let no_id = r#"{"detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{"state":"running"}}"#;
+        assert!(matches!(parse_trigger(no_id), Err(EventError::Malformed { .. })));
+        let bad_id = r#"{"detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{"instance-id":"i-1; reboot","state":"running"}}"#;
+        let err = parse_trigger(bad_id).unwrap_err();
+        assert!(err.to_string().contains("not an EC2 instance id"), "{err}");
+        let other = r#"{"detail-type":"Object Created","source":"aws.s3","detail":{}}"#;
+        assert!(matches!(parse_trigger(other), Err(EventError::Unsupported { .. })));
+    }
+}

@@ -1,0 +1,19 @@
+//! fleetlog's decision logic, kept apart from AWS I/O so it is tested without a network.
+//!
+//! Everything here is pure: given an event, an instance's facts, an enrollment record and an agent
+//! configuration, it says what to do. The `fleetlog-aws` crate performs it.
+
+pub mod agent_config;
+pub mod alarms;
+pub mod batching;
+pub mod commands;
+pub mod events;
+pub mod instance;
+pub mod log_groups;
+pub mod metrics;
+pub mod plan;
+pub mod readiness;
+pub mod settings;
+pub mod tags;
+
+pub use instance::{Instance, InstanceState, Platform};

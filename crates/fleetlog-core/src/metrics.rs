@@ -1,0 +1,70 @@
+//! Counters as CloudWatch Embedded Metric Format lines: one log line, no API call.
+
+use serde_json::json;
+
+pub const NAMESPACE: &str = "fleetlog";
+
+/// Things the enroller counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Enrolled,
+    Offboarded,
+    AlreadyEnrolled,
+    TagCaseMismatch,
+    NotReady,
+    EnrollmentFailed,
+    DeadLettered,
+}
+
+impl Counter {
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Enrolled => "Enrolled",
+            Counter::Offboarded => "Offboarded",
+            Counter::AlreadyEnrolled => "AlreadyEnrolled",
+            Counter::TagCaseMismatch => "TagCaseMismatch",
+            Counter::NotReady => "NotReady",
+            Counter::EnrollmentFailed => "EnrollmentFailed",
+            Counter::DeadLettered => "DeadLettered",
+        }
+    }
+}
+
+/// One EMF document with the given counts (zero counts are left out); `None` when all are zero.
+pub fn emf_line(counts: &[(Counter, u64)], timestamp_ms: i64) -> Option<String> {
+    let nonzero: Vec<_> = counts.iter().filter(|(_, n)| *n > 0).collect();
+    if nonzero.is_empty() {
+        return None;
+    }
+    let mut doc = json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": nonzero.iter().map(|(c, _)| json!({"Name": c.name(), "Unit": "Count"})).collect::<Vec<_>>()
+            }]
+        }
+    });
+    for (counter, n) in nonzero {
+        doc[counter.name()] = json!(n);
+    }
+    Some(doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_document_names_each_counted_metric() {
+        let line = emf_line(&[(Counter::Enrolled, 3), (Counter::NotReady, 0), (Counter::TagCaseMismatch, 1)], 42).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["Enrolled"], 3);
+        assert_eq!(v["TagCaseMismatch"], 1);
+        assert!(v.get("NotReady").is_none());
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(), 2);
+        assert_eq!(v["_aws"]["Timestamp"], 42);
+        assert_eq!(emf_line(&[(Counter::Enrolled, 0)], 1), None);
+    }
+}

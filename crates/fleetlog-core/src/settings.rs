@@ -1,0 +1,235 @@
+//! The enroller's configuration, read once from environment variables with clear errors.
+
+use std::time::Duration;
+
+use crate::alarms::AlarmThresholds;
+use crate::commands::AGENT_PARAMETER_PREFIX;
+use crate::log_groups::RetentionDays;
+use crate::readiness::ReadinessPolicy;
+use crate::tags::ManagementTag;
+
+/// Every variable the enroller reads, with its default (`None`: required). Kept in one table so the
+/// docs, infra/ and the tests can check against it.
+pub const ENROLLER_VARIABLES: &[(&str, Option<&str>)] = &[
+    ("FLEETLOG_MANAGEMENT_TAG_KEY", Some("fleetlog:managed")),
+    ("FLEETLOG_MANAGEMENT_TAG_VALUE", Some("true")),
+    ("FLEETLOG_PROFILE_TAG_KEY", Some("fleetlog:profile")),
+    ("FLEETLOG_CONFIG_PARAMETER_PREFIX", Some("AmazonCloudWatch-fleetlog")),
+    ("FLEETLOG_ENROLLMENT_TABLE", None),
+    ("FLEETLOG_LOG_RETENTION_DAYS", Some("3")),
+    ("FLEETLOG_LOG_GROUP_KMS_KEY_ARN", Some("")),
+    ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", None),
+    ("FLEETLOG_SUBSCRIPTION_ROLE_ARN", Some("")),
+    ("FLEETLOG_SUBSCRIPTION_FILTER_NAME", Some("fleetlog")),
+    ("FLEETLOG_SUBSCRIPTION_FILTER_PATTERN", Some("")),
+    ("FLEETLOG_ALARM_TOPIC_ARN", Some("")),
+    ("FLEETLOG_CPU_ALARM_PERCENT", Some("90")),
+    ("FLEETLOG_MEMORY_ALARM_PERCENT", Some("90")),
+    ("FLEETLOG_DISK_ALARM_PERCENT", Some("90")),
+    ("FLEETLOG_READINESS_TIMEOUT_SECONDS", Some("900")),
+    ("FLEETLOG_DEAD_LETTER_QUEUE_URL", Some("")),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Invalid { name: &'static str, value: String, reason: String },
+}
+
+/// Where subscription filters send log events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionDestination {
+    pub filter_name: String,
+    pub filter_pattern: String,
+    pub destination_arn: String,
+    /// Needed for Firehose and Kinesis destinations; not for Lambda.
+    pub role_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollerSettings {
+    pub management_tag: ManagementTag,
+    pub profile_tag_key: String,
+    pub config_parameter_prefix: String,
+    pub enrollment_table: String,
+    pub retention: RetentionDays,
+    pub kms_key_arn: Option<String>,
+    pub subscription: SubscriptionDestination,
+    pub alarm_topic_arn: Option<String>,
+    pub thresholds: AlarmThresholds,
+    pub readiness: ReadinessPolicy,
+    /// Permanent failures are sent here with their reason. Without it they go back to the queue and
+    /// reach the redrive DLQ after the queue's maxReceiveCount.
+    pub dead_letter_queue_url: Option<String>,
+}
+
+impl EnrollerSettings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &'static str| -> Result<String, SettingsError> {
+            let default = ENROLLER_VARIABLES.iter().find(|(n, _)| *n == name).and_then(|(_, d)| *d);
+            match (lookup(name).filter(|v| !v.trim().is_empty()), default) {
+                (Some(v), _) => Ok(v.trim().to_owned()),
+                (None, Some(d)) => Ok(d.to_owned()),
+                (None, None) => Err(SettingsError::Missing(name)),
+            }
+        };
+        let optional = |name: &'static str| get(name).map(|v| Some(v).filter(|v| !v.is_empty()));
+        let invalid = |name: &'static str, value: &str, reason: String| SettingsError::Invalid {
+            name,
+            value: value.to_owned(),
+            reason,
+        };
+        let number = |name: &'static str| -> Result<f64, SettingsError> {
+            let v = get(name)?;
+            v.parse::<f64>()
+                .ok()
+                .filter(|n| (0.0..=100.0).contains(n))
+                .ok_or_else(|| invalid(name, &v, "expected a percentage from 0 to 100".into()))
+        };
+
+        let prefix = get("FLEETLOG_CONFIG_PARAMETER_PREFIX")?;
+        if !prefix.starts_with(AGENT_PARAMETER_PREFIX) || prefix.len() == AGENT_PARAMETER_PREFIX.len() {
+            return Err(invalid(
+                "FLEETLOG_CONFIG_PARAMETER_PREFIX",
+                &prefix,
+                format!("must start with {AGENT_PARAMETER_PREFIX:?} (CloudWatchAgentServerPolicy lets the agent read only those)"),
+            ));
+        }
+        let days = get("FLEETLOG_LOG_RETENTION_DAYS")?;
+        let retention = days
+            .parse::<u32>()
+            .map_err(|e| invalid("FLEETLOG_LOG_RETENTION_DAYS", &days, e.to_string()))
+            .and_then(|d| RetentionDays::new(d).map_err(|e| invalid("FLEETLOG_LOG_RETENTION_DAYS", &days, e.to_string())))?;
+        let destination_arn = get("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN")?;
+        let service = destination_arn.split(':').nth(2).unwrap_or_default();
+        let role_arn = optional("FLEETLOG_SUBSCRIPTION_ROLE_ARN")?;
+        match (service, &role_arn) {
+            ("lambda", _) => {}
+            ("firehose" | "kinesis" | "logs", Some(_)) => {}
+            ("firehose" | "kinesis" | "logs", None) => return Err(SettingsError::Missing("FLEETLOG_SUBSCRIPTION_ROLE_ARN")),
+            _ => {
+                return Err(invalid(
+                    "FLEETLOG_SUBSCRIPTION_DESTINATION_ARN",
+                    &destination_arn,
+                    "expected the ARN of a Firehose stream, Kinesis stream, Logs destination or Lambda function".into(),
+                ));
+            }
+        }
+        let timeout = get("FLEETLOG_READINESS_TIMEOUT_SECONDS")?;
+        let give_up_after = timeout
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (60..=43_200).contains(s))
+            .map(Duration::from_secs)
+            .ok_or_else(|| invalid("FLEETLOG_READINESS_TIMEOUT_SECONDS", &timeout, "expected seconds from 60 to 43200 (SQS's 12-hour limit)".into()))?;
+        let tag_key = get("FLEETLOG_MANAGEMENT_TAG_KEY")?;
+        if tag_key.len() > 128 {
+            return Err(invalid("FLEETLOG_MANAGEMENT_TAG_KEY", &tag_key, "EC2 tag keys are at most 128 characters".into()));
+        }
+
+        Ok(Self {
+            management_tag: ManagementTag { key: tag_key, value: get("FLEETLOG_MANAGEMENT_TAG_VALUE")? },
+            profile_tag_key: get("FLEETLOG_PROFILE_TAG_KEY")?,
+            config_parameter_prefix: prefix,
+            enrollment_table: get("FLEETLOG_ENROLLMENT_TABLE")?,
+            retention,
+            kms_key_arn: optional("FLEETLOG_LOG_GROUP_KMS_KEY_ARN")?,
+            subscription: SubscriptionDestination {
+                filter_name: get("FLEETLOG_SUBSCRIPTION_FILTER_NAME")?,
+                filter_pattern: lookup("FLEETLOG_SUBSCRIPTION_FILTER_PATTERN").unwrap_or_default(),
+                destination_arn,
+                role_arn,
+            },
+            alarm_topic_arn: optional("FLEETLOG_ALARM_TOPIC_ARN")?,
+            thresholds: AlarmThresholds {
+                cpu_percent: number("FLEETLOG_CPU_ALARM_PERCENT")?,
+                memory_percent: number("FLEETLOG_MEMORY_ALARM_PERCENT")?,
+                disk_used_percent: number("FLEETLOG_DISK_ALARM_PERCENT")?,
+            },
+            readiness: ReadinessPolicy { give_up_after, ..ReadinessPolicy::default() },
+            dead_letter_queue_url: optional("FLEETLOG_DEAD_LETTER_QUEUE_URL")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const MINIMAL: &[(&str, &str)] = &[
+        ("FLEETLOG_ENROLLMENT_TABLE", "fleetlog-enrollments"),
+        ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", "arn:aws:firehose:us-east-1:123456789012:deliverystream/raw"),
+        ("FLEETLOG_SUBSCRIPTION_ROLE_ARN", "arn:aws:iam::123456789012:role/logs-to-firehose"),
+    ];
+
+    #[test]
+    fn defaults_fill_everything_optional() {
+        let s = EnrollerSettings::from_lookup(env(MINIMAL)).unwrap();
+        assert_eq!(s.management_tag, ManagementTag { key: "fleetlog:managed".into(), value: "true".into() });
+        assert_eq!(s.retention.days(), 3);
+        assert_eq!(s.config_parameter_prefix, "AmazonCloudWatch-fleetlog");
+        assert_eq!(s.readiness.give_up_after, Duration::from_secs(900));
+        assert_eq!(s.subscription.filter_name, "fleetlog");
+        assert_eq!(s.kms_key_arn, None);
+        assert_eq!(s.dead_letter_queue_url, None);
+    }
+
+    #[test]
+    fn every_variable_read_is_declared() {
+        // from_lookup panics-free path: a lookup that records names proves no undeclared name is read.
+        let seen = std::cell::RefCell::new(Vec::new());
+        let base = env(MINIMAL);
+        let _ = EnrollerSettings::from_lookup(|k| {
+            seen.borrow_mut().push(k.to_owned());
+            base(k)
+        });
+        for name in seen.borrow().iter() {
+            assert!(ENROLLER_VARIABLES.iter().any(|(n, _)| n == name), "{name} is read but not declared");
+        }
+    }
+
+    #[test]
+    fn missing_and_malformed_values_name_the_variable() {
+        let err = EnrollerSettings::from_lookup(env(&[])).unwrap_err();
+        assert_eq!(err, SettingsError::Missing("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN"));
+        let no_table = env(&MINIMAL[1..]);
+        assert_eq!(EnrollerSettings::from_lookup(no_table), Err(SettingsError::Missing("FLEETLOG_ENROLLMENT_TABLE")));
+
+        let with = |extra: (&'static str, &'static str)| {
+            let mut pairs = MINIMAL.to_vec();
+            pairs.retain(|(k, _)| *k != extra.0);
+            pairs.push(extra);
+            EnrollerSettings::from_lookup(env(&pairs)).unwrap_err().to_string()
+        };
+        assert!(with(("FLEETLOG_LOG_RETENTION_DAYS", "2")).contains("nearest at or above is Some(3)"));
+        assert!(with(("FLEETLOG_LOG_RETENTION_DAYS", "two")).contains("FLEETLOG_LOG_RETENTION_DAYS"));
+        assert!(with(("FLEETLOG_CONFIG_PARAMETER_PREFIX", "fleetlog")).contains("AmazonCloudWatch-"));
+        assert!(with(("FLEETLOG_CPU_ALARM_PERCENT", "150")).contains("percentage"));
+        assert!(with(("FLEETLOG_READINESS_TIMEOUT_SECONDS", "5")).contains("60 to 43200"));
+        assert!(with(("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", "nope")).contains("expected the ARN"));
+        assert!(with(("FLEETLOG_SUBSCRIPTION_ROLE_ARN", "")).contains("FLEETLOG_SUBSCRIPTION_ROLE_ARN"));
+    }
+
+    #[test]
+    fn lambda_destinations_need_no_role() {
+        let s = EnrollerSettings::from_lookup(env(&[
+            ("FLEETLOG_ENROLLMENT_TABLE", "t"),
+            ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:fleetlog-etl"),
+        ]))
+        .unwrap();
+        assert_eq!(s.subscription.role_arn, None);
+    }
+}
