@@ -104,6 +104,29 @@ fn checked_instance_id(id: &str) -> Result<String, String> {
     }
 }
 
+/// EC2 states the state-change rule forwards: `running` enrolls, the ending states offboard, and
+/// `stopped` is read so an instance whose tag was removed while stopped is offboarded.
+pub const FORWARDED_STATES: [&str; 4] = ["running", "stopped", "shutting-down", "terminated"];
+
+/// The EventBridge pattern of the EC2 state-change rule (infra/ and the emulator tests use it).
+pub fn state_change_rule_pattern() -> Value {
+    serde_json::json!({
+        "source": ["aws.ec2"],
+        "detail-type": [EC2_STATE_CHANGE],
+        "detail": { "state": FORWARDED_STATES }
+    })
+}
+
+/// The EventBridge pattern of the tag-change rule: EC2 instances whose management or profile tag
+/// was added, changed or removed.
+pub fn tag_change_rule_pattern(tag_keys: &[&str]) -> Value {
+    serde_json::json!({
+        "source": ["aws.tag"],
+        "detail-type": [TAG_CHANGE],
+        "detail": { "service": ["ec2"], "resource-type": ["instance"], "changed-tag-keys": tag_keys }
+    })
+}
+
 /// Builds the EventBridge event AWS emits for an EC2 state change (used by the local runner and tests).
 pub fn ec2_state_change_event(instance_id: &str, state: &str, account: &str, region: &str) -> Value {
     serde_json::json!({

@@ -1,0 +1,79 @@
+//! SQS calls the enroller makes itself: backoff for not-ready instances, and dead-lettering with a reason.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::MessageAttributeValue;
+
+use crate::error::{AwsError, ErrorKind, classify};
+
+/// The message attribute that carries why a message was dead-lettered.
+pub const REASON_ATTRIBUTE: &str = "fleetlog-reason";
+
+/// Resolves queue ARNs (as SQS events name them) to URLs, once per queue per process.
+#[derive(Debug, Default)]
+pub struct QueueUrls {
+    cache: Mutex<HashMap<String, String>>,
+}
+
+impl QueueUrls {
+    pub async fn url_for_arn(&self, client: &aws_sdk_sqs::Client, arn: &str) -> Result<String, AwsError> {
+        if let Some(url) = self.cache.lock().ok().and_then(|c| c.get(arn).cloned()) {
+            return Ok(url);
+        }
+        let mut parts = arn.split(':');
+        let (account, name) = match (parts.nth(4), parts.next()) {
+            (Some(account), Some(name)) if !name.is_empty() => (account, name),
+            _ => return Err(AwsError::new("sqs:GetQueueUrl", ErrorKind::Permanent, format!("{arn:?} is not an SQS queue ARN"))),
+        };
+        let url = client
+            .get_queue_url()
+            .queue_name(name)
+            .queue_owner_aws_account_id(account)
+            .send()
+            .await
+            .map_err(|e| classify("sqs:GetQueueUrl", e))?
+            .queue_url()
+            .map(str::to_owned)
+            .ok_or_else(|| AwsError::new("sqs:GetQueueUrl", ErrorKind::Transient, "no queue URL in response"))?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(arn.to_owned(), url.clone());
+        }
+        Ok(url)
+    }
+}
+
+/// Makes a received message visible again after `delay` (SQS allows up to 12 hours).
+pub async fn retry_after(client: &aws_sdk_sqs::Client, queue_url: &str, receipt_handle: &str, delay: Duration) -> Result<(), AwsError> {
+    let seconds = i32::try_from(delay.as_secs().min(43_200)).unwrap_or(43_200);
+    client
+        .change_message_visibility()
+        .queue_url(queue_url)
+        .receipt_handle(receipt_handle)
+        .visibility_timeout(seconds)
+        .send()
+        .await
+        .map_err(|e| classify("sqs:ChangeMessageVisibility", e))?;
+    Ok(())
+}
+
+/// Sends a message body to the dead-letter queue with the reason it could not be processed.
+pub async fn dead_letter(client: &aws_sdk_sqs::Client, dlq_url: &str, body: &str, reason: &str) -> Result<(), AwsError> {
+    // SQS message attribute values are limited to the message size; keep the reason short and useful.
+    let reason: String = reason.chars().take(1024).collect();
+    let attribute = MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(reason)
+        .build()
+        .map_err(|e| AwsError::new("sqs:SendMessage", ErrorKind::Permanent, e.to_string()))?;
+    client
+        .send_message()
+        .queue_url(dlq_url)
+        .message_body(body)
+        .message_attributes(REASON_ATTRIBUTE, attribute)
+        .send()
+        .await
+        .map_err(|e| classify("sqs:SendMessage", e))?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Run Command and Parameter Store.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_ssm::operation::send_command::SendCommandError;
+use fleetlog_core::batching::MAX_SEND_COMMAND_TARGETS;
+use fleetlog_core::commands::CommandSpec;
+
+use crate::error::{AwsError, ErrorKind, classify};
+
+/// GetParameters accepts at most 10 names per call.
+const MAX_GET_PARAMETERS: usize = 10;
+
+/// Sends one command to at most 50 instances and returns its command id.
+///
+/// `InvalidInstanceId` means at least one target is not (yet) SSM-managed; it comes back as
+/// [`ErrorKind::NotReady`], and the caller finds which one by sending to each alone.
+pub async fn send_command(client: &aws_sdk_ssm::Client, spec: &CommandSpec, instance_ids: &[String]) -> Result<String, AwsError> {
+    if instance_ids.is_empty() || instance_ids.len() > MAX_SEND_COMMAND_TARGETS {
+        return Err(AwsError::new(
+            "ssm:SendCommand",
+            ErrorKind::Permanent,
+            format!("{} targets; SendCommand takes 1 to {MAX_SEND_COMMAND_TARGETS}", instance_ids.len()),
+        ));
+    }
+    let parameters: HashMap<String, Vec<String>> = spec.parameters.clone().into_iter().collect();
+    let output = client
+        .send_command()
+        .document_name(spec.document)
+        .set_instance_ids(Some(instance_ids.to_vec()))
+        .set_parameters(Some(parameters))
+        .comment(spec.comment.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            let not_ready = matches!(e.as_service_error(), Some(SendCommandError::InvalidInstanceId(_)));
+            let mut err = classify("ssm:SendCommand", e);
+            if not_ready {
+                err.kind = ErrorKind::NotReady;
+            }
+            err
+        })?;
+    output
+        .command()
+        .and_then(|c| c.command_id())
+        .map(str::to_owned)
+        .ok_or_else(|| AwsError::new("ssm:SendCommand", ErrorKind::Transient, "response carried no command id"))
+}
+
+/// A stored agent configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredParameter {
+    pub name: String,
+    pub version: i64,
+    pub value: String,
+}
+
+/// Reads parameters by name; names that do not exist map to `None`.
+pub async fn get_parameters(client: &aws_sdk_ssm::Client, names: &[String]) -> Result<BTreeMap<String, Option<StoredParameter>>, AwsError> {
+    let mut out: BTreeMap<String, Option<StoredParameter>> = names.iter().map(|n| (n.clone(), None)).collect();
+    for chunk in names.chunks(MAX_GET_PARAMETERS) {
+        let resp = client
+            .get_parameters()
+            .set_names(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| classify("ssm:GetParameters", e))?;
+        for p in resp.parameters() {
+            if let (Some(name), Some(value)) = (p.name(), p.value()) {
+                out.insert(
+                    name.to_owned(),
+                    Some(StoredParameter { name: name.to_owned(), version: p.version(), value: value.to_owned() }),
+                );
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,203 @@
+//! The enrollment table (DynamoDB): one item per instance fleetlog has enrolled.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes, ScalarAttributeType,
+};
+use fleetlog_core::plan::{EnrollmentRecord, EnrollmentStatus};
+
+use crate::error::{AwsError, ErrorKind, classify};
+
+/// BatchGetItem accepts at most 100 keys.
+const MAX_BATCH_GET: usize = 100;
+/// Unprocessed keys are retried this many times before the read is reported as throttled.
+const MAX_UNPROCESSED_ROUNDS: u32 = 5;
+
+#[derive(Debug, Clone)]
+pub struct EnrollmentStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl EnrollmentStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table (on-demand billing) if it does not exist. For local runs and tests; the stack
+    /// creates it in AWS.
+    pub async fn create_table_if_missing(&self) -> Result<(), AwsError> {
+        let result = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("instance_id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .key_schema(
+                KeySchemaElement::builder().attribute_name("instance_id").key_type(KeyType::Hash).build().map_err(build_error)?,
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => Ok(()),
+            Err(e) => Err(classify("dynamodb:CreateTable", e)),
+        }
+    }
+
+    /// Records by instance id (strongly consistent, so a duplicate right after an enrollment sees it).
+    pub async fn get_many(&self, ids: &[String]) -> Result<BTreeMap<String, EnrollmentRecord>, AwsError> {
+        let mut out = BTreeMap::new();
+        for chunk in ids.chunks(MAX_BATCH_GET) {
+            let keys: Vec<_> = chunk.iter().map(|id| HashMap::from([("instance_id".to_owned(), s(id))])).collect();
+            let mut request = Some(
+                KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(build_error)?,
+            );
+            let mut rounds = 0;
+            while let Some(keys) = request.take() {
+                let resp = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| classify("dynamodb:BatchGetItem", e))?;
+                for item in resp.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                    let record = from_item(item)?;
+                    out.insert(record.instance_id.clone(), record);
+                }
+                request = resp.unprocessed_keys().and_then(|u| u.get(&self.table)).cloned();
+                rounds += 1;
+                if request.is_some() && rounds >= MAX_UNPROCESSED_ROUNDS {
+                    return Err(AwsError::new("dynamodb:BatchGetItem", ErrorKind::Transient, "keys left unprocessed (throttled)"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<EnrollmentRecord>, AwsError> {
+        Ok(self.get_many(&[id.to_owned()]).await?.remove(id))
+    }
+
+    pub async fn put(&self, record: &EnrollmentRecord) -> Result<(), AwsError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:PutItem", e))?;
+        Ok(())
+    }
+
+    /// Every record whose status is `enrolled` (paginated scan; used by reconcile and `status`).
+    pub async fn list_enrolled(&self) -> Result<Vec<EnrollmentRecord>, AwsError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("#s = :enrolled")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":enrolled", s(EnrollmentStatus::Enrolled.as_str()))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("dynamodb:Scan", e))?;
+            for item in page.items() {
+                out.push(from_item(item)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AwsError {
+    AwsError::new("dynamodb", ErrorKind::Permanent, e.to_string())
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn list(values: &[String]) -> AttributeValue {
+    AttributeValue::L(values.iter().map(|v| s(v)).collect())
+}
+
+fn to_item(r: &EnrollmentRecord) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("instance_id".to_owned(), s(&r.instance_id)),
+        ("status".to_owned(), s(r.status.as_str())),
+        ("platform".to_owned(), s(&r.platform)),
+        ("config_parameter".to_owned(), s(&r.config_parameter)),
+        ("config_version".to_owned(), AttributeValue::N(r.config_version.to_string())),
+        ("command_ids".to_owned(), list(&r.command_ids)),
+        ("log_groups".to_owned(), list(&r.log_groups)),
+        ("alarm_names".to_owned(), list(&r.alarm_names)),
+        ("updated_at".to_owned(), s(&r.updated_at)),
+    ])
+}
+
+fn from_item(item: &HashMap<String, AttributeValue>) -> Result<EnrollmentRecord, AwsError> {
+    let bad = |field: &str| AwsError::new("dynamodb", ErrorKind::Permanent, format!("enrollment item has no valid {field:?}"));
+    let string = |field: &str| item.get(field).and_then(|v| v.as_s().ok()).cloned().ok_or_else(|| bad(field));
+    let strings = |field: &str| -> Vec<String> {
+        item.get(field)
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default()
+    };
+    let status = string("status")?;
+    Ok(EnrollmentRecord {
+        instance_id: string("instance_id")?,
+        status: EnrollmentStatus::parse(&status).ok_or_else(|| bad("status"))?,
+        platform: string("platform")?,
+        config_parameter: string("config_parameter")?,
+        config_version: item
+            .get("config_version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| bad("config_version"))?,
+        command_ids: strings("command_ids"),
+        log_groups: strings("log_groups"),
+        alarm_names: strings("alarm_names"),
+        updated_at: string("updated_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_items() {
+        let record = EnrollmentRecord {
+            instance_id: "i-01234567".into(),
+            status: EnrollmentStatus::Enrolled,
+            platform: "windows".into(),
+            config_parameter: "AmazonCloudWatch-fleetlog-windows".into(),
+            config_version: 7,
+            command_ids: vec!["a".into(), "b".into()],
+            log_groups: vec!["g".into()],
+            alarm_names: vec![],
+            updated_at: "2026-11-22T00:00:00Z".into(),
+        };
+        assert_eq!(from_item(&to_item(&record)).unwrap(), record);
+        let mut broken = to_item(&record);
+        broken.insert("status".into(), s("maybe"));
+        assert!(from_item(&broken).unwrap_err().to_string().contains("status"));
+    }
+}

@@ -1,0 +1,20 @@
+//! Lambda wiring only: logs, settings (fail fast), SDK clients once, then the handler.
+
+use fleetlog_aws::{Clients, sdk};
+use fleetlog_core::settings::EnrollerSettings;
+use fleetlog_enroller::{Enroller, State, handle};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let settings = EnrollerSettings::from_env()?;
+    let config = sdk::load_config(None).await;
+    let state = State::new(Enroller::new(settings, Clients::new(&config)));
+    let state = &state;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handle(state, event.payload).await.map_err(Error::from)
+    }))
+    .await
+}

@@ -1,0 +1,66 @@
+//! What happened to each instance in one run, and how that maps onto an SQS message's fate.
+
+use fleetlog_aws::{AwsError, ErrorKind};
+use fleetlog_core::plan::SkipReason;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Enrolled { config_parameter: String, config_version: i64, command_ids: Vec<String> },
+    AlreadyEnrolled { config_parameter: String, config_version: i64 },
+    Offboarded { alarms_deleted: Vec<String> },
+    Skipped { reason: String },
+    /// Tagged with the right key and value in the wrong case: reported, never enrolled.
+    TagCaseMismatch { key: String, value: String },
+    /// SSM has not registered the instance yet.
+    NotReady { reason: String },
+    Failed { transient: bool, reason: String },
+}
+
+impl Outcome {
+    pub fn skipped(reason: &SkipReason) -> Self {
+        let reason = match reason {
+            SkipReason::NotManaged => "not tagged for management".to_owned(),
+            SkipReason::TagCaseMismatch { key, value } => {
+                return Outcome::TagCaseMismatch { key: key.clone(), value: value.clone() };
+            }
+            SkipReason::NotRunning(state) => format!("not running ({state:?})"),
+            SkipReason::Unknown => "not found in EC2 and not enrolled".to_owned(),
+        };
+        Outcome::Skipped { reason }
+    }
+
+    pub fn from_error(err: &AwsError) -> Self {
+        match err.kind {
+            ErrorKind::NotReady => Outcome::NotReady { reason: err.to_string() },
+            ErrorKind::Transient => Outcome::Failed { transient: true, reason: err.to_string() },
+            ErrorKind::Permanent => Outcome::Failed { transient: false, reason: err.to_string() },
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Outcome::Failed { transient: false, reason: reason.into() }
+    }
+}
+
+/// The fate of one delivered event, from the outcomes of the instances it named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Done,
+    /// Retry the whole event later (transient failure).
+    Retry(String),
+    /// Retry with readiness backoff.
+    NotReady(String),
+    /// Retrying cannot help: dead-letter with this reason.
+    DeadLetter(String),
+}
+
+pub fn verdict(outcome: &Outcome) -> Verdict {
+    match outcome {
+        Outcome::Failed { transient: true, reason } => Verdict::Retry(reason.clone()),
+        Outcome::Failed { transient: false, reason } => Verdict::DeadLetter(reason.clone()),
+        Outcome::NotReady { reason } => Verdict::NotReady(reason.clone()),
+        _ => Verdict::Done,
+    }
+}

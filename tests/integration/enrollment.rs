@@ -1,0 +1,240 @@
+//! The enroller end to end: EC2 events put on EventBridge, routed by the real rules to the real SQS
+//! queue, consumed through the same handler Lambda runs, acting on the emulator's SSM, Logs,
+//! CloudWatch and DynamoDB.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use fleetlog_core::Platform;
+use fleetlog_core::plan::EnrollmentStatus;
+use fleetlog_tests::fleet::{DESTINATION_ARN, Fleet, MANAGED, ROLE_ARN};
+
+const LINUX_GROUPS: [&str; 3] = ["system", "security", "cloud-init"];
+const WINDOWS_GROUPS: [&str; 3] = ["windows-system", "windows-application", "windows-security"];
+
+#[tokio::test]
+async fn tagged_linux_and_windows_instances_are_enrolled() {
+    let fleet = Fleet::new().await;
+    let linux = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
+    let windows = fleet.launch(Platform::Windows, &[MANAGED], 1).await.remove(0);
+    fleet.put_state_changes(&[linux.clone(), windows.clone()], "running").await;
+
+    let report = fleet.deliver(2).await;
+    assert_eq!((report.messages, report.retried), (2, 0));
+
+    let linux_commands = fleet.commands_for(&linux).await;
+    let documents: BTreeSet<_> = linux_commands.iter().map(|c| c.document.as_str()).collect();
+    assert_eq!(documents, BTreeSet::from(["AWS-ConfigureAWSPackage", "AWS-RunShellScript"]));
+    let install = linux_commands.iter().find(|c| c.document == "AWS-ConfigureAWSPackage").unwrap();
+    assert_eq!(install.parameters["action"], ["Install"]);
+    assert_eq!(install.parameters["name"], ["AmazonCloudWatchAgent"]);
+    let script = linux_commands.iter().find(|c| c.document == "AWS-RunShellScript").unwrap().parameters["commands"].join("\n");
+    assert!(script.contains("-c ssm:AmazonCloudWatch-fleetlog-linux"), "{script}");
+    assert!(script.contains("collectd"), "the Linux config collects collectd metrics: {script}");
+
+    let windows_commands = fleet.commands_for(&windows).await;
+    let documents: BTreeSet<_> = windows_commands.iter().map(|c| c.document.as_str()).collect();
+    assert_eq!(documents, BTreeSet::from(["AWS-ConfigureAWSPackage", "AWS-RunPowerShellScript"]));
+    let script = windows_commands.iter().find(|c| c.document == "AWS-RunPowerShellScript").unwrap().parameters["commands"].join("\n");
+    assert!(script.contains("-c ssm:AmazonCloudWatch-fleetlog-windows"), "{script}");
+    assert!(linux_commands.iter().chain(&windows_commands).all(|c| !c.instance_ids.is_empty()));
+
+    for group in LINUX_GROUPS.iter().chain(&WINDOWS_GROUPS) {
+        let name = format!("{}/{group}", fleet.log_group_prefix);
+        let groups = fleet.clients.logs.describe_log_groups().log_group_name_prefix(&name).send().await.unwrap();
+        let found = groups.log_groups().iter().find(|g| g.log_group_name() == Some(name.as_str())).unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(found.retention_in_days(), Some(3), "{name}");
+        let filters = fleet.clients.logs.describe_subscription_filters().log_group_name(&name).send().await.unwrap();
+        let filter = &filters.subscription_filters()[0];
+        assert_eq!(filter.filter_name(), Some("fleetlog"));
+        assert_eq!(filter.destination_arn(), Some(DESTINATION_ARN));
+        assert_eq!(filter.role_arn(), Some(ROLE_ARN));
+    }
+
+    for (id, platform, parameter) in [(&linux, "linux", "AmazonCloudWatch-fleetlog-linux"), (&windows, "windows", "AmazonCloudWatch-fleetlog-windows")] {
+        let record = fleet.record(id).await.expect("enrollment recorded");
+        assert_eq!(record.status, EnrollmentStatus::Enrolled);
+        assert_eq!(record.platform, platform);
+        assert_eq!(record.config_parameter, parameter);
+        assert_eq!(record.config_version, 1);
+        assert_eq!(record.command_ids.len(), 2);
+        assert_eq!(record.log_groups.len(), 3);
+        let mut alarms = fleet.alarms(id).await;
+        alarms.sort();
+        let mut recorded = record.alarm_names.clone();
+        recorded.sort();
+        assert_eq!(alarms, recorded);
+        assert_eq!(alarms.len(), 4, "status, CPU, memory and disk alarms: {alarms:?}");
+    }
+    assert_eq!(fleet.visible_messages(&fleet.queue_url).await, 0);
+    assert!(fleet.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn untagged_and_wrong_case_instances_are_not_enrolled() {
+    let fleet = Fleet::new().await;
+    let untagged = fleet.launch(Platform::Linux, &[("Name", "web")], 1).await.remove(0);
+    let wrong_case = fleet.launch(Platform::Linux, &[("Fleetlog:Managed", "true")], 1).await.remove(0);
+    let wrong_value_case = fleet.launch(Platform::Windows, &[("fleetlog:managed", "True")], 1).await.remove(0);
+    fleet.put_state_changes(&[untagged.clone(), wrong_case.clone(), wrong_value_case.clone()], "running").await;
+
+    let report = fleet.deliver(3).await;
+    assert_eq!((report.messages, report.retried), (3, 0));
+    assert!(fleet.commands().await.is_empty());
+    for id in [&untagged, &wrong_case, &wrong_value_case] {
+        assert_eq!(fleet.record(id).await, None);
+        assert!(fleet.alarms(id).await.is_empty());
+    }
+    assert!(fleet.dead_letters().await.is_empty(), "not being tagged is not an error");
+}
+
+#[tokio::test]
+async fn the_same_event_three_times_has_one_set_of_side_effects() {
+    let fleet = Fleet::new().await;
+    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
+    // Twice in one batch, then once more later (at-least-once delivery does both).
+    fleet.put_state_changes(&[id.clone(), id.clone()], "running").await;
+    fleet.deliver(2).await;
+    let after_first = fleet.record(&id).await.unwrap();
+    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
+    let report = fleet.deliver(1).await;
+    assert_eq!(report.retried, 0);
+
+    assert_eq!(fleet.commands().await.len(), 2, "one install and one configure command");
+    assert_eq!(fleet.record(&id).await.unwrap(), after_first, "the record is untouched by the duplicate");
+    assert_eq!(fleet.alarms(&id).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_burst_of_120_instances_is_batched_50_per_command() {
+    let fleet = Fleet::new().await;
+    let ids = fleet.launch(Platform::Linux, &[MANAGED], 120).await;
+    fleet.put_state_changes(&ids, "running").await;
+    let report = fleet.deliver(120).await;
+    assert_eq!((report.messages, report.retried), (120, 0));
+
+    let commands = fleet.commands().await;
+    assert!(commands.iter().all(|c| c.instance_ids.len() <= 50), "{:?}", commands.iter().map(|c| c.instance_ids.len()).collect::<Vec<_>>());
+    for document in ["AWS-ConfigureAWSPackage", "AWS-RunShellScript"] {
+        let of_doc: Vec<_> = commands.iter().filter(|c| c.document == document).collect();
+        let targets: Vec<&String> = of_doc.iter().flat_map(|c| &c.instance_ids).collect();
+        let unique: BTreeSet<&String> = targets.iter().copied().collect();
+        assert_eq!(targets.len(), 120, "{document}: every instance exactly once");
+        assert_eq!(unique.len(), 120);
+        // Two handler invocations (100 + 20 messages) → 50 + 50 + 20.
+        assert_eq!(of_doc.len(), 3, "{document}: batched into 3 calls");
+    }
+    for id in &ids {
+        assert_eq!(fleet.record(id).await.map(|r| r.status), Some(EnrollmentStatus::Enrolled), "{id}");
+    }
+}
+
+#[tokio::test]
+async fn tag_removal_and_termination_offboard_and_keep_logs() {
+    let fleet = Fleet::new().await;
+    let ids = fleet.launch(Platform::Linux, &[MANAGED], 2).await;
+    fleet.put_state_changes(&ids, "running").await;
+    fleet.deliver(2).await;
+    for id in &ids {
+        assert_eq!(fleet.alarms(id).await.len(), 4);
+    }
+
+    fleet.change_tag(&ids[0], "fleetlog:managed", None).await;
+    fleet.clients.ec2.terminate_instances().instance_ids(&ids[1]).send().await.unwrap();
+    fleet.wait_for_state(&ids[1..], "terminated").await;
+    fleet.put_state_changes(&ids[1..], "terminated").await;
+    let report = fleet.deliver(2).await;
+    assert_eq!((report.messages, report.retried), (2, 0));
+
+    for id in &ids {
+        assert!(fleet.alarms(id).await.is_empty(), "{id}: alarms deleted");
+        let record = fleet.record(id).await.unwrap();
+        assert_eq!(record.status, EnrollmentStatus::Offboarded, "{id}");
+        assert!(record.alarm_names.is_empty());
+    }
+    let system = format!("{}/system", fleet.log_group_prefix);
+    let groups = fleet.clients.logs.describe_log_groups().log_group_name_prefix(&system).send().await.unwrap();
+    assert_eq!(groups.log_groups().len(), 1, "log groups are kept after offboarding");
+
+    // Tagging it again enrolls it again.
+    fleet.change_tag(&ids[0], "fleetlog:managed", Some("true")).await;
+    fleet.deliver(1).await;
+    assert_eq!(fleet.record(&ids[0]).await.unwrap().status, EnrollmentStatus::Enrolled);
+}
+
+#[tokio::test]
+async fn reconcile_enrolls_missed_instances_and_applies_new_config_versions() {
+    let fleet = Fleet::new().await;
+    let enrolled = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
+    fleet.put_state_changes(std::slice::from_ref(&enrolled), "running").await;
+    fleet.deliver(1).await;
+    // An instance whose event was lost, and a config change since.
+    let missed = fleet.launch(Platform::Windows, &[MANAGED], 1).await.remove(0);
+    let untagged = fleet.launch(Platform::Linux, &[], 1).await.remove(0);
+    fleet.publish_config("linux.json", "AmazonCloudWatch-fleetlog-linux").await;
+
+    let request = serde_json::json!({"source": "fleetlog", "detail-type": "fleetlog Reconcile Request", "detail": {}});
+    fleet.clients.sqs.send_message().queue_url(&fleet.queue_url).message_body(request.to_string()).send().await.unwrap();
+    let report = fleet.deliver(1).await;
+    assert_eq!((report.messages, report.retried), (1, 0));
+
+    let missed_record = fleet.record(&missed).await.expect("missed instance enrolled by reconcile");
+    assert_eq!(missed_record.status, EnrollmentStatus::Enrolled);
+    let drifted = fleet.record(&enrolled).await.unwrap();
+    assert_eq!(drifted.config_version, 2, "re-applied with the new config version");
+    assert_eq!(fleet.commands_for(&enrolled).await.len(), 4, "install + configure, twice");
+    assert_eq!(fleet.record(&untagged).await, None);
+}
+
+#[tokio::test]
+async fn permanent_failures_reach_the_dlq_with_a_reason() {
+    let fleet = Fleet::new().await;
+    // A profile with no published config, and an event that is not JSON.
+    let id = fleet.launch(Platform::Linux, &[MANAGED, ("fleetlog:profile", "web")], 1).await.remove(0);
+    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
+    fleet.clients.sqs.send_message().queue_url(&fleet.queue_url).message_body("{not json").send().await.unwrap();
+    let report = fleet.deliver(2).await;
+    assert_eq!((report.messages, report.retried), (2, 0), "permanent failures are not retried");
+
+    let mut dead = fleet.dead_letters().await;
+    dead.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(dead.len(), 2);
+    assert!(dead.iter().any(|(body, reason)| body == "{not json" && reason.contains("not an EventBridge event")), "{dead:?}");
+    assert!(
+        dead.iter().any(|(body, reason)| body.contains(&id) && reason.contains("AmazonCloudWatch-fleetlog-linux-web does not exist")),
+        "{dead:?}"
+    );
+    assert_eq!(fleet.record(&id).await, None);
+    assert_eq!(fleet.visible_messages(&fleet.queue_url).await, 0);
+}
+
+#[tokio::test]
+async fn a_group_with_two_foreign_filters_is_a_clear_permanent_error() {
+    let fleet = Fleet::new().await;
+    let system = format!("{}/system", fleet.log_group_prefix);
+    fleet.clients.logs.create_log_group().log_group_name(&system).send().await.unwrap();
+    for name in ["team-a", "team-b"] {
+        fleet
+            .clients
+            .logs
+            .put_subscription_filter()
+            .log_group_name(&system)
+            .filter_name(name)
+            .filter_pattern("")
+            .destination_arn("arn:aws:lambda:us-east-1:123456789012:function:other")
+            .send()
+            .await
+            .unwrap();
+    }
+    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
+    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
+    fleet.deliver(1).await;
+
+    let dead = fleet.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].1.contains("already has 2 subscription filters"), "{dead:?}");
+    let filters = fleet.clients.logs.describe_subscription_filters().log_group_name(&system).send().await.unwrap();
+    let names: BTreeSet<_> = filters.subscription_filters().iter().filter_map(|f| f.filter_name()).collect();
+    assert_eq!(names, BTreeSet::from(["team-a", "team-b"]), "foreign filters untouched");
+}

@@ -1,0 +1,320 @@
+//! A fleetlog deployment inside the emulator: the enroll queue and its DLQ, the EventBridge rules of
+//! infra/ targeting it, the enrollment table, the published agent configs, and EC2 instances.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
+use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_ssm::types::ParameterType;
+use fleetlog_aws::Clients;
+use fleetlog_core::agent_config::{TemplateVars, render_template};
+use fleetlog_core::events::{self, state_change_rule_pattern, tag_change_rule_pattern};
+use fleetlog_core::log_groups::default_log_group_prefix;
+use fleetlog_core::plan::EnrollmentRecord;
+use fleetlog_core::settings::EnrollerSettings;
+use fleetlog_core::Platform;
+use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, DrainReport, drain_queue};
+use fleetlog_enroller::{Enroller, State};
+use serde_json::Value;
+
+use crate::{ACCOUNT, Emulator, REGION};
+
+pub const LINUX_AMI: &str = "ami-0a1b2c3d4e5f60001";
+pub const WINDOWS_AMI: &str = "ami-0a1b2c3d4e5f60006";
+pub const MANAGED: (&str, &str) = ("fleetlog:managed", "true");
+pub const TABLE: &str = "fleetlog-enrollments";
+pub const DESTINATION_ARN: &str = "arn:aws:firehose:us-east-1:123456789012:deliverystream/fleetlog-raw";
+pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/fleetlog-logs-to-firehose";
+
+/// A command as SSM recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCommand {
+    pub document: String,
+    pub instance_ids: Vec<String>,
+    pub parameters: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug)]
+pub struct Fleet {
+    pub emulator: Emulator,
+    pub config: SdkConfig,
+    pub clients: Clients,
+    pub events: aws_sdk_eventbridge::Client,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub dlq_url: String,
+    pub log_group_prefix: String,
+    pub state: State,
+}
+
+impl Fleet {
+    /// Starts an emulator and deploys fleetlog's enrollment side into it.
+    pub async fn new() -> Self {
+        Self::with_settings(&[]).await
+    }
+
+    /// Like [`Fleet::new`], with enroller environment variables overridden.
+    pub async fn with_settings(overrides: &[(&str, &str)]) -> Self {
+        let emulator = Emulator::start();
+        let config = emulator.sdk_config().await;
+        let clients = Clients::new(&config);
+        let events = aws_sdk_eventbridge::Client::new(&config);
+
+        let dlq_url = create_queue(&clients.sqs, "fleetlog-enroll-dlq", HashMap::new()).await;
+        let dlq_arn = queue_arn(&clients.sqs, &dlq_url).await;
+        let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": "30" }).to_string();
+        let queue_url = create_queue(
+            &clients.sqs,
+            "fleetlog-enroll",
+            HashMap::from([
+                (QueueAttributeName::RedrivePolicy, redrive),
+                (QueueAttributeName::VisibilityTimeout, "120".to_owned()),
+            ]),
+        )
+        .await;
+        let queue_arn = queue_arn(&clients.sqs, &queue_url).await;
+        for (rule, pattern) in [
+            ("fleetlog-ec2-state", state_change_rule_pattern()),
+            ("fleetlog-ec2-tags", tag_change_rule_pattern(&["fleetlog:managed", "fleetlog:profile"])),
+        ] {
+            events.put_rule().name(rule).event_pattern(pattern.to_string()).send().await.expect("PutRule");
+            events
+                .put_targets()
+                .rule(rule)
+                .targets(Target::builder().id("enroll-queue").arn(&queue_arn).build().unwrap())
+                .send()
+                .await
+                .expect("PutTargets");
+        }
+
+        let mut env: HashMap<String, String> = HashMap::from([
+            ("FLEETLOG_ENROLLMENT_TABLE".to_owned(), TABLE.to_owned()),
+            ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN".to_owned(), DESTINATION_ARN.to_owned()),
+            ("FLEETLOG_SUBSCRIPTION_ROLE_ARN".to_owned(), ROLE_ARN.to_owned()),
+            ("FLEETLOG_DEAD_LETTER_QUEUE_URL".to_owned(), dlq_url.clone()),
+        ]);
+        env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let settings = EnrollerSettings::from_lookup(|k| env.get(k).cloned()).expect("settings");
+        let enroller = Enroller::new(settings, clients.clone());
+        enroller.store.create_table_if_missing().await.expect("CreateTable");
+
+        let log_group_prefix = default_log_group_prefix("Fleetlog Test", ACCOUNT, REGION);
+        let fleet = Self { emulator, config, clients, events, queue_url, queue_arn, dlq_url, log_group_prefix, state: State::new(enroller) };
+        fleet.publish_config("linux.json", "AmazonCloudWatch-fleetlog-linux").await;
+        fleet.publish_config("windows.json", "AmazonCloudWatch-fleetlog-windows").await;
+        fleet
+    }
+
+    /// Renders and stores an agent config from agent-configs/ (what `fleetlog configs publish` does).
+    pub async fn publish_config(&self, file: &str, parameter: &str) {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../agent-configs").join(file);
+        let template = std::fs::read_to_string(&path).expect("agent config");
+        let text = render_template(&template, &TemplateVars { log_group_prefix: self.log_group_prefix.clone() }).unwrap();
+        self.put_parameter(parameter, &text).await;
+    }
+
+    pub async fn put_parameter(&self, name: &str, value: &str) {
+        self.clients
+            .ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .expect("PutParameter");
+    }
+
+    /// Launches `count` instances and waits until EC2 reports them running.
+    pub async fn launch(&self, platform: Platform, tags: &[(&str, &str)], count: i32) -> Vec<String> {
+        let ami = match platform {
+            Platform::Linux => LINUX_AMI,
+            Platform::Windows => WINDOWS_AMI,
+        };
+        let mut request = self.clients.ec2.run_instances().image_id(ami).instance_type("t3.micro".into()).min_count(count).max_count(count);
+        if !tags.is_empty() {
+            let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+            for (k, v) in tags {
+                spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+            }
+            request = request.tag_specifications(spec.build());
+        }
+        let out = request.send().await.expect("RunInstances");
+        let ids: Vec<String> = out.instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)).collect();
+        assert_eq!(ids.len(), usize::try_from(count).unwrap());
+        self.wait_for_state(&ids, "running").await;
+        ids
+    }
+
+    pub async fn wait_for_state(&self, ids: &[String], state: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let instances = fleetlog_aws::ec2::describe_instances(&self.clients.ec2, ids).await.expect("DescribeInstances");
+            let ready = instances.iter().filter(|i| i.state == fleetlog_core::InstanceState::parse(state)).count();
+            if ready == ids.len() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "instances did not reach {state}: {instances:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Puts the events AWS would emit onto the default bus (EC2 emits none inside the emulator).
+    pub async fn put_events(&self, events: Vec<Value>) {
+        for chunk in events.chunks(10) {
+            let entries = chunk
+                .iter()
+                .map(|e| {
+                    PutEventsRequestEntry::builder()
+                        .source(e["source"].as_str().unwrap())
+                        .detail_type(e["detail-type"].as_str().unwrap())
+                        .detail(e["detail"].to_string())
+                        .set_resources(e["resources"].as_array().map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()))
+                        .build()
+                })
+                .collect();
+            let out = self.events.put_events().set_entries(Some(entries)).send().await.expect("PutEvents");
+            assert_eq!(out.failed_entry_count(), 0, "PutEvents: {out:?}");
+        }
+    }
+
+    pub async fn put_state_changes(&self, ids: &[String], state: &str) {
+        self.put_events(ids.iter().map(|id| events::ec2_state_change_event(id, state, ACCOUNT, REGION)).collect()).await;
+    }
+
+    /// Sets (or with `None` deletes) a tag and emits the tag-change event.
+    pub async fn change_tag(&self, id: &str, key: &str, value: Option<&str>) {
+        match value {
+            Some(v) => {
+                self.clients.ec2.create_tags().resources(id).tags(Tag::builder().key(key).value(v).build()).send().await.expect("CreateTags");
+            }
+            None => {
+                self.clients.ec2.delete_tags().resources(id).tags(Tag::builder().key(key).build()).send().await.expect("DeleteTags");
+            }
+        }
+        let instance = fleetlog_aws::ec2::describe_instances(&self.clients.ec2, &[id.to_owned()]).await.unwrap().remove(0);
+        self.put_events(vec![events::tag_change_event(id, &[key], &instance.tags, ACCOUNT, REGION)]).await;
+    }
+
+    /// Waits until `expected` messages are on the queue, then lets the enroller consume them the way
+    /// Lambda's event source mapping would.
+    pub async fn deliver(&self, expected: usize) -> DrainReport {
+        self.wait_for_messages(&self.queue_url, expected).await;
+        drain_queue(&self.state, &self.queue_url, &self.queue_arn, REGION, DEFAULT_BATCH_SIZE).await.expect("drain")
+    }
+
+    pub async fn wait_for_messages(&self, queue_url: &str, expected: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = self.visible_messages(queue_url).await;
+            if n >= expected {
+                return;
+            }
+            assert!(Instant::now() < deadline, "expected {expected} messages on {queue_url}, found {n}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn visible_messages(&self, queue_url: &str) -> usize {
+        let attrs = self
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .expect("GetQueueAttributes");
+        attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Every command SSM has recorded.
+    pub async fn commands(&self) -> Vec<SentCommand> {
+        let mut pages = self.clients.ssm.list_commands().into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            for c in page.expect("ListCommands").commands() {
+                out.push(SentCommand {
+                    document: c.document_name().unwrap_or_default().to_owned(),
+                    instance_ids: c.instance_ids().to_vec(),
+                    parameters: c.parameters().map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
+                });
+            }
+        }
+        out
+    }
+
+    pub async fn commands_for(&self, id: &str) -> Vec<SentCommand> {
+        self.commands().await.into_iter().filter(|c| c.instance_ids.iter().any(|i| i == id)).collect()
+    }
+
+    pub async fn record(&self, id: &str) -> Option<EnrollmentRecord> {
+        self.state.enroller.store.get(id).await.expect("GetItem")
+    }
+
+    pub async fn alarms(&self, id: &str) -> Vec<String> {
+        fleetlog_aws::alarms::list_instance_alarms(&self.clients.cloudwatch, id).await.expect("DescribeAlarms")
+    }
+
+    /// Messages on the DLQ with their fleetlog reason.
+    pub async fn dead_letters(&self) -> Vec<(String, String)> {
+        let out = self
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&self.dlq_url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        out.messages()
+            .iter()
+            .map(|m| {
+                let reason = m
+                    .message_attributes()
+                    .and_then(|a| a.get(fleetlog_aws::queue::REASON_ATTRIBUTE))
+                    .and_then(|v| v.string_value())
+                    .unwrap_or_default()
+                    .to_owned();
+                (m.body().unwrap_or_default().to_owned(), reason)
+            })
+            .collect()
+    }
+}
+
+async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str, attributes: HashMap<QueueAttributeName, String>) -> String {
+    sqs.create_queue()
+        .queue_name(name)
+        .set_attributes(Some(attributes))
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url()
+        .expect("queue url")
+        .to_owned()
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .expect("queue arn")
+        .clone()
+}
