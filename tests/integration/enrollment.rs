@@ -29,21 +29,28 @@ async fn tagged_linux_and_windows_instances_are_enrolled() {
     let install = linux_commands.iter().find(|c| c.document == "AWS-ConfigureAWSPackage").unwrap();
     assert_eq!(install.parameters["action"], ["Install"]);
     assert_eq!(install.parameters["name"], ["AmazonCloudWatchAgent"]);
-    let script = linux_commands.iter().find(|c| c.document == "AWS-RunShellScript").unwrap().parameters["commands"].join("\n");
+    let script =
+        linux_commands.iter().find(|c| c.document == "AWS-RunShellScript").unwrap().parameters["commands"].join("\n");
     assert!(script.contains("-c ssm:AmazonCloudWatch-fleetlog-linux"), "{script}");
     assert!(script.contains("collectd"), "the Linux config collects collectd metrics: {script}");
 
     let windows_commands = fleet.commands_for(&windows).await;
     let documents: BTreeSet<_> = windows_commands.iter().map(|c| c.document.as_str()).collect();
     assert_eq!(documents, BTreeSet::from(["AWS-ConfigureAWSPackage", "AWS-RunPowerShellScript"]));
-    let script = windows_commands.iter().find(|c| c.document == "AWS-RunPowerShellScript").unwrap().parameters["commands"].join("\n");
+    let script =
+        windows_commands.iter().find(|c| c.document == "AWS-RunPowerShellScript").unwrap().parameters["commands"]
+            .join("\n");
     assert!(script.contains("-c ssm:AmazonCloudWatch-fleetlog-windows"), "{script}");
     assert!(linux_commands.iter().chain(&windows_commands).all(|c| !c.instance_ids.is_empty()));
 
     for group in LINUX_GROUPS.iter().chain(&WINDOWS_GROUPS) {
         let name = format!("{}/{group}", fleet.log_group_prefix);
         let groups = fleet.clients.logs.describe_log_groups().log_group_name_prefix(&name).send().await.unwrap();
-        let found = groups.log_groups().iter().find(|g| g.log_group_name() == Some(name.as_str())).unwrap_or_else(|| panic!("{name} missing"));
+        let found = groups
+            .log_groups()
+            .iter()
+            .find(|g| g.log_group_name() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} missing"));
         assert_eq!(found.retention_in_days(), Some(3), "{name}");
         let filters = fleet.clients.logs.describe_subscription_filters().log_group_name(&name).send().await.unwrap();
         let filter = &filters.subscription_filters()[0];
@@ -52,7 +59,10 @@ async fn tagged_linux_and_windows_instances_are_enrolled() {
         assert_eq!(filter.role_arn(), Some(ROLE_ARN));
     }
 
-    for (id, platform, parameter) in [(&linux, "linux", "AmazonCloudWatch-fleetlog-linux"), (&windows, "windows", "AmazonCloudWatch-fleetlog-windows")] {
+    for (id, platform, parameter) in [
+        (&linux, "linux", "AmazonCloudWatch-fleetlog-linux"),
+        (&windows, "windows", "AmazonCloudWatch-fleetlog-windows"),
+    ] {
         let record = fleet.record(id).await.expect("enrollment recorded");
         assert_eq!(record.status, EnrollmentStatus::Enrolled);
         assert_eq!(record.platform, platform);
@@ -115,7 +125,11 @@ async fn a_burst_of_120_instances_is_batched_50_per_command() {
     assert_eq!((report.messages, report.retried), (120, 0));
 
     let commands = fleet.commands().await;
-    assert!(commands.iter().all(|c| c.instance_ids.len() <= 50), "{:?}", commands.iter().map(|c| c.instance_ids.len()).collect::<Vec<_>>());
+    assert!(
+        commands.iter().all(|c| c.instance_ids.len() <= 50),
+        "{:?}",
+        commands.iter().map(|c| c.instance_ids.len()).collect::<Vec<_>>()
+    );
     for document in ["AWS-ConfigureAWSPackage", "AWS-RunShellScript"] {
         let of_doc: Vec<_> = commands.iter().filter(|c| c.document == document).collect();
         let targets: Vec<&String> = of_doc.iter().flat_map(|c| &c.instance_ids).collect();
@@ -175,7 +189,15 @@ async fn reconcile_enrolls_missed_instances_and_applies_new_config_versions() {
     fleet.publish_config("linux.json", "AmazonCloudWatch-fleetlog-linux").await;
 
     let request = serde_json::json!({"source": "fleetlog", "detail-type": "fleetlog Reconcile Request", "detail": {}});
-    fleet.clients.sqs.send_message().queue_url(&fleet.queue_url).message_body(request.to_string()).send().await.unwrap();
+    fleet
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(&fleet.queue_url)
+        .message_body(request.to_string())
+        .send()
+        .await
+        .unwrap();
     let report = fleet.deliver(1).await;
     assert_eq!((report.messages, report.retried), (1, 0));
 
@@ -200,9 +222,13 @@ async fn permanent_failures_reach_the_dlq_with_a_reason() {
     let mut dead = fleet.dead_letters().await;
     dead.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(dead.len(), 2);
-    assert!(dead.iter().any(|(body, reason)| body == "{not json" && reason.contains("not an EventBridge event")), "{dead:?}");
     assert!(
-        dead.iter().any(|(body, reason)| body.contains(&id) && reason.contains("AmazonCloudWatch-fleetlog-linux-web does not exist")),
+        dead.iter().any(|(body, reason)| body == "{not json" && reason.contains("not an EventBridge event")),
+        "{dead:?}"
+    );
+    assert!(
+        dead.iter().any(|(body, reason)| body.contains(&id)
+            && reason.contains("AmazonCloudWatch-fleetlog-linux-web does not exist")),
         "{dead:?}"
     );
     assert_eq!(fleet.record(&id).await, None);

@@ -13,12 +13,12 @@ use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_ssm::types::ParameterType;
 use fleetlog_aws::Clients;
+use fleetlog_core::Platform;
 use fleetlog_core::agent_config::{TemplateVars, render_template};
 use fleetlog_core::events::{self, state_change_rule_pattern, tag_change_rule_pattern};
 use fleetlog_core::log_groups::default_log_group_prefix;
 use fleetlog_core::plan::EnrollmentRecord;
 use fleetlog_core::settings::EnrollerSettings;
-use fleetlog_core::Platform;
 use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, DrainReport, drain_queue};
 use fleetlog_enroller::{Enroller, State};
 use serde_json::Value;
@@ -105,7 +105,17 @@ impl Fleet {
         enroller.store.create_table_if_missing().await.expect("CreateTable");
 
         let log_group_prefix = default_log_group_prefix("Fleetlog Test", ACCOUNT, REGION);
-        let fleet = Self { emulator, config, clients, events, queue_url, queue_arn, dlq_url, log_group_prefix, state: State::new(enroller) };
+        let fleet = Self {
+            emulator,
+            config,
+            clients,
+            events,
+            queue_url,
+            queue_arn,
+            dlq_url,
+            log_group_prefix,
+            state: State::new(enroller),
+        };
         fleet.publish_config("linux.json", "AmazonCloudWatch-fleetlog-linux").await;
         fleet.publish_config("windows.json", "AmazonCloudWatch-fleetlog-windows").await;
         fleet
@@ -115,7 +125,8 @@ impl Fleet {
     pub async fn publish_config(&self, file: &str, parameter: &str) {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../agent-configs").join(file);
         let template = std::fs::read_to_string(&path).expect("agent config");
-        let text = render_template(&template, &TemplateVars { log_group_prefix: self.log_group_prefix.clone() }).unwrap();
+        let text =
+            render_template(&template, &TemplateVars { log_group_prefix: self.log_group_prefix.clone() }).unwrap();
         self.put_parameter(parameter, &text).await;
     }
 
@@ -132,22 +143,36 @@ impl Fleet {
             .expect("PutParameter");
     }
 
-    /// Launches `count` instances and waits until EC2 reports them running.
+    /// Launches `count` instances (in launches of at most 40, under the emulator's per-launch limit)
+    /// and waits until EC2 reports them running.
     pub async fn launch(&self, platform: Platform, tags: &[(&str, &str)], count: i32) -> Vec<String> {
         let ami = match platform {
             Platform::Linux => LINUX_AMI,
             Platform::Windows => WINDOWS_AMI,
         };
-        let mut request = self.clients.ec2.run_instances().image_id(ami).instance_type("t3.micro".into()).min_count(count).max_count(count);
-        if !tags.is_empty() {
-            let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-            for (k, v) in tags {
-                spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+        let mut ids: Vec<String> = Vec::new();
+        let mut remaining = count;
+        while remaining > 0 {
+            let n = remaining.min(40);
+            remaining -= n;
+            let mut request = self
+                .clients
+                .ec2
+                .run_instances()
+                .image_id(ami)
+                .instance_type("t3.micro".into())
+                .min_count(n)
+                .max_count(n);
+            if !tags.is_empty() {
+                let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+                for (k, v) in tags {
+                    spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+                }
+                request = request.tag_specifications(spec.build());
             }
-            request = request.tag_specifications(spec.build());
+            let out = request.send().await.expect("RunInstances");
+            ids.extend(out.instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)));
         }
-        let out = request.send().await.expect("RunInstances");
-        let ids: Vec<String> = out.instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)).collect();
         assert_eq!(ids.len(), usize::try_from(count).unwrap());
         self.wait_for_state(&ids, "running").await;
         ids
@@ -156,7 +181,8 @@ impl Fleet {
     pub async fn wait_for_state(&self, ids: &[String], state: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let instances = fleetlog_aws::ec2::describe_instances(&self.clients.ec2, ids).await.expect("DescribeInstances");
+            let instances =
+                fleetlog_aws::ec2::describe_instances(&self.clients.ec2, ids).await.expect("DescribeInstances");
             let ready = instances.iter().filter(|i| i.state == fleetlog_core::InstanceState::parse(state)).count();
             if ready == ids.len() {
                 return;
@@ -176,7 +202,11 @@ impl Fleet {
                         .source(e["source"].as_str().unwrap())
                         .detail_type(e["detail-type"].as_str().unwrap())
                         .detail(e["detail"].to_string())
-                        .set_resources(e["resources"].as_array().map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()))
+                        .set_resources(
+                            e["resources"]
+                                .as_array()
+                                .map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()),
+                        )
                         .build()
                 })
                 .collect();
@@ -186,20 +216,36 @@ impl Fleet {
     }
 
     pub async fn put_state_changes(&self, ids: &[String], state: &str) {
-        self.put_events(ids.iter().map(|id| events::ec2_state_change_event(id, state, ACCOUNT, REGION)).collect()).await;
+        self.put_events(ids.iter().map(|id| events::ec2_state_change_event(id, state, ACCOUNT, REGION)).collect())
+            .await;
     }
 
     /// Sets (or with `None` deletes) a tag and emits the tag-change event.
     pub async fn change_tag(&self, id: &str, key: &str, value: Option<&str>) {
         match value {
             Some(v) => {
-                self.clients.ec2.create_tags().resources(id).tags(Tag::builder().key(key).value(v).build()).send().await.expect("CreateTags");
+                self.clients
+                    .ec2
+                    .create_tags()
+                    .resources(id)
+                    .tags(Tag::builder().key(key).value(v).build())
+                    .send()
+                    .await
+                    .expect("CreateTags");
             }
             None => {
-                self.clients.ec2.delete_tags().resources(id).tags(Tag::builder().key(key).build()).send().await.expect("DeleteTags");
+                self.clients
+                    .ec2
+                    .delete_tags()
+                    .resources(id)
+                    .tags(Tag::builder().key(key).build())
+                    .send()
+                    .await
+                    .expect("DeleteTags");
             }
         }
-        let instance = fleetlog_aws::ec2::describe_instances(&self.clients.ec2, &[id.to_owned()]).await.unwrap().remove(0);
+        let instance =
+            fleetlog_aws::ec2::describe_instances(&self.clients.ec2, &[id.to_owned()]).await.unwrap().remove(0);
         self.put_events(vec![events::tag_change_event(id, &[key], &instance.tags, ACCOUNT, REGION)]).await;
     }
 
@@ -248,7 +294,10 @@ impl Fleet {
                 out.push(SentCommand {
                     document: c.document_name().unwrap_or_default().to_owned(),
                     instance_ids: c.instance_ids().to_vec(),
-                    parameters: c.parameters().map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
+                    parameters: c
+                        .parameters()
+                        .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        .unwrap_or_default(),
                 });
             }
         }
@@ -294,7 +343,11 @@ impl Fleet {
     }
 }
 
-async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str, attributes: HashMap<QueueAttributeName, String>) -> String {
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: HashMap<QueueAttributeName, String>,
+) -> String {
     sqs.create_queue()
         .queue_name(name)
         .set_attributes(Some(attributes))

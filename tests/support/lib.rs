@@ -72,7 +72,9 @@ impl Emulator {
             .region(Region::new(REGION))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "fleetlog-tests"))
-            .timeout_config(aws_config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(30)).build())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(30)).build(),
+            )
             .load()
             .await
     }

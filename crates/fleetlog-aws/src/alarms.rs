@@ -9,7 +9,11 @@ use crate::error::{AwsError, classify};
 const MAX_DELETE_ALARMS: usize = 100;
 
 /// Creates or updates one alarm (PutMetricAlarm is an upsert).
-pub async fn put_alarm(client: &aws_sdk_cloudwatch::Client, spec: &AlarmSpec, topic_arn: Option<&str>) -> Result<(), AwsError> {
+pub async fn put_alarm(
+    client: &aws_sdk_cloudwatch::Client,
+    spec: &AlarmSpec,
+    topic_arn: Option<&str>,
+) -> Result<(), AwsError> {
     let comparison = match spec.comparison {
         Comparison::GreaterThanOrEqual => ComparisonOperator::GreaterThanOrEqualToThreshold,
         Comparison::LessThanOrEqual => ComparisonOperator::LessThanOrEqualToThreshold,
@@ -37,7 +41,10 @@ pub async fn put_alarm(client: &aws_sdk_cloudwatch::Client, spec: &AlarmSpec, to
 }
 
 /// Names of every alarm fleetlog created for the instance.
-pub async fn list_instance_alarms(client: &aws_sdk_cloudwatch::Client, instance_id: &str) -> Result<Vec<String>, AwsError> {
+pub async fn list_instance_alarms(
+    client: &aws_sdk_cloudwatch::Client,
+    instance_id: &str,
+) -> Result<Vec<String>, AwsError> {
     let mut pages = client.describe_alarms().alarm_name_prefix(alarm_prefix(instance_id)).into_paginator().send();
     let mut names = Vec::new();
     while let Some(page) = pages.next().await {
@@ -48,7 +55,10 @@ pub async fn list_instance_alarms(client: &aws_sdk_cloudwatch::Client, instance_
 }
 
 /// Deletes every alarm fleetlog created for the instance; returns their names.
-pub async fn delete_instance_alarms(client: &aws_sdk_cloudwatch::Client, instance_id: &str) -> Result<Vec<String>, AwsError> {
+pub async fn delete_instance_alarms(
+    client: &aws_sdk_cloudwatch::Client,
+    instance_id: &str,
+) -> Result<Vec<String>, AwsError> {
     let names = list_instance_alarms(client, instance_id).await?;
     for chunk in names.chunks(MAX_DELETE_ALARMS) {
         client

@@ -23,7 +23,10 @@ pub async fn describe_instances(client: &aws_sdk_ec2::Client, ids: &[String]) ->
 }
 
 /// Every instance that carries the management tag exactly (EC2 tag filters are case-sensitive).
-pub async fn list_managed_instances(client: &aws_sdk_ec2::Client, tag: &ManagementTag) -> Result<Vec<Instance>, AwsError> {
+pub async fn list_managed_instances(
+    client: &aws_sdk_ec2::Client,
+    tag: &ManagementTag,
+) -> Result<Vec<Instance>, AwsError> {
     let filter = Filter::builder().name(format!("tag:{}", tag.key)).values(tag.value.clone()).build();
     paginate(client, vec![filter]).await
 }

@@ -50,7 +50,9 @@ pub async fn ensure_log_group(
             match created {
                 Ok(_) => changes.created = true,
                 // Another invocation created it between our read and write: fine.
-                Err(e) if matches!(e.as_service_error(), Some(CreateLogGroupError::ResourceAlreadyExistsException(_))) => {}
+                Err(e)
+                    if matches!(e.as_service_error(), Some(CreateLogGroupError::ResourceAlreadyExistsException(_))) => {
+                }
                 Err(e) => return Err(classify("logs:CreateLogGroup", e)),
             }
             None

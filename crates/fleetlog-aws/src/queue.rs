@@ -25,7 +25,13 @@ impl QueueUrls {
         let mut parts = arn.split(':');
         let (account, name) = match (parts.nth(4), parts.next()) {
             (Some(account), Some(name)) if !name.is_empty() => (account, name),
-            _ => return Err(AwsError::new("sqs:GetQueueUrl", ErrorKind::Permanent, format!("{arn:?} is not an SQS queue ARN"))),
+            _ => {
+                return Err(AwsError::new(
+                    "sqs:GetQueueUrl",
+                    ErrorKind::Permanent,
+                    format!("{arn:?} is not an SQS queue ARN"),
+                ));
+            }
         };
         let url = client
             .get_queue_url()
@@ -45,7 +51,12 @@ impl QueueUrls {
 }
 
 /// Makes a received message visible again after `delay` (SQS allows up to 12 hours).
-pub async fn retry_after(client: &aws_sdk_sqs::Client, queue_url: &str, receipt_handle: &str, delay: Duration) -> Result<(), AwsError> {
+pub async fn retry_after(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    receipt_handle: &str,
+    delay: Duration,
+) -> Result<(), AwsError> {
     let seconds = i32::try_from(delay.as_secs().min(43_200)).unwrap_or(43_200);
     client
         .change_message_visibility()
@@ -59,7 +70,12 @@ pub async fn retry_after(client: &aws_sdk_sqs::Client, queue_url: &str, receipt_
 }
 
 /// Sends a message body to the dead-letter queue with the reason it could not be processed.
-pub async fn dead_letter(client: &aws_sdk_sqs::Client, dlq_url: &str, body: &str, reason: &str) -> Result<(), AwsError> {
+pub async fn dead_letter(
+    client: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    body: &str,
+    reason: &str,
+) -> Result<(), AwsError> {
     // SQS message attribute values are limited to the message size; keep the reason short and useful.
     let reason: String = reason.chars().take(1024).collect();
     let attribute = MessageAttributeValue::builder()

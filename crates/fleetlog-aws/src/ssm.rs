@@ -15,7 +15,11 @@ const MAX_GET_PARAMETERS: usize = 10;
 ///
 /// `InvalidInstanceId` means at least one target is not (yet) SSM-managed; it comes back as
 /// [`ErrorKind::NotReady`], and the caller finds which one by sending to each alone.
-pub async fn send_command(client: &aws_sdk_ssm::Client, spec: &CommandSpec, instance_ids: &[String]) -> Result<String, AwsError> {
+pub async fn send_command(
+    client: &aws_sdk_ssm::Client,
+    spec: &CommandSpec,
+    instance_ids: &[String],
+) -> Result<String, AwsError> {
     if instance_ids.is_empty() || instance_ids.len() > MAX_SEND_COMMAND_TARGETS {
         return Err(AwsError::new(
             "ssm:SendCommand",
@@ -56,7 +60,10 @@ pub struct StoredParameter {
 }
 
 /// Reads parameters by name; names that do not exist map to `None`.
-pub async fn get_parameters(client: &aws_sdk_ssm::Client, names: &[String]) -> Result<BTreeMap<String, Option<StoredParameter>>, AwsError> {
+pub async fn get_parameters(
+    client: &aws_sdk_ssm::Client,
+    names: &[String],
+) -> Result<BTreeMap<String, Option<StoredParameter>>, AwsError> {
     let mut out: BTreeMap<String, Option<StoredParameter>> = names.iter().map(|n| (n.clone(), None)).collect();
     for chunk in names.chunks(MAX_GET_PARAMETERS) {
         let resp = client

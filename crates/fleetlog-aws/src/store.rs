@@ -45,7 +45,11 @@ impl EnrollmentStore {
                     .map_err(build_error)?,
             )
             .key_schema(
-                KeySchemaElement::builder().attribute_name("instance_id").key_type(KeyType::Hash).build().map_err(build_error)?,
+                KeySchemaElement::builder()
+                    .attribute_name("instance_id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(build_error)?,
             )
             .send()
             .await;
@@ -80,7 +84,11 @@ impl EnrollmentStore {
                 request = resp.unprocessed_keys().and_then(|u| u.get(&self.table)).cloned();
                 rounds += 1;
                 if request.is_some() && rounds >= MAX_UNPROCESSED_ROUNDS {
-                    return Err(AwsError::new("dynamodb:BatchGetItem", ErrorKind::Transient, "keys left unprocessed (throttled)"));
+                    return Err(AwsError::new(
+                        "dynamodb:BatchGetItem",
+                        ErrorKind::Transient,
+                        "keys left unprocessed (throttled)",
+                    ));
                 }
             }
         }
@@ -152,7 +160,9 @@ fn to_item(r: &EnrollmentRecord) -> HashMap<String, AttributeValue> {
 }
 
 fn from_item(item: &HashMap<String, AttributeValue>) -> Result<EnrollmentRecord, AwsError> {
-    let bad = |field: &str| AwsError::new("dynamodb", ErrorKind::Permanent, format!("enrollment item has no valid {field:?}"));
+    let bad = |field: &str| {
+        AwsError::new("dynamodb", ErrorKind::Permanent, format!("enrollment item has no valid {field:?}"))
+    };
     let string = |field: &str| item.get(field).and_then(|v| v.as_s().ok()).cloned().ok_or_else(|| bad(field));
     let strings = |field: &str| -> Vec<String> {
         item.get(field)

@@ -74,7 +74,10 @@ pub fn summarize(text: &str) -> Result<AgentConfigSummary, AgentConfigError> {
     let root: Value = serde_json::from_str(text).map_err(|e| AgentConfigError::NotJson(e.to_string()))?;
     let root = root.as_object().ok_or_else(|| invalid("$", "must be a JSON object"))?;
     if let Some(unknown) = root.keys().find(|k| !TOP_LEVEL_SECTIONS.contains(&k.as_str())) {
-        return Err(invalid(format!("$.{unknown}"), format!("unknown section; expected one of {TOP_LEVEL_SECTIONS:?}")));
+        return Err(invalid(
+            format!("$.{unknown}"),
+            format!("unknown section; expected one of {TOP_LEVEL_SECTIONS:?}"),
+        ));
     }
     if !root.contains_key("logs") && !root.contains_key("metrics") {
         return Err(invalid("$", "collects nothing: it needs a \"logs\" or a \"metrics\" section"));
@@ -162,7 +165,10 @@ fn check_event_levels(entry: &Map<String, Value>, path: &str) -> Result<(), Agen
         .ok_or_else(|| invalid(path, "missing non-empty \"event_levels\" array"))?;
     for level in levels {
         if !level.as_str().is_some_and(|l| WINDOWS_EVENT_LEVELS.contains(&l)) {
-            return Err(invalid(format!("{path}.event_levels"), format!("{level} is not one of {WINDOWS_EVENT_LEVELS:?}")));
+            return Err(invalid(
+                format!("{path}.event_levels"),
+                format!("{level} is not one of {WINDOWS_EVENT_LEVELS:?}"),
+            ));
         }
     }
     Ok(())
@@ -172,9 +178,8 @@ fn metrics_summary(
     metrics: &Map<String, Value>,
     log_groups: BTreeSet<LogGroupTemplate>,
 ) -> Result<AgentConfigSummary, AgentConfigError> {
-    let collected = metrics
-        .get("metrics_collected")
-        .ok_or_else(|| invalid("$.metrics", "missing \"metrics_collected\""))?;
+    let collected =
+        metrics.get("metrics_collected").ok_or_else(|| invalid("$.metrics", "missing \"metrics_collected\""))?;
     let collected = object(collected, "$.metrics.metrics_collected")?;
     let namespace = match metrics.get("namespace") {
         None => "CWAgent".to_owned(),
@@ -313,8 +318,14 @@ mod tests {
             (r#"{"logs": {"logs_collected": {"files": {}}}}"#, "collect_list"),
             (r#"{"logs": {"logs_collected": {"files": {"collect_list": [{"log_group_name": "g"}]}}}}"#, "file_path"),
             (r#"{"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/f"}]}}}}"#, "log_group_name"),
-            (r#"{"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/f", "log_group_name": "bad name"}]}}}}"#, "invalid"),
-            (r#"{"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/f", "log_group_name": "g/{hostname}"}]}}}}"#, "placeholder"),
+            (
+                r#"{"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/f", "log_group_name": "bad name"}]}}}}"#,
+                "invalid",
+            ),
+            (
+                r#"{"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/f", "log_group_name": "g/{hostname}"}]}}}}"#,
+                "placeholder",
+            ),
         ];
         for (text, needle) in cases {
             let err = summarize(text).unwrap_err().to_string();
@@ -330,9 +341,6 @@ mod tests {
             render_template(text, &vars).unwrap(),
             r#"{"g": "CCP-logs-a-1-r/system", "d": "${aws:InstanceId}"}"#
         );
-        assert_eq!(
-            render_template("${fleetlog:Nope}", &vars),
-            Err(AgentConfigError::UnknownVariable("Nope".into()))
-        );
+        assert_eq!(render_template("${fleetlog:Nope}", &vars), Err(AgentConfigError::UnknownVariable("Nope".into())));
     }
 }

@@ -43,17 +43,19 @@ pub fn alarm_prefix(instance_id: &str) -> String {
 
 pub fn alarms_for(instance_id: &str, config: &AgentConfigSummary, thresholds: &AlarmThresholds) -> Vec<AlarmSpec> {
     let prefix = alarm_prefix(instance_id);
-    let alarm = |suffix: &str, description: String, namespace: &str, metric: &str, statistic, comparison, threshold| AlarmSpec {
-        name: format!("{prefix}{suffix}"),
-        description,
-        namespace: namespace.to_owned(),
-        metric: metric.to_owned(),
-        instance_id: instance_id.to_owned(),
-        statistic,
-        comparison,
-        threshold,
-        period_seconds: 300,
-        evaluation_periods: 2,
+    let alarm = |suffix: &str, description: String, namespace: &str, metric: &str, statistic, comparison, threshold| {
+        AlarmSpec {
+            name: format!("{prefix}{suffix}"),
+            description,
+            namespace: namespace.to_owned(),
+            metric: metric.to_owned(),
+            instance_id: instance_id.to_owned(),
+            statistic,
+            comparison,
+            threshold,
+            period_seconds: 300,
+            evaluation_periods: 2,
+        }
     };
     let mut alarms = vec![
         alarm(

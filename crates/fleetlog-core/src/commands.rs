@@ -16,7 +16,9 @@ const MAX_PARAMETER_NAME: usize = 1011;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
-    #[error("parameter name {0:?} must start with {AGENT_PARAMETER_PREFIX:?} and use only letters, digits, '-', '_' and '.'")]
+    #[error(
+        "parameter name {0:?} must start with {AGENT_PARAMETER_PREFIX:?} and use only letters, digits, '-', '_' and '.'"
+    )]
     BadParameterName(String),
     #[error("profile tag value {0:?} must be 1-40 characters of lowercase letters, digits and '-'")]
     BadProfile(String),
@@ -30,9 +32,9 @@ impl ConfigParameterName {
     pub fn new(name: impl Into<String>) -> Result<Self, CommandError> {
         let name = name.into();
         let ok = name.len() <= MAX_PARAMETER_NAME
-            && name
-                .strip_prefix(AGENT_PARAMETER_PREFIX)
-                .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')));
+            && name.strip_prefix(AGENT_PARAMETER_PREFIX).is_some_and(|rest| {
+                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            });
         if ok { Ok(Self(name)) } else { Err(CommandError::BadParameterName(name)) }
     }
 
@@ -143,14 +145,22 @@ mod tests {
     #[test]
     fn parameter_names_are_restricted_to_what_the_agent_may_read() {
         assert!(ConfigParameterName::new("AmazonCloudWatch-fleetlog-linux").is_ok());
-        for bad in ["fleetlog-linux", "AmazonCloudWatch-", "AmazonCloudWatch-a b", "AmazonCloudWatch-x;reboot", "AmazonCloudWatch-$(id)", "AmazonCloudWatch-a/b"] {
+        for bad in [
+            "fleetlog-linux",
+            "AmazonCloudWatch-",
+            "AmazonCloudWatch-a b",
+            "AmazonCloudWatch-x;reboot",
+            "AmazonCloudWatch-$(id)",
+            "AmazonCloudWatch-a/b",
+        ] {
             assert!(ConfigParameterName::new(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn parameter_name_comes_from_platform_and_profile() {
-        let p = ConfigParameterName::for_instance("AmazonCloudWatch-fleetlog", Platform::Windows, Some("web-1")).unwrap();
+        let p =
+            ConfigParameterName::for_instance("AmazonCloudWatch-fleetlog", Platform::Windows, Some("web-1")).unwrap();
         assert_eq!(p.as_str(), "AmazonCloudWatch-fleetlog-windows-web-1");
         let p = ConfigParameterName::for_instance("AmazonCloudWatch-fleetlog", Platform::Linux, None).unwrap();
         assert_eq!(p.as_str(), "AmazonCloudWatch-fleetlog-linux");

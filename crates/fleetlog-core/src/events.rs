@@ -32,9 +32,7 @@ impl Trigger {
     /// The instance this trigger is about, if it is about one.
     pub fn instance_id(&self) -> Option<&str> {
         match self {
-            Trigger::StateChange { instance_id, .. } | Trigger::TagChange { instance_id, .. } => {
-                Some(instance_id)
-            }
+            Trigger::StateChange { instance_id, .. } | Trigger::TagChange { instance_id, .. } => Some(instance_id),
             Trigger::Reconcile => None,
         }
     }
@@ -59,10 +57,7 @@ pub fn parse_trigger(body: &str) -> Result<Trigger, EventError> {
 }
 
 pub fn trigger_from_event(event: EventBridgeEvent<Value>) -> Result<Trigger, EventError> {
-    let malformed = |reason: String| EventError::Malformed {
-        detail_type: event.detail_type.clone(),
-        reason,
-    };
+    let malformed = |reason: String| EventError::Malformed { detail_type: event.detail_type.clone(), reason };
     match (event.source.as_str(), event.detail_type.as_str()) {
         ("aws.ec2", EC2_STATE_CHANGE) => {
             let detail: InstanceStateChange =
@@ -89,19 +84,14 @@ pub fn trigger_from_event(event: EventBridgeEvent<Value>) -> Result<Trigger, Eve
             Ok(Trigger::TagChange { instance_id, changed_keys: detail.changed_tag_keys })
         }
         ("aws.events", SCHEDULED_EVENT) | (FLEETLOG_SOURCE, RECONCILE_REQUEST) => Ok(Trigger::Reconcile),
-        (source, detail_type) => Err(EventError::Unsupported {
-            event_source: source.to_owned(),
-            detail_type: detail_type.to_owned(),
-        }),
+        (source, detail_type) => {
+            Err(EventError::Unsupported { event_source: source.to_owned(), detail_type: detail_type.to_owned() })
+        }
     }
 }
 
 fn checked_instance_id(id: &str) -> Result<String, String> {
-    if is_instance_id(id) {
-        Ok(id.to_owned())
-    } else {
-        Err(format!("{id:?} is not an EC2 instance id"))
-    }
+    if is_instance_id(id) { Ok(id.to_owned()) } else { Err(format!("{id:?} is not an EC2 instance id")) }
 }
 
 /// EC2 states the state-change rule forwards: `running` enrolls, the ending states offboard, and
@@ -179,10 +169,7 @@ mod tests {
         let event = ec2_state_change_event("i-0123456789abcdef0", "running", "123456789012", "eu-west-1");
         assert_eq!(
             parse_trigger(&event.to_string()),
-            Ok(Trigger::StateChange {
-                instance_id: "i-0123456789abcdef0".into(),
-                state: InstanceState::Running
-            })
+            Ok(Trigger::StateChange { instance_id: "i-0123456789abcdef0".into(), state: InstanceState::Running })
         );
     }
 

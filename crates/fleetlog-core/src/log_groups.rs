@@ -3,10 +3,8 @@
 use std::fmt;
 
 /// The only retention periods CloudWatch Logs accepts, in days.
-pub const LEGAL_RETENTION_DAYS: [u32; 23] = [
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
-    3653, 4018,
-];
+pub const LEGAL_RETENTION_DAYS: [u32; 23] =
+    [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653, 4018];
 
 /// The seed keeps logs "two days"; 2 is not legal, so the default is 3, the nearest legal value that
 /// keeps at least two days.
@@ -16,7 +14,9 @@ const MAX_LOG_GROUP_NAME: usize = 512;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
-    #[error("retention of {days} days is not accepted by CloudWatch Logs; use one of {LEGAL_RETENTION_DAYS:?} (the nearest at or above is {nearest:?})")]
+    #[error(
+        "retention of {days} days is not accepted by CloudWatch Logs; use one of {LEGAL_RETENTION_DAYS:?} (the nearest at or above is {nearest:?})"
+    )]
     IllegalRetention { days: u32, nearest: Option<u32> },
     #[error("log group name {name:?} is invalid: {reason}")]
     InvalidLogGroupName { name: String, reason: &'static str },

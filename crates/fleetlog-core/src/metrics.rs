@@ -58,7 +58,8 @@ mod tests {
 
     #[test]
     fn emf_document_names_each_counted_metric() {
-        let line = emf_line(&[(Counter::Enrolled, 3), (Counter::NotReady, 0), (Counter::TagCaseMismatch, 1)], 42).unwrap();
+        let line =
+            emf_line(&[(Counter::Enrolled, 3), (Counter::NotReady, 0), (Counter::TagCaseMismatch, 1)], 42).unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["Enrolled"], 3);
         assert_eq!(v["TagCaseMismatch"], 1);

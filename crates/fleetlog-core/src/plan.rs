@@ -68,7 +68,10 @@ pub enum Decision {
 pub enum SkipReason {
     NotManaged,
     /// Tagged with the right key and value in the wrong case: reported, never enrolled.
-    TagCaseMismatch { key: String, value: String },
+    TagCaseMismatch {
+        key: String,
+        value: String,
+    },
     /// Managed but not running (pending, stopped…): a later `running` event or reconcile enrolls it.
     NotRunning(InstanceState),
     /// Not found in EC2 and never enrolled.
@@ -82,7 +85,11 @@ pub fn decide(instance: Option<&Instance>, tag: &ManagementTag, record: Option<&
         return if enrolled { Decision::Offboard } else { Decision::Skip(SkipReason::Unknown) };
     };
     if instance.state.is_ending() {
-        return if enrolled { Decision::Offboard } else { Decision::Skip(SkipReason::NotRunning(instance.state.clone())) };
+        return if enrolled {
+            Decision::Offboard
+        } else {
+            Decision::Skip(SkipReason::NotRunning(instance.state.clone()))
+        };
     }
     match tag.verdict(&instance.tags) {
         TagVerdict::Managed if instance.state == InstanceState::Running => Decision::Enroll,

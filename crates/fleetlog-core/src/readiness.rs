@@ -64,7 +64,10 @@ mod tests {
         assert_eq!(secs(p.next_step(Duration::from_secs(210), 4)), 240);
         assert_eq!(secs(p.next_step(Duration::from_secs(450), 5)), 300);
         assert_eq!(secs(p.next_step(Duration::from_secs(850), 6)), 50);
-        assert_eq!(p.next_step(Duration::from_secs(900), 7), ReadinessStep::GiveUp { waited: Duration::from_secs(900) });
+        assert_eq!(
+            p.next_step(Duration::from_secs(900), 7),
+            ReadinessStep::GiveUp { waited: Duration::from_secs(900) }
+        );
         // A huge receive count does not overflow.
         assert_eq!(secs(p.next_step(Duration::ZERO, u32::MAX)), 300);
     }

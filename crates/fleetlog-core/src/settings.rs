@@ -99,21 +99,25 @@ impl EnrollerSettings {
             return Err(invalid(
                 "FLEETLOG_CONFIG_PARAMETER_PREFIX",
                 &prefix,
-                format!("must start with {AGENT_PARAMETER_PREFIX:?} (CloudWatchAgentServerPolicy lets the agent read only those)"),
+                format!(
+                    "must start with {AGENT_PARAMETER_PREFIX:?} (CloudWatchAgentServerPolicy lets the agent read only those)"
+                ),
             ));
         }
         let days = get("FLEETLOG_LOG_RETENTION_DAYS")?;
-        let retention = days
-            .parse::<u32>()
-            .map_err(|e| invalid("FLEETLOG_LOG_RETENTION_DAYS", &days, e.to_string()))
-            .and_then(|d| RetentionDays::new(d).map_err(|e| invalid("FLEETLOG_LOG_RETENTION_DAYS", &days, e.to_string())))?;
+        let retention =
+            days.parse::<u32>().map_err(|e| invalid("FLEETLOG_LOG_RETENTION_DAYS", &days, e.to_string())).and_then(
+                |d| RetentionDays::new(d).map_err(|e| invalid("FLEETLOG_LOG_RETENTION_DAYS", &days, e.to_string())),
+            )?;
         let destination_arn = get("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN")?;
         let service = destination_arn.split(':').nth(2).unwrap_or_default();
         let role_arn = optional("FLEETLOG_SUBSCRIPTION_ROLE_ARN")?;
         match (service, &role_arn) {
             ("lambda", _) => {}
             ("firehose" | "kinesis" | "logs", Some(_)) => {}
-            ("firehose" | "kinesis" | "logs", None) => return Err(SettingsError::Missing("FLEETLOG_SUBSCRIPTION_ROLE_ARN")),
+            ("firehose" | "kinesis" | "logs", None) => {
+                return Err(SettingsError::Missing("FLEETLOG_SUBSCRIPTION_ROLE_ARN"));
+            }
             _ => {
                 return Err(invalid(
                     "FLEETLOG_SUBSCRIPTION_DESTINATION_ARN",
@@ -123,15 +127,23 @@ impl EnrollerSettings {
             }
         }
         let timeout = get("FLEETLOG_READINESS_TIMEOUT_SECONDS")?;
-        let give_up_after = timeout
-            .parse::<u64>()
-            .ok()
-            .filter(|s| (60..=43_200).contains(s))
-            .map(Duration::from_secs)
-            .ok_or_else(|| invalid("FLEETLOG_READINESS_TIMEOUT_SECONDS", &timeout, "expected seconds from 60 to 43200 (SQS's 12-hour limit)".into()))?;
+        let give_up_after =
+            timeout.parse::<u64>().ok().filter(|s| (60..=43_200).contains(s)).map(Duration::from_secs).ok_or_else(
+                || {
+                    invalid(
+                        "FLEETLOG_READINESS_TIMEOUT_SECONDS",
+                        &timeout,
+                        "expected seconds from 60 to 43200 (SQS's 12-hour limit)".into(),
+                    )
+                },
+            )?;
         let tag_key = get("FLEETLOG_MANAGEMENT_TAG_KEY")?;
         if tag_key.len() > 128 {
-            return Err(invalid("FLEETLOG_MANAGEMENT_TAG_KEY", &tag_key, "EC2 tag keys are at most 128 characters".into()));
+            return Err(invalid(
+                "FLEETLOG_MANAGEMENT_TAG_KEY",
+                &tag_key,
+                "EC2 tag keys are at most 128 characters".into(),
+            ));
         }
 
         Ok(Self {

@@ -27,10 +27,7 @@ impl ManagementTag {
         }
         tags.iter()
             .find(|(k, v)| k.eq_ignore_ascii_case(&self.key) && v.eq_ignore_ascii_case(&self.value))
-            .map_or(TagVerdict::NotManaged, |(k, v)| TagVerdict::CaseMismatch {
-                key: k.clone(),
-                value: v.clone(),
-            })
+            .map_or(TagVerdict::NotManaged, |(k, v)| TagVerdict::CaseMismatch { key: k.clone(), value: v.clone() })
     }
 }
 
@@ -54,10 +51,7 @@ mod tests {
     #[test]
     fn case_only_differences_are_reported_not_managed() {
         for (k, v) in [("Fleetlog:Managed", "true"), ("fleetlog:managed", "True"), ("FLEETLOG:MANAGED", "TRUE")] {
-            assert_eq!(
-                tag().verdict(&tags(&[(k, v)])),
-                TagVerdict::CaseMismatch { key: k.into(), value: v.into() }
-            );
+            assert_eq!(tag().verdict(&tags(&[(k, v)])), TagVerdict::CaseMismatch { key: k.into(), value: v.into() });
         }
     }
 

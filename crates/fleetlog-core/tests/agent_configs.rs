@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 //! The shipped agent configurations are valid and collect what the seed asks for.
 
 use std::path::PathBuf;
@@ -32,7 +34,8 @@ fn linux_config_collects_system_security_and_collectd() {
 #[test]
 fn windows_config_collects_event_logs() {
     let s = summarize(&render("windows.json")).unwrap();
-    let groups: Vec<_> = s.log_groups.iter().map(|g| g.as_str().rsplit('/').next().unwrap_or_default().to_owned()).collect();
+    let groups: Vec<_> =
+        s.log_groups.iter().map(|g| g.as_str().rsplit('/').next().unwrap_or_default().to_owned()).collect();
     assert_eq!(groups, ["windows-application", "windows-security", "windows-system"]);
     assert!(!s.collects_collectd);
     assert_eq!(s.memory_metric.as_deref(), Some("Memory % Committed Bytes In Use"));

@@ -97,7 +97,12 @@ impl Enroller {
         Ok(outcomes)
     }
 
-    async fn enroll(&self, instances: Vec<&Instance>, records: &BTreeMap<String, EnrollmentRecord>, outcomes: &mut Outcomes) {
+    async fn enroll(
+        &self,
+        instances: Vec<&Instance>,
+        records: &BTreeMap<String, EnrollmentRecord>,
+        outcomes: &mut Outcomes,
+    ) {
         if instances.is_empty() {
             return;
         }
@@ -105,14 +110,16 @@ impl Enroller {
         let mut wanted: Vec<(&Instance, ConfigParameterName)> = Vec::new();
         for instance in instances {
             let profile = instance.tags.get(&self.settings.profile_tag_key).map(String::as_str);
-            match ConfigParameterName::for_instance(&self.settings.config_parameter_prefix, instance.platform, profile) {
+            match ConfigParameterName::for_instance(&self.settings.config_parameter_prefix, instance.platform, profile)
+            {
                 Ok(name) => wanted.push((instance, name)),
                 Err(e) => {
                     outcomes.insert(instance.id.clone(), Outcome::permanent(e.to_string()));
                 }
             }
         }
-        let names: Vec<String> = wanted.iter().map(|(_, n)| n.to_string()).collect::<BTreeSet<_>>().into_iter().collect();
+        let names: Vec<String> =
+            wanted.iter().map(|(_, n)| n.to_string()).collect::<BTreeSet<_>>().into_iter().collect();
         let stored = match ssm::get_parameters(&self.clients.ssm, &names).await {
             Ok(stored) => stored,
             Err(e) => {
@@ -126,7 +133,9 @@ impl Enroller {
             .iter()
             .map(|(name, param)| {
                 let parsed = match param {
-                    None => Err(format!("agent config parameter {name} does not exist; publish it with `fleetlog configs publish`")),
+                    None => Err(format!(
+                        "agent config parameter {name} does not exist; publish it with `fleetlog configs publish`"
+                    )),
                     Some(p) => agent_config::summarize(&p.value)
                         .map(|summary| (p.version, summary))
                         .map_err(|e| format!("parameter {name} (version {}): {e}", p.version)),
@@ -153,9 +162,17 @@ impl Enroller {
                 );
                 continue;
             }
-            let log_groups: Result<Vec<_>, _> = config.log_groups.iter().map(|g| g.for_instance(&instance.id)).collect();
+            let log_groups: Result<Vec<_>, _> =
+                config.log_groups.iter().map(|g| g.for_instance(&instance.id)).collect();
             match log_groups {
-                Ok(log_groups) => enrollees.push(Enrollee { instance, parameter, version, config, log_groups, command_ids: Vec::new() }),
+                Ok(log_groups) => enrollees.push(Enrollee {
+                    instance,
+                    parameter,
+                    version,
+                    config,
+                    log_groups,
+                    command_ids: Vec::new(),
+                }),
                 Err(e) => {
                     outcomes.insert(instance.id.clone(), Outcome::permanent(e.to_string()));
                 }
@@ -167,7 +184,13 @@ impl Enroller {
         let enrollees = self
             .send_commands(
                 enrollees,
-                |e| configure_agent(e.instance.platform, &e.parameter, e.instance.platform == Platform::Linux && e.config.collects_collectd),
+                |e| {
+                    configure_agent(
+                        e.instance.platform,
+                        &e.parameter,
+                        e.instance.platform == Platform::Linux && e.config.collects_collectd,
+                    )
+                },
                 outcomes,
             )
             .await;
@@ -233,7 +256,10 @@ impl Enroller {
                 Err(e) if e.kind == ErrorKind::NotReady && ids.len() > 1 => {
                     let mut singles = Vec::with_capacity(ids.len());
                     for id in &ids {
-                        singles.push((id.clone(), ssm::send_command(&self.clients.ssm, &spec, std::slice::from_ref(id)).await));
+                        singles.push((
+                            id.clone(),
+                            ssm::send_command(&self.clients.ssm, &spec, std::slice::from_ref(id)).await,
+                        ));
                     }
                     singles
                 }
@@ -260,7 +286,9 @@ impl Enroller {
     async fn finish_enrollment(&self, e: Enrollee<'_>) -> Outcome {
         let alarms = alarms_for(&e.instance.id, e.config, &self.settings.thresholds);
         for alarm in &alarms {
-            if let Err(err) = alarms::put_alarm(&self.clients.cloudwatch, alarm, self.settings.alarm_topic_arn.as_deref()).await {
+            if let Err(err) =
+                alarms::put_alarm(&self.clients.cloudwatch, alarm, self.settings.alarm_topic_arn.as_deref()).await
+            {
                 return Outcome::from_error(&err);
             }
         }
@@ -279,7 +307,11 @@ impl Enroller {
             return Outcome::from_error(&err);
         }
         info!(instance_id = %e.instance.id, config = %e.parameter, version = e.version, "Instance enrolled");
-        Outcome::Enrolled { config_parameter: record.config_parameter, config_version: e.version, command_ids: record.command_ids }
+        Outcome::Enrolled {
+            config_parameter: record.config_parameter,
+            config_version: e.version,
+            command_ids: record.command_ids,
+        }
     }
 
     async fn offboard(&self, ids: Vec<String>, records: &BTreeMap<String, EnrollmentRecord>, outcomes: &mut Outcomes) {
@@ -300,7 +332,12 @@ impl Enroller {
             Err(err) => return Outcome::from_error(&err),
         };
         if let Some(record) = record {
-            let ended = EnrollmentRecord { status: EnrollmentStatus::Offboarded, alarm_names: Vec::new(), updated_at: now(), ..record.clone() };
+            let ended = EnrollmentRecord {
+                status: EnrollmentStatus::Offboarded,
+                alarm_names: Vec::new(),
+                updated_at: now(),
+                ..record.clone()
+            };
             if let Err(err) = self.store.put(&ended).await {
                 return Outcome::from_error(&err);
             }

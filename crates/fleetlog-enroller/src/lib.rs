@@ -54,12 +54,14 @@ pub async fn handle(state: &State, payload: Value) -> Result<Value, HandlerError
         .and_then(Value::as_array)
         .is_some_and(|r| r.iter().all(|m| m.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")));
     if is_sqs {
-        let event: SqsEvent = serde_json::from_value(payload).map_err(|e| HandlerError::UnknownPayload(e.to_string()))?;
+        let event: SqsEvent =
+            serde_json::from_value(payload).map_err(|e| HandlerError::UnknownPayload(e.to_string()))?;
         let response = handle_sqs(state, event).await;
         return serde_json::to_value(response).map_err(|e| HandlerError::UnknownPayload(e.to_string()));
     }
     if payload.get("detail-type").is_some() {
-        let event: EventBridgeEvent<Value> = serde_json::from_value(payload).map_err(|e| HandlerError::UnknownPayload(e.to_string()))?;
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(payload).map_err(|e| HandlerError::UnknownPayload(e.to_string()))?;
         return handle_event(state, event).await;
     }
     Err(HandlerError::UnknownPayload("expected \"Records\" from aws:sqs or an EventBridge \"detail-type\"".into()))

@@ -24,7 +24,13 @@ pub struct DrainReport {
 }
 
 /// Delivers every message currently visible on the queue to the handler, in batches.
-pub async fn drain_queue(state: &State, queue_url: &str, queue_arn: &str, region: &str, batch_size: usize) -> Result<DrainReport, AwsError> {
+pub async fn drain_queue(
+    state: &State,
+    queue_url: &str,
+    queue_arn: &str,
+    region: &str,
+    batch_size: usize,
+) -> Result<DrainReport, AwsError> {
     let sqs = &state.enroller.clients.sqs;
     let mut report = DrainReport::default();
     loop {
@@ -32,10 +38,8 @@ pub async fn drain_queue(state: &State, queue_url: &str, queue_arn: &str, region
         if batch.is_empty() {
             return Ok(report);
         }
-        let receipts: HashMap<String, String> = batch
-            .iter()
-            .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
-            .collect();
+        let receipts: HashMap<String, String> =
+            batch.iter().filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?))).collect();
         report.invocations += 1;
         report.messages += batch.len();
         let mut event = SqsEvent::default();
@@ -53,7 +57,9 @@ pub async fn drain_queue(state: &State, queue_url: &str, queue_arn: &str, region
                         .id(i.to_string())
                         .receipt_handle(receipt.as_str())
                         .build()
-                        .map_err(|e| AwsError::new("sqs:DeleteMessageBatch", fleetlog_aws::ErrorKind::Permanent, e.to_string()))
+                        .map_err(|e| {
+                            AwsError::new("sqs:DeleteMessageBatch", fleetlog_aws::ErrorKind::Permanent, e.to_string())
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             sqs.delete_message_batch()
@@ -70,7 +76,13 @@ pub async fn drain_queue(state: &State, queue_url: &str, queue_arn: &str, region
     }
 }
 
-async fn receive_batch(sqs: &aws_sdk_sqs::Client, queue_url: &str, queue_arn: &str, region: &str, batch_size: usize) -> Result<Vec<SqsMessage>, AwsError> {
+async fn receive_batch(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    queue_arn: &str,
+    region: &str,
+    batch_size: usize,
+) -> Result<Vec<SqsMessage>, AwsError> {
     let mut batch = Vec::new();
     while batch.len() < batch_size {
         let want = i32::try_from((batch_size - batch.len()).min(10)).unwrap_or(10);

@@ -7,15 +7,34 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    Enrolled { config_parameter: String, config_version: i64, command_ids: Vec<String> },
-    AlreadyEnrolled { config_parameter: String, config_version: i64 },
-    Offboarded { alarms_deleted: Vec<String> },
-    Skipped { reason: String },
+    Enrolled {
+        config_parameter: String,
+        config_version: i64,
+        command_ids: Vec<String>,
+    },
+    AlreadyEnrolled {
+        config_parameter: String,
+        config_version: i64,
+    },
+    Offboarded {
+        alarms_deleted: Vec<String>,
+    },
+    Skipped {
+        reason: String,
+    },
     /// Tagged with the right key and value in the wrong case: reported, never enrolled.
-    TagCaseMismatch { key: String, value: String },
+    TagCaseMismatch {
+        key: String,
+        value: String,
+    },
     /// SSM has not registered the instance yet.
-    NotReady { reason: String },
-    Failed { transient: bool, reason: String },
+    NotReady {
+        reason: String,
+    },
+    Failed {
+        transient: bool,
+        reason: String,
+    },
 }
 
 impl Outcome {
