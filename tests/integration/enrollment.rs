@@ -121,8 +121,19 @@ async fn a_burst_of_120_instances_is_batched_50_per_command() {
     let fleet = Fleet::new().await;
     let ids = fleet.launch(Platform::Linux, &[MANAGED], 120).await;
     fleet.put_state_changes(&ids, "running").await;
+    fleet.enroller_calls.reset();
     let report = fleet.deliver(120).await;
     assert_eq!((report.messages, report.retried), (120, 0));
+
+    // The enroller's own AWS calls (the queue's receive/delete are the event source mapping's).
+    let calls: std::collections::BTreeMap<String, usize> =
+        fleet.enroller_calls.snapshot().into_iter().filter(|(op, _)| !op.starts_with("SQS:")).collect();
+    let total: usize = calls.values().sum();
+    println!("enroller AWS calls for 120 instances: {total} ({:.2} per instance): {calls:?}", total as f64 / 120.0);
+    assert_eq!(calls.get("EC2:DescribeInstances"), Some(&2), "one read per handler invocation");
+    assert_eq!(calls.get("SSM:SendCommand"), Some(&6));
+    assert_eq!(calls.get("CloudWatch:PutMetricAlarm"), Some(&480), "four alarms per instance");
+    assert!(total <= 120 * 6, "{total} calls");
 
     let commands = fleet.commands().await;
     assert!(
@@ -263,4 +274,21 @@ async fn a_group_with_two_foreign_filters_is_a_clear_permanent_error() {
     let filters = fleet.clients.logs.describe_subscription_filters().log_group_name(&system).send().await.unwrap();
     let names: BTreeSet<_> = filters.subscription_filters().iter().filter_map(|f| f.filter_name()).collect();
     assert_eq!(names, BTreeSet::from(["team-a", "team-b"]), "foreign filters untouched");
+}
+
+#[tokio::test]
+async fn direct_eventbridge_invocation_enrolls_and_bad_payloads_are_errors() {
+    let fleet = Fleet::new().await;
+    let id = fleet.launch(Platform::Windows, &[MANAGED], 1).await.remove(0);
+    let event = fleetlog_core::events::ec2_state_change_event(&id, "running", "123456789012", "us-east-1");
+
+    let answer = fleetlog_enroller::handle(&fleet.state, event).await.unwrap();
+    assert_eq!(answer["outcomes"][&id]["outcome"], "enrolled", "{answer}");
+    assert_eq!(fleet.record(&id).await.unwrap().status, EnrollmentStatus::Enrolled);
+
+    let err = fleetlog_enroller::handle(&fleet.state, serde_json::json!({"hello": "world"})).await.unwrap_err();
+    assert!(err.to_string().contains("neither an SQS batch nor an EventBridge event"), "{err}");
+    let unsupported = serde_json::json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {}});
+    let err = fleetlog_enroller::handle(&fleet.state, unsupported).await.unwrap_err();
+    assert!(err.to_string().contains("unsupported event"), "{err}");
 }

@@ -23,6 +23,7 @@ use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, DrainReport, drain_queue};
 use fleetlog_enroller::{Enroller, State};
 use serde_json::Value;
 
+use crate::calls::CallCounter;
 use crate::{ACCOUNT, Emulator, REGION};
 
 pub const LINUX_AMI: &str = "ami-0a1b2c3d4e5f60001";
@@ -51,6 +52,8 @@ pub struct Fleet {
     pub dlq_url: String,
     pub log_group_prefix: String,
     pub state: State,
+    /// The AWS calls the enroller (not the fixture) made.
+    pub enroller_calls: CallCounter,
 }
 
 impl Fleet {
@@ -101,7 +104,8 @@ impl Fleet {
         ]);
         env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = EnrollerSettings::from_lookup(|k| env.get(k).cloned()).expect("settings");
-        let enroller = Enroller::new(settings, clients.clone());
+        let enroller_calls = CallCounter::default();
+        let enroller = Enroller::new(settings, enroller_calls.clients(&config));
         enroller.store.create_table_if_missing().await.expect("CreateTable");
 
         let log_group_prefix = default_log_group_prefix("Fleetlog Test", ACCOUNT, REGION);
@@ -115,6 +119,7 @@ impl Fleet {
             dlq_url,
             log_group_prefix,
             state: State::new(enroller),
+            enroller_calls,
         };
         fleet.publish_config("linux.json", "AmazonCloudWatch-fleetlog-linux").await;
         fleet.publish_config("windows.json", "AmazonCloudWatch-fleetlog-windows").await;

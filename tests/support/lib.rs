@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+pub mod calls;
 pub mod fleet;
 
 pub const REGION: &str = "us-east-1";
