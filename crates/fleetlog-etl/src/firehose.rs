@@ -1,0 +1,155 @@
+//! The Firehose data-transformation entry shape: a batch of records in, one result per record out,
+//! within Lambda's 6 MB synchronous response limit. What does not fit is handed back for re-ingestion.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::firehose::{
+    KinesisFirehoseEvent, KinesisFirehoseResponse, KinesisFirehoseResponseRecord, KinesisFirehoseResponseRecordMetadata,
+};
+
+use crate::decode::{DecodeError, Envelope, MessageType, gunzip_into, gzip, parse_envelope};
+use crate::transform::write_records;
+
+/// Lambda's synchronous response limit is 6 MB; keep room for the JSON around the records.
+pub const RESPONSE_BUDGET: usize = 6 * 1000 * 1000 - 64 * 1024;
+/// JSON framing per response record besides its data (recordId, result, metadata).
+const RECORD_OVERHEAD: usize = 256;
+
+pub const OK: &str = "Ok";
+pub const DROPPED: &str = "Dropped";
+pub const PROCESSING_FAILED: &str = "ProcessingFailed";
+
+/// The response, plus payloads (gzip CloudWatch Logs envelopes) that must be put back into the
+/// delivery stream because they did not fit. The caller must re-ingest them before answering.
+#[derive(Debug, Default)]
+pub struct Transformed {
+    pub response: KinesisFirehoseResponse,
+    pub reingest: Vec<Vec<u8>>,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub records_in: usize,
+    pub events_out: usize,
+    pub dropped_control: usize,
+    pub failed: usize,
+    pub reingested: usize,
+    pub decompressed_bytes: usize,
+}
+
+fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+fn response_record(
+    record_id: Option<String>,
+    result: &str,
+    data: Vec<u8>,
+    keys: HashMap<String, String>,
+) -> KinesisFirehoseResponseRecord {
+    let mut metadata = KinesisFirehoseResponseRecordMetadata::default();
+    metadata.partition_keys = keys;
+    let mut r = KinesisFirehoseResponseRecord::default();
+    r.record_id = record_id;
+    r.result = Some(result.to_owned());
+    r.data.0 = data;
+    r.metadata = metadata;
+    r
+}
+
+/// Dynamic-partitioning keys from the first event's time: `dt=YYYY-MM-DD`, `hour=HH` (UTC).
+fn partition_keys(envelope: &Envelope<'_>) -> HashMap<String, String> {
+    let Some(t) = envelope.log_events.first().and_then(|e| chrono::DateTime::from_timestamp_millis(e.timestamp)) else {
+        return HashMap::new();
+    };
+    HashMap::from([
+        ("dt".to_owned(), t.format("%Y-%m-%d").to_string()),
+        ("hour".to_owned(), t.format("%H").to_string()),
+    ])
+}
+
+pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
+    let mut out = Transformed::default();
+    let mut used = 0usize;
+    let mut plain = Vec::new();
+    for record in &event.records {
+        out.stats.records_in += 1;
+        let id = record.record_id.clone();
+        let data: &[u8] = &record.data.0;
+        let envelope = gunzip_into(data, &mut plain).and_then(|()| parse_envelope(&plain));
+        let envelope = match envelope {
+            Ok(e) => e,
+            Err(err) => {
+                out.stats.failed += 1;
+                tracing::warn!(record_id = id.as_deref(), error = %err, "Record cannot be decoded; sent to the error output");
+                used += base64_len(data.len()) + RECORD_OVERHEAD;
+                out.response.records.push(response_record(id, PROCESSING_FAILED, data.to_vec(), HashMap::new()));
+                continue;
+            }
+        };
+        out.stats.decompressed_bytes += plain.len();
+        if envelope.kind() == Ok(MessageType::Control) {
+            out.stats.dropped_control += 1;
+            used += RECORD_OVERHEAD;
+            out.response.records.push(response_record(id, DROPPED, Vec::new(), HashMap::new()));
+            continue;
+        }
+        let mut lines = Vec::with_capacity(plain.len() * 2);
+        let count = write_records(&envelope, &envelope.log_events, region, &mut lines);
+        let cost = base64_len(lines.len()) + RECORD_OVERHEAD;
+        if used + cost <= RESPONSE_BUDGET {
+            used += cost;
+            out.stats.events_out += count;
+            out.response.records.push(response_record(id, OK, lines, partition_keys(&envelope)));
+            continue;
+        }
+        // Does not fit: hand it back. A record that would not fit even alone is split by events so
+        // every piece fits on its own next time (no loop).
+        used += RECORD_OVERHEAD;
+        if cost > RESPONSE_BUDGET / 2 && envelope.log_events.len() > 1 {
+            out.reingest.extend(split_envelope(&envelope, region));
+        } else {
+            out.reingest.push(data.to_vec());
+        }
+        out.stats.reingested += 1;
+        out.response.records.push(response_record(id, DROPPED, Vec::new(), HashMap::new()));
+    }
+    out
+}
+
+/// Splits an envelope's events into gzip envelopes whose transformed output stays under half the budget.
+fn split_envelope(envelope: &Envelope<'_>, region: &str) -> Vec<Vec<u8>> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut scratch = Vec::new();
+    while start < envelope.log_events.len() {
+        let mut end = start + 1;
+        // Grow while the piece's output stays small; cheap enough for the rare oversized record.
+        while end < envelope.log_events.len() {
+            scratch.clear();
+            write_records(envelope, &envelope.log_events[start..=end], region, &mut scratch);
+            if base64_len(scratch.len()) > RESPONSE_BUDGET / 4 {
+                break;
+            }
+            end += 1;
+        }
+        let piece = serde_json::json!({
+            "messageType": "DATA_MESSAGE",
+            "owner": envelope.owner,
+            "logGroup": envelope.log_group,
+            "logStream": envelope.log_stream,
+            "subscriptionFilters": envelope.subscription_filters,
+            "logEvents": envelope.log_events[start..end].iter().map(|e| serde_json::json!({"id": e.id, "timestamp": e.timestamp, "message": e.message})).collect::<Vec<_>>(),
+        });
+        pieces.push(gzip(piece.to_string().as_bytes()));
+        start = end;
+    }
+    pieces
+}
+
+/// Decodes a base64 string (the `awslogs.data` field) into bytes.
+pub fn base64_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| DecodeError::BadBase64(e.to_string()))
+}

@@ -1,0 +1,97 @@
+//! The log ETL: CloudWatch Logs subscription payloads → one JSON record per log event → Firehose.
+//!
+//! One core ([`transform::write_records`]) and two entry shapes: Firehose's data-transformation Lambda
+//! ([`firehose::transform`]) and a subscription-filter target that puts records itself ([`handle_awslogs`]).
+
+pub mod decode;
+pub mod firehose;
+pub mod parse;
+pub mod put;
+pub mod transform;
+
+use aws_lambda_events::firehose::KinesisFirehoseEvent;
+use serde_json::Value;
+
+use decode::{MessageType, gunzip_into, parse_envelope};
+use put::{PutError, RetryPolicy, put_all};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EtlError {
+    #[error("payload is neither a Firehose transformation event nor a CloudWatch Logs (awslogs) event")]
+    UnknownPayload,
+    #[error("malformed event: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Decode(#[from] decode::DecodeError),
+    #[error("{0}")]
+    Put(#[from] PutError),
+    #[error("FLEETLOG_DELIVERY_STREAM must name the Firehose stream to put records into")]
+    NoDeliveryStream,
+}
+
+/// Built once per process.
+#[derive(Debug, Clone)]
+pub struct EtlState {
+    pub firehose: aws_sdk_firehose::Client,
+    pub region: String,
+    /// Where the subscription-target shape puts records (`FLEETLOG_DELIVERY_STREAM`).
+    pub delivery_stream: Option<String>,
+    pub retry: RetryPolicy,
+}
+
+pub async fn handle(state: &EtlState, payload: Value) -> Result<Value, EtlError> {
+    if payload.get("awslogs").is_some() {
+        let data = payload["awslogs"]["data"]
+            .as_str()
+            .ok_or_else(|| EtlError::Malformed("awslogs.data is not a string".into()))?;
+        let delivered = handle_awslogs(state, data).await?;
+        return Ok(serde_json::json!({ "delivered": delivered }));
+    }
+    if payload.get("records").is_some() {
+        let event: KinesisFirehoseEvent =
+            serde_json::from_value(payload).map_err(|e| EtlError::Malformed(e.to_string()))?;
+        let response = handle_firehose(state, &event).await?;
+        return serde_json::to_value(response).map_err(|e| EtlError::Malformed(e.to_string()));
+    }
+    Err(EtlError::UnknownPayload)
+}
+
+/// Firehose transformation: answer per record; re-ingest what does not fit before answering, so a
+/// failed re-ingest fails the invocation (Firehose retries it) instead of losing data.
+pub async fn handle_firehose(
+    state: &EtlState,
+    event: &KinesisFirehoseEvent,
+) -> Result<aws_lambda_events::firehose::KinesisFirehoseResponse, EtlError> {
+    let out = firehose::transform(event, &state.region);
+    tracing::info!(stats = ?out.stats, "Firehose batch transformed");
+    if !out.reingest.is_empty() {
+        let stream = event
+            .delivery_stream_arn
+            .as_deref()
+            .and_then(|arn| arn.rsplit_once("deliverystream/").map(|(_, name)| name.to_owned()))
+            .ok_or_else(|| {
+                EtlError::Malformed("records must be re-ingested but deliveryStreamArn is missing".into())
+            })?;
+        put_all(&state.firehose, &stream, out.reingest, state.retry).await?;
+    }
+    Ok(out.response)
+}
+
+/// Subscription-filter target: decode, transform, PutRecordBatch one record per log event.
+/// Returns the number of records delivered.
+pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize, EtlError> {
+    let stream = state.delivery_stream.as_deref().ok_or(EtlError::NoDeliveryStream)?;
+    let compressed = firehose::base64_decode(data_base64)?;
+    let mut plain = Vec::new();
+    gunzip_into(&compressed, &mut plain)?;
+    let envelope = parse_envelope(&plain)?;
+    if envelope.kind()? == MessageType::Control {
+        return Ok(0);
+    }
+    let mut lines = Vec::new();
+    transform::write_records(&envelope, &envelope.log_events, &state.region, &mut lines);
+    let records: Vec<Vec<u8>> = lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    let count = records.len();
+    put_all(&state.firehose, stream, records, state.retry).await?;
+    Ok(count)
+}

@@ -1,0 +1,24 @@
+//! Lambda wiring only: logs, region, one Firehose client, then the handler.
+
+use fleetlog_etl::put::RetryPolicy;
+use fleetlog_etl::{EtlState, handle};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let region = config.region().map(ToString::to_string).unwrap_or_default();
+    let state = EtlState {
+        firehose: aws_sdk_firehose::Client::new(&config),
+        region,
+        delivery_stream: std::env::var("FLEETLOG_DELIVERY_STREAM").ok().filter(|s| !s.is_empty()),
+        retry: RetryPolicy::default(),
+    };
+    let state = &state;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handle(state, event.payload).await.map_err(Error::from)
+    }))
+    .await
+}

@@ -1,0 +1,210 @@
+//! Lossless transformation: every input message appears exactly once in the output or in what is
+//! re-ingested; malformed input is a per-record failure, never a failed invocation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
+use fleetlog_etl::decode::{gunzip_into, gzip, parse_envelope};
+use fleetlog_etl::firehose::{DROPPED, OK, PROCESSING_FAILED, transform};
+use serde_json::{Value, json};
+
+const STREAM: &str = "i-0123456789abcdef0";
+const GROUP: &str = "CCP-logs-acme-123456789012-us-east-1/system";
+
+fn envelope(events: &[(String, String)]) -> Value {
+    json!({
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": GROUP,
+        "logStream": STREAM,
+        "subscriptionFilters": ["fleetlog"],
+        "logEvents": events.iter().enumerate().map(|(i, (id, m))| json!({"id": id, "timestamp": 1_763_800_000_000i64 + i as i64, "message": m})).collect::<Vec<_>>()
+    })
+}
+
+fn record(id: &str, data: Vec<u8>) -> KinesisFirehoseEventRecord {
+    let mut r = KinesisFirehoseEventRecord::default();
+    r.record_id = Some(id.to_owned());
+    r.data.0 = data;
+    r
+}
+
+fn event(records: Vec<KinesisFirehoseEventRecord>) -> KinesisFirehoseEvent {
+    let mut e = KinesisFirehoseEvent::default();
+    e.delivery_stream_arn = Some("arn:aws:firehose:us-east-1:123456789012:deliverystream/fleetlog-raw".into());
+    e.records = records;
+    e
+}
+
+/// Reassembles output lines into event id → message (joining split parts), checking each id once.
+fn collect(lines: &[u8], into: &mut BTreeMap<String, String>) {
+    let mut parts: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+    for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let v: Value = serde_json::from_slice(line).unwrap();
+        assert!(line.len() <= 1000 * 1024, "record of {} bytes", line.len());
+        let id = v["event_id"].as_str().unwrap().to_owned();
+        let part = v["part"].as_u64().unwrap_or(1);
+        parts.entry(id).or_default().push((part, v["message"].as_str().unwrap().to_owned()));
+    }
+    for (id, mut pieces) in parts {
+        pieces.sort();
+        assert!(pieces.iter().enumerate().all(|(i, (p, _))| *p == i as u64 + 1), "{id}: parts {pieces:?}");
+        let message: String = pieces.into_iter().map(|(_, m)| m).collect();
+        assert!(into.insert(id.clone(), message).is_none(), "{id} appears twice");
+    }
+}
+
+/// Runs a batch through the transformation, and re-ingested payloads again, until nothing is left.
+fn run_to_completion(records: Vec<KinesisFirehoseEventRecord>) -> BTreeMap<String, String> {
+    let mut seen = BTreeMap::new();
+    let mut batch = records;
+    for _round in 0..10 {
+        if batch.is_empty() {
+            return seen;
+        }
+        let out = transform(&event(batch), "us-east-1");
+        for r in &out.response.records {
+            if r.result.as_deref() == Some(OK) {
+                collect(&r.data.0, &mut seen);
+            }
+        }
+        let json = serde_json::to_vec(&out.response).unwrap();
+        assert!(json.len() <= 6_000_000, "response of {} bytes exceeds Lambda's limit", json.len());
+        batch = out.reingest.into_iter().enumerate().map(|(i, d)| record(&format!("re-{i}"), d)).collect();
+    }
+    panic!("re-ingestion did not converge");
+}
+
+fn tricky_messages() -> Vec<String> {
+    vec![
+        String::new(),
+        "line one\nline two\n\tindented".into(),
+        "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: boom".into(),
+        "unicode: żółć 日本語 🚀 \u{202e}rtl".into(),
+        "control: \u{0}\u{1}\u{7}\u{1b}[31mred\u{7f}".into(),
+        "quote \" backslash \\ slash /".into(),
+        "x".repeat(256 * 1024),
+        "\u{0}".repeat(256 * 1024),
+        "é".repeat(200 * 1024),
+        r#"{"level":"warn","msg":"json \"inside\"","n":[1,2]}"#.into(),
+        "Nov 22 10:00:01 host sshd[1]: Failed password for invalid user x".into(),
+    ]
+}
+
+#[test]
+fn every_message_comes_out_exactly_once_and_unaltered() {
+    let events: Vec<(String, String)> =
+        tricky_messages().into_iter().enumerate().map(|(i, m)| (format!("e{i:03}"), m)).collect();
+    let data = gzip(envelope(&events).to_string().as_bytes());
+    let seen = run_to_completion(vec![record("r1", data)]);
+    let expected: BTreeMap<String, String> = events.into_iter().collect();
+    assert_eq!(seen.len(), expected.len());
+    for (id, message) in &expected {
+        assert_eq!(seen.get(id), Some(message), "{id}");
+    }
+}
+
+#[test]
+fn output_records_carry_the_documented_fields() {
+    let events = vec![("e1".to_owned(), "Nov 22 10:00:01 ip-10-0-0-1 sshd[4242]: Failed password for root".to_owned())];
+    let out = transform(&event(vec![record("r1", gzip(envelope(&events).to_string().as_bytes()))]), "us-east-1");
+    let r = &out.response.records[0];
+    assert_eq!(r.result.as_deref(), Some(OK));
+    assert_eq!(r.metadata.partition_keys.get("dt").map(String::as_str), Some("2025-11-22"));
+    let v: Value = serde_json::from_slice(r.data.0.strip_suffix(b"\n").unwrap()).unwrap();
+    assert_eq!(v["event_id"], "e1");
+    assert_eq!(v["timestamp"], 1_763_800_000_000i64);
+    assert_eq!(v["time"], "2025-11-22T08:26:40.000Z");
+    assert_eq!(v["account"], "123456789012");
+    assert_eq!(v["region"], "us-east-1");
+    assert_eq!(v["log_group"], GROUP);
+    assert_eq!(v["log_stream"], STREAM);
+    assert_eq!(v["instance_id"], STREAM);
+    assert_eq!(v["source"], "system");
+    assert_eq!(v["format"], "syslog");
+    assert_eq!(v["program"], "sshd");
+    assert_eq!(v["host"], "ip-10-0-0-1");
+}
+
+#[test]
+fn control_messages_are_dropped_and_bad_records_fail_alone() {
+    let control = gzip(json!({"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logGroup": "", "logStream": "", "subscriptionFilters": [], "logEvents": [{"id": "", "timestamp": 1, "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}).to_string().as_bytes());
+    let good = gzip(envelope(&[("e1".into(), "hello".into())]).to_string().as_bytes());
+    let bomb = gzip(&vec![b' '; 80 * 1024 * 1024]);
+    let cases = vec![
+        record("control", control),
+        record("good", good),
+        record("not-gzip", b"plain text".to_vec()),
+        record("corrupt-gzip", vec![0x1f, 0x8b, 8, 0, 1, 2, 3]),
+        record("bad-json", gzip(b"{\"messageType\": ")),
+        record("unknown-type", gzip(br#"{"messageType":"OTHER","logEvents":[]}"#)),
+        record("bomb", bomb),
+        record("empty", Vec::new()),
+    ];
+    let originals: BTreeMap<String, Vec<u8>> =
+        cases.iter().map(|r| (r.record_id.clone().unwrap(), r.data.0.clone())).collect();
+    let out = transform(&event(cases), "us-east-1");
+    let results: BTreeMap<&str, &str> =
+        out.response.records.iter().map(|r| (r.record_id.as_deref().unwrap(), r.result.as_deref().unwrap())).collect();
+    assert_eq!(results["control"], DROPPED);
+    assert_eq!(results["good"], OK);
+    for bad in ["not-gzip", "corrupt-gzip", "bad-json", "unknown-type", "bomb", "empty"] {
+        assert_eq!(results[bad], PROCESSING_FAILED, "{bad}");
+        let r = out.response.records.iter().find(|r| r.record_id.as_deref() == Some(bad)).unwrap();
+        assert_eq!(r.data.0, originals[bad], "{bad}: the original goes to Firehose's error output");
+    }
+    assert_eq!(out.response.records.len(), 8, "one answer per record");
+    assert!(out.reingest.is_empty());
+}
+
+#[test]
+fn batches_over_the_response_limit_are_reingested_without_loss() {
+    // 40 records × 100 events × ~1.5 KB of JSON ≈ 6+ MB of output, over the 6 MB response limit.
+    let mut expected = BTreeMap::new();
+    let records: Vec<_> = (0..40)
+        .map(|r| {
+            let events: Vec<(String, String)> =
+                (0..100).map(|e| (format!("r{r:02}e{e:03}"), format!("{r}/{e} {}", "payload ".repeat(120)))).collect();
+            expected.extend(events.iter().cloned());
+            record(&format!("r{r}"), gzip(envelope(&events).to_string().as_bytes()))
+        })
+        .collect();
+    let first = transform(&event(records.clone()), "us-east-1");
+    assert!(!first.reingest.is_empty(), "the batch must overflow for this test to mean anything");
+    assert_eq!(run_to_completion(records), expected);
+}
+
+#[test]
+fn a_single_record_too_large_for_a_response_is_split_for_reingestion() {
+    let events: Vec<(String, String)> = (0..60).map(|e| (format!("e{e:03}"), "z".repeat(100 * 1024))).collect();
+    let data = gzip(envelope(&events).to_string().as_bytes());
+    let first = transform(&event(vec![record("big", data.clone())]), "us-east-1");
+    assert_eq!(first.response.records[0].result.as_deref(), Some(DROPPED));
+    assert!(first.reingest.len() > 1, "split into several envelopes");
+    for piece in &first.reingest {
+        let mut plain = Vec::new();
+        gunzip_into(piece, &mut plain).unwrap();
+        assert!(parse_envelope(&plain).is_ok());
+    }
+    let seen = run_to_completion(vec![record("big", data)]);
+    assert_eq!(seen, events.into_iter().collect());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn arbitrary_messages_round_trip(messages in proptest::collection::vec(proptest::prelude::any::<String>(), 0..20)) {
+        let events: Vec<(String, String)> = messages.into_iter().enumerate().map(|(i, m)| (format!("e{i}"), m)).collect();
+        let seen = run_to_completion(vec![record("r", gzip(envelope(&events).to_string().as_bytes()))]);
+        proptest::prop_assert_eq!(seen, events.into_iter().collect::<BTreeMap<_, _>>());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512), gz in proptest::prelude::any::<bool>()) {
+        let data = if gz { gzip(&data) } else { data };
+        let out = transform(&event(vec![record("r", data)]), "us-east-1");
+        proptest::prop_assert_eq!(out.response.records.len(), 1);
+    }
+}
