@@ -1,0 +1,117 @@
+//! PutRecordBatch partial failures and the subscription-target shape, at request level
+//! (the emulator's Firehose never reports FailedPutCount).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
+use aws_sdk_firehose::types::PutRecordBatchResponseEntry;
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use fleetlog_etl::decode::gzip;
+use fleetlog_etl::put::{PutError, RetryPolicy, put_all};
+use fleetlog_etl::{EtlState, handle};
+
+const FAST: RetryPolicy = RetryPolicy { attempts: 3, first_delay: Duration::from_millis(1) };
+
+fn entry(failed: bool) -> PutRecordBatchResponseEntry {
+    if failed {
+        PutRecordBatchResponseEntry::builder().error_code("ServiceUnavailableException").error_message("Slow down.").build()
+    } else {
+        PutRecordBatchResponseEntry::builder().record_id("ok").build()
+    }
+}
+
+/// Answers each call with per-record failures for the records whose data starts with `fail`
+/// on the first call only; records every call's payloads.
+fn flaky_firehose(calls: Arc<Mutex<Vec<Vec<Vec<u8>>>>>) -> Rule {
+    mock!(aws_sdk_firehose::Client::put_record_batch)
+        .then_compute_output(move |input| {
+            let data: Vec<Vec<u8>> = input.records().iter().map(|r| r.data().as_ref().to_vec()).collect();
+            let mut calls = calls.lock().unwrap();
+            let first_call = calls.is_empty();
+            calls.push(data.clone());
+            let entries: Vec<_> = data.iter().map(|d| entry(first_call && d.starts_with(b"fail"))).collect();
+            let failed = i32::try_from(entries.iter().filter(|e| e.error_code().is_some()).count()).unwrap();
+            PutRecordBatchOutput::builder().failed_put_count(failed).set_request_responses(Some(entries)).build().unwrap()
+        })
+}
+
+#[tokio::test]
+async fn exactly_the_failed_records_are_retried() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let rule = flaky_firehose(calls.clone());
+    let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&rule]);
+    let records = vec![b"ok-1".to_vec(), b"fail-2".to_vec(), b"ok-3".to_vec(), b"fail-4".to_vec()];
+
+    let made = put_all(&client, "s", records, FAST).await.unwrap();
+
+    let calls = calls.lock().unwrap();
+    assert_eq!(made, 2);
+    assert_eq!(calls[0].len(), 4);
+    assert_eq!(calls[1], vec![b"fail-2".to_vec(), b"fail-4".to_vec()], "only the failed records, in order");
+}
+
+#[tokio::test]
+async fn records_that_keep_failing_are_reported_not_dropped() {
+    let rule = mock!(aws_sdk_firehose::Client::put_record_batch).then_compute_output(|input| {
+        let n = input.records().len();
+        PutRecordBatchOutput::builder()
+            .failed_put_count(i32::try_from(n).unwrap())
+            .set_request_responses(Some((0..n).map(|_| entry(true)).collect()))
+            .build()
+            .unwrap()
+    });
+    let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&rule]);
+    let err = put_all(&client, "fleetlog-processed", vec![b"a".to_vec(), b"b".to_vec()], FAST).await.unwrap_err();
+    assert!(matches!(err, PutError::Undelivered { count: 2, total: 2, attempts: 3, .. }), "{err}");
+    assert!(err.to_string().contains("ServiceUnavailableException"), "{err}");
+    assert_eq!(rule.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn big_batches_are_split_within_firehose_limits() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let rule = flaky_firehose(calls.clone());
+    let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&rule]);
+    let records: Vec<Vec<u8>> = (0..1200).map(|i| format!("ok-{i}").into_bytes()).collect();
+    put_all(&client, "s", records, FAST).await.unwrap();
+    let sizes: Vec<usize> = calls.lock().unwrap().iter().map(Vec::len).collect();
+    assert_eq!(sizes, [500, 500, 200]);
+}
+
+#[tokio::test]
+async fn subscription_target_puts_one_record_per_event_and_ignores_control_messages() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let rule = flaky_firehose(calls.clone());
+    let state = EtlState {
+        firehose: mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&rule]),
+        region: "eu-west-1".into(),
+        delivery_stream: Some("fleetlog-processed".into()),
+        retry: FAST,
+    };
+    let envelope = serde_json::json!({
+        "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "g/security", "logStream": "i-01234567",
+        "subscriptionFilters": ["fleetlog"],
+        "logEvents": [{"id": "1", "timestamp": 1, "message": "a"}, {"id": "2", "timestamp": 2, "message": "b\nc"}]
+    });
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(gzip(envelope.to_string().as_bytes()));
+    let answer = handle(&state, serde_json::json!({"awslogs": {"data": data}})).await.unwrap();
+    assert_eq!(answer["delivered"], 2);
+    let sent = calls.lock().unwrap()[0].clone();
+    let messages: Vec<String> = sent
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(r).unwrap()["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(messages, ["a", "b\nc"]);
+    assert!(sent.iter().all(|r| r.ends_with(b"\n")), "newline-delimited for S3/Athena");
+
+    let control = serde_json::json!({"messageType": "CONTROL_MESSAGE", "logEvents": []});
+    let data = base64::engine::general_purpose::STANDARD.encode(gzip(control.to_string().as_bytes()));
+    assert_eq!(handle(&state, serde_json::json!({"awslogs": {"data": data}})).await.unwrap()["delivered"], 0);
+    let err = handle(&state, serde_json::json!({"awslogs": {"data": "%%%"}})).await.unwrap_err();
+    assert!(err.to_string().contains("base64"), "{err}");
+    assert!(handle(&state, serde_json::json!({"other": 1})).await.is_err());
+}
