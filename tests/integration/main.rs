@@ -1,3 +1,4 @@
 //! Integration tests against the AWS API emulator on 127.0.0.1 (one emulator process per test).
 
 mod enrollment;
+mod etl;

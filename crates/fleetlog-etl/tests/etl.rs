@@ -193,7 +193,10 @@ fn a_single_record_too_large_for_a_response_is_split_for_reingestion() {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
     #[test]
     fn arbitrary_messages_round_trip(messages in proptest::collection::vec(proptest::prelude::any::<String>(), 0..20)) {
         let events: Vec<(String, String)> = messages.into_iter().enumerate().map(|(i, m)| (format!("e{i}"), m)).collect();

@@ -17,7 +17,10 @@ const FAST: RetryPolicy = RetryPolicy { attempts: 3, first_delay: Duration::from
 
 fn entry(failed: bool) -> PutRecordBatchResponseEntry {
     if failed {
-        PutRecordBatchResponseEntry::builder().error_code("ServiceUnavailableException").error_message("Slow down.").build()
+        PutRecordBatchResponseEntry::builder()
+            .error_code("ServiceUnavailableException")
+            .error_message("Slow down.")
+            .build()
     } else {
         PutRecordBatchResponseEntry::builder().record_id("ok").build()
     }
@@ -26,16 +29,15 @@ fn entry(failed: bool) -> PutRecordBatchResponseEntry {
 /// Answers each call with per-record failures for the records whose data starts with `fail`
 /// on the first call only; records every call's payloads.
 fn flaky_firehose(calls: Arc<Mutex<Vec<Vec<Vec<u8>>>>>) -> Rule {
-    mock!(aws_sdk_firehose::Client::put_record_batch)
-        .then_compute_output(move |input| {
-            let data: Vec<Vec<u8>> = input.records().iter().map(|r| r.data().as_ref().to_vec()).collect();
-            let mut calls = calls.lock().unwrap();
-            let first_call = calls.is_empty();
-            calls.push(data.clone());
-            let entries: Vec<_> = data.iter().map(|d| entry(first_call && d.starts_with(b"fail"))).collect();
-            let failed = i32::try_from(entries.iter().filter(|e| e.error_code().is_some()).count()).unwrap();
-            PutRecordBatchOutput::builder().failed_put_count(failed).set_request_responses(Some(entries)).build().unwrap()
-        })
+    mock!(aws_sdk_firehose::Client::put_record_batch).then_compute_output(move |input| {
+        let data: Vec<Vec<u8>> = input.records().iter().map(|r| r.data().as_ref().to_vec()).collect();
+        let mut calls = calls.lock().unwrap();
+        let first_call = calls.is_empty();
+        calls.push(data.clone());
+        let entries: Vec<_> = data.iter().map(|d| entry(first_call && d.starts_with(b"fail"))).collect();
+        let failed = i32::try_from(entries.iter().filter(|e| e.error_code().is_some()).count()).unwrap();
+        PutRecordBatchOutput::builder().failed_put_count(failed).set_request_responses(Some(entries)).build().unwrap()
+    })
 }
 
 #[tokio::test]

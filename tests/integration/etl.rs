@@ -1,0 +1,163 @@
+//! The log path through the emulator: log events put into a subscribed log group travel the real
+//! subscription → Firehose → S3 path, are transformed by the ETL's Firehose entry shape, and land in
+//! S3 as the documented JSON records (the emulator never invokes transformation Lambdas, so the test
+//! carries the raw objects to the handler, as the local runner does).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use aws_sdk_firehose::types::{CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration};
+use fleetlog_etl::EtlState;
+use fleetlog_etl::put::{RetryPolicy, put_all};
+use fleetlog_tests::{ACCOUNT, Emulator, REGION};
+use serde_json::Value;
+
+const BUCKET: &str = "fleetlog-logs";
+const ROLE: &str = "arn:aws:iam::123456789012:role/fleetlog-firehose";
+const INSTANCE: &str = "i-0123456789abcdef0";
+
+async fn objects(s3: &aws_sdk_s3::Client, prefix: &str) -> Vec<Vec<u8>> {
+    let listed = s3.list_objects_v2().bucket(BUCKET).prefix(prefix).send().await.unwrap();
+    let mut out = Vec::new();
+    for object in listed.contents() {
+        let body = s3.get_object().bucket(BUCKET).key(object.key().unwrap()).send().await.unwrap().body;
+        out.push(body.collect().await.unwrap().into_bytes().to_vec());
+    }
+    out
+}
+
+async fn wait_for_objects(s3: &aws_sdk_s3::Client, prefix: &str) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = objects(s3, prefix).await;
+        if !found.is_empty() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "nothing arrived under s3://{BUCKET}/{prefix}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
+    let emulator = Emulator::start();
+    let config = emulator.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+    let firehose = aws_sdk_firehose::Client::new(&config);
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let mut raw_arn = String::new();
+    for (stream, prefix) in [("fleetlog-raw", "raw/"), ("fleetlog-processed", "processed/")] {
+        let created = firehose
+            .create_delivery_stream()
+            .delivery_stream_name(stream)
+            .delivery_stream_type(DeliveryStreamType::DirectPut)
+            .extended_s3_destination_configuration(
+                ExtendedS3DestinationConfiguration::builder()
+                    .bucket_arn(format!("arn:aws:s3:::{BUCKET}"))
+                    .role_arn(ROLE)
+                    .prefix(prefix)
+                    .compression_format(CompressionFormat::Uncompressed)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        if stream == "fleetlog-raw" {
+            raw_arn = created.delivery_stream_arn().unwrap().to_owned();
+        }
+    }
+
+    let group = format!("CCP-logs-acme-{ACCOUNT}-{REGION}/security");
+    logs.create_log_group().log_group_name(&group).send().await.unwrap();
+    logs.create_log_stream().log_group_name(&group).log_stream_name(INSTANCE).send().await.unwrap();
+    logs.put_subscription_filter()
+        .log_group_name(&group)
+        .filter_name("fleetlog")
+        .filter_pattern("")
+        .destination_arn(&raw_arn)
+        .role_arn(ROLE)
+        .send()
+        .await
+        .unwrap();
+
+    let messages = [
+        "Nov 22 10:00:01 ip-10-0-0-1 sshd[4242]: Failed password for root from 203.0.113.9 port 22 ssh2",
+        r#"203.0.113.9 - - [22/Nov/2026:10:00:00 +0000] "GET /admin HTTP/1.1" 503 12 "-" "curl/8""#,
+        r#"{"level":"error","msg":"payment failed","order":42}"#,
+        "Traceback (most recent call last):\n  File \"app.py\", line 3\nKeyError: 'x'",
+        "unicode żółć 🚀 and a tab\there",
+    ];
+    let now =
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    let events: Vec<InputLogEvent> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| InputLogEvent::builder().timestamp(now + i as i64).message(*m).build().unwrap())
+        .collect();
+    logs.put_log_events()
+        .log_group_name(&group)
+        .log_stream_name(INSTANCE)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .unwrap();
+
+    // What Firehose would hand the transformation Lambda: the raw subscription payloads.
+    let raw = wait_for_objects(&s3, "raw/").await;
+    let mut event = KinesisFirehoseEvent::default();
+    event.delivery_stream_arn = Some(raw_arn.clone());
+    event.records = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, data)| {
+            let mut r = KinesisFirehoseEventRecord::default();
+            r.record_id = Some(i.to_string());
+            r.data.0 = data;
+            r
+        })
+        .collect();
+    let state = EtlState {
+        firehose: firehose.clone(),
+        region: REGION.to_owned(),
+        delivery_stream: None,
+        retry: RetryPolicy::default(),
+    };
+    let response = fleetlog_etl::handle_firehose(&state, &event).await.unwrap();
+    assert!(response.records.iter().all(|r| r.result.as_deref() == Some("Ok")), "{response:?}");
+    let lines: Vec<Vec<u8>> = response
+        .records
+        .iter()
+        .flat_map(|r| r.data.0.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect::<Vec<_>>())
+        .collect();
+    put_all(&firehose, "fleetlog-processed", lines, RetryPolicy::default()).await.unwrap();
+
+    let processed = wait_for_objects(&s3, "processed/").await;
+    let mut by_message: BTreeMap<String, Value> = BTreeMap::new();
+    for object in processed {
+        for line in object.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let record: Value = serde_json::from_slice(line).unwrap();
+            let message = record["message"].as_str().unwrap().to_owned();
+            assert!(by_message.insert(message, record).is_none(), "a message arrived twice");
+        }
+    }
+    assert_eq!(by_message.len(), messages.len());
+    for m in messages {
+        let record = &by_message[m];
+        assert_eq!(record["instance_id"], INSTANCE);
+        assert_eq!(record["source"], "security");
+        assert_eq!(record["log_group"], group.as_str());
+        assert_eq!(record["account"], ACCOUNT);
+        assert!(record["time"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(by_message[messages[0]]["program"], "sshd");
+    assert_eq!(by_message[messages[1]]["http_status"], 503);
+    assert_eq!(by_message[messages[2]]["severity"], "ERROR");
+    assert_eq!(by_message[messages[3]]["format"], "text");
+}
