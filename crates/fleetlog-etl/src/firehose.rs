@@ -118,34 +118,41 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
     out
 }
 
-/// Splits an envelope's events into gzip envelopes whose transformed output stays under half the budget.
+/// Splits an envelope's events into gzip envelopes whose transformed output stays under a quarter of
+/// the budget. Each event's output size is measured once, so this is linear in the events.
 fn split_envelope(envelope: &Envelope<'_>, region: &str) -> Vec<Vec<u8>> {
     let mut pieces = Vec::new();
-    let mut start = 0;
     let mut scratch = Vec::new();
-    while start < envelope.log_events.len() {
-        let mut end = start + 1;
-        // Grow while the piece's output stays small; cheap enough for the rare oversized record.
-        while end < envelope.log_events.len() {
-            scratch.clear();
-            write_records(envelope, &envelope.log_events[start..=end], region, &mut scratch);
-            if base64_len(scratch.len()) > RESPONSE_BUDGET / 4 {
-                break;
-            }
-            end += 1;
+    let mut start = 0;
+    let mut size = 0;
+    for i in 0..envelope.log_events.len() {
+        scratch.clear();
+        write_records(envelope, &envelope.log_events[i..=i], region, &mut scratch);
+        let cost = base64_len(scratch.len()) + RECORD_OVERHEAD;
+        if i > start && size + cost > RESPONSE_BUDGET / 4 {
+            pieces.push(envelope_gzip(envelope, start..i));
+            start = i;
+            size = 0;
         }
-        let piece = serde_json::json!({
-            "messageType": "DATA_MESSAGE",
-            "owner": envelope.owner,
-            "logGroup": envelope.log_group,
-            "logStream": envelope.log_stream,
-            "subscriptionFilters": envelope.subscription_filters,
-            "logEvents": envelope.log_events[start..end].iter().map(|e| serde_json::json!({"id": e.id, "timestamp": e.timestamp, "message": e.message})).collect::<Vec<_>>(),
-        });
-        pieces.push(gzip(piece.to_string().as_bytes()));
-        start = end;
+        size += cost;
     }
+    pieces.push(envelope_gzip(envelope, start..envelope.log_events.len()));
     pieces
+}
+
+fn envelope_gzip(envelope: &Envelope<'_>, events: std::ops::Range<usize>) -> Vec<u8> {
+    let piece = serde_json::json!({
+        "messageType": "DATA_MESSAGE",
+        "owner": envelope.owner,
+        "logGroup": envelope.log_group,
+        "logStream": envelope.log_stream,
+        "subscriptionFilters": envelope.subscription_filters,
+        "logEvents": envelope.log_events[events]
+            .iter()
+            .map(|e| serde_json::json!({"id": e.id, "timestamp": e.timestamp, "message": e.message}))
+            .collect::<Vec<_>>(),
+    });
+    gzip(piece.to_string().as_bytes())
 }
 
 /// Decodes a base64 string (the `awslogs.data` field) into bytes.
