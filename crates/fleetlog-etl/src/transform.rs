@@ -1,6 +1,7 @@
 //! One JSON record per log event, newline-delimited. The schema is documented in this crate's
 //! README and matched by the Glue table in infra/.
 
+use fleetlog_core::instance::is_instance_id;
 use serde::Serialize;
 
 use crate::decode::{Envelope, LogEvent};
