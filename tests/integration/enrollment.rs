@@ -292,3 +292,41 @@ async fn direct_eventbridge_invocation_enrolls_and_bad_payloads_are_errors() {
     let err = fleetlog_enroller::handle(&fleet.state, unsupported).await.unwrap_err();
     assert!(err.to_string().contains("unsupported event"), "{err}");
 }
+
+#[tokio::test]
+async fn a_profile_tag_selects_its_own_config_and_retention_and_kms_settings_apply() {
+    let fleet = Fleet::with_settings(&[
+        ("FLEETLOG_LOG_RETENTION_DAYS", "14"),
+        (
+            "FLEETLOG_LOG_GROUP_KMS_KEY_ARN",
+            "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555",
+        ),
+    ])
+    .await;
+    let web = r#"{"logs": {"logs_collected": {"files": {"collect_list": [
+        {"file_path": "/var/log/nginx/access.log", "log_group_name": "web/{instance_id}", "log_stream_name": "{instance_id}"}]}}}}"#;
+    fleet.put_parameter("AmazonCloudWatch-fleetlog-linux-web", web).await;
+    let id = fleet.launch(Platform::Linux, &[MANAGED, ("fleetlog:profile", "web")], 1).await.remove(0);
+    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
+    fleet.deliver(1).await;
+
+    let record = fleet.record(&id).await.unwrap();
+    assert_eq!(record.config_parameter, "AmazonCloudWatch-fleetlog-linux-web");
+    assert_eq!(record.log_groups, [format!("web/{id}")], "{{instance_id}} resolved per instance");
+    let script = fleet
+        .commands_for(&id)
+        .await
+        .into_iter()
+        .find(|c| c.document == "AWS-RunShellScript")
+        .unwrap()
+        .parameters["commands"]
+        .join("\n");
+    assert!(script.contains("-c ssm:AmazonCloudWatch-fleetlog-linux-web"), "{script}");
+    assert!(!script.contains("collectd"), "this profile collects no collectd metrics");
+    let groups =
+        fleet.clients.logs.describe_log_groups().log_group_name_prefix(format!("web/{id}")).send().await.unwrap();
+    let group = &groups.log_groups()[0];
+    assert_eq!(group.retention_in_days(), Some(14));
+    assert_eq!(group.kms_key_id(), Some("arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"));
+    assert_eq!(fleet.alarms(&id).await.len(), 2, "no memory/disk metrics in this config: status and CPU alarms only");
+}
