@@ -13,11 +13,9 @@ pub const MAX_RECORD_BYTES: usize = 1000 * 1024 - 1024;
 /// up to 6× (`\u0000`), so a part's record always fits [`MAX_RECORD_BYTES`].
 pub const MESSAGE_PART_BYTES: usize = 128 * 1024;
 
+/// The fields every record of one envelope shares; serialised (and escaped) once per envelope.
 #[derive(Debug, Serialize)]
-struct Record<'a> {
-    event_id: &'a str,
-    timestamp: i64,
-    time: String,
+struct Shared<'a> {
     account: &'a str,
     region: &'a str,
     log_group: &'a str,
@@ -25,23 +23,65 @@ struct Record<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     instance_id: Option<&'a str>,
     source: &'a str,
+}
+
+/// `,"account":…,"source":…` for splicing into each record.
+fn shared_fields(envelope: &Envelope<'_>, region: &str) -> Vec<u8> {
+    let shared = Shared {
+        account: &envelope.owner,
+        region,
+        log_group: &envelope.log_group,
+        log_stream: &envelope.log_stream,
+        instance_id: instance_id_of(&envelope.log_stream),
+        source: source_of(&envelope.log_group),
+    };
+    // Serialising plain data into a Vec cannot fail; it yields `{…}` with at least one field.
+    let mut bytes = serde_json::to_vec(&shared).unwrap_or_else(|_| b"{}".to_vec());
+    bytes.pop();
+    bytes[0] = b',';
+    bytes
+}
+
+/// One record: `{"event_id", "timestamp", "time", <shared>, "format", "message", ["part", "parts"], <fields>}`.
+#[allow(clippy::too_many_arguments)]
+fn write_record(
+    out: &mut Vec<u8>,
+    event: &LogEvent<'_>,
+    time: &str,
+    shared: &[u8],
     format: Format,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    part: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parts: Option<usize>,
-    #[serde(flatten)]
-    fields: Fields<'a>,
+    message: &str,
+    part: Option<(usize, usize)>,
+    fields: &Fields<'_>,
+) {
+    use std::io::Write;
+    // Writes into a Vec cannot fail.
+    out.extend_from_slice(b"{\"event_id\":");
+    let _ = serde_json::to_writer(&mut *out, event.id.as_ref());
+    let _ = write!(out, ",\"timestamp\":{},\"time\":\"{time}\"", event.timestamp);
+    out.extend_from_slice(shared);
+    out.extend_from_slice(b",\"format\":");
+    let _ = serde_json::to_writer(&mut *out, &format);
+    out.extend_from_slice(b",\"message\":");
+    let _ = serde_json::to_writer(&mut *out, message);
+    if let Some((part, parts)) = part {
+        let _ = write!(out, ",\"part\":{part},\"parts\":{parts}");
+    }
+    let start = out.len();
+    let _ = serde_json::to_writer(&mut *out, fields);
+    if &out[start..] == b"{}" {
+        out.truncate(start);
+        out.push(b'}');
+    } else {
+        out[start] = b',';
+    }
 }
 
 /// The instance a stream belongs to: the agent names streams `{instance_id}` (optionally followed by
 /// `/…`).
 pub fn instance_id_of(stream: &str) -> Option<&str> {
     let candidate = stream.split('/').next().unwrap_or_default();
-    let hex = candidate.strip_prefix("i-")?;
-    ((hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then_some(candidate)
+    is_instance_id(candidate).then_some(candidate)
 }
 
 /// The last path segment of the log group (`CCP-logs-…/security` → `security`).
@@ -51,34 +91,15 @@ pub fn source_of(log_group: &str) -> &str {
 
 /// Appends one record per event (more for split messages) to `out`; returns how many were written.
 pub fn write_records(envelope: &Envelope<'_>, events: &[LogEvent<'_>], region: &str, out: &mut Vec<u8>) -> usize {
-    let instance_id = instance_id_of(&envelope.log_stream);
-    let source = source_of(&envelope.log_group);
+    let shared = shared_fields(envelope, region);
     let mut written = 0;
+    let mut clock = IsoClock::default();
     for event in events {
         let message: &str = &event.message;
         let (format, fields) = parse(message);
-        let time = chrono::DateTime::from_timestamp_millis(event.timestamp)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            .unwrap_or_default();
-        let mut record = Record {
-            event_id: &event.id,
-            timestamp: event.timestamp,
-            time,
-            account: &envelope.owner,
-            region,
-            log_group: &envelope.log_group,
-            log_stream: &envelope.log_stream,
-            instance_id,
-            source,
-            format,
-            message,
-            part: None,
-            parts: None,
-            fields,
-        };
+        let time = clock.iso8601(event.timestamp);
         let start = out.len();
-        // Serialising plain data into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &record);
+        write_record(out, event, time, &shared, format, message, None, &fields);
         if out.len() - start <= MAX_RECORD_BYTES {
             out.push(b'\n');
             written += 1;
@@ -86,19 +107,41 @@ pub fn write_records(envelope: &Envelope<'_>, events: &[LogEvent<'_>], region: &
         }
         out.truncate(start);
         let pieces = split_at_char_boundaries(message, MESSAGE_PART_BYTES);
-        record.parts = Some(pieces.len());
+        let no_fields = Fields::default();
         for (i, piece) in pieces.iter().enumerate() {
-            record.part = Some(i + 1);
-            record.message = piece;
-            if i == 1 {
-                record.fields = Fields::default();
-            }
-            let _ = serde_json::to_writer(&mut *out, &record);
+            let fields = if i == 0 { &fields } else { &no_fields };
+            write_record(out, event, time, &shared, format, piece, Some((i + 1, pieces.len())), fields);
             out.push(b'\n');
             written += 1;
         }
     }
     written
+}
+
+/// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`, reusing the date-time part while events
+/// stay within the same second (they usually do), so formatting costs no allocation per event.
+#[derive(Default)]
+struct IsoClock {
+    second: Option<i64>,
+    text: String,
+}
+
+impl IsoClock {
+    fn iso8601(&mut self, millis: i64) -> &str {
+        let (second, ms) = (millis.div_euclid(1000), millis.rem_euclid(1000));
+        if self.second != Some(second) {
+            self.text = chrono::DateTime::from_timestamp(second, 0)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S.").to_string())
+                .unwrap_or_default();
+            self.second = Some(second);
+        }
+        self.text.truncate(20);
+        if self.text.len() == 20 {
+            use std::fmt::Write;
+            let _ = write!(self.text, "{ms:03}Z");
+        }
+        &self.text
+    }
 }
 
 fn split_at_char_boundaries(text: &str, max: usize) -> Vec<&str> {
@@ -127,6 +170,17 @@ mod tests {
         assert_eq!(instance_id_of("web-1"), None);
         assert_eq!(source_of("CCP-logs-a-1-r/security"), "security");
         assert_eq!(source_of("plain"), "plain");
+    }
+
+    #[test]
+    fn iso_times_match_chrono_including_before_1970() {
+        let mut clock = IsoClock::default();
+        for ms in [0i64, 1, 999, 1000, 1_763_800_000_123, 1_763_800_000_999, 1_763_800_001_000, -1, -1001] {
+            let expected = chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            assert_eq!(clock.iso8601(ms), expected, "{ms}");
+        }
     }
 
     #[test]

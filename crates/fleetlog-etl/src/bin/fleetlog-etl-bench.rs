@@ -3,21 +3,26 @@
 //!   fleetlog-etl-bench corpus --bytes 1000000 [--seed 7] > event.json   # a Firehose transformation event
 //!   fleetlog-etl-bench transform [event.json] > response.json           # (stdin when no file)
 //!
-//! `transform` reports decompressed bytes, events and throughput on stderr.
+//!   fleetlog-etl-bench core [event.json]                                # the record core alone
+//!
+//! `transform` reports decompressed bytes, events and throughput on stderr. `core` times only
+//! gunzip + envelope parse + JSON records out, for every event (no response budget, no re-ingestion).
 
 use std::io::{Read, Write};
 use std::time::Instant;
 
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
-use fleetlog_etl::decode::gzip;
+use fleetlog_etl::decode::{gunzip_into, gzip, parse_envelope};
 use fleetlog_etl::firehose::transform;
+use fleetlog_etl::transform::write_records;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("corpus") => corpus(&args[1..]),
         Some("transform") => run_transform(args.get(1).map(String::as_str)),
-        _ => Err("usage: fleetlog-etl-bench corpus --bytes N [--seed S] | transform [FILE]".to_owned()),
+        Some("core") => run_core(args.get(1).map(String::as_str)),
+        _ => Err("usage: fleetlog-etl-bench corpus --bytes N [--seed S] | transform [FILE] | core [FILE]".to_owned()),
     };
     if let Err(e) = result {
         eprintln!("fleetlog-etl-bench: {e}");
@@ -145,7 +150,7 @@ fn corpus(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn run_transform(path: Option<&str>) -> Result<(), String> {
+fn read_event(path: Option<&str>) -> Result<KinesisFirehoseEvent, String> {
     let mut input = Vec::new();
     match path {
         Some(p) => input = std::fs::read(p).map_err(|e| format!("{p}: {e}"))?,
@@ -153,9 +158,35 @@ fn run_transform(path: Option<&str>) -> Result<(), String> {
             std::io::stdin().read_to_end(&mut input).map_err(|e| e.to_string())?;
         }
     }
+    serde_json::from_slice(&input).map_err(|e| format!("not a Firehose event: {e}"))
+}
+
+fn run_core(path: Option<&str>) -> Result<(), String> {
+    let event = read_event(path)?;
     let started = Instant::now();
-    let event: KinesisFirehoseEvent =
-        serde_json::from_slice(&input).map_err(|e| format!("not a Firehose event: {e}"))?;
+    let (mut plain, mut out) = (Vec::new(), Vec::new());
+    let (mut bytes_in, mut bytes_out, mut events) = (0usize, 0usize, 0usize);
+    for record in &event.records {
+        gunzip_into(&record.data.0, &mut plain).map_err(|e| e.to_string())?;
+        let envelope = parse_envelope(&plain).map_err(|e| e.to_string())?;
+        out.clear();
+        events += write_records(&envelope, &envelope.log_events, "us-east-1", &mut out);
+        bytes_in += plain.len();
+        bytes_out += out.len();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "core: {events} records out ({:.1} MB JSON) from {:.1} MB decompressed in {secs:.3} s = {:.0} MB/s in",
+        bytes_out as f64 / 1e6,
+        bytes_in as f64 / 1e6,
+        bytes_in as f64 / 1e6 / secs
+    );
+    Ok(())
+}
+
+fn run_transform(path: Option<&str>) -> Result<(), String> {
+    let started = Instant::now();
+    let event = read_event(path)?;
     let out = transform(&event, "us-east-1");
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     serde_json::to_writer(&mut stdout, &out.response).map_err(|e| e.to_string())?;
