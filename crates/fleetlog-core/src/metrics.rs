@@ -5,7 +5,7 @@ use serde_json::json;
 pub const NAMESPACE: &str = "fleetlog";
 
 /// Things the enroller counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Counter {
     Enrolled,
     Offboarded,

@@ -61,19 +61,25 @@ impl Enroller {
     pub async fn run(&self, work: &Work) -> Result<Outcomes, AwsError> {
         let mut ids = work.instance_ids.clone();
         let mut instances: BTreeMap<String, Instance> = BTreeMap::new();
+        let mut records: BTreeMap<String, EnrollmentRecord> = BTreeMap::new();
         if work.reconcile {
             for instance in ec2::list_managed_instances(&self.clients.ec2, &self.settings.management_tag).await? {
                 instances.insert(instance.id.clone(), instance);
             }
+            for record in self.store.list_enrolled().await? {
+                records.insert(record.instance_id.clone(), record);
+            }
             ids.extend(instances.keys().cloned());
-            ids.extend(self.store.list_enrolled().await?.into_iter().map(|r| r.instance_id));
+            ids.extend(records.keys().cloned());
         }
+        // Read only what the sweep did not already read.
         let unread: Vec<String> = ids.iter().filter(|id| !instances.contains_key(*id)).cloned().collect();
         for instance in ec2::describe_instances(&self.clients.ec2, &unread).await? {
             instances.insert(instance.id.clone(), instance);
         }
+        let unrecorded: Vec<String> = ids.iter().filter(|id| !records.contains_key(*id)).cloned().collect();
+        records.extend(self.store.get_many(&unrecorded).await?);
         let ids: Vec<String> = ids.into_iter().collect();
-        let records = self.store.get_many(&ids).await?;
 
         let mut outcomes = Outcomes::new();
         let mut to_enroll = Vec::new();

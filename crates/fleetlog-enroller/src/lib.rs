@@ -222,8 +222,8 @@ fn attribute_number(message: &SqsMessage, name: &str) -> Option<i64> {
 }
 
 fn emit_metrics(outcomes: &Outcomes, dead_lettered: u64) {
-    let mut counts: BTreeMap<&'static str, (Counter, u64)> = BTreeMap::new();
-    let mut count = |c: Counter| counts.entry(c.name()).or_insert((c, 0)).1 += 1;
+    let mut counts: BTreeMap<Counter, u64> = BTreeMap::new();
+    let mut count = |c: Counter| *counts.entry(c).or_default() += 1;
     for outcome in outcomes.values() {
         match outcome {
             Outcome::Enrolled { .. } => count(Counter::Enrolled),
@@ -235,7 +235,7 @@ fn emit_metrics(outcomes: &Outcomes, dead_lettered: u64) {
             Outcome::Skipped { .. } => {}
         }
     }
-    let mut all: Vec<(Counter, u64)> = counts.into_values().collect();
+    let mut all: Vec<(Counter, u64)> = counts.into_iter().collect();
     all.push((Counter::DeadLettered, dead_lettered));
     if let Some(line) = emf_line(&all, chrono::Utc::now().timestamp_millis()) {
         // EMF must be its own log line; CloudWatch turns it into metrics without an API call.
