@@ -7,7 +7,7 @@ use aws_lambda_events::firehose::{
     KinesisFirehoseEvent, KinesisFirehoseResponse, KinesisFirehoseResponseRecord, KinesisFirehoseResponseRecordMetadata,
 };
 
-use crate::decode::{DecodeError, Envelope, MessageType, gunzip_into, gzip, parse_envelope};
+use crate::decode::{Envelope, MessageType, gunzip_into, gzip, parse_envelope};
 use crate::transform::write_records;
 
 /// Lambda's synchronous response limit is 6 MB; keep room for the JSON around the records.
@@ -153,10 +153,4 @@ fn envelope_gzip(envelope: &Envelope<'_>, events: std::ops::Range<usize>) -> Vec
             .collect::<Vec<_>>(),
     });
     gzip(piece.to_string().as_bytes())
-}
-
-/// Decodes a base64 string (the `awslogs.data` field) into bytes.
-pub fn base64_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| DecodeError::BadBase64(e.to_string()))
 }

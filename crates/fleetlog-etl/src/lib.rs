@@ -81,7 +81,7 @@ pub async fn handle_firehose(
 /// Returns the number of records delivered.
 pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize, EtlError> {
     let stream = state.delivery_stream.as_deref().ok_or(EtlError::NoDeliveryStream)?;
-    let compressed = firehose::base64_decode(data_base64)?;
+    let compressed = decode::base64_decode(data_base64)?;
     let mut plain = Vec::new();
     gunzip_into(&compressed, &mut plain)?;
     let envelope = parse_envelope(&plain)?;

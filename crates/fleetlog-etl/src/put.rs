@@ -29,6 +29,8 @@ pub enum PutError {
     Undelivered { stream: String, count: usize, total: usize, attempts: u32, last_error: String },
     #[error("record of {0} bytes exceeds Firehose's 1,000 KiB record limit")]
     RecordTooLarge(usize),
+    #[error("record cannot be sent: {0}")]
+    InvalidRecord(String),
 }
 
 /// Splits records into calls within both limits, keeping order.
@@ -70,8 +72,12 @@ pub async fn put_all(
         let mut failed = Vec::new();
         for range in batches(&pending) {
             let batch = &pending[range];
-            let entries: Vec<Record> =
-                batch.iter().filter_map(|data| Record::builder().data(Blob::new(data.clone())).build().ok()).collect();
+            // Every record is built or no call is made: responses are matched to records by position.
+            let entries = batch
+                .iter()
+                .map(|data| Record::builder().data(Blob::new(data.clone())).build())
+                .collect::<Result<Vec<Record>, _>>()
+                .map_err(|e| PutError::InvalidRecord(e.to_string()))?;
             calls += 1;
             match client.put_record_batch().delivery_stream_name(stream).set_records(Some(entries)).send().await {
                 Ok(output) if output.failed_put_count() == 0 => {}

@@ -7,8 +7,8 @@ use serde::Serialize;
 use crate::decode::{Envelope, LogEvent};
 use crate::parse::{Fields, Format, parse};
 
-/// Firehose accepts records up to 1,000 KiB; stay a little under.
-pub const MAX_RECORD_BYTES: usize = 1000 * 1024 - 1024;
+/// Firehose accepts records up to 1,000 KiB; stay a little under (room for the newline).
+pub const MAX_RECORD_BYTES: usize = crate::put::MAX_RECORD_BYTES - 1024;
 /// Oversized messages are split into parts of at most this many bytes. JSON escaping can grow text
 /// up to 6× (`\u0000`), so a part's record always fits [`MAX_RECORD_BYTES`].
 pub const MESSAGE_PART_BYTES: usize = 128 * 1024;
