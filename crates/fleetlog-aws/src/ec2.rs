@@ -31,8 +31,18 @@ pub async fn list_managed_instances(
     paginate(client, vec![filter]).await
 }
 
+/// Every instance in the region (what `fleetlog status` surveys).
+pub async fn list_instances(client: &aws_sdk_ec2::Client) -> Result<Vec<Instance>, AwsError> {
+    paginate(client, Vec::new()).await
+}
+
 async fn paginate(client: &aws_sdk_ec2::Client, filters: Vec<Filter>) -> Result<Vec<Instance>, AwsError> {
-    let mut pages = client.describe_instances().set_filters(Some(filters)).max_results(1000).into_paginator().send();
+    let mut pages = client
+        .describe_instances()
+        .set_filters((!filters.is_empty()).then_some(filters))
+        .max_results(1000)
+        .into_paginator()
+        .send();
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| classify("ec2:DescribeInstances", e))?;

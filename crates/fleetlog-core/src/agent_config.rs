@@ -230,6 +230,43 @@ fn measurement_name(value: &Value) -> Option<&str> {
     value.as_str().or_else(|| value.get("name").and_then(Value::as_str))
 }
 
+/// Parameter Store tiers, chosen by the size of the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParameterTier {
+    Standard,
+    Advanced,
+}
+
+impl ParameterTier {
+    pub const STANDARD_MAX_BYTES: usize = 4096;
+    pub const ADVANCED_MAX_BYTES: usize = 8192;
+
+    /// The cheapest tier that holds `bytes`; larger values cannot be stored at all.
+    pub fn for_size(bytes: usize) -> Result<Self, ConfigTooLarge> {
+        match bytes {
+            0..=Self::STANDARD_MAX_BYTES => Ok(Self::Standard),
+            0..=Self::ADVANCED_MAX_BYTES => Ok(Self::Advanced),
+            _ => Err(ConfigTooLarge { bytes }),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "Standard",
+            Self::Advanced => "Advanced",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "agent config is {bytes} bytes; Parameter Store holds at most {} bytes (advanced tier): remove sections or split it into profiles",
+    ParameterTier::ADVANCED_MAX_BYTES
+)]
+pub struct ConfigTooLarge {
+    pub bytes: usize,
+}
+
 /// Values substituted into `agent-configs/` templates when they are published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateVars {
@@ -258,6 +295,16 @@ pub fn render_template(template: &str, vars: &TemplateVars) -> Result<String, Ag
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tier_is_chosen_by_size() {
+        assert_eq!(ParameterTier::for_size(10), Ok(ParameterTier::Standard));
+        assert_eq!(ParameterTier::for_size(4096), Ok(ParameterTier::Standard));
+        assert_eq!(ParameterTier::for_size(4097), Ok(ParameterTier::Advanced));
+        assert_eq!(ParameterTier::for_size(8192), Ok(ParameterTier::Advanced));
+        let err = ParameterTier::for_size(8193).unwrap_err();
+        assert!(err.to_string().contains("8193 bytes"), "{err}");
+    }
 
     const LINUX: &str = r#"{
       "agent": {"metrics_collection_interval": 60},

@@ -22,6 +22,8 @@ pub enum CommandError {
     BadParameterName(String),
     #[error("profile tag value {0:?} must be 1-40 characters of lowercase letters, digits and '-'")]
     BadProfile(String),
+    #[error("agent config file {0:?} must be named linux[-PROFILE].json or windows[-PROFILE].json")]
+    BadConfigFileName(String),
 }
 
 /// A Parameter Store name the CloudWatch agent may read, and that is safe to place in a script.
@@ -45,6 +47,19 @@ impl ConfigParameterName {
             Some(p) if is_profile(p) => Self::new(format!("{prefix}-{platform}-{p}")),
             Some(p) => Err(CommandError::BadProfile(p.to_owned())),
         }
+    }
+
+    /// The parameter an `agent-configs/` file is published as: the file stem is `{platform}` or
+    /// `{platform}-{profile}` (`linux.json`, `windows-iis.json`).
+    pub fn for_config_file(prefix: &str, stem: &str) -> Result<(Platform, Option<String>, Self), CommandError> {
+        let (platform, profile) = stem.split_once('-').map_or((stem, None), |(p, rest)| (p, Some(rest)));
+        let platform = match platform {
+            "linux" => Platform::Linux,
+            "windows" => Platform::Windows,
+            _ => return Err(CommandError::BadConfigFileName(stem.to_owned())),
+        };
+        let name = Self::for_instance(prefix, platform, profile)?;
+        Ok((platform, profile.map(str::to_owned), name))
     }
 
     pub fn as_str(&self) -> &str {
@@ -141,6 +156,26 @@ fn windows_script(parameter: &ConfigParameterName) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_files_map_to_parameters() {
+        let (platform, profile, name) =
+            ConfigParameterName::for_config_file("AmazonCloudWatch-fleetlog", "linux").unwrap();
+        assert_eq!((platform, profile, name.as_str()), (Platform::Linux, None, "AmazonCloudWatch-fleetlog-linux"));
+        let (platform, profile, name) =
+            ConfigParameterName::for_config_file("AmazonCloudWatch-fleetlog", "windows-iis").unwrap();
+        assert_eq!(platform, Platform::Windows);
+        assert_eq!(profile.as_deref(), Some("iis"));
+        assert_eq!(name.as_str(), "AmazonCloudWatch-fleetlog-windows-iis");
+        assert!(matches!(
+            ConfigParameterName::for_config_file("AmazonCloudWatch-fleetlog", "macos"),
+            Err(CommandError::BadConfigFileName(_))
+        ));
+        assert!(matches!(
+            ConfigParameterName::for_config_file("AmazonCloudWatch-fleetlog", "linux-Web"),
+            Err(CommandError::BadProfile(_))
+        ));
+    }
 
     #[test]
     fn parameter_names_are_restricted_to_what_the_agent_may_read() {

@@ -24,6 +24,8 @@ pub enum Trigger {
     StateChange { instance_id: String, state: InstanceState },
     /// Tags on an instance changed; `changed_keys` names the keys that were added, changed or removed.
     TagChange { instance_id: String, changed_keys: Vec<String> },
+    /// An operator asked fleetlog to look at this instance now (`fleetlog enroll`/`offboard`).
+    Check { instance_id: String },
     /// Sweep the whole fleet (schedule or operator request).
     Reconcile,
 }
@@ -32,7 +34,9 @@ impl Trigger {
     /// The instance this trigger is about, if it is about one.
     pub fn instance_id(&self) -> Option<&str> {
         match self {
-            Trigger::StateChange { instance_id, .. } | Trigger::TagChange { instance_id, .. } => Some(instance_id),
+            Trigger::StateChange { instance_id, .. }
+            | Trigger::TagChange { instance_id, .. }
+            | Trigger::Check { instance_id } => Some(instance_id),
             Trigger::Reconcile => None,
         }
     }
@@ -83,7 +87,14 @@ pub fn trigger_from_event(event: EventBridgeEvent<Value>) -> Result<Trigger, Eve
             let instance_id = checked_instance_id(id).map_err(malformed)?;
             Ok(Trigger::TagChange { instance_id, changed_keys: detail.changed_tag_keys })
         }
-        ("aws.events", SCHEDULED_EVENT) | (FLEETLOG_SOURCE, RECONCILE_REQUEST) => Ok(Trigger::Reconcile),
+        ("aws.events", SCHEDULED_EVENT) => Ok(Trigger::Reconcile),
+        (FLEETLOG_SOURCE, RECONCILE_REQUEST) => match event.detail.get("instance-id") {
+            None => Ok(Trigger::Reconcile),
+            Some(id) => {
+                let id = id.as_str().ok_or_else(|| malformed("instance-id is not a string".into()))?;
+                Ok(Trigger::Check { instance_id: checked_instance_id(id).map_err(malformed)? })
+            }
+        },
         (source, detail_type) => {
             Err(EventError::Unsupported { event_source: source.to_owned(), detail_type: detail_type.to_owned() })
         }
@@ -130,6 +141,19 @@ pub fn ec2_state_change_event(instance_id: &str, state: &str, account: &str, reg
         "resources": [format!("arn:aws:ec2:{region}:{account}:instance/{instance_id}")],
         "detail": { "instance-id": instance_id, "state": state }
     })
+}
+
+/// The EventBridge pattern of the rule for operators' requests (`fleetlog reconcile`, `enroll`, `offboard`).
+pub fn reconcile_request_rule_pattern() -> Value {
+    serde_json::json!({ "source": [FLEETLOG_SOURCE], "detail-type": [RECONCILE_REQUEST] })
+}
+
+/// The detail of an operator's request: one instance, or (`None`) the whole fleet.
+pub fn reconcile_request_detail(instance_id: Option<&str>) -> Value {
+    match instance_id {
+        Some(id) => serde_json::json!({ "instance-id": id }),
+        None => serde_json::json!({}),
+    }
 }
 
 /// Builds the `aws.tag` event AWS emits when tags on an EC2 instance change.
@@ -209,6 +233,19 @@ mod tests {
         let request = r#"{"detail-type":"fleetlog Reconcile Request","source":"fleetlog","detail":{}}"#;
         assert_eq!(parse_trigger(schedule), Ok(Trigger::Reconcile));
         assert_eq!(parse_trigger(request), Ok(Trigger::Reconcile));
+    }
+
+    #[test]
+    fn operator_requests_for_one_instance_check_it() {
+        let event = serde_json::json!({
+            "detail-type": RECONCILE_REQUEST, "source": FLEETLOG_SOURCE,
+            "detail": reconcile_request_detail(Some("i-0123456789abcdef0")),
+        });
+        assert_eq!(parse_trigger(&event.to_string()), Ok(Trigger::Check { instance_id: "i-0123456789abcdef0".into() }));
+        let bad = serde_json::json!({
+            "detail-type": RECONCILE_REQUEST, "source": FLEETLOG_SOURCE, "detail": { "instance-id": "i-x; rm" },
+        });
+        assert!(matches!(parse_trigger(&bad.to_string()), Err(EventError::Malformed { .. })));
     }
 
     #[test]

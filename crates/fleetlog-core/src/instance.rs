@@ -58,6 +58,18 @@ impl InstanceState {
         }
     }
 
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::ShuttingDown => "shutting-down",
+            Self::Terminated => "terminated",
+            Self::Other(other) => other,
+        }
+    }
+
     /// The instance is gone or going for good: its enrollment ends.
     pub fn is_ending(&self) -> bool {
         matches!(self, Self::ShuttingDown | Self::Terminated)

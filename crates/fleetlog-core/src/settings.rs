@@ -30,6 +30,11 @@ pub const ENROLLER_VARIABLES: &[(&str, Option<&str>)] = &[
     ("FLEETLOG_DEAD_LETTER_QUEUE_URL", Some("")),
 ];
 
+/// The default of one of [`ENROLLER_VARIABLES`] (`None` for required or unknown variables).
+pub fn default_of(name: &str) -> Option<&'static str> {
+    ENROLLER_VARIABLES.iter().find(|(n, _)| *n == name).and_then(|(_, d)| *d)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
     #[error("environment variable {0} is required but not set")]
@@ -73,7 +78,7 @@ impl EnrollerSettings {
     /// Reads settings through `lookup` (the environment in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let get = |name: &'static str| -> Result<String, SettingsError> {
-            let default = ENROLLER_VARIABLES.iter().find(|(n, _)| *n == name).and_then(|(_, d)| *d);
+            let default = default_of(name);
             match (lookup(name).filter(|v| !v.trim().is_empty()), default) {
                 (Some(v), _) => Ok(v.trim().to_owned()),
                 (None, Some(d)) => Ok(d.to_owned()),

@@ -12,8 +12,9 @@ use fleetlog_core::alarms::alarms_for;
 use fleetlog_core::batching::{MAX_SEND_COMMAND_TARGETS, group_in_chunks};
 use fleetlog_core::commands::{CommandSpec, ConfigParameterName, configure_agent, install_agent};
 use fleetlog_core::log_groups::LogGroupName;
-use fleetlog_core::plan::{Decision, EnrollmentRecord, EnrollmentStatus, decide};
+use fleetlog_core::plan::{Decision, EnrollmentRecord, EnrollmentStatus, SkipReason, decide};
 use fleetlog_core::settings::EnrollerSettings;
+use fleetlog_core::tags::ManagementTag;
 use fleetlog_core::{Instance, Platform};
 use futures::StreamExt;
 use tracing::{info, warn};
@@ -28,6 +29,14 @@ const INSTANCE_CONCURRENCY: usize = 8;
 pub struct Work {
     pub instance_ids: BTreeSet<String>,
     pub reconcile: bool,
+}
+
+/// What a run would do: the facts it read and the decision for each instance.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub instances: BTreeMap<String, Instance>,
+    pub records: BTreeMap<String, EnrollmentRecord>,
+    pub decisions: BTreeMap<String, Decision>,
 }
 
 /// Per-instance results of a run.
@@ -59,48 +68,30 @@ impl Enroller {
     /// Runs the work. An `Err` means nothing could be decided (the reads failed); per-instance
     /// failures are in the outcomes.
     pub async fn run(&self, work: &Work) -> Result<Outcomes, AwsError> {
-        let mut ids = work.instance_ids.clone();
-        let mut instances: BTreeMap<String, Instance> = BTreeMap::new();
-        let mut records: BTreeMap<String, EnrollmentRecord> = BTreeMap::new();
-        if work.reconcile {
-            for instance in ec2::list_managed_instances(&self.clients.ec2, &self.settings.management_tag).await? {
-                instances.insert(instance.id.clone(), instance);
-            }
-            for record in self.store.list_enrolled().await? {
-                records.insert(record.instance_id.clone(), record);
-            }
-            ids.extend(instances.keys().cloned());
-            ids.extend(records.keys().cloned());
-        }
-        // Read only what the sweep did not already read.
-        let unread: Vec<String> = ids.iter().filter(|id| !instances.contains_key(*id)).cloned().collect();
-        for instance in ec2::describe_instances(&self.clients.ec2, &unread).await? {
-            instances.insert(instance.id.clone(), instance);
-        }
-        let unrecorded: Vec<String> = ids.iter().filter(|id| !records.contains_key(*id)).cloned().collect();
-        records.extend(self.store.get_many(&unrecorded).await?);
-        let ids: Vec<String> = ids.into_iter().collect();
-
+        let plan = self.plan(work).await?;
         let mut outcomes = Outcomes::new();
         let mut to_enroll = Vec::new();
         let mut to_offboard = Vec::new();
-        for id in &ids {
-            let instance = instances.get(id);
-            let record = records.get(id);
-            match decide(instance, &self.settings.management_tag, record) {
-                Decision::Enroll => to_enroll.extend(instance),
+        for (id, decision) in &plan.decisions {
+            match decision {
+                Decision::Enroll => to_enroll.extend(plan.instances.get(id)),
                 Decision::Offboard => to_offboard.push(id.clone()),
                 Decision::Skip(reason) => {
-                    if let fleetlog_core::plan::SkipReason::TagCaseMismatch { key, value } = &reason {
+                    if let SkipReason::TagCaseMismatch { key, value } = reason {
                         warn!(instance_id = %id, tag_key = %key, tag_value = %value, "Instance tagged in the wrong case is not enrolled; fix the tag to enroll it");
                     }
-                    outcomes.insert(id.clone(), Outcome::skipped(&reason));
+                    outcomes.insert(id.clone(), Outcome::skipped(reason));
                 }
             }
         }
-        self.enroll(to_enroll, &records, &mut outcomes).await;
-        self.offboard(to_offboard, &records, &mut outcomes).await;
+        self.enroll(to_enroll, &plan.records, &mut outcomes).await;
+        self.offboard(to_offboard, &plan.records, &mut outcomes).await;
         Ok(outcomes)
+    }
+
+    /// What this run would do, changing nothing.
+    pub async fn plan(&self, work: &Work) -> Result<Plan, AwsError> {
+        plan(&self.clients, &self.store, &self.settings.management_tag, work).await
     }
 
     async fn enroll(
@@ -355,4 +346,42 @@ impl Enroller {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Reads what the work names (or the whole fleet) and decides per instance, changing nothing.
+/// The enroller acts on it; `fleetlog reconcile --dry-run` prints it.
+pub async fn plan(
+    clients: &Clients,
+    store: &EnrollmentStore,
+    tag: &ManagementTag,
+    work: &Work,
+) -> Result<Plan, AwsError> {
+    let mut ids = work.instance_ids.clone();
+    let mut instances: BTreeMap<String, Instance> = BTreeMap::new();
+    let mut records: BTreeMap<String, EnrollmentRecord> = BTreeMap::new();
+    if work.reconcile {
+        for instance in ec2::list_managed_instances(&clients.ec2, tag).await? {
+            instances.insert(instance.id.clone(), instance);
+        }
+        for record in store.list_enrolled().await? {
+            records.insert(record.instance_id.clone(), record);
+        }
+        ids.extend(instances.keys().cloned());
+        ids.extend(records.keys().cloned());
+    }
+    // Read only what the sweep did not already read.
+    let unread: Vec<String> = ids.iter().filter(|id| !instances.contains_key(*id)).cloned().collect();
+    for instance in ec2::describe_instances(&clients.ec2, &unread).await? {
+        instances.insert(instance.id.clone(), instance);
+    }
+    let unrecorded: Vec<String> = ids.iter().filter(|id| !records.contains_key(*id)).cloned().collect();
+    records.extend(store.get_many(&unrecorded).await?);
+    let decisions = ids
+        .into_iter()
+        .map(|id| {
+            let decision = decide(instances.get(&id), tag, records.get(&id));
+            (id, decision)
+        })
+        .collect();
+    Ok(Plan { instances, records, decisions })
 }

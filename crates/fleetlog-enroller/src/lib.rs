@@ -18,7 +18,7 @@ use fleetlog_core::readiness::ReadinessStep;
 use serde_json::{Value, json};
 use tracing::{error, info, warn};
 
-pub use enroll::{Enroller, Outcomes, Work};
+pub use enroll::{Enroller, Outcomes, Plan, Work, plan};
 use outcome::{Outcome, Verdict, verdict};
 
 /// Errors that fail a whole invocation (so Lambda retries it).
@@ -39,11 +39,21 @@ pub enum HandlerError {
 pub struct State {
     pub enroller: Enroller,
     pub queue_urls: QueueUrls,
+    pub metrics: MetricsOutput,
+}
+
+/// Where embedded-metric lines go. Lambda turns stdout lines into metrics; a local run inside the
+/// CLI keeps stdout for the CLI's own output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricsOutput {
+    #[default]
+    Stdout,
+    Stderr,
 }
 
 impl State {
     pub fn new(enroller: Enroller) -> Self {
-        Self { enroller, queue_urls: QueueUrls::default() }
+        Self { enroller, queue_urls: QueueUrls::default(), metrics: MetricsOutput::Stdout }
     }
 }
 
@@ -72,7 +82,7 @@ pub async fn handle(state: &State, payload: Value) -> Result<Value, HandlerError
 pub async fn handle_event(state: &State, event: EventBridgeEvent<Value>) -> Result<Value, HandlerError> {
     let trigger = trigger_from_event(event)?;
     let outcomes = state.enroller.run(&work_for([&trigger])).await?;
-    emit_metrics(&outcomes, 0);
+    emit_metrics(state.metrics, &outcomes, 0);
     for outcome in outcomes.values() {
         match verdict(outcome) {
             Verdict::Retry(reason) | Verdict::NotReady(reason) => return Err(HandlerError::Retry(reason)),
@@ -130,7 +140,7 @@ pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
             response.add_failure(message.message_id.clone().unwrap_or_default());
         }
     }
-    emit_metrics(&outcomes, dead_lettered);
+    emit_metrics(state.metrics, &outcomes, dead_lettered);
     info!(messages = event.records.len(), retried = response.batch_item_failures.len(), "Batch processed");
     response
 }
@@ -221,7 +231,7 @@ fn attribute_number(message: &SqsMessage, name: &str) -> Option<i64> {
     message.attributes.get(name).and_then(|v| v.parse().ok())
 }
 
-fn emit_metrics(outcomes: &Outcomes, dead_lettered: u64) {
+fn emit_metrics(output: MetricsOutput, outcomes: &Outcomes, dead_lettered: u64) {
     let mut counts: BTreeMap<Counter, u64> = BTreeMap::new();
     let mut count = |c: Counter| *counts.entry(c).or_default() += 1;
     for outcome in outcomes.values() {
@@ -239,6 +249,9 @@ fn emit_metrics(outcomes: &Outcomes, dead_lettered: u64) {
     all.push((Counter::DeadLettered, dead_lettered));
     if let Some(line) = emf_line(&all, chrono::Utc::now().timestamp_millis()) {
         // EMF must be its own log line; CloudWatch turns it into metrics without an API call.
-        println!("{line}");
+        match output {
+            MetricsOutput::Stdout => println!("{line}"),
+            MetricsOutput::Stderr => eprintln!("{line}"),
+        }
     }
 }
