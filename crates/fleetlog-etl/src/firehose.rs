@@ -95,17 +95,25 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
             out.response.records.push(response_record(id, DROPPED, Vec::new(), HashMap::new()));
             continue;
         }
-        let mut lines = Vec::with_capacity(plain.len() * 2);
-        let count = write_records(&envelope, &envelope.log_events, region, &mut lines);
-        let cost = base64_len(lines.len()) + RECORD_OVERHEAD;
-        if used + cost <= RESPONSE_BUDGET {
-            used += cost;
-            out.stats.events_out += count;
-            out.response.records.push(response_record(id, OK, lines, partition_keys(&envelope)));
-            continue;
-        }
+        // Records that cannot fit are not built: their output is at least their messages.
+        let least = base64_len(output_lower_bound(&envelope)) + RECORD_OVERHEAD;
+        let cost = if used + least <= RESPONSE_BUDGET {
+            let mut lines = Vec::with_capacity(plain.len() * 2);
+            let count = write_records(&envelope, &envelope.log_events, region, &mut lines);
+            let cost = base64_len(lines.len()) + RECORD_OVERHEAD;
+            if used + cost <= RESPONSE_BUDGET {
+                used += cost;
+                out.stats.events_out += count;
+                out.response.records.push(response_record(id, OK, lines, partition_keys(&envelope)));
+                continue;
+            }
+            cost
+        } else {
+            least
+        };
         // Does not fit: hand it back. A record that would not fit even alone is split by events so
-        // every piece fits on its own next time (no loop).
+        // every piece fits on its own next time (no loop: a record re-ingested whole on its lower
+        // bound is measured exactly when it comes back).
         used += RECORD_OVERHEAD;
         if cost > RESPONSE_BUDGET / 2 && envelope.log_events.len() > 1 {
             out.reingest.extend(split_envelope(&envelope, region));
@@ -116,6 +124,12 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
         out.response.records.push(response_record(id, DROPPED, Vec::new(), HashMap::new()));
     }
     out
+}
+
+/// The fewest bytes the envelope's records can take: each record carries its event id and its
+/// message at least once (escaping only adds).
+fn output_lower_bound(envelope: &Envelope<'_>) -> usize {
+    envelope.log_events.iter().map(|e| e.id.len() + e.message.len()).sum()
 }
 
 /// Splits an envelope's events into gzip envelopes whose transformed output stays under a quarter of

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod firehose;
 pub mod parse;
 pub mod put;
+pub mod schema;
 pub mod transform;
 
 use aws_lambda_events::firehose::KinesisFirehoseEvent;
@@ -28,6 +29,9 @@ pub enum EtlError {
     #[error("FLEETLOG_DELIVERY_STREAM must name the Firehose stream to put records into")]
     NoDeliveryStream,
 }
+
+/// Every environment variable the ETL Lambda reads (infra/ sets exactly these).
+pub const ENV_VARIABLES: &[&str] = &["FLEETLOG_DELIVERY_STREAM"];
 
 /// Built once per process.
 #[derive(Debug, Clone)]

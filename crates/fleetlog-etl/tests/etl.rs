@@ -106,6 +106,47 @@ fn every_message_comes_out_exactly_once_and_unaltered() {
     }
 }
 
+/// Every field of every format is a column of the schema table, with a JSON type its Glue type reads.
+#[test]
+fn records_of_every_format_conform_to_the_schema() {
+    let messages = [
+        "Nov 22 10:00:01 ip-10-0-0-1 sshd[4242]: Failed password for root from 203.0.113.9",
+        "<34>1 2026-11-22T10:00:00.000Z host app 77 ID47 - message",
+        r#"203.0.113.9 - - [22/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 503 12 "-" "curl/8""#,
+        r#"{"level":"error","msg":"boom","n":3,"nested":{"a":1}}"#,
+        r#"<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event"><System><Provider Name="Microsoft-Windows-Security-Auditing"/><EventID>4625</EventID><Level>0</Level><Channel>Security</Channel><Computer>WIN-1</Computer></System></Event>"#,
+        "plain text",
+    ];
+    let mut events: Vec<(String, String)> =
+        messages.iter().enumerate().map(|(i, m)| (format!("e{i}"), m.to_string())).collect();
+    events.push(("big".into(), "y".repeat(1100 * 1024)));
+    let out = transform(&event(vec![record("r1", gzip(envelope(&events).to_string().as_bytes()))]), "us-east-1");
+    let mut lines: Vec<u8> = out.response.records.iter().flat_map(|r| r.data.0.clone()).collect();
+    for payload in &out.reingest {
+        let reingested = transform(&event(vec![record("re", payload.clone())]), "us-east-1");
+        lines.extend(reingested.response.records.iter().flat_map(|r| r.data.0.clone()));
+    }
+    let mut seen_formats = std::collections::BTreeSet::new();
+    for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let v: Value = serde_json::from_slice(line).unwrap();
+        seen_formats.insert(v["format"].as_str().unwrap().to_owned());
+        for (key, value) in v.as_object().unwrap() {
+            let column = fleetlog_etl::schema::COLUMNS
+                .iter()
+                .find(|c| c.name == key)
+                .unwrap_or_else(|| panic!("field {key} is not a column of the schema"));
+            let fits = match column.glue_type {
+                "string" => value.is_string(),
+                "int" | "bigint" => value.is_i64() || value.is_u64(),
+                "map<string,string>" => value.as_object().is_some_and(|m| m.values().all(Value::is_string)),
+                other => panic!("unexpected column type {other}"),
+            };
+            assert!(fits, "{key}: {value} does not fit {}", column.glue_type);
+        }
+    }
+    assert_eq!(seen_formats.len(), 5, "{seen_formats:?}");
+}
+
 #[test]
 fn output_records_carry_the_documented_fields() {
     let events = vec![("e1".to_owned(), "Nov 22 10:00:01 ip-10-0-0-1 sshd[4242]: Failed password for root".to_owned())];
