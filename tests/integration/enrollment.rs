@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use fleetlog_core::Platform;
 use fleetlog_core::plan::EnrollmentStatus;
-use fleetlog_tests::fleet::{DESTINATION_ARN, Fleet, MANAGED, ROLE_ARN};
+use fleetlog_tests::fleet::{Fleet, MANAGED, ROLE_ARN};
 
 const LINUX_GROUPS: [&str; 3] = ["system", "security", "cloud-init"];
 const WINDOWS_GROUPS: [&str; 3] = ["windows-system", "windows-application", "windows-security"];
@@ -55,7 +55,7 @@ async fn tagged_linux_and_windows_instances_are_enrolled() {
         let filters = fleet.clients.logs.describe_subscription_filters().log_group_name(&name).send().await.unwrap();
         let filter = &filters.subscription_filters()[0];
         assert_eq!(filter.filter_name(), Some("fleetlog"));
-        assert_eq!(filter.destination_arn(), Some(DESTINATION_ARN));
+        assert_eq!(filter.destination_arn(), Some(fleet.destination_arn.as_str()));
         assert_eq!(filter.role_arn(), Some(ROLE_ARN));
     }
 

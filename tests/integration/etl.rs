@@ -13,7 +13,7 @@ use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_firehose::types::{CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration};
 use fleetlog_etl::EtlState;
 use fleetlog_etl::put::{RetryPolicy, put_all};
-use fleetlog_tests::{ACCOUNT, Emulator, REGION};
+use fleetlog_tests::{ACCOUNT, REGION};
 use serde_json::Value;
 
 const BUCKET: &str = "fleetlog-logs";
@@ -44,7 +44,7 @@ async fn wait_for_objects(s3: &aws_sdk_s3::Client, prefix: &str) -> Vec<Vec<u8>>
 
 #[tokio::test]
 async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
-    let emulator = Emulator::start();
+    let emulator = fleetlog_tests::start_emulator();
     let config = emulator.sdk_config().await;
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
     let firehose = aws_sdk_firehose::Client::new(&config);

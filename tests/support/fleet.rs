@@ -3,35 +3,32 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_ssm::types::ParameterType;
 use fleetlog_aws::Clients;
 use fleetlog_core::Platform;
 use fleetlog_core::agent_config::{TemplateVars, render_template};
-use fleetlog_core::events::{self, state_change_rule_pattern, tag_change_rule_pattern};
-use fleetlog_core::log_groups::default_log_group_prefix;
+use fleetlog_core::events;
 use fleetlog_core::plan::EnrollmentRecord;
-use fleetlog_core::settings::EnrollerSettings;
+use fleetlog_enroller::State;
 use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, DrainReport, drain_queue};
-use fleetlog_enroller::{Enroller, State};
 use serde_json::Value;
 
 use crate::calls::CallCounter;
 use crate::{ACCOUNT, Emulator, REGION};
+use fleetlog_cli::local::LocalStack;
 
 pub const LINUX_AMI: &str = "ami-0a1b2c3d4e5f60001";
 pub const WINDOWS_AMI: &str = "ami-0a1b2c3d4e5f60006";
 pub const MANAGED: (&str, &str) = ("fleetlog:managed", "true");
-pub const TABLE: &str = "fleetlog-enrollments";
-pub const DESTINATION_ARN: &str = "arn:aws:firehose:us-east-1:123456789012:deliverystream/fleetlog-raw";
-pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/fleetlog-logs-to-firehose";
+pub use fleetlog_cli::local::{ENROLLMENT_TABLE as TABLE, SUBSCRIPTION_ROLE_ARN as ROLE_ARN};
 
 /// A command as SSM recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +48,8 @@ pub struct Fleet {
     pub queue_arn: String,
     pub dlq_url: String,
     pub log_group_prefix: String,
+    /// Where subscription filters send log events (the local subscriptions stream).
+    pub destination_arn: String,
     pub state: State,
     /// The AWS calls the enroller (not the fixture) made.
     pub enroller_calls: CallCounter,
@@ -64,60 +63,21 @@ impl Fleet {
 
     /// Like [`Fleet::new`], with enroller environment variables overridden.
     pub async fn with_settings(overrides: &[(&str, &str)]) -> Self {
-        let emulator = Emulator::start();
+        let emulator = crate::start_emulator();
         let config = emulator.sdk_config().await;
-        let clients = Clients::new(&config);
-        let events = aws_sdk_eventbridge::Client::new(&config);
-
-        let dlq_url = create_queue(&clients.sqs, "fleetlog-enroll-dlq", HashMap::new()).await;
-        let dlq_arn = queue_arn(&clients.sqs, &dlq_url).await;
-        let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": "30" }).to_string();
-        let queue_url = create_queue(
-            &clients.sqs,
-            "fleetlog-enroll",
-            HashMap::from([
-                (QueueAttributeName::RedrivePolicy, redrive),
-                (QueueAttributeName::VisibilityTimeout, "120".to_owned()),
-            ]),
-        )
-        .await;
-        let queue_arn = queue_arn(&clients.sqs, &queue_url).await;
-        for (rule, pattern) in [
-            ("fleetlog-ec2-state", state_change_rule_pattern()),
-            ("fleetlog-ec2-tags", tag_change_rule_pattern(&["fleetlog:managed", "fleetlog:profile"])),
-        ] {
-            events.put_rule().name(rule).event_pattern(pattern.to_string()).send().await.expect("PutRule");
-            events
-                .put_targets()
-                .rule(rule)
-                .targets(Target::builder().id("enroll-queue").arn(&queue_arn).build().unwrap())
-                .send()
-                .await
-                .expect("PutTargets");
-        }
-
-        let mut env: HashMap<String, String> = HashMap::from([
-            ("FLEETLOG_ENROLLMENT_TABLE".to_owned(), TABLE.to_owned()),
-            ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN".to_owned(), DESTINATION_ARN.to_owned()),
-            ("FLEETLOG_SUBSCRIPTION_ROLE_ARN".to_owned(), ROLE_ARN.to_owned()),
-            ("FLEETLOG_DEAD_LETTER_QUEUE_URL".to_owned(), dlq_url.clone()),
-        ]);
-        env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let settings = EnrollerSettings::from_lookup(|k| env.get(k).cloned()).expect("settings");
+        let stack = LocalStack::deploy(&config).await.expect("deploy fleetlog into the emulator");
         let enroller_calls = CallCounter::default();
-        let enroller = Enroller::new(settings, enroller_calls.clients(&config));
-        enroller.store.create_table_if_missing().await.expect("CreateTable");
-
-        let log_group_prefix = default_log_group_prefix("Fleetlog Test", ACCOUNT, REGION);
+        let enroller = stack.enroller(overrides, enroller_calls.clients(&config)).expect("enroller settings");
         let fleet = Self {
             emulator,
             config,
-            clients,
-            events,
-            queue_url,
-            queue_arn,
-            dlq_url,
-            log_group_prefix,
+            clients: stack.clients.clone(),
+            events: stack.events.clone(),
+            queue_url: stack.queue_url.clone(),
+            queue_arn: stack.queue_arn.clone(),
+            dlq_url: stack.dlq_url.clone(),
+            log_group_prefix: stack.log_group_prefix.clone(),
+            destination_arn: stack.raw_stream_arn.clone(),
             state: State::new(enroller),
             enroller_calls,
         };
@@ -346,33 +306,4 @@ impl Fleet {
             })
             .collect()
     }
-}
-
-async fn create_queue(
-    sqs: &aws_sdk_sqs::Client,
-    name: &str,
-    attributes: HashMap<QueueAttributeName, String>,
-) -> String {
-    sqs.create_queue()
-        .queue_name(name)
-        .set_attributes(Some(attributes))
-        .send()
-        .await
-        .expect("CreateQueue")
-        .queue_url()
-        .expect("queue url")
-        .to_owned()
-}
-
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("GetQueueAttributes")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .expect("queue arn")
-        .clone()
 }

@@ -1,0 +1,186 @@
+//! The command line (clap). Defaults match the enroller's, and every deployment setting can come
+//! from the same environment variable the enroller Lambda reads.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::OutputFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fleetlog",
+    version,
+    about = "Operate fleetlog: agent configs, enrollment of EC2 instances, and log queries.",
+    long_about = "Operate fleetlog: publish CloudWatch agent configs, see and fix the enrollment of EC2 instances, \
+                  and query the collected logs with Athena or locally.\n\n\
+                  New here? `fleetlog local demo` runs the whole pipeline on this machine against a local AWS API emulator.",
+    after_help = "AWS credentials and region come from the usual places (environment, ~/.aws, instance role); \
+                  --profile, --region and --endpoint-url override them."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// AWS named profile.
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// AWS region.
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Send every AWS request here (a local emulator, a VPC endpoint).
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// How to print results: tables for people, JSON or CSV for scripts.
+    #[arg(long, short, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check, publish and compare CloudWatch agent configs (Parameter Store).
+    #[command(subcommand)]
+    Configs(ConfigsCommand),
+    /// Tag instances for management and have the enroller enroll them now.
+    Enroll {
+        /// EC2 instance IDs.
+        #[arg(required = true, value_name = "INSTANCE_ID")]
+        instances: Vec<String>,
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+    },
+    /// Remove the management tag and have the enroller offboard them now (alarms go, logs stay).
+    Offboard {
+        /// EC2 instance IDs.
+        #[arg(required = true, value_name = "INSTANCE_ID")]
+        instances: Vec<String>,
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+    },
+    /// Show enrollment: tag, platform, SSM, agent commands, log groups, alarms. No IDs: the whole fleet.
+    Status {
+        /// EC2 instance IDs (default: every instance in the region, with a summary).
+        #[arg(value_name = "INSTANCE_ID")]
+        instances: Vec<String>,
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+    },
+    /// Run the scheduled reconcile sweep now, or print its plan with --dry-run.
+    Reconcile {
+        /// Print what the sweep would do and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+    },
+    /// Run SQL (or a named query) on the log table: Athena, or --local with an embedded engine.
+    Query(QueryArgs),
+    /// The whole pipeline on this machine, against a local AWS API emulator on 127.0.0.1.
+    #[command(subcommand)]
+    Local(LocalCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigsCommand {
+    /// Check agent configs: structure, file name, template variables, size and Parameter Store tier.
+    Validate(ConfigArgs),
+    /// Store changed configs in Parameter Store (standard tier up to 4 KB, advanced up to 8 KB).
+    Publish {
+        #[command(flatten)]
+        args: ConfigArgs,
+        /// Store a new version even when the content is unchanged.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show how the local configs differ from what Parameter Store holds.
+    Diff(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Config files or folders of them (default: agent-configs/).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Parameter names are PREFIX-linux, PREFIX-windows-PROFILE…; must start with AmazonCloudWatch-.
+    #[arg(long, env = "FLEETLOG_CONFIG_PARAMETER_PREFIX", default_value = crate::DEFAULT_PARAMETER_PREFIX)]
+    pub parameter_prefix: String,
+    /// What ${fleetlog:LogGroupPrefix} becomes, e.g. CCP-logs-acme-123456789012-eu-west-1.
+    #[arg(long, env = "FLEETLOG_LOG_GROUP_PREFIX", conflicts_with = "account_name")]
+    pub log_group_prefix: Option<String>,
+    /// Build the log group prefix CCP-logs-NAME-ACCOUNT_ID-REGION (account id from STS).
+    #[arg(long, env = "FLEETLOG_ACCOUNT_NAME")]
+    pub account_name: Option<String>,
+}
+
+/// Where the deployed stack keeps things; defaults are the stack's.
+#[derive(Debug, Args, Clone)]
+pub struct DeploymentArgs {
+    /// The enrollment table (DynamoDB).
+    #[arg(long, env = "FLEETLOG_ENROLLMENT_TABLE", default_value = "fleetlog-enrollments")]
+    pub table: String,
+    /// The management tag key (exact case).
+    #[arg(long, env = "FLEETLOG_MANAGEMENT_TAG_KEY", default_value = "fleetlog:managed")]
+    pub tag_key: String,
+    /// The management tag value (exact case).
+    #[arg(long, env = "FLEETLOG_MANAGEMENT_TAG_VALUE", default_value = "true")]
+    pub tag_value: String,
+    /// The name of fleetlog's subscription filters.
+    #[arg(long, env = "FLEETLOG_SUBSCRIPTION_FILTER_NAME", default_value = "fleetlog")]
+    pub filter_name: String,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Named queries (`fleetlog query --list`) run on both engines. \
+                        Table: logs (database fleetlog), partitioned by dt (YYYY-MM-DD) and hour (HH), UTC.")]
+pub struct QueryArgs {
+    /// SQL, or the name of a named query.
+    #[arg(value_name = "SQL_OR_NAME", required_unless_present = "list")]
+    pub sql: Option<String>,
+    /// List the named queries.
+    #[arg(long)]
+    pub list: bool,
+    /// Run on the embedded engine (Apache DataFusion) instead of Athena.
+    #[arg(long)]
+    pub local: bool,
+    /// With --local: s3://bucket/prefix (AWS or --endpoint-url) or a folder of downloaded objects.
+    #[arg(long, env = "FLEETLOG_LOG_SOURCE", default_value = "s3://fleetlog-logs/logs/")]
+    pub source: String,
+    /// Athena workgroup (results location, encryption and scan limit come from it).
+    #[arg(long, env = "FLEETLOG_ATHENA_WORKGROUP", default_value = "fleetlog")]
+    pub workgroup: String,
+    /// Glue database.
+    #[arg(long, env = "FLEETLOG_ATHENA_DATABASE", default_value = fleetlog_etl::schema::DATABASE)]
+    pub database: String,
+    /// Give up waiting for Athena after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Run everything once, narrated, and end with a query answer (the README's first command).
+    Demo {
+        /// The agent configs to publish.
+        #[arg(long, default_value_os_t = crate::default_configs_dir())]
+        configs: PathBuf,
+    },
+    /// Start the emulator with fleetlog deployed and keep the pipeline running until Ctrl-C.
+    Up {
+        /// The agent configs to publish.
+        #[arg(long, default_value_os_t = crate::default_configs_dir())]
+        configs: PathBuf,
+    },
+}

@@ -1,0 +1,270 @@
+//! `fleetlog configs validate|publish|diff`: agent configs from `agent-configs/` (or given paths),
+//! checked, rendered and stored in Parameter Store under the names the enroller looks up.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_ssm::types::{ParameterTier as SsmTier, ParameterType};
+use fleetlog_core::agent_config::{AgentConfigSummary, ParameterTier, TemplateVars, render_template, summarize};
+use fleetlog_core::commands::ConfigParameterName;
+use serde_json::{Value, json};
+
+use crate::output::{Report, Table};
+use crate::sdk_error;
+
+/// One agent config file, checked and rendered for publishing.
+#[derive(Debug, Clone)]
+pub struct AgentConfigFile {
+    pub path: PathBuf,
+    pub parameter: ConfigParameterName,
+    pub platform: fleetlog_core::Platform,
+    pub profile: Option<String>,
+    /// The file with `${fleetlog:…}` variables replaced, pretty-printed as stored.
+    pub rendered: String,
+    pub summary: AgentConfigSummary,
+    pub tier: ParameterTier,
+}
+
+/// A file that failed its checks, and why.
+#[derive(Debug, Clone)]
+pub struct InvalidConfig {
+    pub path: PathBuf,
+    pub problem: String,
+}
+
+/// The `.json` files of a directory, or the files given.
+pub fn config_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read directory {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else if path.exists() {
+            out.push(path.clone());
+        } else {
+            bail!("{} does not exist", path.display());
+        }
+    }
+    if out.is_empty() {
+        bail!(
+            "no agent configs (*.json) found in {}",
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(out)
+}
+
+/// Checks and renders one file: structure, name, template variables, and size for Parameter Store.
+pub fn load(path: &Path, prefix: &str, vars: &TemplateVars) -> Result<AgentConfigFile, InvalidConfig> {
+    let invalid = |problem: String| InvalidConfig { path: path.to_owned(), problem };
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let (platform, profile, parameter) =
+        ConfigParameterName::for_config_file(prefix, stem).map_err(|e| invalid(e.to_string()))?;
+    let template = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
+    let text = render_template(&template, vars).map_err(|e| invalid(e.to_string()))?;
+    let summary = summarize(&text).map_err(|e| invalid(e.to_string()))?;
+    // Stored compact: the size that counts against the tier limit is the stored one.
+    let value: Value = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let rendered = value.to_string();
+    let tier = ParameterTier::for_size(rendered.len()).map_err(|e| invalid(e.to_string()))?;
+    Ok(AgentConfigFile { path: path.to_owned(), parameter, platform, profile, rendered, summary, tier })
+}
+
+pub fn load_all(
+    paths: &[PathBuf],
+    prefix: &str,
+    vars: &TemplateVars,
+) -> Result<(Vec<AgentConfigFile>, Vec<InvalidConfig>)> {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for path in config_paths(paths)? {
+        match load(&path, prefix, vars) {
+            Ok(config) => good.push(config),
+            Err(e) => bad.push(e),
+        }
+    }
+    Ok((good, bad))
+}
+
+fn invalid_table(bad: &[InvalidConfig]) -> Table {
+    let mut table = Table::new(&["file", "problem"]).titled("Invalid agent configs:");
+    for b in bad {
+        table.row(vec![b.path.display().to_string(), b.problem.clone()]);
+    }
+    table
+}
+
+fn invalid_json(bad: &[InvalidConfig]) -> Vec<Value> {
+    bad.iter().map(|b| json!({ "file": b.path.display().to_string(), "problem": b.problem })).collect()
+}
+
+/// `configs validate`: `Err` when any file is invalid (after reporting all of them).
+pub fn validate(paths: &[PathBuf], prefix: &str, vars: &TemplateVars) -> Result<(Report, bool)> {
+    let (good, bad) = load_all(paths, prefix, vars)?;
+    let mut table = Table::new(&["file", "parameter", "platform", "log groups", "bytes", "tier"]);
+    let mut items = Vec::new();
+    for c in &good {
+        let groups: Vec<&str> = c.summary.log_groups.iter().map(|g| g.as_str()).collect();
+        table.row(vec![
+            c.path.display().to_string(),
+            c.parameter.to_string(),
+            c.platform.to_string(),
+            groups.join("\n"),
+            c.rendered.len().to_string(),
+            c.tier.as_str().to_owned(),
+        ]);
+        items.push(json!({
+            "file": c.path.display().to_string(), "parameter": c.parameter.as_str(), "platform": c.platform.to_string(),
+            "profile": c.profile, "log_groups": groups, "bytes": c.rendered.len(), "tier": c.tier.as_str(),
+        }));
+    }
+    let mut report = Report { json: json!({ "valid": items, "invalid": invalid_json(&bad) }), ..Report::default() };
+    report.tables.push(table);
+    if !bad.is_empty() {
+        report.tables.push(invalid_table(&bad));
+    }
+    Ok((report, bad.is_empty()))
+}
+
+/// What Parameter Store holds for a name: (value, version), or None.
+async fn stored(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<Option<(String, i64)>> {
+    match ssm.get_parameter().name(name).send().await {
+        Ok(out) => Ok(out.parameter().map(|p| (p.value().unwrap_or_default().to_owned(), p.version()))),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_parameter_not_found()) => Ok(None),
+        Err(e) => Err(sdk_error("GetParameter")(e)),
+    }
+}
+
+/// Same JSON, whatever the formatting.
+fn same_config(a: &str, b: &str) -> bool {
+    match (serde_json::from_str::<Value>(a), serde_json::from_str::<Value>(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// `configs publish`: stores every valid config whose content changed (a new Parameter Store
+/// version, which the next reconcile re-applies). Refuses to publish anything if any file is invalid.
+pub async fn publish(
+    ssm: &aws_sdk_ssm::Client,
+    paths: &[PathBuf],
+    prefix: &str,
+    vars: &TemplateVars,
+    force: bool,
+) -> Result<(Report, bool)> {
+    let (good, bad) = load_all(paths, prefix, vars)?;
+    if !bad.is_empty() {
+        let report = Report {
+            json: json!({ "published": [], "invalid": invalid_json(&bad) }),
+            tables: vec![invalid_table(&bad)],
+            notes: vec!["Nothing was published: fix the configs above first.".into()],
+        };
+        return Ok((report, false));
+    }
+    let mut table = Table::new(&["parameter", "file", "tier", "version", "result"]);
+    let mut items = Vec::new();
+    for c in &good {
+        let current = stored(ssm, c.parameter.as_str()).await?;
+        let (version, result) = match &current {
+            Some((value, version)) if !force && same_config(value, &c.rendered) => (*version, "unchanged"),
+            _ => {
+                let out = ssm
+                    .put_parameter()
+                    .name(c.parameter.as_str())
+                    .description(format!("fleetlog CloudWatch agent config from {}", c.path.display()))
+                    .value(&c.rendered)
+                    .r#type(ParameterType::String)
+                    .tier(match c.tier {
+                        ParameterTier::Standard => SsmTier::Standard,
+                        ParameterTier::Advanced => SsmTier::Advanced,
+                    })
+                    .overwrite(true)
+                    .send()
+                    .await
+                    .map_err(sdk_error("PutParameter"))?;
+                (out.version(), if current.is_some() { "updated" } else { "created" })
+            }
+        };
+        table.row(vec![
+            c.parameter.to_string(),
+            c.path.display().to_string(),
+            c.tier.as_str().to_owned(),
+            version.to_string(),
+            result.to_owned(),
+        ]);
+        items.push(json!({
+            "parameter": c.parameter.as_str(), "file": c.path.display().to_string(), "tier": c.tier.as_str(),
+            "version": version, "result": result,
+        }));
+    }
+    let report = Report {
+        json: json!({ "published": items, "invalid": [] }),
+        tables: vec![table],
+        notes: vec![
+            "Enrolled instances get a changed config at the next reconcile (`fleetlog reconcile` runs one now).".into(),
+        ],
+    };
+    Ok((report, true))
+}
+
+/// `configs diff`: local (rendered) against stored, as a unified diff of pretty-printed JSON.
+pub async fn diff(
+    ssm: &aws_sdk_ssm::Client,
+    paths: &[PathBuf],
+    prefix: &str,
+    vars: &TemplateVars,
+) -> Result<(Report, bool)> {
+    let (good, bad) = load_all(paths, prefix, vars)?;
+    let mut table = Table::new(&["parameter", "file", "stored version", "status"]);
+    let mut items = Vec::new();
+    let mut notes = Vec::new();
+    for c in &good {
+        let current = stored(ssm, c.parameter.as_str()).await?;
+        let local = pretty(&c.rendered);
+        let (status, version, text) = match &current {
+            None => ("not stored", None, String::new()),
+            Some((value, version)) if same_config(value, &c.rendered) => ("same", Some(*version), String::new()),
+            Some((value, version)) => {
+                let remote = pretty(value);
+                let text = similar::TextDiff::from_lines(&remote, &local)
+                    .unified_diff()
+                    .header(&format!("{} (stored v{version})", c.parameter), &c.path.display().to_string())
+                    .to_string();
+                ("differs", Some(*version), text)
+            }
+        };
+        table.row(vec![
+            c.parameter.to_string(),
+            c.path.display().to_string(),
+            version.map(|v| v.to_string()).unwrap_or_default(),
+            status.to_owned(),
+        ]);
+        if !text.is_empty() {
+            notes.push(text.clone());
+        }
+        items.push(json!({
+            "parameter": c.parameter.as_str(), "file": c.path.display().to_string(), "stored_version": version,
+            "status": status, "diff": text,
+        }));
+    }
+    let mut report =
+        Report { json: json!({ "configs": items, "invalid": invalid_json(&bad) }), tables: vec![table], notes };
+    if !bad.is_empty() {
+        report.tables.push(invalid_table(&bad));
+    }
+    Ok((report, bad.is_empty()))
+}
+
+fn pretty(text: &str) -> String {
+    let mut out = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| text.to_owned());
+    out.push('\n');
+    out
+}

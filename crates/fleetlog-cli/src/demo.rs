@@ -1,0 +1,407 @@
+//! `fleetlog local demo` and `fleetlog local up`: the whole pipeline on one machine, against the
+//! emulator on 127.0.0.1.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_sqs::types::QueueAttributeName;
+use fleetlog_core::Platform;
+use fleetlog_core::agent_config::TemplateVars;
+use fleetlog_core::events::ec2_state_change_event;
+use fleetlog_core::tags::ManagementTag;
+use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, drain_queue};
+use fleetlog_enroller::{MetricsOutput, State};
+use serde_json::Value;
+
+use crate::emulator::{ACCOUNT, Emulator, REGION};
+use crate::fleet::{Fleet, FleetOptions};
+use crate::local::{BUCKET, ENROLLMENT_TABLE, LOGS_PREFIX, LocalStack, LogPump};
+use crate::output::{OutputFormat, Report};
+use crate::query::{LocalSource, decode_objects, fetch, local_session, resolve_sql, run_local};
+use crate::sdk_error;
+
+/// EC2 image ids the emulator knows as Amazon Linux and Windows.
+const LINUX_AMI: &str = "ami-0a1b2c3d4e5f60001";
+const WINDOWS_AMI: &str = "ami-0a1b2c3d4e5f60006";
+pub const MANAGEMENT_TAG: (&str, &str) = ("fleetlog:managed", "true");
+
+/// Prints numbered steps in plain words: on stdout for people, on stderr when stdout carries JSON.
+struct Narrator {
+    step: usize,
+    total: usize,
+    to_stdout: bool,
+}
+
+impl Narrator {
+    fn line(&self, text: &str) {
+        if self.to_stdout {
+            println!("{text}");
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    fn step(&mut self, text: &str) {
+        self.step += 1;
+        self.line(&format!("\n[{}/{}] {text}", self.step, self.total));
+    }
+
+    fn say(&self, text: &str) {
+        for line in text.lines() {
+            self.line(&format!("      {line}"));
+        }
+    }
+
+    fn report(&self, report: &Report) -> Result<()> {
+        let mut buf = Vec::new();
+        report.print(OutputFormat::Table, &mut buf)?;
+        self.say(&String::from_utf8_lossy(&buf));
+        Ok(())
+    }
+}
+
+/// One demo instance.
+struct DemoInstance {
+    name: &'static str,
+    platform: Platform,
+    tags: &'static [(&'static str, &'static str)],
+    why: &'static str,
+}
+
+const DEMO_FLEET: &[DemoInstance] = &[
+    DemoInstance { name: "web-1", platform: Platform::Linux, tags: &[MANAGEMENT_TAG], why: "tagged: will be enrolled" },
+    DemoInstance { name: "web-2", platform: Platform::Linux, tags: &[MANAGEMENT_TAG], why: "tagged: will be enrolled" },
+    DemoInstance {
+        name: "win-1",
+        platform: Platform::Windows,
+        tags: &[MANAGEMENT_TAG],
+        why: "tagged: will be enrolled",
+    },
+    DemoInstance { name: "legacy-1", platform: Platform::Linux, tags: &[], why: "untagged: left alone" },
+    DemoInstance {
+        name: "typo-1",
+        platform: Platform::Linux,
+        tags: &[("fleetlog:managed", "True")],
+        why: "tag value in the wrong case: reported, not enrolled",
+    },
+];
+
+/// The emulator with fleetlog deployed and its configs published.
+async fn bring_up(n: &mut Narrator, configs: &Path) -> Result<(Emulator, LocalStack)> {
+    n.step("Starting the AWS API emulator (fakecloud) on 127.0.0.1");
+    let emulator = Emulator::start()?;
+    n.say(&format!(
+        "Listening on {}. It speaks the real AWS wire protocols; no AWS account is used.",
+        emulator.endpoint
+    ));
+    let config = emulator.sdk_config().await;
+
+    n.step("Creating fleetlog's resources in it (what the CloudFormation stack in infra/ creates)");
+    let stack = LocalStack::deploy(&config).await?;
+    n.say(&format!(
+        "EventBridge rules for EC2 state changes, tag changes and operator requests → SQS queue {} (with a dead-letter queue)\n\
+         DynamoDB table {ENROLLMENT_TABLE} for enrollment records\n\
+         Firehose streams and the S3 bucket {BUCKET} the logs land in",
+        crate::local::ENROLL_QUEUE
+    ));
+
+    n.step("Publishing the CloudWatch agent configs from agent-configs/ to Parameter Store");
+    let vars = TemplateVars { log_group_prefix: stack.log_group_prefix.clone() };
+    let (report, ok) = crate::configs::publish(
+        &stack.clients.ssm,
+        &[configs.to_owned()],
+        crate::DEFAULT_PARAMETER_PREFIX,
+        &vars,
+        false,
+    )
+    .await?;
+    n.report(&report)?;
+    if !ok {
+        bail!("the agent configs in {} are invalid", configs.display());
+    }
+    Ok((emulator, stack))
+}
+
+async fn launch(stack: &LocalStack, instance: &DemoInstance) -> Result<String> {
+    let ami = match instance.platform {
+        Platform::Linux => LINUX_AMI,
+        Platform::Windows => WINDOWS_AMI,
+    };
+    let mut spec = TagSpecification::builder()
+        .resource_type(ResourceType::Instance)
+        .tags(Tag::builder().key("Name").value(instance.name).build());
+    for (k, v) in instance.tags {
+        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    let out = stack
+        .clients
+        .ec2
+        .run_instances()
+        .image_id(ami)
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .map_err(sdk_error("RunInstances"))?;
+    out.instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .map(str::to_owned)
+        .context("RunInstances returned no instance")
+}
+
+async fn put_events(stack: &LocalStack, events: &[Value]) -> Result<()> {
+    for chunk in events.chunks(10) {
+        let entries = chunk
+            .iter()
+            .map(|e| {
+                PutEventsRequestEntry::builder()
+                    .source(e["source"].as_str().unwrap_or_default())
+                    .detail_type(e["detail-type"].as_str().unwrap_or_default())
+                    .detail(e["detail"].to_string())
+                    .set_resources(
+                        e["resources"]
+                            .as_array()
+                            .map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()),
+                    )
+                    .build()
+            })
+            .collect();
+        let out = stack.events.put_events().set_entries(Some(entries)).send().await.map_err(sdk_error("PutEvents"))?;
+        if out.failed_entry_count() > 0 {
+            bail!("EventBridge refused {} events", out.failed_entry_count());
+        }
+    }
+    Ok(())
+}
+
+async fn visible_messages(stack: &LocalStack) -> Result<usize> {
+    let out = stack
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&stack.queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .map_err(sdk_error("GetQueueAttributes"))?;
+    Ok(out
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Agent-like lines for one log group, by its source (the last part of its name).
+fn sample_lines(source: &str, host: &str, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| match source {
+            "security" => format!(
+                "Nov 22 10:{:02}:{:02} {host} sshd[{}]: Failed password for invalid user admin from 203.0.113.{} port 22 ssh2",
+                i / 60,
+                i % 60,
+                4000 + i,
+                10 + i % 3
+            ),
+            "cloud-init" => format!("Cloud-init v. 23.4 running 'modules:final' at step {i}. Up {}.{:02} seconds.", 10 + i, i),
+            "windows-security" => format!(
+                "<Event xmlns=\"http://schemas.microsoft.com/win/2004/08/events/event\"><System><Provider Name=\"Microsoft-Windows-Security-Auditing\"/><EventID>{}</EventID><Level>0</Level><Channel>Security</Channel><Computer>{host}</Computer></System></Event>",
+                if i % 2 == 0 { 4625 } else { 4624 }
+            ),
+            s if s.starts_with("windows-") => format!(
+                "<Event xmlns=\"http://schemas.microsoft.com/win/2004/08/events/event\"><System><Provider Name=\"Service Control Manager\"/><EventID>7036</EventID><Level>4</Level><Channel>System</Channel><Computer>{host}</Computer></System><EventData><Data>service {i} entered the running state</Data></EventData></Event>"
+            ),
+            _ => format!("Nov 22 10:{:02}:{:02} {host} systemd[1]: Started session {i} of user ec2-user.", i / 60, i % 60),
+        })
+        .collect()
+}
+
+/// Writes the lines into the group's stream named after the instance, as the agent does.
+async fn write_logs(stack: &LocalStack, group: &str, instance_id: &str, lines: &[String]) -> Result<()> {
+    let logs = &stack.clients.logs;
+    match logs.create_log_stream().log_group_name(group).log_stream_name(instance_id).send().await {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) => {}
+        Err(e) => return Err(sdk_error("CreateLogStream")(e)),
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let events: Vec<InputLogEvent> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| InputLogEvent::builder().timestamp(now - (lines.len() - i) as i64).message(m).build())
+        .collect::<Result<_, _>>()
+        .context("log event")?;
+    logs.put_log_events()
+        .log_group_name(group)
+        .log_stream_name(instance_id)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .map_err(sdk_error("PutLogEvents"))?;
+    Ok(())
+}
+
+fn fleet_for(stack: &LocalStack) -> Fleet {
+    Fleet::new(
+        &stack.config,
+        FleetOptions {
+            management_tag: ManagementTag { key: MANAGEMENT_TAG.0.into(), value: MANAGEMENT_TAG.1.into() },
+            table: ENROLLMENT_TABLE.into(),
+            subscription_filter: "fleetlog".into(),
+        },
+    )
+}
+
+/// The whole pipeline, narrated, ending in a query answer checked against what was written.
+pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
+    let mut n = Narrator { step: 0, total: 10, to_stdout: narrate_on_stdout };
+    n.line("fleetlog local demo: the whole pipeline on this machine, step by step.");
+    let (emulator, stack) = bring_up(&mut n, configs).await?;
+
+    n.step("Launching five EC2 instances");
+    let mut ids: BTreeMap<&str, String> = BTreeMap::new();
+    for instance in DEMO_FLEET {
+        let id = launch(&stack, instance).await?;
+        n.say(&format!("{id}  {:<8} {:<7}  {}", instance.name, instance.platform.to_string(), instance.why));
+        ids.insert(instance.name, id);
+    }
+
+    n.step("Emitting the EC2 \"running\" events AWS would emit");
+    n.say("The emulator's EC2 emits no events, so they are put on the event bus here. The real\nEventBridge rules route them to the enroll queue.");
+    let events: Vec<Value> = ids.values().map(|id| ec2_state_change_event(id, "running", ACCOUNT, REGION)).collect();
+    put_events(&stack, &events).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while visible_messages(&stack).await? < events.len() {
+        if Instant::now() > deadline {
+            bail!("the events did not reach the enroll queue");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    n.say(&format!("{} messages are waiting on the enroll queue.", events.len()));
+
+    n.step("Running the enroller on the queue");
+    n.say("The emulator invokes no Lambdas, so this does what Lambda's SQS trigger does: receive a batch,\ncall the enroller's handler (the same entry point the Lambda uses), delete what it finished.\nThe enroller's own log lines and metrics (JSON) appear on stderr as it runs.");
+    let enroller = stack.enroller(&[], stack.clients.clone())?;
+    let state = State { metrics: MetricsOutput::Stderr, ..State::new(enroller) };
+    let drained = drain_queue(&state, &stack.queue_url, &stack.queue_arn, REGION, DEFAULT_BATCH_SIZE).await?;
+    n.say(&format!(
+        "{} messages in {} invocation(s); {} left for retry.",
+        drained.messages, drained.invocations, drained.retried
+    ));
+    let fleet = fleet_for(&stack);
+    let all_ids: Vec<String> = ids.values().cloned().collect();
+    let status = fleet.status(&all_ids).await?;
+    n.say("What `fleetlog status` now shows:");
+    n.report(&Report { tables: status.tables.clone(), ..Report::default() })?;
+
+    n.step("Writing agent-like log lines into the enrolled instances' log groups");
+    n.say("On a real instance the CloudWatch agent does this; streams are named after the instance.");
+    let records = state.enroller.store.get_many(&all_ids).await?;
+    let mut written: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (k, (name, id)) in ids.iter().enumerate() {
+        let Some(record) = records.get(id).filter(|r| r.is_enrolled()) else { continue };
+        for (g, group) in record.log_groups.iter().enumerate() {
+            let source = group.rsplit('/').next().unwrap_or(group).to_owned();
+            let count = 5 + (k * 7 + g * 3) % 11;
+            write_logs(&stack, group, id, &sample_lines(&source, name, count)).await?;
+            n.say(&format!("{count:>3} lines → {group} (stream {id})"));
+            written.insert((id.clone(), source), count);
+        }
+    }
+    let total: usize = written.values().sum();
+
+    n.step("Carrying the logs: subscription filter → Firehose → log ETL → Firehose → S3");
+    n.say("The subscription filters deliver to Firehose for real. The emulator's Firehose cannot call a\ntransformation Lambda, so each raw payload is handed to the ETL's Firehose handler here, and\nits JSON records are put to the stream that writes them to S3.");
+    let mut pump = LogPump::default();
+    let mut carried = crate::local::PumpReport::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while carried.events < total {
+        let report = pump.pump(&stack).await?;
+        carried.payloads += report.payloads;
+        carried.events += report.events;
+        carried.records += report.records;
+        if Instant::now() > deadline {
+            bail!("only {} of {total} log events arrived through the subscription", carried.events);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    n.say(&format!(
+        "{} subscription payloads, {} log events → {} JSON records under s3://{BUCKET}/{LOGS_PREFIX}",
+        carried.payloads, carried.events, carried.records
+    ));
+
+    n.step("Querying the records with the embedded SQL engine (the same table and columns as Athena's)");
+    let source = LocalSource::S3 { bucket: BUCKET.into(), prefix: LOGS_PREFIX.into() };
+    let objects = fetch(&source, &stack.s3).await?;
+    let ctx = local_session(decode_objects(objects)?).await?;
+    let sql = resolve_sql("log-volume");
+    n.say(&format!("fleetlog query --local log-volume\n{sql}"));
+    let answer = run_local(&ctx, sql).await?;
+    let ssh = run_local(&ctx, resolve_sql("failed-ssh-logins")).await?;
+    drop(emulator);
+
+    n.step("Checking the answer against the lines written, and stopping the emulator");
+    let mut found: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for row in &answer.rows {
+        let text = |i: usize| row.get(i).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let lines = row.get(2).and_then(Value::as_u64).unwrap_or(0);
+        found.insert((text(0), text(1)), usize::try_from(lines).unwrap_or(usize::MAX));
+    }
+    if found != written {
+        bail!("the query answer does not match the lines written:\n  written {written:?}\n  answer  {found:?}");
+    }
+    n.say(&format!(
+        "The answer matches: {total} lines from {} instances in {} log groups. The emulator is stopped.",
+        written.keys().map(|(i, _)| i).collect::<std::collections::BTreeSet<_>>().len(),
+        written.len()
+    ));
+    let written_json: Vec<Value> = written
+        .iter()
+        .map(|((instance, source), lines)| serde_json::json!({ "instance_id": instance, "source": source, "lines": lines }))
+        .collect();
+    let mut report = answer.report(serde_json::json!({ "lines_written": total, "written": written_json }), Vec::new());
+    report.tables[0].title = Some("\nLog lines per instance and source (the answer):".into());
+    let mut ssh_report = ssh.report(Value::Null, Vec::new());
+    ssh_report.tables[0].title = Some("Failed SSH logins (named query failed-ssh-logins):".into());
+    report.tables.push(ssh_report.tables.remove(0));
+    Ok(report)
+}
+
+/// The emulator with fleetlog deployed, kept running: the enroll queue is drained and logs are
+/// carried every two seconds, so every `fleetlog` command works against it until Ctrl-C.
+pub async fn up(configs: &Path) -> Result<()> {
+    let mut n = Narrator { step: 0, total: 4, to_stdout: true };
+    let (emulator, stack) = bring_up(&mut n, configs).await?;
+    n.step("Ready. In another terminal:");
+    n.say(&format!(
+        "export AWS_ENDPOINT_URL={} AWS_REGION={REGION} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test\n\
+         fleetlog status\n\
+         fleetlog query --local --source s3://{BUCKET}/{LOGS_PREFIX} log-volume\n\
+         Launch instances with the AWS CLI or SDK; `fleetlog enroll ID` enrolls them.\n\
+         The enroll queue is drained and logs are carried every 2 s. Ctrl-C stops the emulator.",
+        emulator.endpoint
+    ));
+    let state = State { metrics: MetricsOutput::Stderr, ..State::new(stack.enroller(&[], stack.clients.clone())?) };
+    let mut pump = LogPump::default();
+    loop {
+        let drained = drain_queue(&state, &stack.queue_url, &stack.queue_arn, REGION, DEFAULT_BATCH_SIZE).await?;
+        if drained.messages > 0 {
+            println!("enroller: {} message(s), {} left for retry", drained.messages, drained.retried);
+        }
+        let carried = pump.pump(&stack).await?;
+        if carried.payloads > 0 {
+            println!(
+                "logs: {} event(s) → {} record(s) in s3://{BUCKET}/{LOGS_PREFIX}",
+                carried.events, carried.records
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

@@ -1,0 +1,480 @@
+//! `fleetlog enroll|offboard|status|reconcile`: acting on and showing instances.
+//!
+//! `enroll` and `offboard` change the management tag and ask the enroller (through the stack's
+//! request rule) to look at the instances now; the enroller does the work, exactly as for a tag
+//! change. `status` reads every place enrollment leaves a trace.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use anyhow::{Result, bail};
+use aws_sdk_ec2::types::Tag;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_ssm::types::InstanceInformationStringFilter;
+use fleetlog_aws::Clients;
+use fleetlog_aws::store::EnrollmentStore;
+use fleetlog_core::events::{FLEETLOG_SOURCE, RECONCILE_REQUEST, reconcile_request_detail};
+use fleetlog_core::instance::is_instance_id;
+use fleetlog_core::plan::{Decision, EnrollmentRecord, SkipReason, decide};
+use fleetlog_core::tags::ManagementTag;
+use fleetlog_core::{Instance, InstanceState};
+use fleetlog_enroller::{Work, plan};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::output::{Report, Table};
+use crate::sdk_error;
+
+/// What the CLI needs to know about the deployment (flags or the enroller's own variables).
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    pub management_tag: ManagementTag,
+    pub table: String,
+    pub subscription_filter: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    pub clients: Clients,
+    pub events: aws_sdk_eventbridge::Client,
+    pub store: EnrollmentStore,
+    pub options: FleetOptions,
+}
+
+/// Parallel status reads per fleet-wide `status` (bounded so large fleets stay under API rates).
+const STATUS_CONCURRENCY: usize = 8;
+/// DescribeInstanceInformation takes at most 50 instance IDs per filter.
+const SSM_INFO_BATCH: usize = 50;
+
+/// Checks the arguments are instance IDs; a usage error names the bad ones.
+pub fn checked_ids(ids: &[String]) -> Result<Vec<String>> {
+    let bad: Vec<&str> = ids.iter().map(String::as_str).filter(|id| !is_instance_id(id)).collect();
+    if !bad.is_empty() {
+        bail!("not EC2 instance IDs (expected i- and 8 or 17 hex digits): {}", bad.join(", "));
+    }
+    let mut unique: Vec<String> = ids.to_vec();
+    unique.sort();
+    unique.dedup();
+    Ok(unique)
+}
+
+impl Fleet {
+    pub fn new(config: &aws_config::SdkConfig, options: FleetOptions) -> Self {
+        let clients = Clients::new(config);
+        let store = EnrollmentStore::new(clients.dynamodb.clone(), options.table.clone());
+        Self { events: aws_sdk_eventbridge::Client::new(config), clients, store, options }
+    }
+
+    /// Reads the instances, failing with their names if any does not exist.
+    async fn existing(&self, ids: &[String]) -> Result<Vec<Instance>> {
+        let found = fleetlog_aws::ec2::describe_instances(&self.clients.ec2, ids).await?;
+        let known: BTreeSet<&str> = found.iter().map(|i| i.id.as_str()).collect();
+        let missing: Vec<&str> = ids.iter().map(String::as_str).filter(|id| !known.contains(id)).collect();
+        if !missing.is_empty() {
+            bail!("no such instance in this account and region: {} (nothing was changed)", missing.join(", "));
+        }
+        Ok(found)
+    }
+
+    /// Asks the enroller to look at these instances (or, with none, the whole fleet) now.
+    pub async fn request_check(&self, ids: &[String]) -> Result<()> {
+        let details: Vec<serde_json::Value> = if ids.is_empty() {
+            vec![reconcile_request_detail(None)]
+        } else {
+            ids.iter().map(|id| reconcile_request_detail(Some(id))).collect()
+        };
+        for chunk in details.chunks(10) {
+            let entries = chunk
+                .iter()
+                .map(|detail| {
+                    PutEventsRequestEntry::builder()
+                        .source(FLEETLOG_SOURCE)
+                        .detail_type(RECONCILE_REQUEST)
+                        .detail(detail.to_string())
+                        .build()
+                })
+                .collect();
+            let out =
+                self.events.put_events().set_entries(Some(entries)).send().await.map_err(sdk_error("PutEvents"))?;
+            if out.failed_entry_count() > 0 {
+                let reasons: Vec<String> =
+                    out.entries().iter().filter_map(|e| e.error_message().map(str::to_owned)).collect();
+                bail!("EventBridge refused the request: {}", reasons.join("; "));
+            }
+        }
+        Ok(())
+    }
+
+    /// `enroll`: set the management tag and ask the enroller to enroll them now.
+    pub async fn enroll(&self, ids: &[String]) -> Result<Report> {
+        let ids = checked_ids(ids)?;
+        let instances = self.existing(&ids).await?;
+        let tag = &self.options.management_tag;
+        self.clients
+            .ec2
+            .create_tags()
+            .set_resources(Some(ids.clone()))
+            .tags(Tag::builder().key(&tag.key).value(&tag.value).build())
+            .send()
+            .await
+            .map_err(sdk_error("CreateTags"))?;
+        self.request_check(&ids).await?;
+        let mut table = Table::new(&["instance", "state", "action"]);
+        let mut items = Vec::new();
+        for i in &instances {
+            let note = if i.state == InstanceState::Running {
+                "tagged; the enroller enrolls it now".to_owned()
+            } else {
+                format!("tagged; enrolled when it is running (now {})", i.state.as_str())
+            };
+            table.row(vec![i.id.clone(), i.state.as_str().to_owned(), note.clone()]);
+            items.push(json!({ "instance_id": i.id, "state": i.state.as_str(), "tagged": true, "note": note }));
+        }
+        Ok(Report {
+            json: json!({ "instances": items, "tag": { "key": tag.key, "value": tag.value } }),
+            tables: vec![table],
+            notes: vec![format!(
+                "Tagged {}={}. `fleetlog status {}` shows progress.",
+                tag.key,
+                tag.value,
+                ids.join(" ")
+            )],
+        })
+    }
+
+    /// `offboard`: remove the management tag and ask the enroller to offboard them now. Logs stay.
+    pub async fn offboard(&self, ids: &[String]) -> Result<Report> {
+        let ids = checked_ids(ids)?;
+        let instances = self.existing(&ids).await?;
+        let key = &self.options.management_tag.key;
+        self.clients
+            .ec2
+            .delete_tags()
+            .set_resources(Some(ids.clone()))
+            .tags(Tag::builder().key(key).build())
+            .send()
+            .await
+            .map_err(sdk_error("DeleteTags"))?;
+        self.request_check(&ids).await?;
+        let mut table = Table::new(&["instance", "action"]);
+        let mut items = Vec::new();
+        for i in &instances {
+            table
+                .row(vec![i.id.clone(), "tag removed; the enroller removes its alarms and ends its enrollment".into()]);
+            items.push(json!({ "instance_id": i.id, "untagged": true }));
+        }
+        Ok(Report {
+            json: json!({ "instances": items }),
+            tables: vec![table],
+            notes: vec!["Log groups and the logs already collected are kept.".into()],
+        })
+    }
+
+    /// `reconcile`: ask for a sweep, or with `dry_run` print what a sweep would do.
+    pub async fn reconcile(&self, dry_run: bool) -> Result<Report> {
+        if !dry_run {
+            self.request_check(&[]).await?;
+            return Ok(Report {
+                json: json!({ "requested": true }),
+                notes: vec!["Asked the enroller for a reconcile sweep; `fleetlog status` shows the result.".into()],
+                ..Report::default()
+            });
+        }
+        let work = Work { instance_ids: BTreeSet::new(), reconcile: true };
+        let plan = plan(&self.clients, &self.store, &self.options.management_tag, &work).await?;
+        let mut table = Table::new(&["instance", "would", "why"]);
+        let mut items = Vec::new();
+        for (id, decision) in &plan.decisions {
+            let (action, why) = describe_decision(decision, plan.records.get(id));
+            table.row(vec![id.clone(), action.to_owned(), why.clone()]);
+            items.push(json!({ "instance_id": id, "action": action, "reason": why }));
+        }
+        Ok(Report {
+            json: json!({ "dry_run": true, "plan": items }),
+            tables: vec![table.titled("Reconcile plan (nothing was changed):")],
+            notes: Vec::new(),
+        })
+    }
+
+    /// `status`: the named instances, or every instance in the region with a summary.
+    pub async fn status(&self, ids: &[String]) -> Result<Report> {
+        let whole_fleet = ids.is_empty();
+        let instances: Vec<Instance> = if whole_fleet {
+            fleetlog_aws::ec2::list_instances(&self.clients.ec2).await?
+        } else {
+            self.existing(&checked_ids(ids)?).await?
+        };
+        let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
+        let records = self.store.get_many(&ids).await?;
+        let ping = self.ssm_ping(&ids).await?;
+        let groups: BTreeSet<String> = records.values().flat_map(|r| r.log_groups.iter().cloned()).collect();
+        let group_status = self.log_group_status(groups).await?;
+
+        let progress = ProgressBar::new(instances.len() as u64);
+        if whole_fleet && instances.len() > 20 {
+            progress.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            progress.set_message("checking instances");
+        } else {
+            progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let mut rows: Vec<InstanceStatus> = futures::stream::iter(instances.iter())
+            .map(|instance| {
+                let record = records.get(&instance.id);
+                let ping = ping.get(&instance.id).cloned();
+                let progress = progress.clone();
+                let group_status = &group_status;
+                async move {
+                    let row = self.instance_status(instance, record, ping, group_status).await;
+                    progress.inc(1);
+                    row
+                }
+            })
+            .buffer_unordered(STATUS_CONCURRENCY)
+            .collect::<Vec<Result<InstanceStatus>>>()
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?;
+        progress.finish_and_clear();
+        rows.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+
+        let mut table = Table::new(&[
+            "instance",
+            "state",
+            "platform",
+            "status",
+            "ssm",
+            "agent commands",
+            "config",
+            "log groups",
+            "alarms",
+            "updated",
+        ]);
+        for r in &rows {
+            table.row(vec![
+                r.instance_id.clone(),
+                r.state.clone(),
+                r.platform.clone(),
+                r.status.clone(),
+                r.ssm.clone(),
+                r.commands.iter().map(|c| format!("{}: {}", c.document, c.status)).collect::<Vec<_>>().join("\n"),
+                r.config.clone().unwrap_or_default(),
+                r.log_groups.iter().map(LogGroupStatus::summary).collect::<Vec<_>>().join("\n"),
+                r.alarms.len().to_string(),
+                r.updated_at.clone().unwrap_or_default(),
+            ]);
+        }
+        let mut summary: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in &rows {
+            *summary.entry(r.status.as_str()).or_default() += 1;
+        }
+        let mut tables = Vec::new();
+        if whole_fleet {
+            let mut counts = Table::new(&["status", "instances"]).titled(format!("Fleet: {} instances", rows.len()));
+            for (status, n) in &summary {
+                counts.row(vec![(*status).to_owned(), n.to_string()]);
+            }
+            tables.push(counts);
+        }
+        tables.push(table);
+        Ok(Report { json: json!({ "summary": summary, "instances": rows }), tables, notes: Vec::new() })
+    }
+
+    /// SSM's view of each instance (PingStatus); absent instances have not registered.
+    async fn ssm_ping(&self, ids: &[String]) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(SSM_INFO_BATCH) {
+            let filter = InstanceInformationStringFilter::builder()
+                .key("InstanceIds")
+                .set_values(Some(chunk.to_vec()))
+                .build()
+                .map_err(|e| anyhow::anyhow!("DescribeInstanceInformation filter: {e}"))?;
+            let mut pages = self
+                .clients
+                .ssm
+                .describe_instance_information()
+                .filters(filter)
+                .max_results(50)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(sdk_error("DescribeInstanceInformation"))?;
+                for info in page.instance_information_list() {
+                    if let (Some(id), Some(ping)) = (info.instance_id(), info.ping_status()) {
+                        out.insert(id.to_owned(), ping.as_str().to_owned());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn log_group_status(&self, groups: BTreeSet<String>) -> Result<BTreeMap<String, LogGroupStatus>> {
+        let filter_name = &self.options.subscription_filter;
+        let checked: Vec<Result<LogGroupStatus>> = futures::stream::iter(groups)
+            .map(|name| async move {
+                let found = self
+                    .clients
+                    .logs
+                    .describe_log_groups()
+                    .log_group_name_prefix(&name)
+                    .send()
+                    .await
+                    .map_err(sdk_error("DescribeLogGroups"))?;
+                let group = found.log_groups().iter().find(|g| g.log_group_name() == Some(name.as_str()));
+                let Some(group) = group else {
+                    return Ok(LogGroupStatus { name, exists: false, retention_days: None, subscribed: false });
+                };
+                let filters = self
+                    .clients
+                    .logs
+                    .describe_subscription_filters()
+                    .log_group_name(&name)
+                    .send()
+                    .await
+                    .map_err(sdk_error("DescribeSubscriptionFilters"))?;
+                let subscribed = filters.subscription_filters().iter().any(|f| f.filter_name() == Some(filter_name));
+                Ok(LogGroupStatus { retention_days: group.retention_in_days(), name, exists: true, subscribed })
+            })
+            .buffer_unordered(STATUS_CONCURRENCY)
+            .collect()
+            .await;
+        checked.into_iter().map(|r| r.map(|s| (s.name.clone(), s))).collect()
+    }
+
+    async fn instance_status(
+        &self,
+        instance: &Instance,
+        record: Option<&EnrollmentRecord>,
+        ping: Option<String>,
+        groups: &BTreeMap<String, LogGroupStatus>,
+    ) -> Result<InstanceStatus> {
+        let decision = decide(Some(instance), &self.options.management_tag, record);
+        let mut commands = Vec::new();
+        let mut alarms = Vec::new();
+        if let Some(record) = record.filter(|r| r.is_enrolled()) {
+            for command_id in &record.command_ids {
+                let out = self
+                    .clients
+                    .ssm
+                    .list_command_invocations()
+                    .command_id(command_id)
+                    .instance_id(&instance.id)
+                    .send()
+                    .await
+                    .map_err(sdk_error("ListCommandInvocations"))?;
+                // Filtered here too: not every implementation honours the instance filter.
+                let mine = out.command_invocations().iter().filter(|i| i.instance_id() == Some(instance.id.as_str()));
+                for invocation in mine {
+                    commands.push(CommandStatus {
+                        command_id: command_id.clone(),
+                        document: invocation.document_name().unwrap_or_default().to_owned(),
+                        status: invocation.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    });
+                }
+            }
+            alarms = fleetlog_aws::alarms::list_instance_alarms(&self.clients.cloudwatch, &instance.id).await?;
+        }
+        Ok(InstanceStatus {
+            instance_id: instance.id.clone(),
+            state: instance.state.as_str().to_owned(),
+            platform: instance.platform.to_string(),
+            status: status_word(&decision, record).to_owned(),
+            tag: instance.tags.get(&self.options.management_tag.key).cloned(),
+            ssm: ping.unwrap_or_else(|| "not registered".to_owned()),
+            commands,
+            config: record.filter(|r| r.is_enrolled()).map(|r| format!("{} v{}", r.config_parameter, r.config_version)),
+            log_groups: record
+                .filter(|r| r.is_enrolled())
+                .map(|r| r.log_groups.iter().filter_map(|g| groups.get(g).cloned()).collect())
+                .unwrap_or_default(),
+            alarms,
+            updated_at: record.map(|r| r.updated_at.clone()),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandStatus {
+    pub command_id: String,
+    pub document: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogGroupStatus {
+    pub name: String,
+    pub exists: bool,
+    pub retention_days: Option<i32>,
+    pub subscribed: bool,
+}
+
+impl LogGroupStatus {
+    fn summary(&self) -> String {
+        if !self.exists {
+            return format!("{} (missing)", self.name);
+        }
+        let retention = self.retention_days.map_or("never expires".to_owned(), |d| format!("{d} d"));
+        let filter = if self.subscribed { "subscribed" } else { "NOT subscribed" };
+        format!("{} ({retention}, {filter})", self.name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceStatus {
+    pub instance_id: String,
+    pub state: String,
+    pub platform: String,
+    /// One word for where the instance stands; see [`status_word`].
+    pub status: String,
+    /// The management tag's value, if the key is set.
+    pub tag: Option<String>,
+    /// SSM PingStatus, or "not registered".
+    pub ssm: String,
+    pub commands: Vec<CommandStatus>,
+    pub config: Option<String>,
+    pub log_groups: Vec<LogGroupStatus>,
+    pub alarms: Vec<String>,
+    pub updated_at: Option<String>,
+}
+
+/// Where an instance stands, from the same decision the enroller makes.
+pub fn status_word(decision: &Decision, record: Option<&EnrollmentRecord>) -> &'static str {
+    let enrolled = record.is_some_and(EnrollmentRecord::is_enrolled);
+    match decision {
+        Decision::Enroll if enrolled => "enrolled",
+        Decision::Enroll => "awaiting enrollment",
+        Decision::Offboard => "awaiting offboarding",
+        Decision::Skip(SkipReason::TagCaseMismatch { .. }) => "tag case mismatch",
+        Decision::Skip(SkipReason::NotRunning(_)) => "managed, not running",
+        Decision::Skip(SkipReason::NotManaged) if record.is_some() => "offboarded",
+        Decision::Skip(SkipReason::NotManaged) => "not managed",
+        Decision::Skip(SkipReason::Unknown) => "unknown",
+    }
+}
+
+/// A plan entry in words: (action, why).
+pub fn describe_decision(decision: &Decision, record: Option<&EnrollmentRecord>) -> (&'static str, String) {
+    match decision {
+        Decision::Enroll => match record.filter(|r| r.is_enrolled()) {
+            Some(r) => (
+                "check",
+                format!(
+                    "enrolled with {} v{}; re-applied only if the config changed",
+                    r.config_parameter, r.config_version
+                ),
+            ),
+            None => ("enroll", "managed and running, not enrolled yet".to_owned()),
+        },
+        Decision::Offboard => ("offboard", "enrolled but no longer managed or running".to_owned()),
+        Decision::Skip(SkipReason::TagCaseMismatch { key, value }) => {
+            ("skip", format!("tagged {key}={value}: the management tag must match exactly, case included"))
+        }
+        Decision::Skip(SkipReason::NotRunning(state)) => ("skip", format!("managed but {}", state.as_str())),
+        Decision::Skip(SkipReason::NotManaged) => ("skip", "not managed".to_owned()),
+        Decision::Skip(SkipReason::Unknown) => ("skip", "not found in EC2".to_owned()),
+    }
+}

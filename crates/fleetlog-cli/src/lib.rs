@@ -1,0 +1,235 @@
+//! The `fleetlog` CLI, on the same core and adapter crates the Lambdas use. This crate is the
+//! binary's edge, so it reports errors with `anyhow`; the libraries under it keep typed errors.
+
+pub mod cli;
+pub mod configs;
+pub mod demo;
+pub mod emulator;
+pub mod fleet;
+pub mod local;
+pub mod output;
+pub mod query;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use clap::CommandFactory;
+use fleetlog_core::agent_config::TemplateVars;
+use fleetlog_core::log_groups::default_log_group_prefix;
+use fleetlog_core::tags::ManagementTag;
+
+use cli::{Cli, Command, ConfigArgs, ConfigsCommand, DeploymentArgs, GlobalArgs, LocalCommand, QueryArgs};
+use output::Report;
+
+/// Agent config parameters are named `{prefix}-{platform}[-{profile}]`; the enroller's default.
+pub const DEFAULT_PARAMETER_PREFIX: &str = "AmazonCloudWatch-fleetlog";
+/// `configs validate` without a prefix renders templates with this example.
+const EXAMPLE_LOG_GROUP_PREFIX: &str = "CCP-logs-example-123456789012-us-east-1";
+
+/// Turns an SDK error into one line: the service's code and message, or the cause chain of a
+/// connection failure.
+pub fn sdk_error<E>(operation: &'static str) -> impl FnOnce(E) -> anyhow::Error
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    move |e| match (e.code(), e.message()) {
+        (Some(code), Some(message)) => anyhow::anyhow!("{operation} failed: {code}: {message}"),
+        (Some(code), None) => anyhow::anyhow!("{operation} failed: {code}"),
+        _ => anyhow::anyhow!("{operation} failed: {}", aws_sdk_s3::error::DisplayErrorContext(&e)),
+    }
+}
+
+/// `agent-configs/` in the working directory, else the one in this source tree.
+pub fn default_configs_dir() -> PathBuf {
+    let here = PathBuf::from("agent-configs");
+    if here.is_dir() {
+        return here;
+    }
+    let source_tree = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../agent-configs");
+    if source_tree.is_dir() { source_tree } else { here }
+}
+
+pub async fn sdk_config(global: &GlobalArgs) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(4))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        );
+    if let Some(profile) = &global.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &global.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &global.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// What a command produced and whether it succeeded (a failed validation still prints its report).
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Option<Report>,
+    pub success: bool,
+}
+
+impl From<Report> for Outcome {
+    fn from(report: Report) -> Self {
+        Self { report: Some(report), success: true }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<Outcome> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Configs(command) => run_configs(global, command).await,
+        Command::Enroll { instances, deployment } => {
+            Ok(fleet(global, &deployment).await.enroll(&instances).await?.into())
+        }
+        Command::Offboard { instances, deployment } => {
+            Ok(fleet(global, &deployment).await.offboard(&instances).await?.into())
+        }
+        Command::Status { instances, deployment } => {
+            Ok(fleet(global, &deployment).await.status(&instances).await?.into())
+        }
+        Command::Reconcile { dry_run, deployment } => {
+            Ok(fleet(global, &deployment).await.reconcile(dry_run).await?.into())
+        }
+        Command::Query(args) => run_query(global, args).await.map(Outcome::from),
+        Command::Local(LocalCommand::Demo { configs }) => {
+            Ok(demo::demo(&configs, global.output == output::OutputFormat::Table).await?.into())
+        }
+        Command::Local(LocalCommand::Up { configs }) => {
+            demo::up(&configs).await?;
+            Ok(Outcome { report: None, success: true })
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "fleetlog", &mut std::io::stdout());
+            Ok(Outcome { report: None, success: true })
+        }
+    }
+}
+
+async fn fleet(global: &GlobalArgs, deployment: &DeploymentArgs) -> fleet::Fleet {
+    let config = sdk_config(global).await;
+    fleet::Fleet::new(
+        &config,
+        fleet::FleetOptions {
+            management_tag: ManagementTag { key: deployment.tag_key.clone(), value: deployment.tag_value.clone() },
+            table: deployment.table.clone(),
+            subscription_filter: deployment.filter_name.clone(),
+        },
+    )
+}
+
+fn config_paths(args: &ConfigArgs) -> Vec<PathBuf> {
+    if args.paths.is_empty() { vec![default_configs_dir()] } else { args.paths.clone() }
+}
+
+/// The log group prefix templates are rendered with: given, or built from the account name.
+async fn template_vars(global: &GlobalArgs, args: &ConfigArgs, config: Option<&SdkConfig>) -> Result<TemplateVars> {
+    if let Some(prefix) = &args.log_group_prefix {
+        return Ok(TemplateVars { log_group_prefix: prefix.clone() });
+    }
+    let (Some(name), Some(config)) = (&args.account_name, config) else {
+        if config.is_none() {
+            return Ok(TemplateVars { log_group_prefix: EXAMPLE_LOG_GROUP_PREFIX.to_owned() });
+        }
+        bail!("give --log-group-prefix, or --account-name to build CCP-logs-NAME-ACCOUNT_ID-REGION");
+    };
+    let identity =
+        aws_sdk_sts::Client::new(config).get_caller_identity().send().await.map_err(sdk_error("GetCallerIdentity"))?;
+    let account = identity.account().context("STS returned no account id")?;
+    let region =
+        config.region().map(ToString::to_string).or_else(|| global.region.clone()).context("no AWS region set")?;
+    Ok(TemplateVars { log_group_prefix: default_log_group_prefix(name, account, &region) })
+}
+
+async fn run_configs(global: &GlobalArgs, command: ConfigsCommand) -> Result<Outcome> {
+    let (report, success) = match command {
+        ConfigsCommand::Validate(args) => {
+            let vars = template_vars(global, &args, None).await?;
+            configs::validate(&config_paths(&args), &args.parameter_prefix, &vars)?
+        }
+        ConfigsCommand::Publish { args, force } => {
+            let config = sdk_config(global).await;
+            let vars = template_vars(global, &args, Some(&config)).await?;
+            let ssm = aws_sdk_ssm::Client::new(&config);
+            configs::publish(&ssm, &config_paths(&args), &args.parameter_prefix, &vars, force).await?
+        }
+        ConfigsCommand::Diff(args) => {
+            let config = sdk_config(global).await;
+            let vars = template_vars(global, &args, Some(&config)).await?;
+            let ssm = aws_sdk_ssm::Client::new(&config);
+            configs::diff(&ssm, &config_paths(&args), &args.parameter_prefix, &vars).await?
+        }
+    };
+    Ok(Outcome { report: Some(report), success })
+}
+
+async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
+    if args.list {
+        return Ok(query::list_named());
+    }
+    let sql = query::resolve_sql(args.sql.as_deref().unwrap_or_default()).to_owned();
+    let config = sdk_config(global).await;
+    if args.local {
+        let source = query::LocalSource::parse(&args.source);
+        let s3 = local::s3_client(&config);
+        let objects = query::fetch(&source, &s3).await?;
+        let count = objects.len();
+        let ctx = query::local_session(query::decode_objects(objects)?).await?;
+        let result = query::run_local(&ctx, &sql).await?;
+        let note = format!(
+            "{} row(s); read {count} object(s) from {} with the embedded engine.",
+            result.rows.len(),
+            args.source
+        );
+        return Ok(result.report(serde_json::json!({ "engine": "local", "objects": count }), vec![note]));
+    }
+    let athena = aws_sdk_athena::Client::new(&config);
+    let options = query::AthenaOptions {
+        workgroup: args.workgroup,
+        database: args.database,
+        timeout: Duration::from_secs(args.timeout),
+    };
+    let (result, stats) = query::run_athena(&athena, &sql, &options).await?;
+    let note = format!(
+        "{} row(s); query {} scanned {}, about ${:.6} at $5/TB (10 MB minimum).",
+        result.rows.len(),
+        stats.query_execution_id,
+        query::human_bytes(stats.bytes_scanned),
+        stats.cost_usd()
+    );
+    let json_stats = serde_json::json!({
+        "engine": "athena", "query_execution_id": stats.query_execution_id, "bytes_scanned": stats.bytes_scanned,
+        "engine_ms": stats.elapsed_ms, "cost_usd": stats.cost_usd(),
+    });
+    Ok(result.report(json_stats, vec![note]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_default_parameter_prefix_is_the_enrollers() {
+        assert_eq!(
+            fleetlog_core::settings::default_of("FLEETLOG_CONFIG_PARAMETER_PREFIX"),
+            Some(DEFAULT_PARAMETER_PREFIX)
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! The `fleetlog` binary against a real emulator on 127.0.0.1: every command, its `--output json`
+//! shape, bad input (a clear message and a non-zero exit), and the local demo end to end.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use fleetlog_cli::emulator::{Emulator, REGION};
+use fleetlog_cli::local::LocalStack;
+use fleetlog_enroller::State;
+use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, drain_queue};
+use serde_json::Value;
+
+fn configs_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../agent-configs")
+}
+
+/// Runs the binary with the emulator's endpoint and dummy credentials.
+fn fleetlog(endpoint: Option<&str>, args: &[&str]) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fleetlog"));
+    command
+        .args(args)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+    if let Some(endpoint) = endpoint {
+        command.env("AWS_ENDPOINT_URL", endpoint);
+    }
+    command.output().expect("run fleetlog")
+}
+
+fn json_of(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+fn fails_with(output: &Output, needle: &str) {
+    assert_eq!(output.status.code(), Some(1), "stdout: {}", String::from_utf8_lossy(&output.stdout));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stderr.contains(needle) || stdout.contains(needle), "expected {needle:?} in\n{stderr}\n{stdout}");
+}
+
+struct Local {
+    emulator: Emulator,
+    stack: LocalStack,
+}
+
+impl Local {
+    async fn new() -> Self {
+        let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+        let stack = LocalStack::deploy(&emulator.sdk_config().await).await.unwrap();
+        Self { emulator, stack }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        fleetlog(Some(&self.emulator.endpoint), args)
+    }
+
+    fn prefix_arg(&self) -> String {
+        format!("--log-group-prefix={}", self.stack.log_group_prefix)
+    }
+
+    async fn launch(&self, tags: &[(&str, &str)]) -> String {
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+        for (k, v) in tags {
+            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+        }
+        let out = self
+            .stack
+            .clients
+            .ec2
+            .run_instances()
+            .image_id("ami-0a1b2c3d4e5f60001")
+            .instance_type(InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(spec.build())
+            .send()
+            .await
+            .unwrap();
+        out.instances()[0].instance_id().unwrap().to_owned()
+    }
+
+    /// Lets the enroller consume the queue, as Lambda's SQS trigger would.
+    async fn deliver(&self) -> usize {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let state = State::new(self.stack.enroller(&[], self.stack.clients.clone()).unwrap());
+        drain_queue(&state, &self.stack.queue_url, &self.stack.queue_arn, REGION, DEFAULT_BATCH_SIZE)
+            .await
+            .unwrap()
+            .messages
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// agent-configs/linux.json grown with extra log files until its stored form exceeds `bytes`.
+fn linux_config_larger_than(bytes: usize) -> String {
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(configs_dir().join("linux.json")).unwrap()).unwrap();
+    let list = config["logs"]["logs_collected"]["files"]["collect_list"].as_array_mut().unwrap();
+    let mut i = 0;
+    while serde_json::to_string(&list).unwrap().len() < bytes {
+        list.push(serde_json::json!({
+            "file_path": format!("/var/log/app/service-{i}.log"),
+            "log_group_name": "${fleetlog:LogGroupPrefix}/system",
+            "log_stream_name": "{instance_id}"
+        }));
+        i += 1;
+    }
+    config.to_string()
+}
+
+#[test]
+fn help_and_completions() {
+    let help = fleetlog(None, &["--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    for command in ["configs", "enroll", "offboard", "status", "reconcile", "query", "local", "completions"] {
+        assert!(text.contains(command), "--help lacks {command}:\n{text}");
+    }
+    let completions = fleetlog(None, &["completions", "bash"]);
+    assert!(completions.status.success());
+    assert!(String::from_utf8_lossy(&completions.stdout).contains("fleetlog"));
+    let usage = fleetlog(None, &["enroll"]);
+    assert_eq!(usage.status.code(), Some(2), "a missing argument is a usage error");
+}
+
+#[test]
+fn configs_validate_reports_tiers_and_refuses_bad_configs() {
+    let ok = json_of(&fleetlog(None, &["configs", "validate", "-o", "json", configs_dir().to_str().unwrap()]));
+    let valid = ok["valid"].as_array().unwrap();
+    assert_eq!(valid.len(), 2);
+    assert!(valid.iter().all(|c| c["tier"] == "Standard"));
+    assert_eq!(ok["invalid"], serde_json::json!([]));
+
+    let dir = tempfile::tempdir().unwrap();
+    let advanced = write(dir.path(), "linux-big.json", &linux_config_larger_than(5000));
+    let out = json_of(&fleetlog(None, &["configs", "validate", "-o", "json", advanced.to_str().unwrap()]));
+    assert_eq!(out["valid"][0]["tier"], "Advanced");
+    assert_eq!(out["valid"][0]["parameter"], "AmazonCloudWatch-fleetlog-linux-big");
+
+    let too_big = write(dir.path(), "linux-huge.json", &linux_config_larger_than(9000));
+    fails_with(&fleetlog(None, &["configs", "validate", too_big.to_str().unwrap()]), "at most 8192 bytes");
+    let broken = write(dir.path(), "linux.json", "{ not json");
+    fails_with(&fleetlog(None, &["configs", "validate", broken.to_str().unwrap()]), "not valid JSON");
+    let misnamed = write(dir.path(), "macos.json", "{}");
+    fails_with(&fleetlog(None, &["configs", "validate", misnamed.to_str().unwrap()]), "must be named linux");
+    fails_with(&fleetlog(None, &["configs", "validate", "/no/such/path.json"]), "does not exist");
+}
+
+#[tokio::test]
+async fn configs_publish_is_versioned_idempotent_and_diffable() {
+    let local = Local::new().await;
+    let prefix = local.prefix_arg();
+    let dir = configs_dir();
+    let dir = dir.to_str().unwrap();
+    let first = json_of(&local.run(&["configs", "publish", "-o", "json", &prefix, dir]));
+    let results: Vec<&str> =
+        first["published"].as_array().unwrap().iter().map(|p| p["result"].as_str().unwrap()).collect();
+    assert_eq!(results, ["created", "created"]);
+    let again = json_of(&local.run(&["configs", "publish", "-o", "json", &prefix, dir]));
+    assert!(again["published"].as_array().unwrap().iter().all(|p| p["result"] == "unchanged" && p["version"] == 1));
+    let same = json_of(&local.run(&["configs", "diff", "-o", "json", &prefix, dir]));
+    assert!(same["configs"].as_array().unwrap().iter().all(|c| c["status"] == "same"), "{same}");
+
+    // A changed config shows as a diff, then publishes as version 2 in the advanced tier.
+    let changed = tempfile::tempdir().unwrap();
+    let path = write(changed.path(), "linux.json", &linux_config_larger_than(5000));
+    let diff = json_of(&local.run(&["configs", "diff", "-o", "json", &prefix, path.to_str().unwrap()]));
+    assert_eq!(diff["configs"][0]["status"], "differs");
+    assert!(
+        diff["configs"][0]["diff"].as_str().unwrap().contains("\"file_path\": \"/var/log/app/service-0.log\""),
+        "{diff}"
+    );
+    let published = json_of(&local.run(&["configs", "publish", "-o", "json", &prefix, path.to_str().unwrap()]));
+    assert_eq!(published["published"][0]["version"], 2);
+    assert_eq!(published["published"][0]["tier"], "Advanced");
+    let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
+        .key("Name")
+        .values("AmazonCloudWatch-fleetlog-linux")
+        .build()
+        .unwrap();
+    let described = local.stack.clients.ssm.describe_parameters().parameter_filters(filter).send().await.unwrap();
+    assert_eq!(described.parameters()[0].tier().map(|t| t.as_str()), Some("Advanced"));
+
+    // Nothing is published when any file is invalid.
+    write(changed.path(), "windows.json", "[]");
+    fails_with(&local.run(&["configs", "publish", &prefix, changed.path().to_str().unwrap()]), "Nothing was published");
+    let version = local.stack.clients.ssm.get_parameter().name("AmazonCloudWatch-fleetlog-linux").send().await.unwrap();
+    assert_eq!(version.parameter().unwrap().version(), 2);
+}
+
+#[tokio::test]
+async fn enroll_status_offboard_and_reconcile() {
+    let local = Local::new().await;
+    json_of(&local.run(&["configs", "publish", "-o", "json", &local.prefix_arg(), configs_dir().to_str().unwrap()]));
+    let id = local.launch(&[]).await;
+
+    let before = json_of(&local.run(&["status", "-o", "json", &id]));
+    assert_eq!(before["instances"][0]["status"], "not managed");
+
+    let enrolled = json_of(&local.run(&["enroll", "-o", "json", &id]));
+    assert_eq!(enrolled["instances"][0]["tagged"], true);
+    assert_eq!(local.deliver().await, 1, "enroll asks the enroller through the request rule");
+    let status = json_of(&local.run(&["status", "-o", "json", &id]));
+    let row = &status["instances"][0];
+    assert_eq!(row["status"], "enrolled");
+    assert_eq!(row["config"], "AmazonCloudWatch-fleetlog-linux v1");
+    assert_eq!(row["alarms"].as_array().unwrap().len(), 4);
+    let groups = row["log_groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3);
+    assert!(
+        groups.iter().all(|g| g["exists"] == true && g["retention_days"] == 3 && g["subscribed"] == true),
+        "{groups:?}"
+    );
+    assert!(!row["commands"].as_array().unwrap().is_empty());
+    assert_eq!(row["ssm"], "not registered", "the emulator cannot register managed instances");
+
+    // A tagged instance nobody told the enroller about: the dry run plans it, the sweep enrolls it.
+    let missed = local.launch(&[("fleetlog:managed", "true")]).await;
+    let plan = json_of(&local.run(&["reconcile", "--dry-run", "-o", "json"]));
+    let planned: Vec<(&str, &str)> = plan["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["instance_id"].as_str().unwrap(), p["action"].as_str().unwrap()))
+        .collect();
+    assert!(planned.contains(&(missed.as_str(), "enroll")), "{planned:?}");
+    assert!(planned.contains(&(id.as_str(), "check")), "{planned:?}");
+    assert_eq!(local.deliver().await, 0, "a dry run changes nothing");
+    json_of(&local.run(&["reconcile", "-o", "json"]));
+    assert_eq!(local.deliver().await, 1);
+    let fleet = json_of(&local.run(&["status", "-o", "json"]));
+    assert_eq!(fleet["summary"]["enrolled"], 2, "{}", fleet["summary"]);
+
+    let offboarded = json_of(&local.run(&["offboard", "-o", "json", &id]));
+    assert_eq!(offboarded["instances"][0]["untagged"], true);
+    assert_eq!(local.deliver().await, 1);
+    let after = json_of(&local.run(&["status", "-o", "json", &id]));
+    assert_eq!(after["instances"][0]["status"], "offboarded");
+    assert_eq!(after["instances"][0]["alarms"], serde_json::json!([]));
+
+    fails_with(&local.run(&["enroll", "i-0123456789abcdef0"]), "no such instance");
+    fails_with(&local.run(&["status", "web-1"]), "not EC2 instance IDs");
+    fails_with(&local.run(&["offboard", &id, "i-1"]), "not EC2 instance IDs");
+}
+
+#[tokio::test]
+async fn query_runs_locally_on_folders_and_on_athena() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now();
+    let time = now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let record = |id: &str, instance: &str| {
+        serde_json::json!({"event_id": id, "timestamp": now.timestamp_millis(), "time": time, "instance_id": instance,
+            "source": "system", "format": "text", "message": "hello"})
+        .to_string()
+            + "\n"
+    };
+    std::fs::create_dir_all(dir.path().join("dt=x")).unwrap();
+    write(dir.path(), "plain.json", &(record("1", "i-01234567") + &record("2", "i-01234567")));
+    std::fs::write(
+        dir.path().join("dt=x/gz.json.gz"),
+        fleetlog_etl::decode::gzip(record("3", "i-89abcdef").as_bytes()),
+    )
+    .unwrap();
+    let folder = dir.path().to_str().unwrap();
+
+    let out = json_of(&fleetlog(None, &["query", "--local", "--source", folder, "-o", "json", "log-volume"]));
+    assert_eq!(out["columns"], serde_json::json!(["instance_id", "source", "lines", "bytes"]));
+    assert_eq!(
+        out["rows"][0],
+        serde_json::json!({"instance_id": "i-01234567", "source": "system", "lines": 2, "bytes": 10})
+    );
+    assert_eq!(out["rows"][1]["lines"], 1);
+    let csv = fleetlog(
+        None,
+        &["query", "--local", "--source", folder, "-o", "csv", "SELECT count(*) AS n FROM fleetlog.logs"],
+    );
+    assert_eq!(String::from_utf8_lossy(&csv.stdout), "n\n3\n");
+    fails_with(&fleetlog(None, &["query", "--local", "--source", folder, "SELEC x"]), "SQL error");
+    fails_with(&fleetlog(None, &["query", "--local", "--source", folder, "SELECT nope FROM logs"]), "SQL error");
+    fails_with(&fleetlog(None, &["query", "--local", "--source", "/no/such/folder", "log-volume"]), "is not a folder");
+    let listed = json_of(&fleetlog(None, &["query", "--list", "-o", "json"]));
+    assert_eq!(listed["queries"].as_array().unwrap().len(), 5);
+
+    // Athena through the emulator: it runs only trivial SELECTs, which is enough to exercise
+    // start, poll, paginate and the header row.
+    let local = Local::new().await;
+    let athena = json_of(&local.run(&["query", "--workgroup", "primary", "-o", "json", "SELECT 1 AS one"]));
+    assert_eq!(athena["rows"], serde_json::json!([{"one": "1"}]));
+    assert_eq!(athena["stats"]["engine"], "athena");
+    fails_with(&local.run(&["query", "SELECT 1"]), "Workgroup fleetlog not found");
+}
+
+#[test]
+fn local_demo_runs_the_whole_pipeline() {
+    let out = json_of(&fleetlog(None, &["local", "demo", "-o", "json"]));
+    let written: u64 = out["stats"]["written"].as_array().unwrap().iter().map(|w| w["lines"].as_u64().unwrap()).sum();
+    assert_eq!(written, out["stats"]["lines_written"].as_u64().unwrap());
+    let answered: u64 = out["rows"].as_array().unwrap().iter().map(|r| r["lines"].as_u64().unwrap()).sum();
+    assert_eq!(answered, written);
+    let instances: std::collections::BTreeSet<&str> =
+        out["rows"].as_array().unwrap().iter().map(|r| r["instance_id"].as_str().unwrap()).collect();
+    assert_eq!(instances.len(), 3, "two Linux and one Windows instance are enrolled; untagged and wrong-case are not");
+    for w in out["stats"]["written"].as_array().unwrap() {
+        let row = out["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["instance_id"] == w["instance_id"] && r["source"] == w["source"])
+            .unwrap_or_else(|| panic!("no answer row for {w}"));
+        assert_eq!(row["lines"], w["lines"]);
+    }
+}
