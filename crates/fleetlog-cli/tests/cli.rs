@@ -327,3 +327,49 @@ fn local_demo_runs_the_whole_pipeline() {
         assert_eq!(row["lines"], w["lines"]);
     }
 }
+
+/// `local up` keeps the pipeline running: an instance enrolled with the CLI against it is enrolled by
+/// its queue loop, and Ctrl-C stops it and its emulator.
+#[tokio::test]
+async fn local_up_serves_the_other_commands_until_interrupted() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetlog"))
+        .args(["local", "up"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let endpoint = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("AWS_ENDPOINT_URL=").map(str::to_owned)))
+        .expect("local up prints the endpoint");
+    let config = fleetlog_cli::emulator::sdk_config_for(&endpoint).await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let launched = ec2
+        .run_instances()
+        .image_id("ami-0a1b2c3d4e5f60001")
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let id = launched.instances()[0].instance_id().unwrap().to_owned();
+    json_of(&fleetlog(Some(&endpoint), &["enroll", "-o", "json", &id]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = json_of(&fleetlog(Some(&endpoint), &["status", "-o", "json", &id]));
+        if status["instances"][0]["status"] == "enrolled" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not enrolled by local up: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(130), "Ctrl-C ends local up");
+    let after = fleetlog(Some(&endpoint), &["status", "-o", "json"]);
+    assert!(!after.status.success(), "the emulator is stopped with it");
+}
