@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::io::Read;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Decompressed payloads larger than this are refused (a gzip bomb, or not CloudWatch Logs: its
 /// records are at most ~1 MB compressed).
@@ -45,7 +45,7 @@ pub struct Envelope<'a> {
     pub log_events: Vec<LogEvent<'a>>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone)]
 pub struct LogEvent<'a> {
     #[serde(borrow)]
     pub id: Cow<'a, str>,

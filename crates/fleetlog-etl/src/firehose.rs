@@ -7,8 +7,8 @@ use aws_lambda_events::firehose::{
     KinesisFirehoseEvent, KinesisFirehoseResponse, KinesisFirehoseResponseRecord, KinesisFirehoseResponseRecordMetadata,
 };
 
-use crate::decode::{Envelope, MessageType, gunzip_into, gzip, parse_envelope};
-use crate::transform::write_records;
+use crate::decode::{Envelope, MessageType, gunzip_into, parse_envelope};
+use crate::transform::{write_records, write_records_measured};
 
 /// Lambda's synchronous response limit is 6 MB; keep room for the JSON around the records.
 pub const RESPONSE_BUDGET: usize = 6 * 1000 * 1000 - 64 * 1024;
@@ -133,16 +133,18 @@ fn output_lower_bound(envelope: &Envelope<'_>) -> usize {
 }
 
 /// Splits an envelope's events into gzip envelopes whose transformed output stays under a quarter of
-/// the budget. Each event's output size is measured once, so this is linear in the events.
+/// the budget. The records are written once, noting where each event's end, so this is linear.
 fn split_envelope(envelope: &Envelope<'_>, region: &str) -> Vec<Vec<u8>> {
     let mut pieces = Vec::new();
     let mut scratch = Vec::new();
+    let mut ends = Vec::with_capacity(envelope.log_events.len());
+    write_records_measured(envelope, &envelope.log_events, region, &mut scratch, |end| ends.push(end));
     let mut start = 0;
     let mut size = 0;
-    for i in 0..envelope.log_events.len() {
-        scratch.clear();
-        write_records(envelope, &envelope.log_events[i..=i], region, &mut scratch);
-        let cost = base64_len(scratch.len()) + RECORD_OVERHEAD;
+    let mut previous_end = 0;
+    for (i, end) in ends.into_iter().enumerate() {
+        let cost = base64_len(end - previous_end) + RECORD_OVERHEAD;
+        previous_end = end;
         if i > start && size + cost > RESPONSE_BUDGET / 4 {
             pieces.push(envelope_gzip(envelope, start..i));
             start = i;
@@ -154,17 +156,31 @@ fn split_envelope(envelope: &Envelope<'_>, region: &str) -> Vec<Vec<u8>> {
     pieces
 }
 
+/// Some of an envelope's events as an envelope of their own, written straight into the compressor.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopePiece<'e, 'a> {
+    message_type: &'static str,
+    owner: &'e str,
+    log_group: &'e str,
+    log_stream: &'e str,
+    subscription_filters: &'e [std::borrow::Cow<'a, str>],
+    log_events: &'e [crate::decode::LogEvent<'a>],
+}
+
 fn envelope_gzip(envelope: &Envelope<'_>, events: std::ops::Range<usize>) -> Vec<u8> {
-    let piece = serde_json::json!({
-        "messageType": "DATA_MESSAGE",
-        "owner": envelope.owner,
-        "logGroup": envelope.log_group,
-        "logStream": envelope.log_stream,
-        "subscriptionFilters": envelope.subscription_filters,
-        "logEvents": envelope.log_events[events]
-            .iter()
-            .map(|e| serde_json::json!({"id": e.id, "timestamp": e.timestamp, "message": e.message}))
-            .collect::<Vec<_>>(),
-    });
-    gzip(piece.to_string().as_bytes())
+    let piece = EnvelopePiece {
+        message_type: "DATA_MESSAGE",
+        owner: &envelope.owner,
+        log_group: &envelope.log_group,
+        log_stream: &envelope.log_stream,
+        subscription_filters: &envelope.subscription_filters,
+        log_events: &envelope.log_events[events],
+    };
+    // serde_json writes token by token: buffer in front of the compressor. Serialising plain data into
+    // a Vec-backed compressor cannot fail.
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut writer = std::io::BufWriter::with_capacity(64 * 1024, encoder);
+    let _ = serde_json::to_writer(&mut writer, &piece);
+    writer.into_inner().ok().and_then(|encoder| encoder.finish().ok()).unwrap_or_default()
 }

@@ -91,6 +91,17 @@ pub fn source_of(log_group: &str) -> &str {
 
 /// Appends one record per event (more for split messages) to `out`; returns how many were written.
 pub fn write_records(envelope: &Envelope<'_>, events: &[LogEvent<'_>], region: &str, out: &mut Vec<u8>) -> usize {
+    write_records_measured(envelope, events, region, out, |_| {})
+}
+
+/// [`write_records`], calling `event_written` with the length of `out` after each event's records.
+pub fn write_records_measured(
+    envelope: &Envelope<'_>,
+    events: &[LogEvent<'_>],
+    region: &str,
+    out: &mut Vec<u8>,
+    mut event_written: impl FnMut(usize),
+) -> usize {
     let shared = shared_fields(envelope, region);
     let mut written = 0;
     let mut clock = IsoClock::default();
@@ -103,6 +114,7 @@ pub fn write_records(envelope: &Envelope<'_>, events: &[LogEvent<'_>], region: &
         if out.len() - start <= MAX_RECORD_BYTES {
             out.push(b'\n');
             written += 1;
+            event_written(out.len());
             continue;
         }
         out.truncate(start);
@@ -114,6 +126,7 @@ pub fn write_records(envelope: &Envelope<'_>, events: &[LogEvent<'_>], region: &
             out.push(b'\n');
             written += 1;
         }
+        event_written(out.len());
     }
     written
 }
