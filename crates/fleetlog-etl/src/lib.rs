@@ -5,6 +5,7 @@
 
 pub mod decode;
 pub mod firehose;
+mod json;
 pub mod parse;
 pub mod put;
 pub mod schema;

@@ -57,13 +57,13 @@ fn write_record(
     use std::io::Write;
     // Writes into a Vec cannot fail.
     out.extend_from_slice(b"{\"event_id\":");
-    let _ = serde_json::to_writer(&mut *out, event.id.as_ref());
+    crate::json::write_str(out, &event.id);
     let _ = write!(out, ",\"timestamp\":{},\"time\":\"{time}\"", event.timestamp);
     out.extend_from_slice(shared);
     out.extend_from_slice(b",\"format\":");
     let _ = serde_json::to_writer(&mut *out, &format);
     out.extend_from_slice(b",\"message\":");
-    let _ = serde_json::to_writer(&mut *out, message);
+    crate::json::write_str(out, message);
     if let Some((part, parts)) = part {
         let _ = write!(out, ",\"part\":{part},\"parts\":{parts}");
     }
