@@ -139,11 +139,11 @@ async fn template_vars(global: &GlobalArgs, args: &ConfigArgs, config: Option<&S
     if let Some(prefix) = &args.log_group_prefix {
         return Ok(TemplateVars { log_group_prefix: prefix.clone() });
     }
-    let (Some(name), Some(config)) = (&args.account_name, config) else {
-        if config.is_none() {
-            return Ok(TemplateVars { log_group_prefix: EXAMPLE_LOG_GROUP_PREFIX.to_owned() });
-        }
-        bail!("give --log-group-prefix, or --account-name to build CCP-logs-NAME-ACCOUNT_ID-REGION");
+    let (name, config) = match (&args.account_name, config) {
+        // Validation talks to no AWS account: it renders with an example prefix.
+        (_, None) => return Ok(TemplateVars { log_group_prefix: EXAMPLE_LOG_GROUP_PREFIX.to_owned() }),
+        (None, Some(_)) => bail!("give --log-group-prefix, or --account-name to build CCP-logs-NAME-ACCOUNT_ID-REGION"),
+        (Some(name), Some(config)) => (name, config),
     };
     let identity =
         aws_sdk_sts::Client::new(config).get_caller_identity().send().await.map_err(sdk_error("GetCallerIdentity"))?;
