@@ -8,9 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_ec2::types::Tag;
 use aws_sdk_ssm::types::ParameterType;
 use fleetlog_aws::Clients;
 use fleetlog_core::Platform;
@@ -25,9 +23,7 @@ use crate::calls::CallCounter;
 use crate::{ACCOUNT, Emulator, REGION};
 use fleetlog_cli::local::LocalStack;
 
-pub const LINUX_AMI: &str = "ami-0a1b2c3d4e5f60001";
-pub const WINDOWS_AMI: &str = "ami-0a1b2c3d4e5f60006";
-pub const MANAGED: (&str, &str) = ("fleetlog:managed", "true");
+pub use fleetlog_cli::local::MANAGEMENT_TAG as MANAGED;
 pub use fleetlog_cli::local::{ENROLLMENT_TABLE as TABLE, SUBSCRIPTION_ROLE_ARN as ROLE_ARN};
 
 /// A command as SSM recorded it.
@@ -43,13 +39,14 @@ pub struct Fleet {
     pub emulator: Emulator,
     pub config: SdkConfig,
     pub clients: Clients,
-    pub events: aws_sdk_eventbridge::Client,
     pub queue_url: String,
     pub queue_arn: String,
     pub dlq_url: String,
     pub log_group_prefix: String,
     /// Where subscription filters send log events (the local subscriptions stream).
     pub destination_arn: String,
+    /// fleetlog as deployed into the emulator (`fleetlog local` uses the same).
+    pub stack: LocalStack,
     pub state: State,
     /// The AWS calls the enroller (not the fixture) made.
     pub enroller_calls: CallCounter,
@@ -72,12 +69,12 @@ impl Fleet {
             emulator,
             config,
             clients: stack.clients.clone(),
-            events: stack.events.clone(),
             queue_url: stack.queue_url.clone(),
             queue_arn: stack.queue_arn.clone(),
             dlq_url: stack.dlq_url.clone(),
             log_group_prefix: stack.log_group_prefix.clone(),
             destination_arn: stack.raw_stream_arn.clone(),
+            stack,
             state: State::new(enroller),
             enroller_calls,
         };
@@ -108,36 +105,9 @@ impl Fleet {
             .expect("PutParameter");
     }
 
-    /// Launches `count` instances (in launches of at most 40, under the emulator's per-launch limit)
-    /// and waits until EC2 reports them running.
+    /// Launches `count` instances and waits until EC2 reports them running.
     pub async fn launch(&self, platform: Platform, tags: &[(&str, &str)], count: i32) -> Vec<String> {
-        let ami = match platform {
-            Platform::Linux => LINUX_AMI,
-            Platform::Windows => WINDOWS_AMI,
-        };
-        let mut ids: Vec<String> = Vec::new();
-        let mut remaining = count;
-        while remaining > 0 {
-            let n = remaining.min(40);
-            remaining -= n;
-            let mut request = self
-                .clients
-                .ec2
-                .run_instances()
-                .image_id(ami)
-                .instance_type("t3.micro".into())
-                .min_count(n)
-                .max_count(n);
-            if !tags.is_empty() {
-                let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-                for (k, v) in tags {
-                    spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-                }
-                request = request.tag_specifications(spec.build());
-            }
-            let out = request.send().await.expect("RunInstances");
-            ids.extend(out.instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)));
-        }
+        let ids = self.stack.launch(platform, tags, count).await.expect("RunInstances");
         assert_eq!(ids.len(), usize::try_from(count).unwrap());
         self.wait_for_state(&ids, "running").await;
         ids
@@ -159,25 +129,7 @@ impl Fleet {
 
     /// Puts the events AWS would emit onto the default bus (EC2 emits none inside the emulator).
     pub async fn put_events(&self, events: Vec<Value>) {
-        for chunk in events.chunks(10) {
-            let entries = chunk
-                .iter()
-                .map(|e| {
-                    PutEventsRequestEntry::builder()
-                        .source(e["source"].as_str().unwrap())
-                        .detail_type(e["detail-type"].as_str().unwrap())
-                        .detail(e["detail"].to_string())
-                        .set_resources(
-                            e["resources"]
-                                .as_array()
-                                .map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()),
-                        )
-                        .build()
-                })
-                .collect();
-            let out = self.events.put_events().set_entries(Some(entries)).send().await.expect("PutEvents");
-            assert_eq!(out.failed_entry_count(), 0, "PutEvents: {out:?}");
-        }
+        self.stack.put_events(&events).await.expect("PutEvents");
     }
 
     pub async fn put_state_changes(&self, ids: &[String], state: &str) {
@@ -234,20 +186,7 @@ impl Fleet {
     }
 
     pub async fn visible_messages(&self, queue_url: &str) -> usize {
-        let attrs = self
-            .clients
-            .sqs
-            .get_queue_attributes()
-            .queue_url(queue_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .expect("GetQueueAttributes");
-        attrs
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
+        self.stack.visible_messages(queue_url).await.expect("GetQueueAttributes")
     }
 
     /// Every command SSM has recorded.

@@ -7,9 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use aws_sdk_sqs::types::QueueAttributeName;
 use fleetlog_core::Platform;
 use fleetlog_core::agent_config::TemplateVars;
 use fleetlog_core::events::ec2_state_change_event;
@@ -20,15 +17,10 @@ use serde_json::Value;
 
 use crate::emulator::{ACCOUNT, Emulator, REGION};
 use crate::fleet::{Fleet, FleetOptions};
-use crate::local::{BUCKET, ENROLLMENT_TABLE, LOGS_PREFIX, LocalStack, LogPump};
+use crate::local::{BUCKET, ENROLLMENT_TABLE, LOGS_PREFIX, LocalStack, LogPump, MANAGEMENT_TAG};
 use crate::output::{OutputFormat, Report};
 use crate::query::{LocalSource, decode_objects, fetch, local_session, resolve_sql, run_local};
 use crate::sdk_error;
-
-/// EC2 image ids the emulator knows as Amazon Linux and Windows.
-const LINUX_AMI: &str = "ami-0a1b2c3d4e5f60001";
-const WINDOWS_AMI: &str = "ami-0a1b2c3d4e5f60006";
-pub const MANAGEMENT_TAG: (&str, &str) = ("fleetlog:managed", "true");
 
 /// Prints numbered steps in plain words: on stdout for people, on stderr when stdout carries JSON.
 struct Narrator {
@@ -128,75 +120,9 @@ async fn bring_up(n: &mut Narrator, configs: &Path) -> Result<(Emulator, LocalSt
 }
 
 async fn launch(stack: &LocalStack, instance: &DemoInstance) -> Result<String> {
-    let ami = match instance.platform {
-        Platform::Linux => LINUX_AMI,
-        Platform::Windows => WINDOWS_AMI,
-    };
-    let mut spec = TagSpecification::builder()
-        .resource_type(ResourceType::Instance)
-        .tags(Tag::builder().key("Name").value(instance.name).build());
-    for (k, v) in instance.tags {
-        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-    }
-    let out = stack
-        .clients
-        .ec2
-        .run_instances()
-        .image_id(ami)
-        .instance_type(InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(spec.build())
-        .send()
-        .await
-        .map_err(sdk_error("RunInstances"))?;
-    out.instances()
-        .first()
-        .and_then(|i| i.instance_id())
-        .map(str::to_owned)
-        .context("RunInstances returned no instance")
-}
-
-async fn put_events(stack: &LocalStack, events: &[Value]) -> Result<()> {
-    for chunk in events.chunks(10) {
-        let entries = chunk
-            .iter()
-            .map(|e| {
-                PutEventsRequestEntry::builder()
-                    .source(e["source"].as_str().unwrap_or_default())
-                    .detail_type(e["detail-type"].as_str().unwrap_or_default())
-                    .detail(e["detail"].to_string())
-                    .set_resources(
-                        e["resources"]
-                            .as_array()
-                            .map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()),
-                    )
-                    .build()
-            })
-            .collect();
-        let out = stack.events.put_events().set_entries(Some(entries)).send().await.map_err(sdk_error("PutEvents"))?;
-        if out.failed_entry_count() > 0 {
-            bail!("EventBridge refused {} events", out.failed_entry_count());
-        }
-    }
-    Ok(())
-}
-
-async fn visible_messages(stack: &LocalStack) -> Result<usize> {
-    let out = stack
-        .clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&stack.queue_url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
-        .await
-        .map_err(sdk_error("GetQueueAttributes"))?;
-    Ok(out
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0))
+    let mut tags = vec![("Name", instance.name)];
+    tags.extend_from_slice(instance.tags);
+    stack.launch(instance.platform, &tags, 1).await?.pop().context("RunInstances returned no instance")
 }
 
 /// Agent-like lines for one log group, by its source (the last part of its name).
@@ -276,9 +202,9 @@ pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
     n.step("Emitting the EC2 \"running\" events AWS would emit");
     n.say("The emulator's EC2 emits no events, so they are put on the event bus here. The real\nEventBridge rules route them to the enroll queue.");
     let events: Vec<Value> = ids.values().map(|id| ec2_state_change_event(id, "running", ACCOUNT, REGION)).collect();
-    put_events(&stack, &events).await?;
+    stack.put_events(&events).await?;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while visible_messages(&stack).await? < events.len() {
+    while stack.visible_messages(&stack.queue_url).await? < events.len() {
         if Instant::now() > deadline {
             bail!("the events did not reach the enroll queue");
         }

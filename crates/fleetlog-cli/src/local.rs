@@ -12,9 +12,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
+use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_firehose::types::{CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use fleetlog_aws::Clients;
+use fleetlog_core::Platform;
 use fleetlog_core::events::{reconcile_request_rule_pattern, state_change_rule_pattern, tag_change_rule_pattern};
 use fleetlog_core::log_groups::default_log_group_prefix;
 use fleetlog_core::settings::EnrollerSettings;
@@ -41,6 +44,13 @@ pub const MAX_RECEIVE_COUNT: u32 = 30;
 /// The emulator does not check IAM; this names the role the stack creates.
 pub const SUBSCRIPTION_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/fleetlog-logs-to-firehose";
 const FIREHOSE_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/fleetlog-firehose";
+/// EC2 image ids the emulator knows as Amazon Linux and Windows.
+pub const LINUX_AMI: &str = "ami-0a1b2c3d4e5f60001";
+pub const WINDOWS_AMI: &str = "ami-0a1b2c3d4e5f60006";
+/// The emulator launches at most this many instances per RunInstances call.
+const MAX_LAUNCH: i32 = 40;
+/// The enroller's default management tag.
+pub const MANAGEMENT_TAG: (&str, &str) = ("fleetlog:managed", "true");
 /// The account name the local log group prefix is built from.
 pub const LOCAL_ACCOUNT_NAME: &str = "fleetlog local";
 
@@ -153,6 +163,83 @@ impl LocalStack {
         env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = EnrollerSettings::from_lookup(|k| env.get(k).cloned())?;
         Ok(Enroller::new(settings, clients))
+    }
+
+    /// Launches `count` instances of the platform with the tags, returning their ids.
+    pub async fn launch(&self, platform: Platform, tags: &[(&str, &str)], count: i32) -> Result<Vec<String>> {
+        let ami = match platform {
+            Platform::Linux => LINUX_AMI,
+            Platform::Windows => WINDOWS_AMI,
+        };
+        let mut ids = Vec::new();
+        let mut remaining = count;
+        while remaining > 0 {
+            let n = remaining.min(MAX_LAUNCH);
+            remaining -= n;
+            let mut request = self
+                .clients
+                .ec2
+                .run_instances()
+                .image_id(ami)
+                .instance_type(InstanceType::T3Micro)
+                .min_count(n)
+                .max_count(n);
+            if !tags.is_empty() {
+                let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+                for (k, v) in tags {
+                    spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+                }
+                request = request.tag_specifications(spec.build());
+            }
+            let out = request.send().await.map_err(sdk_error("RunInstances"))?;
+            ids.extend(out.instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)));
+        }
+        Ok(ids)
+    }
+
+    /// Puts events (as AWS would emit them) on the default bus.
+    pub async fn put_events(&self, events: &[serde_json::Value]) -> Result<()> {
+        for chunk in events.chunks(10) {
+            let entries = chunk
+                .iter()
+                .map(|e| {
+                    PutEventsRequestEntry::builder()
+                        .source(e["source"].as_str().unwrap_or_default())
+                        .detail_type(e["detail-type"].as_str().unwrap_or_default())
+                        .detail(e["detail"].to_string())
+                        .set_resources(
+                            e["resources"]
+                                .as_array()
+                                .map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()),
+                        )
+                        .build()
+                })
+                .collect();
+            let out =
+                self.events.put_events().set_entries(Some(entries)).send().await.map_err(sdk_error("PutEvents"))?;
+            if out.failed_entry_count() > 0 {
+                anyhow::bail!("EventBridge refused {} events: {:?}", out.failed_entry_count(), out.entries());
+            }
+        }
+        Ok(())
+    }
+
+    /// Messages visible on a queue (SQS's approximate count).
+    pub async fn visible_messages(&self, queue_url: &str) -> Result<usize> {
+        let out = self
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(sdk_error("GetQueueAttributes"))?;
+        Ok(out
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
     }
 
     pub fn etl_state(&self) -> EtlState {

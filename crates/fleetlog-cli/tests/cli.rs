@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::InstanceType;
 use fleetlog_cli::emulator::{Emulator, REGION};
 use fleetlog_cli::local::LocalStack;
+use fleetlog_core::Platform;
 use fleetlog_enroller::State;
 use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, drain_queue};
 use serde_json::Value;
@@ -72,24 +73,7 @@ impl Local {
     }
 
     async fn launch(&self, tags: &[(&str, &str)]) -> String {
-        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-        for (k, v) in tags {
-            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-        }
-        let out = self
-            .stack
-            .clients
-            .ec2
-            .run_instances()
-            .image_id("ami-0a1b2c3d4e5f60001")
-            .instance_type(InstanceType::T3Micro)
-            .min_count(1)
-            .max_count(1)
-            .tag_specifications(spec.build())
-            .send()
-            .await
-            .unwrap();
-        out.instances()[0].instance_id().unwrap().to_owned()
+        self.stack.launch(Platform::Linux, tags, 1).await.unwrap().remove(0)
     }
 
     /// Lets the enroller consume the queue, as Lambda's SQS trigger would.
@@ -349,7 +333,7 @@ async fn local_up_serves_the_other_commands_until_interrupted() {
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let launched = ec2
         .run_instances()
-        .image_id("ami-0a1b2c3d4e5f60001")
+        .image_id(fleetlog_cli::local::LINUX_AMI)
         .instance_type(InstanceType::T3Micro)
         .min_count(1)
         .max_count(1)
