@@ -1,7 +1,6 @@
 //! Decoding one CloudWatch Logs subscription payload: gzip (capped) JSON envelope.
 
 use std::borrow::Cow;
-use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
@@ -71,17 +70,55 @@ impl Envelope<'_> {
 }
 
 /// Gunzips a payload into `out` (cleared first), refusing anything over [`MAX_DECOMPRESSED`].
+///
+/// Inflates straight into the vector's spare capacity, sized from the gzip trailer (the member's
+/// length mod 2^32), so the output is neither zero-filled first nor copied as it grows.
+/// Concatenated gzip members are decoded one after another, like `gunzip`.
 pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    if !compressed.starts_with(&[0x1f, 0x8b]) {
+    const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+    const LIMIT: usize = MAX_DECOMPRESSED as usize;
+    if !compressed.starts_with(&GZIP_MAGIC) {
         return Err(DecodeError::NotGzip);
     }
     out.clear();
-    let mut reader = flate2::read::MultiGzDecoder::new(compressed).take(MAX_DECOMPRESSED + 1);
-    reader.read_to_end(out).map_err(|e| DecodeError::BadGzip(e.to_string()))?;
-    if out.len() as u64 > MAX_DECOMPRESSED {
-        return Err(DecodeError::TooLarge);
+    let trailer_size = compressed.len().checked_sub(4).map_or(0, |at| {
+        let mut size = [0u8; 4];
+        size.copy_from_slice(&compressed[at..]);
+        u32::from_le_bytes(size) as usize
+    });
+    out.reserve(trailer_size.clamp(1024, LIMIT + 1));
+    let mut input = compressed;
+    let mut inflater = flate2::Decompress::new_gzip(15);
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() > LIMIT {
+                return Err(DecodeError::TooLarge);
+            }
+            out.reserve(out.len().min(LIMIT + 1 - out.len()).max(1024));
+        }
+        let (consumed_before, written_before) = (inflater.total_in(), out.len());
+        let status = inflater
+            .decompress_vec(input, out, flate2::FlushDecompress::None)
+            .map_err(|e| DecodeError::BadGzip(e.to_string()))?;
+        let consumed = usize::try_from(inflater.total_in() - consumed_before).unwrap_or(input.len());
+        input = &input[consumed.min(input.len())..];
+        if out.len() > LIMIT {
+            return Err(DecodeError::TooLarge);
+        }
+        match status {
+            flate2::Status::StreamEnd if input.is_empty() => return Ok(()),
+            flate2::Status::StreamEnd if input.starts_with(&GZIP_MAGIC) => {
+                inflater = flate2::Decompress::new_gzip(15);
+            }
+            flate2::Status::StreamEnd => {
+                return Err(DecodeError::BadGzip("trailing bytes after the gzip data".into()));
+            }
+            _ if consumed == 0 && out.len() == written_before && out.len() < out.capacity() => {
+                return Err(DecodeError::BadGzip("truncated gzip data".into()));
+            }
+            _ => {}
+        }
     }
-    Ok(())
 }
 
 pub fn parse_envelope(json: &[u8]) -> Result<Envelope<'_>, DecodeError> {
@@ -104,4 +141,57 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = encoder.write_all(data);
     encoder.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gunzip(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        let mut out = b"left over from the previous record".to_vec();
+        gunzip_into(data, &mut out).map(|()| out)
+    }
+
+    #[test]
+    fn inflates_exactly_and_checks_the_trailer() {
+        let text: Vec<u8> = (0..200_000u32).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
+        let honest = gzip(&text);
+        assert_eq!(gunzip(&honest).unwrap(), text);
+        // The trailer's size only sizes the buffer; inflate checks it, so a lying one is refused.
+        for claimed in [0u32, 1, u32::MAX] {
+            let mut lying = honest.clone();
+            let at = lying.len() - 4;
+            lying[at..].copy_from_slice(&claimed.to_le_bytes());
+            assert!(matches!(gunzip(&lying), Err(DecodeError::BadGzip(_))), "{claimed}");
+        }
+        assert_eq!(gunzip(&gzip(b"")).unwrap(), b"");
+    }
+
+    #[test]
+    fn concatenated_members_are_one_payload() {
+        let mut two = gzip(b"first ");
+        two.extend(gzip(b"second"));
+        assert_eq!(gunzip(&two).unwrap(), b"first second");
+    }
+
+    #[test]
+    fn damaged_gzip_is_refused_with_a_reason() {
+        let good = gzip(&b"x".repeat(10_000));
+        assert_eq!(gunzip(b"plain"), Err(DecodeError::NotGzip));
+        assert!(matches!(gunzip(&good[..good.len() / 2]), Err(DecodeError::BadGzip(_))));
+        let mut trailing = good.clone();
+        trailing.extend_from_slice(b"junk");
+        assert!(matches!(gunzip(&trailing), Err(DecodeError::BadGzip(_))));
+        let mut corrupt = good;
+        corrupt[12] ^= 0xff;
+        assert!(matches!(gunzip(&corrupt), Err(DecodeError::BadGzip(_))));
+    }
+
+    #[test]
+    fn output_beyond_the_cap_is_refused() {
+        let bomb = gzip(&vec![0u8; usize::try_from(MAX_DECOMPRESSED).unwrap() + 1]);
+        assert_eq!(gunzip(&bomb), Err(DecodeError::TooLarge));
+        let at_cap = gzip(&vec![0u8; usize::try_from(MAX_DECOMPRESSED).unwrap()]);
+        assert_eq!(gunzip(&at_cap).map(|out| out.len()), Ok(usize::try_from(MAX_DECOMPRESSED).unwrap()));
+    }
 }
