@@ -243,10 +243,12 @@ impl ParameterTier {
 
     /// The cheapest tier that holds `bytes`; larger values cannot be stored at all.
     pub fn for_size(bytes: usize) -> Result<Self, ConfigTooLarge> {
-        match bytes {
-            0..=Self::STANDARD_MAX_BYTES => Ok(Self::Standard),
-            0..=Self::ADVANCED_MAX_BYTES => Ok(Self::Advanced),
-            _ => Err(ConfigTooLarge { bytes }),
+        if bytes <= Self::STANDARD_MAX_BYTES {
+            Ok(Self::Standard)
+        } else if bytes <= Self::ADVANCED_MAX_BYTES {
+            Ok(Self::Advanced)
+        } else {
+            Err(ConfigTooLarge { bytes })
         }
     }
 

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// Decompressed payloads larger than this are refused (a gzip bomb, or not CloudWatch Logs: its
 /// records are at most ~1 MB compressed).
@@ -49,8 +50,75 @@ pub struct LogEvent<'a> {
     #[serde(borrow)]
     pub id: Cow<'a, str>,
     pub timestamp: i64,
+    /// The message exactly as the envelope spells it: a JSON string literal, quotes and escapes
+    /// included ([`parse_envelope`] makes sure it is a string). Records copy it as it is: it is valid
+    /// JSON and decodes to the same text, so no message is unescaped and escaped again on the way
+    /// through; only [`LogEvent::text`] decodes it, for the parsers.
     #[serde(borrow)]
-    pub message: Cow<'a, str>,
+    pub message: &'a RawValue,
+}
+
+impl<'a> LogEvent<'a> {
+    /// The message literal without its quotes: JSON string content, escapes and all.
+    pub fn message_literal(&self) -> &'a str {
+        let raw = self.message.get();
+        raw.get(1..raw.len() - 1).unwrap_or_default()
+    }
+
+    /// The message as text: the literal itself when it has no escapes, else decoded into `scratch`.
+    /// `None` for escapes JSON allows but text cannot hold (a lone UTF-16 surrogate like `\\ud800`).
+    pub fn text<'s>(&self, scratch: &'s mut String) -> Option<&'s str>
+    where
+        'a: 's,
+    {
+        let literal = self.message_literal();
+        if memchr::memchr(b'\\', literal.as_bytes()).is_none() {
+            return Some(literal);
+        }
+        unescape_into(literal, scratch)?;
+        Some(scratch)
+    }
+}
+
+/// Decodes JSON string content (what stands between the quotes) into `out`, which is cleared first.
+/// `None` for a malformed escape or a lone surrogate. Copies the runs between escapes whole, found
+/// with a vectorised search: log lines have few escapes and long runs.
+pub fn unescape_into(literal: &str, out: &mut String) -> Option<()> {
+    fn code_unit(hex: Option<&str>) -> Option<u32> {
+        let hex = hex.filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
+        u32::from_str_radix(hex, 16).ok()
+    }
+    out.clear();
+    out.reserve(literal.len());
+    let mut rest = literal;
+    while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
+        out.push_str(&rest[..at]);
+        let (decoded, length) = match rest.as_bytes().get(at + 1)? {
+            b'"' => ('"', 2),
+            b'\\' => ('\\', 2),
+            b'/' => ('/', 2),
+            b'b' => ('\u{8}', 2),
+            b'f' => ('\u{c}', 2),
+            b'n' => ('\n', 2),
+            b'r' => ('\r', 2),
+            b't' => ('\t', 2),
+            b'u' => {
+                let unit = code_unit(rest.get(at + 2..at + 6))?;
+                if (0xd800..0xdc00).contains(&unit) {
+                    let low = code_unit(rest.get(at + 6..at + 12).and_then(|s| s.strip_prefix("\\u")))
+                        .filter(|low| (0xdc00..0xe000).contains(low))?;
+                    (char::from_u32(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00))?, 12)
+                } else {
+                    (char::from_u32(unit)?, 6)
+                }
+            }
+            _ => return None,
+        };
+        out.push(decoded);
+        rest = &rest[at + length..];
+    }
+    out.push_str(rest);
+    Some(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +189,15 @@ pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeErr
     }
 }
 
+/// Parses a decompressed envelope. UTF-8 is checked once for the whole payload (vectorised), so the
+/// JSON parser borrows every string without checking each again.
 pub fn parse_envelope(json: &[u8]) -> Result<Envelope<'_>, DecodeError> {
-    let envelope: Envelope<'_> = serde_json::from_slice(json).map_err(|e| DecodeError::BadJson(e.to_string()))?;
+    let text = simdutf8::basic::from_utf8(json).map_err(|_| DecodeError::BadJson("not UTF-8".into()))?;
+    let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| DecodeError::BadJson(e.to_string()))?;
     envelope.kind()?;
+    if let Some(at) = envelope.log_events.iter().position(|e| !e.message.get().starts_with('"')) {
+        return Err(DecodeError::BadJson(format!("logEvents[{at}].message is not a string")));
+    }
     Ok(envelope)
 }
 
@@ -165,6 +239,41 @@ mod tests {
             assert!(matches!(gunzip(&lying), Err(DecodeError::BadGzip(_))), "{claimed}");
         }
         assert_eq!(gunzip(&gzip(b"")).unwrap(), b"");
+    }
+
+    #[test]
+    fn unescaping_matches_serde_json() {
+        let mut out = String::new();
+        for literal in [
+            r#"plain"#,
+            r#"a\"b\\c\/d\b\f\n\r\t"#,
+            r#"\u0041\u00e9\u20ac\ud83d\ude80\uD83D\uDE80 end"#,
+            r#"żółć 🚀 \u0000"#,
+            "",
+        ] {
+            let expected: String = serde_json::from_str(&format!("\"{literal}\"")).unwrap();
+            assert_eq!(unescape_into(literal, &mut out), Some(()), "{literal}");
+            assert_eq!(out, expected, "{literal}");
+        }
+        for bad in [r"\ud800", r"\ud800x", r"\udc00", r"\ud800\u0041", r"\x", r"\u12", r"\u+123", "\\"] {
+            assert_eq!(unescape_into(bad, &mut out), None, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn unescaping_undoes_any_escaping(text in proptest::prelude::any::<String>(), unicode_escapes in proptest::prelude::any::<bool>()) {
+            let literal = if unicode_escapes {
+                // Every character as \uXXXX (pairs for the astral planes), a spelling serde_json never writes.
+                text.encode_utf16().map(|unit| format!("\\u{unit:04x}")).collect()
+            } else {
+                let quoted = serde_json::to_string(&text).unwrap();
+                quoted[1..quoted.len() - 1].to_owned()
+            };
+            let mut out = String::new();
+            proptest::prop_assert_eq!(unescape_into(&literal, &mut out), Some(()));
+            proptest::prop_assert_eq!(out, text);
+        }
     }
 
     #[test]

@@ -127,9 +127,9 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
 }
 
 /// The fewest bytes the envelope's records can take: each record carries its event id and its
-/// message at least once (escaping only adds).
+/// message literal at least once (copied as the envelope spells it).
 fn output_lower_bound(envelope: &Envelope<'_>) -> usize {
-    envelope.log_events.iter().map(|e| e.id.len() + e.message.len()).sum()
+    envelope.log_events.iter().map(|e| e.id.len() + e.message_literal().len()).sum()
 }
 
 /// Splits an envelope's events into gzip envelopes whose transformed output stays under a quarter of

@@ -1,11 +1,17 @@
 //! Recognising well-known log line formats and pulling out the fields worth querying.
 //! Every parser is a cheap prefix check first, so plain text costs almost nothing.
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+use memchr::memmem::Finder;
+
+use serde_json::value::RawValue;
+
+use crate::json::write_str;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,
     Syslog,
@@ -14,38 +20,106 @@ pub enum Format {
     Text,
 }
 
+impl Format {
+    /// The `format` column's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Syslog => "syslog",
+            Format::Access => "access",
+            Format::WindowsEvent => "windows_event",
+            Format::Text => "text",
+        }
+    }
+}
+
 /// Fields parsed from one message. All optional; the raw message is always kept beside them.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Fields<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub severity: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Cow<'a, str>>,
     pub host: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub program: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_method: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_path: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub win_event_id: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub win_channel: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub win_provider: Option<&'a str>,
-    /// Top-level fields of a JSON message, as strings (nested values as JSON text).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub attributes: Option<Map<String, Value>>,
+    /// Top-level fields of a JSON message, as they are spelled in it (last one wins, like serde_json).
+    pub attributes: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
+}
+
+impl Fields<'_> {
+    /// Appends `,"name":value` for each field present (absent fields are omitted; the JSON SerDe
+    /// reads them as NULL). Attributes are strings: string values are copied as spelled, `null`
+    /// stays null, anything else becomes its JSON text.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        fn name(out: &mut Vec<u8>, name: &str) {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        }
+        fn text(out: &mut Vec<u8>, field: &str, value: Option<&str>) {
+            if let Some(value) = value {
+                name(out, field);
+                write_str(out, value);
+            }
+        }
+        fn number(out: &mut Vec<u8>, field: &str, value: Option<impl itoa::Integer>) {
+            if let Some(value) = value {
+                name(out, field);
+                out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+            }
+        }
+        text(out, "severity", self.severity.as_deref());
+        text(out, "host", self.host);
+        text(out, "program", self.program);
+        text(out, "pid", self.pid);
+        text(out, "client_ip", self.client_ip);
+        text(out, "http_method", self.http_method);
+        text(out, "http_path", self.http_path);
+        number(out, "http_status", self.http_status);
+        number(out, "http_bytes", self.http_bytes);
+        text(out, "user_agent", self.user_agent);
+        number(out, "win_event_id", self.win_event_id);
+        text(out, "win_channel", self.win_channel);
+        text(out, "win_provider", self.win_provider);
+        if let Some(attributes) = &self.attributes {
+            name(out, "attributes");
+            out.push(b'{');
+            for (i, (key, value)) in attributes.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, key);
+                out.push(b':');
+                let json = value.get();
+                if json.starts_with('"') || json == "null" {
+                    out.extend_from_slice(json.as_bytes());
+                } else {
+                    write_str(out, json);
+                }
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// A byte-string searcher for a fixed needle, built once per call site (vectorised, with a
+/// rare-byte prefilter): building one per search costs more than the search on a log line.
+macro_rules! needle {
+    ($text:literal) => {{
+        static FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new($text));
+        &*FINDER
+    }};
+}
+
+fn find(haystack: &str, needle: &Finder<'_>) -> Option<usize> {
+    needle.find(haystack.as_bytes())
 }
 
 pub fn parse(message: &str) -> (Format, Fields<'_>) {
@@ -63,22 +137,11 @@ pub fn parse(message: &str) -> (Format, Fields<'_>) {
 }
 
 fn json(message: &str) -> Option<Fields<'_>> {
-    let Value::Object(map) = serde_json::from_str::<Value>(message).ok()? else { return None };
+    let attributes: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_str(message).ok()?;
     let severity = ["level", "severity", "lvl", "log_level"]
         .iter()
-        .find_map(|k| map.get(*k).and_then(Value::as_str))
-        .map(str::to_ascii_uppercase);
-    let attributes = map
-        .into_iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Value::String(_) => v,
-                Value::Null => Value::Null,
-                other => Value::String(other.to_string()),
-            };
-            (k, v)
-        })
-        .collect();
+        .find_map(|k| attributes.get(*k).and_then(|v| serde_json::from_str::<Cow<'_, str>>(v.get()).ok()))
+        .map(|level| Cow::Owned(level.to_ascii_uppercase()));
     Some(Fields { severity, attributes: Some(attributes), ..Fields::default() })
 }
 
@@ -87,9 +150,9 @@ const SEVERITIES: [&str; 8] = ["EMERGENCY", "ALERT", "CRITICAL", "ERROR", "WARNI
 /// `<PRI>` then RFC 5424 (`1 TIMESTAMP HOST APP PROCID MSGID …`) or RFC 3164 (`Mmm dd hh:mm:ss HOST TAG: …`).
 fn syslog_with_priority(message: &str) -> Option<Fields<'_>> {
     let rest = message.strip_prefix('<')?;
-    let end = rest.find('>')?;
+    let end = memchr::memchr(b'>', rest.as_bytes())?;
     let pri: u8 = rest[..end].parse().ok().filter(|p| *p <= 191)?;
-    let severity = Some(SEVERITIES[usize::from(pri % 8)].to_owned());
+    let severity = Some(Cow::Borrowed(SEVERITIES[usize::from(pri % 8)]));
     let body = &rest[end + 1..];
     if let Some(v5424) = body.strip_prefix("1 ") {
         let mut parts = v5424.splitn(6, ' ');
@@ -113,7 +176,7 @@ fn bsd_syslog(message: &str) -> Option<Fields<'_>> {
     }
     let rest = &message[16..];
     let (host, rest) = rest.split_once(' ')?;
-    let tag_end = rest.find(": ").or_else(|| rest.strip_suffix(':').map(str::len))?;
+    let tag_end = find(rest, needle!(": ")).or_else(|| rest.strip_suffix(':').map(str::len))?;
     let tag = &rest[..tag_end];
     if tag.contains(' ') {
         return Some(Fields { host: Some(host), ..Fields::default() });
@@ -131,8 +194,9 @@ fn access_log(message: &str) -> Option<Fields<'_>> {
     if !client_ip.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':') {
         return None;
     }
-    let rest = &rest[rest.find("] \"")? + 3..];
-    let (request, rest) = rest.split_once("\" ")?;
+    let rest = &rest[find(rest, needle!("] \""))? + 3..];
+    let request_end = find(rest, needle!("\" "))?;
+    let (request, rest) = (&rest[..request_end], &rest[request_end + 2..]);
     let mut request_parts = request.split(' ');
     let http_method = request_parts.next().filter(|m| m.bytes().all(|b| b.is_ascii_uppercase()))?;
     let http_path = request_parts.next();
@@ -142,7 +206,7 @@ fn access_log(message: &str) -> Option<Fields<'_>> {
     let user_agent = rest_parts.next().and_then(|tail| {
         // "referrer" "user agent"
         let tail = tail.strip_prefix('"')?;
-        let (_referrer, after) = tail.split_once("\" \"")?;
+        let after = &tail[find(tail, needle!("\" \""))? + 3..];
         after.strip_suffix('"').or(Some(after))
     });
     Some(Fields {
@@ -158,48 +222,78 @@ fn access_log(message: &str) -> Option<Fields<'_>> {
 
 /// The agent's Windows event XML (`event_format: xml`).
 fn windows_event(message: &str) -> Fields<'_> {
-    let win_event_id = element(message, "EventID").and_then(|v| v.parse().ok());
-    let level = element(message, "Level").and_then(|v| v.parse::<u8>().ok());
+    // <System>'s children come in the schema's order (Provider, EventID, …, Level, …, Channel,
+    // Computer), so each lookup starts where the previous one ended: one pass over the usual event.
+    let mut xml = Xml { text: message, from: 0 };
+    let win_provider = xml.attribute(needle!("<Provider"), needle!("Name="));
+    let win_event_id = xml.element(needle!("<EventID")).and_then(|v| v.parse().ok());
+    let level = xml.element(needle!("<Level")).and_then(|v| v.parse::<u8>().ok());
+    let win_channel = xml.element(needle!("<Channel"));
+    let host = xml.element(needle!("<Computer"));
     let severity = level.map(|l| {
-        match l {
+        Cow::Borrowed(match l {
             1 => "CRITICAL",
             2 => "ERROR",
             3 => "WARNING",
             5 => "VERBOSE",
             _ => "INFO",
-        }
-        .to_owned()
+        })
     });
-    Fields {
-        severity,
-        win_event_id,
-        win_channel: element(message, "Channel"),
-        host: element(message, "Computer"),
-        win_provider: attribute(message, "<Provider ", "Name"),
-        ..Fields::default()
-    }
+    Fields { severity, win_event_id, win_channel, host, win_provider, ..Fields::default() }
 }
 
-/// Text of the first `<name ...>text</name>`.
-fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let open = xml.find(&format!("<{name}"))?;
-    let after = &xml[open + 1 + name.len()..];
-    if !after.starts_with(['>', ' ']) {
-        return None;
-    }
-    let start = after.find('>')? + 1;
-    let text = &after[start..];
-    let end = text.find('<')?;
-    Some(&text[..end])
+/// Forward lookups in an XML text; a tag missing after the cursor is looked for from the start.
+struct Xml<'a> {
+    text: &'a str,
+    from: usize,
 }
 
-fn attribute<'a>(xml: &'a str, tag_start: &str, name: &str) -> Option<&'a str> {
-    let tag = &xml[xml.find(tag_start)?..];
-    let tag = &tag[..tag.find('>')?];
-    let at = tag.find(&format!("{name}="))? + name.len() + 1;
-    let quote = tag[at..].chars().next()?;
-    let value = &tag[at + 1..];
-    Some(&value[..value.find(quote)?])
+impl<'a> Xml<'a> {
+    /// What follows the first `open` (`<Name`) that `after_name` says ends the name.
+    fn open(&mut self, open: &Finder<'_>, after_name: &[u8]) -> Option<&'a str> {
+        let name_length = open.needle().len();
+        let found = |from: usize| {
+            let mut at = from;
+            loop {
+                at += find(&self.text[at..], open)?;
+                let next = self.text.as_bytes().get(at + name_length)?;
+                if after_name.contains(next) {
+                    return Some(at);
+                }
+                at += name_length;
+            }
+        };
+        let at = found(self.from).or_else(|| found(0))?;
+        self.from = at;
+        Some(&self.text[at + name_length..])
+    }
+
+    /// Text of the first `<Name …>text</Name>`.
+    fn element(&mut self, open: &Finder<'_>) -> Option<&'a str> {
+        let after = self.open(open, b"> ")?;
+        let text = &after[memchr::memchr(b'>', after.as_bytes())? + 1..];
+        Some(&text[..memchr::memchr(b'<', text.as_bytes())?])
+    }
+
+    /// Value of `Name='…'` or `Name="…"` (`name_equals` is `Name=`) in the first `<Tag …>`.
+    fn attribute(&mut self, open: &Finder<'_>, name_equals: &Finder<'_>) -> Option<&'a str> {
+        let tag = self.open(open, b" ")?;
+        let tag = &tag[..memchr::memchr(b'>', tag.as_bytes())?];
+        let mut at = 0;
+        let value_at = loop {
+            let found = at + find(&tag[at..], name_equals)?;
+            at = found + name_equals.needle().len();
+            if tag.as_bytes()[found.checked_sub(1)?].is_ascii_whitespace() {
+                break at;
+            }
+        };
+        let quote = *tag.as_bytes().get(value_at)?;
+        if quote != b'\'' && quote != b'"' {
+            return None;
+        }
+        let value = &tag[value_at + 1..];
+        Some(&value[..memchr::memchr(quote, value.as_bytes())?])
+    }
 }
 
 #[cfg(test)]
@@ -255,15 +349,48 @@ mod tests {
         assert_eq!(f.severity.as_deref(), Some("INFO"));
     }
 
+    fn fields_json(fields: &Fields<'_>) -> serde_json::Value {
+        let mut out = b"{\"x\":0".to_vec();
+        fields.write_json(&mut out);
+        out.push(b'}');
+        serde_json::from_slice(&out).unwrap()
+    }
+
     #[test]
     fn json_messages_become_attributes() {
-        let (format, f) = parse(r#"{"level":"error","msg":"boom","user":{"id":7},"n":3}"#);
+        let (format, f) =
+            parse(r#"{"level":"error","msg":"b\u00f6om \"x\"","user":{"id": 7},"n":3,"gone":null,"n":4}"#);
         assert_eq!(format, Format::Json);
         assert_eq!(f.severity.as_deref(), Some("ERROR"));
-        let attributes = f.attributes.unwrap();
-        assert_eq!(attributes["msg"], "boom");
-        assert_eq!(attributes["user"], r#"{"id":7}"#);
-        assert_eq!(attributes["n"], "3");
+        assert_eq!(
+            fields_json(&f)["attributes"],
+            serde_json::json!({"level":"error","msg":"böom \"x\"","user":r#"{"id": 7}"#,"n":"4","gone":null})
+        );
+        let (_, f) = parse(r#"{"severity":7}"#);
+        assert_eq!(f.severity, None, "a level that is not a string is left in the attributes only");
+    }
+
+    #[test]
+    fn fields_are_written_as_json_with_their_types() {
+        let (_, f) = parse(r#"::1 - - [22/Nov/2026:10:00:00 +0000] "GET /a\b HTTP/1.1" 404 12 "-" "agent \"x\" 1""#);
+        assert_eq!(
+            fields_json(&f),
+            serde_json::json!({"x":0,"client_ip":"::1","http_method":"GET","http_path":r"/a\b",
+                "http_status":404,"http_bytes":12,"user_agent":r#"agent \"x\" 1"#})
+        );
+        assert_eq!(fields_json(&Fields::default()), serde_json::json!({"x":0}));
+    }
+
+    #[test]
+    fn windows_elements_are_found_in_any_order() {
+        let xml = "<Event><System><Computer>C</Computer><Channel>Ch</Channel><Level>2</Level><EventIDs>1</EventIDs><EventID Qualifiers='0'>7</EventID><Provider  Guid='g' Name=\"P\"/></System></Event>";
+        let (_, f) = parse(xml);
+        assert_eq!(
+            (f.win_event_id, f.win_channel, f.host, f.win_provider, f.severity.as_deref()),
+            (Some(7), Some("Ch"), Some("C"), Some("P"), Some("ERROR"))
+        );
+        let (_, f) = parse("<Event><System><EventID>oops</EventID></System></Event>");
+        assert_eq!((f.win_event_id, f.win_provider, f.host), (None, None, None));
     }
 
     #[test]

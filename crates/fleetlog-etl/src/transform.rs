@@ -9,9 +9,9 @@ use crate::parse::{Fields, Format, parse};
 
 /// Firehose accepts records up to 1,000 KiB; stay a little under (room for the newline).
 pub const MAX_RECORD_BYTES: usize = crate::put::MAX_RECORD_BYTES - 1024;
-/// Oversized messages are split into parts of at most this many bytes. JSON escaping can grow text
-/// up to 6× (`\u0000`), so a part's record always fits [`MAX_RECORD_BYTES`].
-pub const MESSAGE_PART_BYTES: usize = 128 * 1024;
+/// Oversized messages are split into parts of at most this many bytes of JSON string content (escapes
+/// counted as written), so a part's record always fits [`MAX_RECORD_BYTES`].
+pub const MESSAGE_PART_BYTES: usize = 512 * 1024;
 
 /// The fields every record of one envelope shares; serialised (and escaped) once per envelope.
 #[derive(Debug, Serialize)]
@@ -43,6 +43,7 @@ fn shared_fields(envelope: &Envelope<'_>, region: &str) -> Vec<u8> {
 }
 
 /// One record: `{"event_id", "timestamp", "time", <shared>, "format", "message", ["part", "parts"], <fields>}`.
+/// `message` is JSON string content, already escaped.
 #[allow(clippy::too_many_arguments)]
 fn write_record(
     out: &mut Vec<u8>,
@@ -54,27 +55,28 @@ fn write_record(
     part: Option<(usize, usize)>,
     fields: &Fields<'_>,
 ) {
-    use std::io::Write;
-    // Writes into a Vec cannot fail.
+    let mut number = itoa::Buffer::new();
     out.extend_from_slice(b"{\"event_id\":");
     crate::json::write_str(out, &event.id);
-    let _ = write!(out, ",\"timestamp\":{},\"time\":\"{time}\"", event.timestamp);
+    out.extend_from_slice(b",\"timestamp\":");
+    out.extend_from_slice(number.format(event.timestamp).as_bytes());
+    out.extend_from_slice(b",\"time\":\"");
+    out.extend_from_slice(time.as_bytes());
+    out.push(b'"');
     out.extend_from_slice(shared);
-    out.extend_from_slice(b",\"format\":");
-    let _ = serde_json::to_writer(&mut *out, &format);
-    out.extend_from_slice(b",\"message\":");
-    crate::json::write_str(out, message);
+    out.extend_from_slice(b",\"format\":\"");
+    out.extend_from_slice(format.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"message\":\"");
+    out.extend_from_slice(message.as_bytes());
+    out.push(b'"');
     if let Some((part, parts)) = part {
-        let _ = write!(out, ",\"part\":{part},\"parts\":{parts}");
+        out.extend_from_slice(b",\"part\":");
+        out.extend_from_slice(number.format(part).as_bytes());
+        out.extend_from_slice(b",\"parts\":");
+        out.extend_from_slice(number.format(parts).as_bytes());
     }
-    let start = out.len();
-    let _ = serde_json::to_writer(&mut *out, fields);
-    if &out[start..] == b"{}" {
-        out.truncate(start);
-        out.push(b'}');
-    } else {
-        out[start] = b',';
-    }
+    fields.write_json(out);
+    out.push(b'}');
 }
 
 /// The instance a stream belongs to: the agent names streams `{instance_id}` (optionally followed by
@@ -105,12 +107,14 @@ pub fn write_records_measured(
     let shared = shared_fields(envelope, region);
     let mut written = 0;
     let mut clock = IsoClock::default();
+    let mut unescaped = String::new();
     for event in events {
-        let message: &str = &event.message;
-        let (format, fields) = parse(message);
+        let text = event.text(&mut unescaped);
+        let (format, fields) = text.map_or((Format::Text, Fields::default()), parse);
         let time = clock.iso8601(event.timestamp);
+        let literal = event.message_literal();
         let start = out.len();
-        write_record(out, event, time, &shared, format, message, None, &fields);
+        write_record(out, event, time, &shared, format, literal, None, &fields);
         if out.len() - start <= MAX_RECORD_BYTES {
             out.push(b'\n');
             written += 1;
@@ -118,7 +122,7 @@ pub fn write_records_measured(
             continue;
         }
         out.truncate(start);
-        let pieces = split_at_char_boundaries(message, MESSAGE_PART_BYTES);
+        let pieces = split_literal(literal, MESSAGE_PART_BYTES);
         let no_fields = Fields::default();
         for (i, piece) in pieces.iter().enumerate() {
             let fields = if i == 0 { &fields } else { &no_fields };
@@ -157,18 +161,32 @@ impl IsoClock {
     }
 }
 
-fn split_at_char_boundaries(text: &str, max: usize) -> Vec<&str> {
-    let mut pieces = Vec::with_capacity(text.len() / max + 1);
-    let mut rest = text;
-    while rest.len() > max {
-        let mut cut = max;
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
+/// Splits JSON string content into pieces of at most `max` bytes, each valid JSON string content of
+/// its own: cuts fall between characters and never inside an escape or a surrogate pair.
+fn split_literal(literal: &str, max: usize) -> Vec<&str> {
+    let bytes = literal.as_bytes();
+    let mut pieces = Vec::with_capacity(literal.len() / max + 1);
+    let (mut start, mut at) = (0, 0);
+    while at < bytes.len() {
+        let token = match bytes[at] {
+            b'\\' if bytes.get(at + 1) == Some(&b'u') => {
+                let unit = literal.get(at + 2..at + 6).and_then(|hex| u16::from_str_radix(hex, 16).ok());
+                let high_surrogate = unit.is_some_and(|u| (0xd800..0xdc00).contains(&u));
+                if high_surrogate && literal.get(at + 6..).is_some_and(|rest| rest.starts_with("\\u")) { 12 } else { 6 }
+            }
+            b'\\' => 2,
+            0..0x80 => 1,
+            0xf0.. => 4,
+            0xe0.. => 3,
+            _ => 2,
+        };
+        if at + token - start > max && at > start {
+            pieces.push(&literal[start..at]);
+            start = at;
         }
-        pieces.push(&rest[..cut]);
-        rest = &rest[cut..];
+        at = (at + token).min(bytes.len());
     }
-    pieces.push(rest);
+    pieces.push(&literal[start..]);
     pieces
 }
 
@@ -197,10 +215,20 @@ mod tests {
     }
 
     #[test]
-    fn splitting_respects_utf8() {
-        let text = "é".repeat(10);
-        let pieces = split_at_char_boundaries(&text, 3);
-        assert_eq!(pieces.concat(), text);
-        assert!(pieces.iter().all(|p| p.len() <= 3));
+    fn split_pieces_are_json_string_content_that_joins_back() {
+        let text = format!("{}é🚀\"\\\n\u{1}{}", "a".repeat(7), "z".repeat(5)).repeat(9);
+        let literal = serde_json::to_string(&text).unwrap();
+        let literal = &literal[1..literal.len() - 1];
+        for max in [1, 2, 3, 5, 7, 12, 64] {
+            let pieces = split_literal(literal, max);
+            let mut joined = String::new();
+            for piece in &pieces {
+                assert!(piece.len() <= max.max(12), "{piece:?} longer than {max}");
+                joined += &serde_json::from_str::<String>(&format!("\"{piece}\"")).unwrap();
+            }
+            assert_eq!(joined, text, "max {max}");
+        }
+        let pair = r"ab\ud83d\ude80cd";
+        assert!(split_literal(pair, 8).iter().all(|p| serde_json::from_str::<String>(&format!("\"{p}\"")).is_ok()));
     }
 }

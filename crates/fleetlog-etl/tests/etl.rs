@@ -88,6 +88,7 @@ fn tricky_messages() -> Vec<String> {
         "x".repeat(256 * 1024),
         "\u{0}".repeat(256 * 1024),
         "é".repeat(200 * 1024),
+        "🚀\"\\\u{1}".repeat(100_000),
         r#"{"level":"warn","msg":"json \"inside\"","n":[1,2]}"#.into(),
         "Nov 22 10:00:01 host sshd[1]: Failed password for invalid user x".into(),
     ]
@@ -198,6 +199,33 @@ fn control_messages_are_dropped_and_bad_records_fail_alone() {
     }
     assert_eq!(out.response.records.len(), 8, "one answer per record");
     assert!(out.reingest.is_empty());
+}
+
+#[test]
+fn messages_are_copied_as_the_envelope_spells_them() {
+    // JSON allows escapes Rust text cannot hold (a lone surrogate) and spellings serde_json would not
+    // write (`\/`, `\u0041`): records carry the literal unchanged, so every JSON reader sees what the
+    // envelope said.
+    let envelope = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],
+        "logEvents":[{"id":"lone","timestamp":1,"message":"a\ud800b"},{"id":"spelled","timestamp":2,"message":"\/\u0041 \"x\""}]}"#;
+    let out = transform(&event(vec![record("r", gzip(envelope.as_bytes()))]), "us-east-1");
+    assert_eq!(out.response.records[0].result.as_deref(), Some(OK));
+    let text = String::from_utf8(out.response.records[0].data.0.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains(r#""format":"text","message":"a\ud800b""#), "{}", lines[0]);
+    let spelled: Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(spelled["message"], "/A \"x\"");
+}
+
+#[test]
+fn messages_that_are_not_strings_fail_the_record() {
+    let envelope = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":{"a":1}}]}"#;
+    let out = transform(&event(vec![record("r", gzip(envelope.as_bytes()))]), "us-east-1");
+    assert_eq!(out.response.records[0].result.as_deref(), Some(PROCESSING_FAILED));
+    let not_utf8 =
+        gzip(b"{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{\"id\":\"1\",\"timestamp\":1,\"message\":\"\xff\"}]}");
+    let out = transform(&event(vec![record("r", not_utf8)]), "us-east-1");
+    assert_eq!(out.response.records[0].result.as_deref(), Some(PROCESSING_FAILED));
 }
 
 #[test]
