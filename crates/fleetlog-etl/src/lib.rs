@@ -3,6 +3,7 @@
 //! One core ([`transform::write_records`]) and two entry shapes: Firehose's data-transformation Lambda
 //! ([`firehose::transform`]) and a subscription-filter target that puts records itself ([`handle_awslogs`]).
 
+pub mod corpus;
 pub mod decode;
 pub mod firehose;
 mod json;
