@@ -2,8 +2,10 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
+
+mod common_form;
 
 /// Decompressed payloads larger than this are refused (a gzip bomb, or not CloudWatch Logs: its
 /// records are at most ~1 MB compressed).
@@ -28,7 +30,7 @@ pub enum DecodeError {
 /// The CloudWatch Logs subscription envelope, borrowing from the decompressed buffer where it can.
 /// (aws_lambda_events' `LogData` owns every string and flattens unknown fields, which costs a
 /// buffering pass per event; this is the hot path.)
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope<'a> {
     #[serde(borrow)]
@@ -45,24 +47,47 @@ pub struct Envelope<'a> {
     pub log_events: Vec<LogEvent<'a>>,
 }
 
-#[derive(Debug, Deserialize, Serialize, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct LogEvent<'a> {
     #[serde(borrow)]
     pub id: Cow<'a, str>,
     pub timestamp: i64,
-    /// The message exactly as the envelope spells it: a JSON string literal, quotes and escapes
-    /// included ([`parse_envelope`] makes sure it is a string). Records copy it as it is: it is valid
-    /// JSON and decodes to the same text, so no message is unescaped and escaped again on the way
-    /// through; only [`LogEvent::text`] decodes it, for the parsers.
     #[serde(borrow)]
-    pub message: &'a RawValue,
+    pub message: Literal<'a>,
+}
+
+/// A JSON string exactly as the envelope spells it, quotes and escapes included. Records copy a
+/// message as it is: it is valid JSON and decodes to the same text, so no message is unescaped and
+/// escaped again on the way through; only [`LogEvent::text`] decodes it, for the parsers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Literal<'a>(&'a str);
+
+impl<'a> Literal<'a> {
+    /// `json` must be a whole JSON string literal (checked by whoever read it).
+    fn new(json: &'a str) -> Self {
+        Literal(json)
+    }
+
+    /// JSON string content: the literal without its quotes.
+    pub fn content(self) -> &'a str {
+        self.0.get(1..self.0.len() - 1).unwrap_or_default()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Literal<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <&'de RawValue>::deserialize(deserializer)?;
+        if !raw.get().starts_with('"') {
+            return Err(serde::de::Error::custom("message is not a string"));
+        }
+        Ok(Literal::new(raw.get()))
+    }
 }
 
 impl<'a> LogEvent<'a> {
     /// The message literal without its quotes: JSON string content, escapes and all.
     pub fn message_literal(&self) -> &'a str {
-        let raw = self.message.get();
-        raw.get(1..raw.len() - 1).unwrap_or_default()
+        self.message.content()
     }
 
     /// The message as text: the literal itself when it has no escapes, else decoded into `scratch`.
@@ -189,15 +214,16 @@ pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeErr
     }
 }
 
-/// Parses a decompressed envelope. UTF-8 is checked once for the whole payload (vectorised), so the
-/// JSON parser borrows every string without checking each again.
+/// Parses a decompressed envelope. UTF-8 is checked once for the whole payload (vectorised); the form
+/// CloudWatch Logs writes is read by [`common_form`], anything else by serde_json (which also words
+/// the errors).
 pub fn parse_envelope(json: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     let text = simdutf8::basic::from_utf8(json).map_err(|_| DecodeError::BadJson("not UTF-8".into()))?;
-    let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| DecodeError::BadJson(e.to_string()))?;
+    let envelope = match common_form::read(text) {
+        Some(envelope) => envelope,
+        None => serde_json::from_str(text).map_err(|e| DecodeError::BadJson(e.to_string()))?,
+    };
     envelope.kind()?;
-    if let Some(at) = envelope.log_events.iter().position(|e| !e.message.get().starts_with('"')) {
-        return Err(DecodeError::BadJson(format!("logEvents[{at}].message is not a string")));
-    }
     Ok(envelope)
 }
 

@@ -156,31 +156,37 @@ fn split_envelope(envelope: &Envelope<'_>, region: &str) -> Vec<Vec<u8>> {
     pieces
 }
 
-/// Some of an envelope's events as an envelope of their own, written straight into the compressor.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EnvelopePiece<'e, 'a> {
-    message_type: &'static str,
-    owner: &'e str,
-    log_group: &'e str,
-    log_stream: &'e str,
-    subscription_filters: &'e [std::borrow::Cow<'a, str>],
-    log_events: &'e [crate::decode::LogEvent<'a>],
-}
-
+/// Some of an envelope's events as an envelope of their own, gzipped. Messages keep their literals.
 fn envelope_gzip(envelope: &Envelope<'_>, events: std::ops::Range<usize>) -> Vec<u8> {
-    let piece = EnvelopePiece {
-        message_type: "DATA_MESSAGE",
-        owner: &envelope.owner,
-        log_group: &envelope.log_group,
-        log_stream: &envelope.log_stream,
-        subscription_filters: &envelope.subscription_filters,
-        log_events: &envelope.log_events[events],
-    };
-    // serde_json writes token by token: buffer in front of the compressor. Serialising plain data into
-    // a Vec-backed compressor cannot fail.
-    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut writer = std::io::BufWriter::with_capacity(64 * 1024, encoder);
-    let _ = serde_json::to_writer(&mut writer, &piece);
-    writer.into_inner().ok().and_then(|encoder| encoder.finish().ok()).unwrap_or_default()
+    use crate::json::write_str;
+    let events = &envelope.log_events[events];
+    let mut json = Vec::with_capacity(events.iter().map(|e| e.id.len() + e.message_literal().len() + 64).sum());
+    json.extend_from_slice(b"{\"messageType\":\"DATA_MESSAGE\",\"owner\":");
+    write_str(&mut json, &envelope.owner);
+    json.extend_from_slice(b",\"logGroup\":");
+    write_str(&mut json, &envelope.log_group);
+    json.extend_from_slice(b",\"logStream\":");
+    write_str(&mut json, &envelope.log_stream);
+    json.extend_from_slice(b",\"subscriptionFilters\":[");
+    for (i, filter) in envelope.subscription_filters.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        write_str(&mut json, filter);
+    }
+    json.extend_from_slice(b"],\"logEvents\":[");
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(b"{\"id\":");
+        write_str(&mut json, &event.id);
+        json.extend_from_slice(b",\"timestamp\":");
+        json.extend_from_slice(itoa::Buffer::new().format(event.timestamp).as_bytes());
+        json.extend_from_slice(b",\"message\":\"");
+        json.extend_from_slice(event.message_literal().as_bytes());
+        json.extend_from_slice(b"\"}");
+    }
+    json.extend_from_slice(b"]}");
+    crate::decode::gzip(&json)
 }

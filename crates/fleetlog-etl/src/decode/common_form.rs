@@ -1,0 +1,266 @@
+//! Reads the envelope CloudWatch Logs writes — an object of the known keys whose events hold `id`,
+//! `timestamp` and `message` — without serde's per-token machinery: strings are delimited with a
+//! vectorised search for `"` and `\`, and messages are kept as literals. It accepts only what
+//! serde_json would accept, and gives up (`None`) on anything else: unknown or repeated keys, other
+//! value types, malformed JSON. The caller then reads the payload with serde_json.
+
+use std::borrow::Cow;
+
+use super::{Envelope, Literal, LogEvent, unescape_into};
+
+pub(super) fn read(text: &str) -> Option<Envelope<'_>> {
+    let mut reader = Reader { text, at: 0 };
+    let mut envelope = Envelope::default();
+    let mut seen = Keys::default();
+    reader.object(|reader, key| {
+        match seen.first(key, &["messageType", "owner", "logGroup", "logStream", "subscriptionFilters", "logEvents"])? {
+            0 => envelope.message_type = reader.string()?,
+            1 => envelope.owner = reader.string()?,
+            2 => envelope.log_group = reader.string()?,
+            3 => envelope.log_stream = reader.string()?,
+            4 => reader.array(|reader| {
+                envelope.subscription_filters.push(reader.string()?);
+                Some(())
+            })?,
+            _ => reader.array(|reader| {
+                envelope.log_events.push(reader.event()?);
+                Some(())
+            })?,
+        }
+        Some(())
+    })?;
+    reader.skip_whitespace();
+    // messageType is the one key serde requires.
+    (reader.at == text.len() && seen.has(0)).then_some(envelope)
+}
+
+/// Which of up to 8 known keys an object has had.
+#[derive(Default)]
+struct Keys(u8);
+
+impl Keys {
+    /// The index of `key` among `known`, if it is known and new.
+    fn first(&mut self, key: &str, known: &[&str]) -> Option<usize> {
+        let index = known.iter().position(|k| *k == key)?;
+        let bit = 1 << index;
+        if self.0 & bit != 0 {
+            return None;
+        }
+        self.0 |= bit;
+        Some(index)
+    }
+
+    fn has(&self, index: usize) -> bool {
+        self.0 & (1 << index) != 0
+    }
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.text.as_bytes().get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// Skips whitespace, then consumes `byte` if it is next.
+    fn next_is(&mut self, byte: u8) -> bool {
+        self.skip_whitespace();
+        let found = self.text.as_bytes().get(self.at) == Some(&byte);
+        if found {
+            self.at += 1;
+        }
+        found
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.next_is(byte).then_some(())
+    }
+
+    /// A string literal, quotes included, with its escapes checked.
+    fn literal(&mut self) -> Option<Literal<'a>> {
+        self.skip_whitespace();
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        if bytes.get(start) != Some(&b'"') {
+            return None;
+        }
+        let mut at = start + 1;
+        loop {
+            at += memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
+            if bytes[at] == b'"' {
+                break;
+            }
+            at += match bytes.get(at + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
+                b'u' if bytes.get(at + 2..at + 6)?.iter().all(u8::is_ascii_hexdigit) => 6,
+                _ => return None,
+            };
+        }
+        // JSON strings hold no raw control characters. (The smallest byte, not `any`: no early exit,
+        // so the compiler can vectorise it.)
+        if bytes[start..at].iter().copied().min().is_some_and(|smallest| smallest < 0x20) {
+            return None;
+        }
+        self.at = at + 1;
+        Some(Literal::new(&self.text[start..self.at]))
+    }
+
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let content = self.literal()?.content();
+        if memchr::memchr(b'\\', content.as_bytes()).is_none() {
+            return Some(Cow::Borrowed(content));
+        }
+        let mut decoded = String::new();
+        unescape_into(content, &mut decoded)?;
+        Some(Cow::Owned(decoded))
+    }
+
+    /// A JSON integer that fits an i64.
+    fn integer(&mut self) -> Option<i64> {
+        self.skip_whitespace();
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        let digits = start + usize::from(bytes.get(start) == Some(&b'-'));
+        let end = digits + bytes.get(digits..)?.iter().take_while(|b| b.is_ascii_digit()).count();
+        let leading_zero = bytes[digits..end].starts_with(b"0") && end - digits > 1;
+        if leading_zero || matches!(bytes.get(end), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        let value = self.text[start..end].parse().ok()?;
+        self.at = end;
+        Some(value)
+    }
+
+    /// `{ "key": value, … }`, `value` read by `field`.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
+        self.expect(b'{')?;
+        if self.next_is(b'}') {
+            return Some(());
+        }
+        loop {
+            // Keys with escapes are left to serde_json (none of the known keys has any).
+            let key = self.literal()?.content();
+            self.expect(b':')?;
+            field(self, key)?;
+            if !self.next_is(b',') {
+                return self.expect(b'}');
+            }
+        }
+    }
+
+    /// `[ item, … ]`.
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.expect(b'[')?;
+        if self.next_is(b']') {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            if !self.next_is(b',') {
+                return self.expect(b']');
+            }
+        }
+    }
+
+    fn event(&mut self) -> Option<LogEvent<'a>> {
+        let (mut id, mut timestamp, mut message) = (None, None, None);
+        let mut seen = Keys::default();
+        self.object(|reader, key| {
+            match seen.first(key, &["id", "timestamp", "message"])? {
+                0 => id = Some(reader.string()?),
+                1 => timestamp = Some(reader.integer()?),
+                _ => message = Some(reader.literal()?),
+            }
+            Some(())
+        })?;
+        Some(LogEvent { id: id?, timestamp: timestamp?, message: message? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn serde_read(text: &str) -> Option<Envelope<'_>> {
+        serde_json::from_str(text).ok()
+    }
+
+    #[test]
+    fn reads_compact_and_pretty_envelopes_like_serde() {
+        let envelope = serde_json::json!({
+            "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "g/\"quoted\"",
+            "logStream": "i-0123456789abcdef0", "subscriptionFilters": ["a", "b"],
+            "logEvents": [
+                {"id": "1", "timestamp": 1_763_805_600_000_i64, "message": "plain"},
+                {"message": "esc \" \\ \n \u{1} é 🚀", "timestamp": -5, "id": "2"},
+                {"id": "3", "timestamp": 0, "message": ""}
+            ]
+        });
+        for text in [envelope.to_string(), serde_json::to_string_pretty(&envelope).unwrap()] {
+            assert_eq!(read(&text), serde_read(&text), "{text}");
+            assert!(read(&text).is_some());
+        }
+        let spelled = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"\u0041\/"}]}"#;
+        assert_eq!(read(spelled).unwrap().log_events[0].message_literal(), r"\u0041\/");
+    }
+
+    #[test]
+    fn leaves_everything_else_to_serde() {
+        for text in [
+            r#"{"messageType":"DATA_MESSAGE","extra":1}"#,
+            r#"{"messageType":"DATA_MESSAGE","owner":"a","owner":"b"}"#,
+            r#"{"owner":"a"}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1.5,"message":"m"}]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":01,"message":"m"}]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":99999999999999999999,"message":"m"}]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"m"}]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":7}]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"\x"}]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"\ud800","timestamp":1,"message":"m"}]}"#,
+            "{\"messageType\":\"DATA_\nMESSAGE\"}",
+            r#"{"messageType":"DATA_MESSAGE",}"#,
+            r#"{"messageType":"DATA_MESSAGE"} x"#,
+            r#"{"message\u0054ype":"DATA_MESSAGE"}"#,
+        ] {
+            assert_eq!(read(text), None, "{text}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_serde_on_generated_envelopes(
+            events in proptest::collection::vec((any::<String>(), any::<i64>(), any::<String>()), 0..8),
+            group in any::<String>(),
+            pretty in any::<bool>(),
+        ) {
+            let events: Vec<_> = events.into_iter().map(|(id, timestamp, message)| {
+                serde_json::json!({"id": id, "timestamp": timestamp, "message": message})
+            }).collect();
+            let envelope = serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": group,
+                "logStream": "s", "subscriptionFilters": ["f"], "logEvents": events});
+            let text = if pretty { serde_json::to_string_pretty(&envelope).unwrap() } else { envelope.to_string() };
+            let ours = read(&text);
+            prop_assert!(ours.is_some());
+            prop_assert_eq!(ours, serde_read(&text));
+        }
+
+        /// Whatever a damaged envelope looks like, what this reader accepts serde_json accepts too,
+        /// as the same envelope.
+        #[test]
+        fn never_accepts_what_serde_refuses(cut in 0usize..400, insert in any::<char>(), at in 0usize..400) {
+            let text = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{"id":"1","timestamp":12,"message":"a \"b\" \\ c"},{"id":"2","timestamp":-3,"message":""}]}"#;
+            let mut damaged: String = text.chars().enumerate().filter(|(i, _)| *i != cut).map(|(_, c)| c).collect();
+            let at = damaged.char_indices().map(|(i, _)| i).nth(at).unwrap_or(damaged.len());
+            damaged.insert(at, insert);
+            if let Some(ours) = read(&damaged) {
+                prop_assert_eq!(Some(ours), serde_read(&damaged), "{}", damaged);
+            }
+        }
+    }
+}
