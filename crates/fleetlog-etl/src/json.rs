@@ -23,6 +23,13 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    // Most strings here (ids, hosts, attribute keys) need no escape: one branch-free pass over the
+    // whole string, which the compiler vectorises, then one copy.
+    if !bytes.iter().fold(false, |found, b| found | (*b < 0x20) | (*b == b'"') | (*b == b'\\')) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut clean_from = 0;
     let mut i = 0;
     while i < bytes.len() {
