@@ -13,7 +13,9 @@ pub mod schema;
 pub mod transform;
 
 use aws_lambda_events::firehose::KinesisFirehoseEvent;
-use serde_json::Value;
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 
 use decode::{MessageType, gunzip_into, parse_envelope};
 use put::{PutError, RetryPolicy, put_all};
@@ -45,19 +47,33 @@ pub struct EtlState {
     pub retry: RetryPolicy,
 }
 
-pub async fn handle(state: &EtlState, payload: Value) -> Result<Value, EtlError> {
-    if payload.get("awslogs").is_some() {
-        let data = payload["awslogs"]["data"]
-            .as_str()
-            .ok_or_else(|| EtlError::Malformed("awslogs.data is not a string".into()))?;
-        let delivered = handle_awslogs(state, data).await?;
-        return Ok(serde_json::json!({ "delivered": delivered }));
+/// The two payloads the Lambda takes. Only the key that tells them apart is read here; the records
+/// are skipped, not built, so a Firehose event is parsed once, into its own type.
+#[derive(serde::Deserialize)]
+struct PayloadShape<'a> {
+    #[serde(borrow)]
+    awslogs: Option<AwsLogsPayload<'a>>,
+    records: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct AwsLogsPayload<'a> {
+    #[serde(borrow)]
+    data: Cow<'a, str>,
+}
+
+/// One invocation, whichever its shape. The answer is JSON text as Lambda returns it.
+pub async fn handle(state: &EtlState, payload: &RawValue) -> Result<Box<RawValue>, EtlError> {
+    let malformed = |e: serde_json::Error| EtlError::Malformed(e.to_string());
+    let shape: PayloadShape<'_> = serde_json::from_str(payload.get()).map_err(malformed)?;
+    if let Some(awslogs) = shape.awslogs {
+        let delivered = handle_awslogs(state, &awslogs.data).await?;
+        return serde_json::value::to_raw_value(&serde_json::json!({ "delivered": delivered })).map_err(malformed);
     }
-    if payload.get("records").is_some() {
-        let event: KinesisFirehoseEvent =
-            serde_json::from_value(payload).map_err(|e| EtlError::Malformed(e.to_string()))?;
+    if shape.records.is_some() {
+        let event: KinesisFirehoseEvent = serde_json::from_str(payload.get()).map_err(malformed)?;
         let response = handle_firehose(state, &event).await?;
-        return serde_json::to_value(response).map_err(|e| EtlError::Malformed(e.to_string()));
+        return RawValue::from_string(firehose::response_json(&response)).map_err(malformed);
     }
     Err(EtlError::UnknownPayload)
 }

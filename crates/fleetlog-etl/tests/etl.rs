@@ -70,7 +70,7 @@ fn run_to_completion(records: Vec<KinesisFirehoseEventRecord>) -> BTreeMap<Strin
                 collect(&r.data.0, &mut seen);
             }
         }
-        let json = serde_json::to_vec(&out.response).unwrap();
+        let json = fleetlog_etl::firehose::response_json(&out.response);
         assert!(json.len() <= 6_000_000, "response of {} bytes exceeds Lambda's limit", json.len());
         batch = out.reingest.into_iter().enumerate().map(|(i, d)| record(&format!("re-{i}"), d)).collect();
     }

@@ -11,7 +11,14 @@ use aws_sdk_firehose::types::PutRecordBatchResponseEntry;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use fleetlog_etl::decode::gzip;
 use fleetlog_etl::put::{PutError, RetryPolicy, put_all};
-use fleetlog_etl::{EtlState, handle};
+use fleetlog_etl::{EtlError, EtlState, handle};
+
+/// One invocation as Lambda makes it: JSON text in, JSON text out.
+async fn invoke(state: &EtlState, payload: serde_json::Value) -> Result<serde_json::Value, EtlError> {
+    let payload = serde_json::value::to_raw_value(&payload).unwrap();
+    let answer = handle(state, &payload).await?;
+    Ok(serde_json::from_str(answer.get()).unwrap())
+}
 
 const FAST: RetryPolicy = RetryPolicy { attempts: 3, first_delay: Duration::from_millis(1) };
 
@@ -98,9 +105,8 @@ async fn subscription_target_puts_one_record_per_event_and_ignores_control_messa
         "subscriptionFilters": ["fleetlog"],
         "logEvents": [{"id": "1", "timestamp": 1, "message": "a"}, {"id": "2", "timestamp": 2, "message": "b\nc"}]
     });
-    use base64::Engine;
-    let data = base64::engine::general_purpose::STANDARD.encode(gzip(envelope.to_string().as_bytes()));
-    let answer = handle(&state, serde_json::json!({"awslogs": {"data": data}})).await.unwrap();
+    let data = base64_simd::STANDARD.encode_to_string(gzip(envelope.to_string().as_bytes()));
+    let answer = invoke(&state, serde_json::json!({"awslogs": {"data": data}})).await.unwrap();
     assert_eq!(answer["delivered"], 2);
     let sent = calls.lock().unwrap()[0].clone();
     let messages: Vec<String> = sent
@@ -111,9 +117,44 @@ async fn subscription_target_puts_one_record_per_event_and_ignores_control_messa
     assert!(sent.iter().all(|r| r.ends_with(b"\n")), "newline-delimited for S3/Athena");
 
     let control = serde_json::json!({"messageType": "CONTROL_MESSAGE", "logEvents": []});
-    let data = base64::engine::general_purpose::STANDARD.encode(gzip(control.to_string().as_bytes()));
-    assert_eq!(handle(&state, serde_json::json!({"awslogs": {"data": data}})).await.unwrap()["delivered"], 0);
-    let err = handle(&state, serde_json::json!({"awslogs": {"data": "%%%"}})).await.unwrap_err();
+    let data = base64_simd::STANDARD.encode_to_string(gzip(control.to_string().as_bytes()));
+    assert_eq!(invoke(&state, serde_json::json!({"awslogs": {"data": data}})).await.unwrap()["delivered"], 0);
+    let err = invoke(&state, serde_json::json!({"awslogs": {"data": "%%%"}})).await.unwrap_err();
     assert!(err.to_string().contains("base64"), "{err}");
-    assert!(handle(&state, serde_json::json!({"other": 1})).await.is_err());
+    assert!(invoke(&state, serde_json::json!({"other": 1})).await.is_err());
+}
+
+#[tokio::test]
+async fn firehose_payloads_are_answered_with_what_serde_would_write() {
+    let state = EtlState {
+        firehose: mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[]),
+        region: "eu-west-1".into(),
+        delivery_stream: None,
+        retry: FAST,
+    };
+    let envelope = serde_json::json!({
+        "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "g/app", "logStream": "i-01234567",
+        "subscriptionFilters": ["fleetlog"], "logEvents": [{"id": "1", "timestamp": 1_763_805_600_000_i64, "message": "é \"q\""}]
+    });
+    let control = serde_json::json!({"messageType": "CONTROL_MESSAGE", "logEvents": []});
+    let data = |v: &serde_json::Value| base64_simd::STANDARD.encode_to_string(gzip(v.to_string().as_bytes()));
+    let payload = serde_json::json!({
+        "invocationId": "i", "deliveryStreamArn": "arn:aws:firehose:eu-west-1:1:deliverystream/raw", "region": "eu-west-1",
+        "records": [
+            {"recordId": "ok", "approximateArrivalTimestamp": 1, "data": data(&envelope)},
+            {"recordId": "control", "approximateArrivalTimestamp": 1, "data": data(&control)},
+            {"recordId": "bad", "approximateArrivalTimestamp": 1, "data": "bm90IGd6aXA="}
+        ]
+    });
+    let answer = invoke(&state, payload.clone()).await.unwrap();
+    let event: aws_lambda_events::firehose::KinesisFirehoseEvent = serde_json::from_value(payload).unwrap();
+    let expected = serde_json::to_value(fleetlog_etl::firehose::transform(&event, "eu-west-1").response).unwrap();
+    assert_eq!(answer, expected);
+    let results: Vec<&str> =
+        answer["records"].as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
+    assert_eq!(results, ["Ok", "Dropped", "ProcessingFailed"]);
+    assert_eq!(
+        answer["records"][0]["metadata"]["partitionKeys"],
+        serde_json::json!({"dt": "2025-11-22", "hour": "10"})
+    );
 }

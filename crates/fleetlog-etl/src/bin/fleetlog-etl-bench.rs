@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use aws_lambda_events::firehose::KinesisFirehoseEvent;
 use fleetlog_etl::corpus;
-use fleetlog_etl::firehose::transform;
+use fleetlog_etl::firehose::{response_json, transform};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -78,9 +78,11 @@ fn run_transform(path: Option<&str>) -> Result<(), String> {
     let started = Instant::now();
     let event = read_event(path)?;
     let out = transform(&event, "us-east-1");
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    serde_json::to_writer(&mut stdout, &out.response).map_err(|e| e.to_string())?;
-    stdout.flush().map_err(|e| e.to_string())?;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(response_json(&out.response).as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| e.to_string())?;
     let secs = started.elapsed().as_secs_f64();
     let mb = out.stats.decompressed_bytes as f64 / 1e6;
     eprintln!(
