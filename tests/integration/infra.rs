@@ -64,7 +64,7 @@ fn glue_table_is_the_etl_schema() {
     let prefix = resource(&t, "DeliveryStream")["ExtendedS3DestinationConfiguration"]["Prefix"].as_str().unwrap();
     for key in PARTITION_KEYS {
         assert!(prefix.contains(&format!("{0}=!{{partitionKeyFromLambda:{0}}}", key.name)), "{prefix}");
-        assert_eq!(table["Parameters"][format!("projection.{}.type", key.name).as_str()].is_null(), false);
+        assert!(!table["Parameters"][format!("projection.{}.type", key.name).as_str()].is_null());
     }
 }
 

@@ -286,10 +286,10 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
 /// A DirectPut stream to the log bucket under a static prefix (the emulator cannot evaluate the
 /// stack's `dt=!{partitionKeyFromLambda:dt}` prefixes).
 async fn ensure_delivery_stream(firehose: &aws_sdk_firehose::Client, name: &str, prefix: &str) -> Result<String> {
-    if let Ok(found) = firehose.describe_delivery_stream().delivery_stream_name(name).send().await {
-        if let Some(description) = found.delivery_stream_description() {
-            return Ok(description.delivery_stream_arn().to_owned());
-        }
+    if let Ok(found) = firehose.describe_delivery_stream().delivery_stream_name(name).send().await
+        && let Some(description) = found.delivery_stream_description()
+    {
+        return Ok(description.delivery_stream_arn().to_owned());
     }
     let destination = ExtendedS3DestinationConfiguration::builder()
         .bucket_arn(format!("arn:aws:s3:::{BUCKET}"))

@@ -28,11 +28,11 @@ async fn main() -> ExitCode {
     };
     match outcome {
         Ok(outcome) => {
-            if let Some(report) = outcome.report {
-                if let Err(e) = report.print(format, &mut std::io::stdout().lock()) {
-                    eprintln!("error: cannot write output: {e}");
-                    return ExitCode::FAILURE;
-                }
+            if let Some(report) = outcome.report
+                && let Err(e) = report.print(format, &mut std::io::stdout().lock())
+            {
+                eprintln!("error: cannot write output: {e}");
+                return ExitCode::FAILURE;
             }
             if outcome.success { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
