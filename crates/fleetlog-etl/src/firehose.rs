@@ -8,7 +8,7 @@ use aws_lambda_events::firehose::{
 };
 
 use crate::decode::{Envelope, MessageType, gunzip_into, parse_envelope};
-use crate::transform::{write_records, write_records_measured};
+use crate::transform::write_records_measured;
 
 /// Lambda's synchronous response limit is 6 MB; keep room for the JSON around the records.
 pub const RESPONSE_BUDGET: usize = 6 * 1000 * 1000 - 64 * 1024;
@@ -139,9 +139,14 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
         }
         // Records that cannot fit are not built: their output is at least their messages.
         let least = base64_len(output_lower_bound(&envelope)) + RECORD_OVERHEAD;
+        // Where each event's records end in the output, so a record that turns out too large is split
+        // without being written again.
+        let mut event_ends = Vec::new();
         let cost = if used + least <= RESPONSE_BUDGET {
             let mut lines = Vec::with_capacity(plain.len() * 2);
-            let count = write_records(&envelope, &envelope.log_events, region, &mut lines);
+            let count = write_records_measured(&envelope, &envelope.log_events, region, &mut lines, |end| {
+                event_ends.push(end);
+            });
             let cost = base64_len(lines.len()) + RECORD_OVERHEAD;
             if used + cost <= RESPONSE_BUDGET {
                 used += cost;
@@ -158,7 +163,7 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
         // bound is measured exactly when it comes back).
         used += RECORD_OVERHEAD;
         if cost > RESPONSE_BUDGET / 2 && envelope.log_events.len() > 1 {
-            out.reingest.extend(split_envelope(&envelope, region));
+            out.reingest.extend(split_envelope(&envelope, region, event_ends));
         } else {
             out.reingest.push(data.to_vec());
         }
@@ -175,16 +180,19 @@ fn output_lower_bound(envelope: &Envelope<'_>) -> usize {
 }
 
 /// Splits an envelope's events into gzip envelopes whose transformed output stays under a quarter of
-/// the budget. The records are written once, noting where each event's end, so this is linear.
-fn split_envelope(envelope: &Envelope<'_>, region: &str) -> Vec<Vec<u8>> {
+/// the budget, using where each event's records end in its output (`event_ends`, measured here when
+/// the records were not written yet), so this is linear.
+fn split_envelope(envelope: &Envelope<'_>, region: &str, mut event_ends: Vec<usize>) -> Vec<Vec<u8>> {
     let mut pieces = Vec::new();
-    let mut scratch = Vec::new();
-    let mut ends = Vec::with_capacity(envelope.log_events.len());
-    write_records_measured(envelope, &envelope.log_events, region, &mut scratch, |end| ends.push(end));
+    if event_ends.len() != envelope.log_events.len() {
+        event_ends.clear();
+        let mut scratch = Vec::new();
+        write_records_measured(envelope, &envelope.log_events, region, &mut scratch, |end| event_ends.push(end));
+    }
     let mut start = 0;
     let mut size = 0;
     let mut previous_end = 0;
-    for (i, end) in ends.into_iter().enumerate() {
+    for (i, end) in event_ends.into_iter().enumerate() {
         let cost = base64_len(end - previous_end) + RECORD_OVERHEAD;
         previous_end = end;
         if i > start && size + cost > RESPONSE_BUDGET / 4 {

@@ -261,6 +261,20 @@ fn a_single_record_too_large_for_a_response_is_split_for_reingestion() {
     assert_eq!(seen, events.into_iter().collect());
 }
 
+#[test]
+fn a_record_found_too_large_once_written_is_split_from_that_writing() {
+    // JSON messages: their lower bound (the messages) fits the response, but with their attributes
+    // the records do not, so the record is written, measured, and split from what was written.
+    let message: String =
+        format!("{{{}\"end\":1}}", (0..5000).map(|i| format!("\"k{i}\":\"v{i}\",")).collect::<String>());
+    let events: Vec<(String, String)> = (0..40).map(|e| (format!("e{e:03}"), message.clone())).collect();
+    let data = gzip(envelope(&events).to_string().as_bytes());
+    let first = transform(&event(vec![record("json", data.clone())]), "us-east-1");
+    assert_eq!(first.response.records[0].result.as_deref(), Some(DROPPED));
+    assert!(first.reingest.len() > 1, "split into several envelopes");
+    assert_eq!(run_to_completion(vec![record("json", data)]), events.into_iter().collect());
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64),
