@@ -125,8 +125,16 @@ pub fn write_records_measured(
         let pieces = split_literal(literal, MESSAGE_PART_BYTES);
         let no_fields = Fields::default();
         for (i, piece) in pieces.iter().enumerate() {
+            let part = Some((i + 1, pieces.len()));
+            let part_start = out.len();
             let fields = if i == 0 { &fields } else { &no_fields };
-            write_record(out, event, time, &shared, format, piece, Some((i + 1, pieces.len())), fields);
+            write_record(out, event, time, &shared, format, piece, part, fields);
+            if out.len() - part_start > MAX_RECORD_BYTES {
+                // The parsed fields of a huge message may not fit beside its first part; the message
+                // itself is what must not be lost.
+                out.truncate(part_start);
+                write_record(out, event, time, &shared, format, piece, part, &no_fields);
+            }
             out.push(b'\n');
             written += 1;
         }

@@ -89,6 +89,8 @@ fn tricky_messages() -> Vec<String> {
         "\u{0}".repeat(256 * 1024),
         "é".repeat(200 * 1024),
         "🚀\"\\\u{1}".repeat(100_000),
+        // A JSON message too large for one record, whose parsed fields alone nearly fill a record.
+        format!("{{{}\"end\":1}}", (0..60_000).map(|i| format!("\"k{i}\":\"v\",")).collect::<String>()),
         r#"{"level":"warn","msg":"json \"inside\"","n":[1,2]}"#.into(),
         "Nov 22 10:00:01 host sshd[1]: Failed password for invalid user x".into(),
     ]
