@@ -91,7 +91,7 @@ impl<'a> LogEvent<'a> {
     }
 
     /// The message as text: the literal itself when it has no escapes, else decoded into `scratch`.
-    /// `None` for escapes JSON allows but text cannot hold (a lone UTF-16 surrogate like `\\ud800`).
+    /// `None` for escapes JSON allows but text cannot hold (a lone UTF-16 surrogate like `\ud800`).
     pub fn text<'s>(&self, scratch: &'s mut String) -> Option<&'s str>
     where
         'a: 's,
