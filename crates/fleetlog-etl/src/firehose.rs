@@ -85,7 +85,10 @@ pub fn response_json(response: &KinesisFirehoseResponse) -> String {
         json.extend_from_slice(b",\"data\":\"");
         base64_simd::STANDARD.encode_append(&record.data.0, &mut json);
         json.extend_from_slice(b"\",\"metadata\":{\"partitionKeys\":{");
-        for (k, (key, value)) in record.metadata.partition_keys.iter().enumerate() {
+        // Sorted, so the same batch always gives the same bytes.
+        let mut keys: Vec<_> = record.metadata.partition_keys.iter().collect();
+        keys.sort_unstable();
+        for (k, (key, value)) in keys.into_iter().enumerate() {
             if k > 0 {
                 json.push(b',');
             }
