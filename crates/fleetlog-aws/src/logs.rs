@@ -1,6 +1,7 @@
 //! Log groups: exist, keep logs for the configured retention, and stream to fleetlog's destination.
 
 use aws_sdk_cloudwatchlogs::operation::create_log_group::CreateLogGroupError;
+use aws_sdk_cloudwatchlogs::types::SubscriptionFilter;
 use fleetlog_core::log_groups::{LogGroupName, RetentionDays};
 use fleetlog_core::settings::SubscriptionDestination;
 
@@ -17,6 +18,45 @@ pub struct LogGroupChanges {
     pub filter_set: bool,
 }
 
+/// A log group that exists, as it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExistingLogGroup {
+    /// `None`: logs never expire.
+    pub retention_days: Option<i32>,
+}
+
+/// The log group named exactly `name`, if it exists.
+pub async fn find_log_group(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    name: &str,
+) -> Result<Option<ExistingLogGroup>, AwsError> {
+    Ok(client
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .map_err(|e| classify("logs:DescribeLogGroups", e))?
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(name))
+        .map(|g| ExistingLogGroup { retention_days: g.retention_in_days() }))
+}
+
+/// The subscription filters on a log group (at most [`MAX_SUBSCRIPTION_FILTERS`]).
+pub async fn subscription_filters(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    name: &str,
+) -> Result<Vec<SubscriptionFilter>, AwsError> {
+    Ok(client
+        .describe_subscription_filters()
+        .log_group_name(name)
+        .send()
+        .await
+        .map_err(|e| classify("logs:DescribeSubscriptionFilters", e))?
+        .subscription_filters
+        .unwrap_or_default())
+}
+
 /// Makes a log group match the desired state, changing only what differs (idempotent).
 /// Filters fleetlog did not create are never touched.
 pub async fn ensure_log_group(
@@ -27,18 +67,8 @@ pub async fn ensure_log_group(
     subscription: &SubscriptionDestination,
 ) -> Result<LogGroupChanges, AwsError> {
     let mut changes = LogGroupChanges::default();
-    let existing = client
-        .describe_log_groups()
-        .log_group_name_prefix(name.as_str())
-        .send()
-        .await
-        .map_err(|e| classify("logs:DescribeLogGroups", e))?
-        .log_groups()
-        .iter()
-        .find(|g| g.log_group_name() == Some(name.as_str()))
-        .map(|g| g.retention_in_days());
-    let current_retention = match existing {
-        Some(days) => days,
+    let current_retention = match find_log_group(client, name.as_str()).await? {
+        Some(existing) => existing.retention_days,
         None => {
             let created = client
                 .create_log_group()
@@ -70,13 +100,7 @@ pub async fn ensure_log_group(
         changes.retention_set = true;
     }
 
-    let filters = client
-        .describe_subscription_filters()
-        .log_group_name(name.as_str())
-        .send()
-        .await
-        .map_err(|e| classify("logs:DescribeSubscriptionFilters", e))?;
-    let filters = filters.subscription_filters();
+    let filters = subscription_filters(client, name.as_str()).await?;
     let ours = filters.iter().find(|f| f.filter_name() == Some(subscription.filter_name.as_str()));
     let up_to_date = ours.is_some_and(|f| {
         f.destination_arn() == Some(subscription.destination_arn.as_str())

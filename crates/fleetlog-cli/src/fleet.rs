@@ -316,28 +316,13 @@ impl Fleet {
         let filter_name = &self.options.subscription_filter;
         let checked: Vec<Result<LogGroupStatus>> = futures::stream::iter(groups)
             .map(|name| async move {
-                let found = self
-                    .clients
-                    .logs
-                    .describe_log_groups()
-                    .log_group_name_prefix(&name)
-                    .send()
-                    .await
-                    .map_err(sdk_error("DescribeLogGroups"))?;
-                let group = found.log_groups().iter().find(|g| g.log_group_name() == Some(name.as_str()));
-                let Some(group) = group else {
+                let logs = &self.clients.logs;
+                let Some(group) = fleetlog_aws::logs::find_log_group(logs, &name).await? else {
                     return Ok(LogGroupStatus { name, exists: false, retention_days: None, subscribed: false });
                 };
-                let filters = self
-                    .clients
-                    .logs
-                    .describe_subscription_filters()
-                    .log_group_name(&name)
-                    .send()
-                    .await
-                    .map_err(sdk_error("DescribeSubscriptionFilters"))?;
-                let subscribed = filters.subscription_filters().iter().any(|f| f.filter_name() == Some(filter_name));
-                Ok(LogGroupStatus { retention_days: group.retention_in_days(), name, exists: true, subscribed })
+                let filters = fleetlog_aws::logs::subscription_filters(logs, &name).await?;
+                let subscribed = filters.iter().any(|f| f.filter_name() == Some(filter_name));
+                Ok(LogGroupStatus { retention_days: group.retention_days, name, exists: true, subscribed })
             })
             .buffer_unordered(STATUS_CONCURRENCY)
             .collect()
