@@ -226,20 +226,9 @@ impl LocalStack {
 
     /// Messages visible on a queue (SQS's approximate count).
     pub async fn visible_messages(&self, queue_url: &str) -> Result<usize> {
-        let out = self
-            .clients
-            .sqs
-            .get_queue_attributes()
-            .queue_url(queue_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .map_err(sdk_error("GetQueueAttributes"))?;
-        Ok(out
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0))
+        let count =
+            queue_attribute(&self.clients.sqs, queue_url, QueueAttributeName::ApproximateNumberOfMessages).await?;
+        Ok(count.and_then(|n| n.parse().ok()).unwrap_or(0))
     }
 
     pub fn etl_state(&self) -> EtlState {
@@ -273,14 +262,19 @@ async fn create_queue(
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
-    let out = sqs
+    queue_attribute(sqs, url, QueueAttributeName::QueueArn).await?.context("queue has no ARN")
+}
+
+/// One attribute of a queue, if SQS reports it.
+async fn queue_attribute(sqs: &aws_sdk_sqs::Client, url: &str, name: QueueAttributeName) -> Result<Option<String>> {
+    let mut out = sqs
         .get_queue_attributes()
         .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
+        .attribute_names(name.clone())
         .send()
         .await
         .map_err(sdk_error("GetQueueAttributes"))?;
-    out.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().context("queue has no ARN")
+    Ok(out.attributes.as_mut().and_then(|attributes| attributes.remove(&name)))
 }
 
 /// A DirectPut stream to the log bucket under a static prefix (the emulator cannot evaluate the
