@@ -2,8 +2,8 @@
 """The processing loop of AWS's Python blueprint for this job (kinesis-firehose-cloudwatch-logs-processor),
 written anew from its documented behaviour so both run on the same input in one process each:
 base64-decode and gunzip each record, parse the envelope, drop CONTROL_MESSAGE, emit each event's message
-plus a newline (no parsing, no metadata), base64-encode, and leave records beyond the 6 MB response budget
-for re-ingestion (the original payload). Usage: blueprint_equivalent.py EVENT.json > response.json
+plus a newline (no parsing, no metadata), base64-encode, split a record whose output alone exceeds 6 MB into
+two gzipped halves, and leave records beyond the 6 MB response budget for re-ingestion (the original payload). Usage: blueprint_equivalent.py EVENT.json > response.json
 Prints throughput in MB/s of decompressed input on stderr, like `fleetlog-etl-bench transform`."""
 import base64
 import gzip
@@ -29,6 +29,12 @@ def transform(event):
             continue
         joined = "".join(e["message"] + "\n" for e in data["logEvents"])
         encoded = base64.b64encode(joined.encode("utf-8")).decode("ascii")
+        if len(encoded) > BUDGET and len(data["logEvents"]) > 1:
+            half = len(data["logEvents"]) // 2
+            for events in (data["logEvents"][:half], data["logEvents"][half:]):
+                reingest.append(gzip.compress(json.dumps(dict(data, logEvents=events)).encode()))
+            out.append({"recordId": rid, "result": "Dropped"})
+            continue
         if used + len(encoded) + len(rid) > BUDGET:
             reingest.append(record["data"])
             out.append({"recordId": rid, "result": "Dropped"})

@@ -8,7 +8,7 @@ use aws_lambda_events::firehose::{
 };
 
 use crate::decode::{Envelope, MessageType, gunzip_into, parse_envelope};
-use crate::transform::write_records_measured;
+use crate::transform::{output_floor, shared_fields, write_records_measured};
 
 /// Lambda's synchronous response limit is 6 MB; keep room for the JSON around the records.
 pub const RESPONSE_BUDGET: usize = 6 * 1000 * 1000 - 64 * 1024;
@@ -140,15 +140,18 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
             out.response.records.push(response_record(id, DROPPED, Vec::new(), HashMap::new()));
             continue;
         }
-        // Records that cannot fit are not built: their output is at least their messages.
-        let least = base64_len(output_lower_bound(&envelope)) + RECORD_OVERHEAD;
-        // Where each event's records end in the output, so a record that turns out too large is split
-        // without being written again.
-        let mut event_ends = Vec::new();
+        // Records that cannot fit are not built: their output is at least its floor.
+        let shared = shared_fields(&envelope, region);
+        let floors: Vec<usize> = envelope.log_events.iter().map(|e| output_floor(e, &shared)).collect();
+        let least = base64_len(floors.iter().sum()) + RECORD_OVERHEAD;
+        let mut event_sizes = floors;
         let cost = if used + least <= RESPONSE_BUDGET {
             let mut lines = Vec::with_capacity(plain.len() * 2);
+            let (mut written, mut previous_end) = (0, 0);
             let count = write_records_measured(&envelope, &envelope.log_events, region, &mut lines, |end| {
-                event_ends.push(end);
+                // Exact sizes from here on, so a record too large once written is split on them.
+                event_sizes[written] = end - previous_end;
+                (written, previous_end) = (written + 1, end);
             });
             let cost = base64_len(lines.len()) + RECORD_OVERHEAD;
             if used + cost <= RESPONSE_BUDGET {
@@ -161,12 +164,20 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
         } else {
             least
         };
-        // Does not fit: hand it back. A record that would not fit even alone is split by events so
-        // every piece fits on its own next time (no loop: a record re-ingested whole on its lower
-        // bound is measured exactly when it comes back).
         used += RECORD_OVERHEAD;
+        if cost > RESPONSE_BUDGET && envelope.log_events.len() == 1 {
+            // One event whose records can never fit a response (only possible for a message of
+            // megabytes, which CloudWatch Logs does not send): Firehose's error output keeps it.
+            out.stats.failed += 1;
+            tracing::warn!(record_id = id.as_deref(), bytes = cost, "A single log event is too large for any response; sent to the error output");
+            out.response.records.push(response_record(id, PROCESSING_FAILED, data.to_vec(), HashMap::new()));
+            continue;
+        }
+        // Does not fit: hand it back. A record that might not fit even alone is split by events so
+        // every piece fits on its own next time. No loop: a piece sized on floors is measured exactly
+        // when it comes back, and split again on those sizes if it must be.
         if cost > RESPONSE_BUDGET / 2 && envelope.log_events.len() > 1 {
-            out.reingest.extend(split_envelope(&envelope, region, event_ends));
+            out.reingest.extend(split_envelope(&envelope, &event_sizes));
         } else {
             out.reingest.push(data.to_vec());
         }
@@ -176,34 +187,20 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
     out
 }
 
-/// The fewest bytes the envelope's records can take: each record carries its event id and its
-/// message literal at least once (copied as the envelope spells it).
-fn output_lower_bound(envelope: &Envelope<'_>) -> usize {
-    envelope.log_events.iter().map(|e| e.id.len() + e.message_literal().len()).sum()
-}
-
 /// Splits an envelope's events into gzip envelopes whose transformed output stays under a quarter of
-/// the budget, using where each event's records end in its output (`event_ends`, measured here when
-/// the records were not written yet), so this is linear.
-fn split_envelope(envelope: &Envelope<'_>, region: &str, mut event_ends: Vec<usize>) -> Vec<Vec<u8>> {
+/// the budget, given what each event's records take (measured, or their floor when not written: actual
+/// records are seldom more than twice their floor, so such pieces still fit alone).
+fn split_envelope(envelope: &Envelope<'_>, event_sizes: &[usize]) -> Vec<Vec<u8>> {
     let mut pieces = Vec::new();
-    if event_ends.len() != envelope.log_events.len() {
-        event_ends.clear();
-        let mut scratch = Vec::new();
-        write_records_measured(envelope, &envelope.log_events, region, &mut scratch, |end| event_ends.push(end));
-    }
     let mut start = 0;
     let mut size = 0;
-    let mut previous_end = 0;
-    for (i, end) in event_ends.into_iter().enumerate() {
-        let cost = base64_len(end - previous_end) + RECORD_OVERHEAD;
-        previous_end = end;
-        if i > start && size + cost > RESPONSE_BUDGET / 4 {
+    for (i, &event_size) in event_sizes.iter().enumerate() {
+        if i > start && base64_len(size + event_size) + RECORD_OVERHEAD > RESPONSE_BUDGET / 4 {
             pieces.push(envelope_gzip(envelope, start..i));
             start = i;
             size = 0;
         }
-        size += cost;
+        size += event_size;
     }
     pieces.push(envelope_gzip(envelope, start..envelope.log_events.len()));
     pieces

@@ -26,7 +26,7 @@ struct Shared<'a> {
 }
 
 /// `,"account":…,"source":…` for splicing into each record.
-fn shared_fields(envelope: &Envelope<'_>, region: &str) -> Vec<u8> {
+pub(crate) fn shared_fields(envelope: &Envelope<'_>, region: &str) -> Vec<u8> {
     let shared = Shared {
         account: &envelope.owner,
         region,
@@ -77,6 +77,17 @@ fn write_record(
     }
     fields.write_json(out);
     out.push(b'}');
+}
+
+/// What every record has besides its shared fields, id and message, at its shortest (no time for a
+/// timestamp out of range, a one-digit timestamp, the empty format name).
+const RECORD_FRAME: usize = r#"{"event_id":"","timestamp":0,"time":"","format":"","message":""}"#.len() + 1;
+
+/// The fewest bytes an event's records can take in the output, `shared` being [`shared_fields`] of
+/// its envelope: the message literal is copied as the envelope spells it and the id is written at
+/// least as long as it is. Parsed fields, split messages and escapes only add to it.
+pub(crate) fn output_floor(event: &LogEvent<'_>, shared: &[u8]) -> usize {
+    RECORD_FRAME + shared.len() + event.id.len() + event.message_literal().len()
 }
 
 /// The instance a stream belongs to: the agent names streams `{instance_id}` (optionally followed by

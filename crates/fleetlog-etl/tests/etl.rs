@@ -264,6 +264,18 @@ fn a_single_record_too_large_for_a_response_is_split_for_reingestion() {
 }
 
 #[test]
+fn a_single_event_too_large_for_any_response_goes_to_the_error_output() {
+    // Re-ingesting it would bring it back forever; Firehose keeps a ProcessingFailed record's data.
+    let events = vec![("only".to_owned(), "z".repeat(5_000_000))];
+    let data = gzip(envelope(&events).to_string().as_bytes());
+    let out = transform(&event(vec![record("huge", data.clone())]), "us-east-1");
+    assert_eq!(out.response.records[0].result.as_deref(), Some(PROCESSING_FAILED));
+    assert_eq!(out.response.records[0].data.0, data);
+    assert!(out.reingest.is_empty());
+    assert_eq!(out.stats.failed, 1);
+}
+
+#[test]
 fn a_record_found_too_large_once_written_is_split_from_that_writing() {
     // JSON messages: their lower bound (the messages) fits the response, but with their attributes
     // the records do not, so the record is written, measured, and split from what was written.
