@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
-use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
+use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseResponse};
 use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_firehose::types::{CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration};
@@ -359,7 +359,9 @@ impl LogPump {
         }
         report.payloads = keys.len();
         let state = stack.etl_state();
-        let response = fleetlog_etl::handle_firehose(&state, &event).await?;
+        // Read back from the JSON Lambda would return to Firehose.
+        let response: KinesisFirehoseResponse =
+            serde_json::from_str(&fleetlog_etl::handle_firehose(&state, &event).await?)?;
         let mut lines = Vec::new();
         for record in &response.records {
             match record.result.as_deref() {

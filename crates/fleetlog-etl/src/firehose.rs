@@ -1,13 +1,10 @@
 //! The Firehose data-transformation entry shape: a batch of records in, one result per record out,
 //! within Lambda's 6 MB synchronous response limit. What does not fit is handed back for re-ingestion.
 
-use std::collections::HashMap;
-
-use aws_lambda_events::firehose::{
-    KinesisFirehoseEvent, KinesisFirehoseResponse, KinesisFirehoseResponseRecord, KinesisFirehoseResponseRecordMetadata,
-};
+use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
 
 use crate::decode::{Envelope, MessageType, gunzip_into, parse_envelope};
+use crate::json::write_str;
 use crate::transform::{output_floor, shared_fields, write_records_measured};
 
 /// Lambda's synchronous response limit is 6 MB; keep room for the JSON around the records.
@@ -23,9 +20,17 @@ pub const PROCESSING_FAILED: &str = "ProcessingFailed";
 /// delivery stream because they did not fit. The caller must re-ingest them before answering.
 #[derive(Debug, Default)]
 pub struct Transformed {
-    pub response: KinesisFirehoseResponse,
+    /// The answer as Lambda returns it: the JSON of a `KinesisFirehoseResponse`.
+    pub response: String,
     pub reingest: Vec<Vec<u8>>,
     pub stats: Stats,
+}
+
+impl Transformed {
+    /// The answer as the `aws_lambda_events` type (read back from [`Self::response`]).
+    pub fn typed_response(&self) -> Result<KinesisFirehoseResponse, serde_json::Error> {
+        serde_json::from_str(&self.response)
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -42,94 +47,81 @@ fn base64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
-fn response_record(
-    record_id: Option<String>,
-    result: &str,
-    data: Vec<u8>,
-    keys: HashMap<String, String>,
-) -> KinesisFirehoseResponseRecord {
-    let mut metadata = KinesisFirehoseResponseRecordMetadata::default();
-    metadata.partition_keys = keys;
-    let mut r = KinesisFirehoseResponseRecord::default();
-    r.record_id = record_id;
-    r.result = Some(result.to_owned());
-    r.data.0 = data;
-    r.metadata = metadata;
-    r
+/// The response JSON, written record by record exactly as serde writes `KinesisFirehoseResponse`
+/// (fields in declaration order, partition keys sorted so a batch always gives the same bytes). Each
+/// record's data is base64-encoded straight into it by a vectorised encoder, so a record's lines need
+/// no buffer of their own and no second pass.
+struct ResponseWriter {
+    json: Vec<u8>,
+    records: usize,
 }
 
-/// The response as Lambda returns it: the JSON serde writes for `KinesisFirehoseResponse`, written
-/// directly. Serde would encode each record's data with a scalar base64 encoder into a new string and
-/// then scan that string byte by byte for characters to escape (base64 has none); here the data is
-/// encoded straight into the output by a vectorised encoder. On a batch that fills the 6 MB response,
-/// that is most of the work left after the records themselves.
-pub fn response_json(response: &KinesisFirehoseResponse) -> String {
-    use crate::json::write_str;
-    fn optional_str(json: &mut Vec<u8>, value: Option<&str>) {
-        match value {
-            Some(value) => write_str(json, value),
-            None => json.extend_from_slice(b"null"),
-        }
+impl ResponseWriter {
+    fn new() -> Self {
+        // Untouched capacity costs no memory, and the response never outgrows this.
+        let mut json = Vec::with_capacity(RESPONSE_BUDGET + 128 * 1024);
+        json.extend_from_slice(b"{\"records\":[");
+        Self { json, records: 0 }
     }
-    let data_bytes: usize = response.records.iter().map(|r| base64_len(r.data.0.len()) + RECORD_OVERHEAD).sum();
-    let mut json = Vec::with_capacity(data_bytes + 16);
-    json.extend_from_slice(b"{\"records\":[");
-    for (i, record) in response.records.iter().enumerate() {
-        if i > 0 {
+
+    fn record(&mut self, id: Option<&str>, result: &str, data: &[u8], keys: &PartitionKeys) {
+        let json = &mut self.json;
+        if self.records > 0 {
             json.push(b',');
         }
+        self.records += 1;
         json.extend_from_slice(b"{\"recordId\":");
-        optional_str(&mut json, record.record_id.as_deref());
+        match id {
+            Some(id) => write_str(json, id),
+            None => json.extend_from_slice(b"null"),
+        }
         json.extend_from_slice(b",\"result\":");
-        optional_str(&mut json, record.result.as_deref());
+        write_str(json, result);
         json.extend_from_slice(b",\"data\":\"");
-        base64_simd::STANDARD.encode_append(&record.data.0, &mut json);
+        base64_simd::STANDARD.encode_append(data, json);
         json.extend_from_slice(b"\",\"metadata\":{\"partitionKeys\":{");
-        // Sorted, so the same batch always gives the same bytes.
-        let mut keys: Vec<_> = record.metadata.partition_keys.iter().collect();
-        keys.sort_unstable();
-        for (k, (key, value)) in keys.into_iter().enumerate() {
-            if k > 0 {
-                json.push(b',');
-            }
-            write_str(&mut json, key);
-            json.push(b':');
-            write_str(&mut json, value);
+        if let Some((dt, hour)) = keys {
+            json.extend_from_slice(b"\"dt\":");
+            write_str(json, dt);
+            json.extend_from_slice(b",\"hour\":");
+            write_str(json, hour);
         }
         json.extend_from_slice(b"}}}");
     }
-    json.extend_from_slice(b"]}");
-    // Every piece written above is valid UTF-8 (strings come from `&str`, base64 is ASCII).
-    String::from_utf8(json).unwrap_or_default()
+
+    fn finish(mut self) -> String {
+        self.json.extend_from_slice(b"]}");
+        // Every piece written is valid UTF-8 (strings come from `&str`, base64 is ASCII).
+        String::from_utf8(self.json).unwrap_or_default()
+    }
 }
 
-/// Dynamic-partitioning keys from the first event's time: `dt=YYYY-MM-DD`, `hour=HH` (UTC).
-fn partition_keys(envelope: &Envelope<'_>) -> HashMap<String, String> {
-    let Some(t) = envelope.log_events.first().and_then(|e| chrono::DateTime::from_timestamp_millis(e.timestamp)) else {
-        return HashMap::new();
-    };
-    HashMap::from([
-        ("dt".to_owned(), t.format("%Y-%m-%d").to_string()),
-        ("hour".to_owned(), t.format("%H").to_string()),
-    ])
+/// Dynamic-partitioning keys `dt` (YYYY-MM-DD) and `hour` (HH), UTC, from the first event's time.
+type PartitionKeys = Option<(String, String)>;
+
+fn partition_keys(envelope: &Envelope<'_>) -> PartitionKeys {
+    let t = envelope.log_events.first().and_then(|e| chrono::DateTime::from_timestamp_millis(e.timestamp))?;
+    Some((t.format("%Y-%m-%d").to_string(), t.format("%H").to_string()))
 }
 
 pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
     let mut out = Transformed::default();
+    let mut response = ResponseWriter::new();
     let mut used = 0usize;
     let mut plain = Vec::new();
+    let mut lines = Vec::new();
     for record in &event.records {
         out.stats.records_in += 1;
-        let id = record.record_id.clone();
+        let id = record.record_id.as_deref();
         let data: &[u8] = &record.data.0;
         let envelope = gunzip_into(data, &mut plain).and_then(|()| parse_envelope(&plain));
         let envelope = match envelope {
             Ok(e) => e,
             Err(err) => {
                 out.stats.failed += 1;
-                tracing::warn!(record_id = id.as_deref(), error = %err, "Record cannot be decoded; sent to the error output");
+                tracing::warn!(record_id = id, error = %err, "Record cannot be decoded; sent to the error output");
                 used += base64_len(data.len()) + RECORD_OVERHEAD;
-                out.response.records.push(response_record(id, PROCESSING_FAILED, data.to_vec(), HashMap::new()));
+                response.record(id, PROCESSING_FAILED, data, &None);
                 continue;
             }
         };
@@ -137,7 +129,7 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
         if envelope.kind() == Ok(MessageType::Control) {
             out.stats.dropped_control += 1;
             used += RECORD_OVERHEAD;
-            out.response.records.push(response_record(id, DROPPED, Vec::new(), HashMap::new()));
+            response.record(id, DROPPED, &[], &None);
             continue;
         }
         // Records that cannot fit are not built: their output is at least its floor.
@@ -146,7 +138,7 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
         let least = base64_len(floors.iter().sum()) + RECORD_OVERHEAD;
         let mut event_sizes = floors;
         let cost = if used + least <= RESPONSE_BUDGET {
-            let mut lines = Vec::with_capacity(plain.len() * 2);
+            lines.clear();
             let (mut written, mut previous_end) = (0, 0);
             let count = write_records_measured(&envelope, &envelope.log_events, region, &mut lines, |end| {
                 // Exact sizes from here on, so a record too large once written is split on them.
@@ -157,7 +149,7 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
             if used + cost <= RESPONSE_BUDGET {
                 used += cost;
                 out.stats.events_out += count;
-                out.response.records.push(response_record(id, OK, lines, partition_keys(&envelope)));
+                response.record(id, OK, &lines, &partition_keys(&envelope));
                 continue;
             }
             cost
@@ -169,8 +161,12 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
             // One event whose records can never fit a response (only possible for a message of
             // megabytes, which CloudWatch Logs does not send): Firehose's error output keeps it.
             out.stats.failed += 1;
-            tracing::warn!(record_id = id.as_deref(), bytes = cost, "A single log event is too large for any response; sent to the error output");
-            out.response.records.push(response_record(id, PROCESSING_FAILED, data.to_vec(), HashMap::new()));
+            tracing::warn!(
+                record_id = id,
+                bytes = cost,
+                "A single log event is too large for any response; sent to the error output"
+            );
+            response.record(id, PROCESSING_FAILED, data, &None);
             continue;
         }
         // Does not fit: hand it back. A record that might not fit even alone is split by events so
@@ -182,8 +178,9 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
             out.reingest.push(data.to_vec());
         }
         out.stats.reingested += 1;
-        out.response.records.push(response_record(id, DROPPED, Vec::new(), HashMap::new()));
+        response.record(id, DROPPED, &[], &None);
     }
+    out.response = response.finish();
     out
 }
 
@@ -208,7 +205,6 @@ fn split_envelope(envelope: &Envelope<'_>, event_sizes: &[usize]) -> Vec<Vec<u8>
 
 /// Some of an envelope's events as an envelope of their own, gzipped. Messages keep their literals.
 fn envelope_gzip(envelope: &Envelope<'_>, events: std::ops::Range<usize>) -> Vec<u8> {
-    use crate::json::write_str;
     let events = &envelope.log_events[events];
     let mut json = Vec::with_capacity(events.iter().map(|e| e.id.len() + e.message_literal().len() + 64).sum());
     json.extend_from_slice(b"{\"messageType\":\"DATA_MESSAGE\",\"owner\":");

@@ -72,18 +72,15 @@ pub async fn handle(state: &EtlState, payload: &RawValue) -> Result<Box<RawValue
     }
     if shape.records.is_some() {
         let event: KinesisFirehoseEvent = serde_json::from_str(payload.get()).map_err(malformed)?;
-        let response = handle_firehose(state, &event).await?;
-        return RawValue::from_string(firehose::response_json(&response)).map_err(malformed);
+        return RawValue::from_string(handle_firehose(state, &event).await?).map_err(malformed);
     }
     Err(EtlError::UnknownPayload)
 }
 
 /// Firehose transformation: answer per record; re-ingest what does not fit before answering, so a
-/// failed re-ingest fails the invocation (Firehose retries it) instead of losing data.
-pub async fn handle_firehose(
-    state: &EtlState,
-    event: &KinesisFirehoseEvent,
-) -> Result<aws_lambda_events::firehose::KinesisFirehoseResponse, EtlError> {
+/// failed re-ingest fails the invocation (Firehose retries it) instead of losing data. The answer is
+/// the response JSON.
+pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> Result<String, EtlError> {
     let out = firehose::transform(event, &state.region);
     tracing::info!(stats = ?out.stats, "Firehose batch transformed");
     if !out.reingest.is_empty() {

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
+use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseResponseRecord};
 use fleetlog_etl::decode::{gunzip_into, gzip, parse_envelope};
-use fleetlog_etl::firehose::{DROPPED, OK, PROCESSING_FAILED, transform};
+use fleetlog_etl::firehose::{DROPPED, OK, PROCESSING_FAILED, Transformed, transform};
 use serde_json::{Value, json};
 
 const STREAM: &str = "i-0123456789abcdef0";
@@ -56,6 +56,11 @@ fn collect(lines: &[u8], into: &mut BTreeMap<String, String>) {
     }
 }
 
+/// The response records, read back from the response JSON.
+fn answers(out: &Transformed) -> Vec<KinesisFirehoseResponseRecord> {
+    out.typed_response().expect("the response is a KinesisFirehoseResponse").records
+}
+
 /// Runs a batch through the transformation, and re-ingested payloads again, until nothing is left.
 fn run_to_completion(records: Vec<KinesisFirehoseEventRecord>) -> BTreeMap<String, String> {
     let mut seen = BTreeMap::new();
@@ -65,13 +70,12 @@ fn run_to_completion(records: Vec<KinesisFirehoseEventRecord>) -> BTreeMap<Strin
             return seen;
         }
         let out = transform(&event(batch), "us-east-1");
-        for r in &out.response.records {
+        for r in answers(&out) {
             if r.result.as_deref() == Some(OK) {
                 collect(&r.data.0, &mut seen);
             }
         }
-        let json = fleetlog_etl::firehose::response_json(&out.response);
-        assert!(json.len() <= 6_000_000, "response of {} bytes exceeds Lambda's limit", json.len());
+        assert!(out.response.len() <= 6_000_000, "response of {} bytes exceeds Lambda's limit", out.response.len());
         batch = out.reingest.into_iter().enumerate().map(|(i, d)| record(&format!("re-{i}"), d)).collect();
     }
     panic!("re-ingestion did not converge");
@@ -124,10 +128,10 @@ fn records_of_every_format_conform_to_the_schema() {
         messages.iter().enumerate().map(|(i, m)| (format!("e{i}"), m.to_string())).collect();
     events.push(("big".into(), "y".repeat(1100 * 1024)));
     let out = transform(&event(vec![record("r1", gzip(envelope(&events).to_string().as_bytes()))]), "us-east-1");
-    let mut lines: Vec<u8> = out.response.records.iter().flat_map(|r| r.data.0.clone()).collect();
+    let mut lines: Vec<u8> = answers(&out).into_iter().flat_map(|r| r.data.0.clone()).collect();
     for payload in &out.reingest {
         let reingested = transform(&event(vec![record("re", payload.clone())]), "us-east-1");
-        lines.extend(reingested.response.records.iter().flat_map(|r| r.data.0.clone()));
+        lines.extend(answers(&reingested).into_iter().flat_map(|r| r.data.0.clone()));
     }
     let mut seen_formats = std::collections::BTreeSet::new();
     for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
@@ -154,7 +158,7 @@ fn records_of_every_format_conform_to_the_schema() {
 fn output_records_carry_the_documented_fields() {
     let events = vec![("e1".to_owned(), "Nov 22 10:00:01 ip-10-0-0-1 sshd[4242]: Failed password for root".to_owned())];
     let out = transform(&event(vec![record("r1", gzip(envelope(&events).to_string().as_bytes()))]), "us-east-1");
-    let r = &out.response.records[0];
+    let r = &answers(&out)[0];
     assert_eq!(r.result.as_deref(), Some(OK));
     assert_eq!(r.metadata.partition_keys.get("dt").map(String::as_str), Some("2025-11-22"));
     let v: Value = serde_json::from_slice(r.data.0.strip_suffix(b"\n").unwrap()).unwrap();
@@ -190,16 +194,17 @@ fn control_messages_are_dropped_and_bad_records_fail_alone() {
     let originals: BTreeMap<String, Vec<u8>> =
         cases.iter().map(|r| (r.record_id.clone().unwrap(), r.data.0.clone())).collect();
     let out = transform(&event(cases), "us-east-1");
+    let answers = answers(&out);
     let results: BTreeMap<&str, &str> =
-        out.response.records.iter().map(|r| (r.record_id.as_deref().unwrap(), r.result.as_deref().unwrap())).collect();
+        answers.iter().map(|r| (r.record_id.as_deref().unwrap(), r.result.as_deref().unwrap())).collect();
     assert_eq!(results["control"], DROPPED);
     assert_eq!(results["good"], OK);
     for bad in ["not-gzip", "corrupt-gzip", "bad-json", "unknown-type", "bomb", "empty"] {
         assert_eq!(results[bad], PROCESSING_FAILED, "{bad}");
-        let r = out.response.records.iter().find(|r| r.record_id.as_deref() == Some(bad)).unwrap();
+        let r = answers.iter().find(|r| r.record_id.as_deref() == Some(bad)).unwrap();
         assert_eq!(r.data.0, originals[bad], "{bad}: the original goes to Firehose's error output");
     }
-    assert_eq!(out.response.records.len(), 8, "one answer per record");
+    assert_eq!(answers.len(), 8, "one answer per record");
     assert!(out.reingest.is_empty());
 }
 
@@ -211,8 +216,8 @@ fn messages_are_copied_as_the_envelope_spells_them() {
     let envelope = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],
         "logEvents":[{"id":"lone","timestamp":1,"message":"a\ud800b"},{"id":"spelled","timestamp":2,"message":"\/\u0041 \"x\""}]}"#;
     let out = transform(&event(vec![record("r", gzip(envelope.as_bytes()))]), "us-east-1");
-    assert_eq!(out.response.records[0].result.as_deref(), Some(OK));
-    let text = String::from_utf8(out.response.records[0].data.0.clone()).unwrap();
+    assert_eq!(answers(&out)[0].result.as_deref(), Some(OK));
+    let text = String::from_utf8(answers(&out)[0].data.0.clone()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].contains(r#""format":"text","message":"a\ud800b""#), "{}", lines[0]);
     let spelled: Value = serde_json::from_str(lines[1]).unwrap();
@@ -223,11 +228,11 @@ fn messages_are_copied_as_the_envelope_spells_them() {
 fn messages_that_are_not_strings_fail_the_record() {
     let envelope = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":{"a":1}}]}"#;
     let out = transform(&event(vec![record("r", gzip(envelope.as_bytes()))]), "us-east-1");
-    assert_eq!(out.response.records[0].result.as_deref(), Some(PROCESSING_FAILED));
+    assert_eq!(answers(&out)[0].result.as_deref(), Some(PROCESSING_FAILED));
     let not_utf8 =
         gzip(b"{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{\"id\":\"1\",\"timestamp\":1,\"message\":\"\xff\"}]}");
     let out = transform(&event(vec![record("r", not_utf8)]), "us-east-1");
-    assert_eq!(out.response.records[0].result.as_deref(), Some(PROCESSING_FAILED));
+    assert_eq!(answers(&out)[0].result.as_deref(), Some(PROCESSING_FAILED));
 }
 
 #[test]
@@ -252,7 +257,7 @@ fn a_single_record_too_large_for_a_response_is_split_for_reingestion() {
     let events: Vec<(String, String)> = (0..60).map(|e| (format!("e{e:03}"), "z".repeat(100 * 1024))).collect();
     let data = gzip(envelope(&events).to_string().as_bytes());
     let first = transform(&event(vec![record("big", data.clone())]), "us-east-1");
-    assert_eq!(first.response.records[0].result.as_deref(), Some(DROPPED));
+    assert_eq!(answers(&first)[0].result.as_deref(), Some(DROPPED));
     assert!(first.reingest.len() > 1, "split into several envelopes");
     for piece in &first.reingest {
         let mut plain = Vec::new();
@@ -269,8 +274,8 @@ fn a_single_event_too_large_for_any_response_goes_to_the_error_output() {
     let events = vec![("only".to_owned(), "z".repeat(5_000_000))];
     let data = gzip(envelope(&events).to_string().as_bytes());
     let out = transform(&event(vec![record("huge", data.clone())]), "us-east-1");
-    assert_eq!(out.response.records[0].result.as_deref(), Some(PROCESSING_FAILED));
-    assert_eq!(out.response.records[0].data.0, data);
+    assert_eq!(answers(&out)[0].result.as_deref(), Some(PROCESSING_FAILED));
+    assert_eq!(answers(&out)[0].data.0, data);
     assert!(out.reingest.is_empty());
     assert_eq!(out.stats.failed, 1);
 }
@@ -284,7 +289,7 @@ fn a_record_found_too_large_once_written_is_split_from_that_writing() {
     let events: Vec<(String, String)> = (0..40).map(|e| (format!("e{e:03}"), message.clone())).collect();
     let data = gzip(envelope(&events).to_string().as_bytes());
     let first = transform(&event(vec![record("json", data.clone())]), "us-east-1");
-    assert_eq!(first.response.records[0].result.as_deref(), Some(DROPPED));
+    assert_eq!(answers(&first)[0].result.as_deref(), Some(DROPPED));
     assert!(first.reingest.len() > 1, "split into several envelopes");
     assert_eq!(run_to_completion(vec![record("json", data)]), events.into_iter().collect());
 }
@@ -305,6 +310,6 @@ proptest::proptest! {
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512), gz in proptest::prelude::any::<bool>()) {
         let data = if gz { gzip(&data) } else { data };
         let out = transform(&event(vec![record("r", data)]), "us-east-1");
-        proptest::prop_assert_eq!(out.response.records.len(), 1);
+        proptest::prop_assert_eq!(answers(&out).len(), 1);
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use aws_lambda_events::firehose::KinesisFirehoseEvent;
 use fleetlog_etl::corpus;
-use fleetlog_etl::firehose::{response_json, transform};
+use fleetlog_etl::firehose::transform;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -86,10 +86,9 @@ fn run_transform(path: Option<&str>) -> Result<(), String> {
     let started = Instant::now();
     let event = parse_event(&input)?;
     let out = transform(&event, "us-east-1");
-    let response = response_json(&out.response);
     let secs = started.elapsed().as_secs_f64();
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(response.as_bytes()).and_then(|()| stdout.flush()).map_err(|e| e.to_string())?;
+    stdout.write_all(out.response.as_bytes()).and_then(|()| stdout.flush()).map_err(|e| e.to_string())?;
     let mb = out.stats.decompressed_bytes as f64 / 1e6;
     eprintln!(
         "transform: {} records, {} events out, {} re-ingested, {:.1} MB decompressed in {:.3} s = {:.0} MB/s (event parse, transform, response JSON)",
