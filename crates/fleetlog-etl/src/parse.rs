@@ -122,16 +122,65 @@ fn find(haystack: &str, needle: &Finder<'_>) -> Option<usize> {
     needle.find(haystack.as_bytes())
 }
 
+/// Which parser a message goes to, told from its first bytes alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Json,
+    WindowsEvent,
+    SyslogWithPriority,
+    BsdSyslog,
+    Access,
+}
+
+/// `trimmed` is the message without leading whitespace.
+fn shape(trimmed: &str) -> Option<Shape> {
+    match trimmed.as_bytes().first()? {
+        b'{' => Some(Shape::Json),
+        b'<' if trimmed.starts_with("<Event") => Some(Shape::WindowsEvent),
+        b'<' => Some(Shape::SyslogWithPriority),
+        b'A'..=b'Z' if has_bsd_timestamp(trimmed) => Some(Shape::BsdSyslog),
+        b'0'..=b'9' | b'a'..=b'f' | b':' => Some(Shape::Access),
+        _ => None,
+    }
+}
+
+/// Starts with `Mmm dd hh:mm:ss ` (16 bytes) and has more after it.
+fn has_bsd_timestamp(message: &str) -> bool {
+    message.len() > 16 && bsd_marks_agree(message.as_bytes())
+}
+
+/// Whether the separators of `Mmm dd hh:mm:ss ` that fall within `known` are in place.
+fn bsd_marks_agree(known: &[u8]) -> bool {
+    const MARKS: [(usize, u8); 5] = [(3, b' '), (6, b' '), (9, b':'), (12, b':'), (15, b' ')];
+    MARKS.iter().all(|&(at, mark)| known.get(at).is_none_or(|b| *b == mark))
+}
+
+/// Whether a message, given as its JSON string literal (escapes not decoded), may parse into
+/// fields. When not, [`parse`] of its text is plain text, so its escapes need not be decoded.
+pub fn may_have_fields(literal: &str) -> bool {
+    let trimmed = literal.trim_start();
+    let bytes = trimmed.as_bytes();
+    // Text and literal agree up to the first escape, and a shape is told from 17 bytes at most.
+    match memchr::memchr(b'\\', bytes) {
+        None => shape(trimmed).is_some(),
+        Some(escape) if escape >= 17 => shape(trimmed).is_some(),
+        Some(0) => true,
+        // Only the syslog timestamp looks past the first byte; what comes before the escape may
+        // already rule it out.
+        Some(escape) if bytes[0].is_ascii_uppercase() => bsd_marks_agree(&bytes[..escape]),
+        Some(_) => shape(trimmed).is_some(),
+    }
+}
+
 pub fn parse(message: &str) -> (Format, Fields<'_>) {
     let trimmed = message.trim_start();
-    let first = trimmed.as_bytes().first().copied();
-    let parsed = match first {
-        Some(b'{') => json(trimmed).map(|f| (Format::Json, f)),
-        Some(b'<') if trimmed.starts_with("<Event") => Some((Format::WindowsEvent, windows_event(trimmed))),
-        Some(b'<') => syslog_with_priority(trimmed).map(|f| (Format::Syslog, f)),
-        Some(b'A'..=b'Z') => bsd_syslog(trimmed).map(|f| (Format::Syslog, f)),
-        Some(b'0'..=b'9' | b'a'..=b'f' | b':') => access_log(trimmed).map(|f| (Format::Access, f)),
-        _ => None,
+    let parsed = match shape(trimmed) {
+        Some(Shape::Json) => json(trimmed).map(|f| (Format::Json, f)),
+        Some(Shape::WindowsEvent) => Some((Format::WindowsEvent, windows_event(trimmed))),
+        Some(Shape::SyslogWithPriority) => syslog_with_priority(trimmed).map(|f| (Format::Syslog, f)),
+        Some(Shape::BsdSyslog) => bsd_syslog(trimmed).map(|f| (Format::Syslog, f)),
+        Some(Shape::Access) => access_log(trimmed).map(|f| (Format::Access, f)),
+        None => None,
     };
     parsed.unwrap_or((Format::Text, Fields::default()))
 }
@@ -169,9 +218,7 @@ fn syslog_with_priority(message: &str) -> Option<Fields<'_>> {
 
 /// `Nov 22 10:00:00 host program[pid]: message` (what rsyslog writes to /var/log/messages).
 fn bsd_syslog(message: &str) -> Option<Fields<'_>> {
-    let b = message.as_bytes();
-    // "Mmm dd hh:mm:ss " is 16 bytes.
-    if b.len() < 17 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' || b[15] != b' ' {
+    if !has_bsd_timestamp(message) {
         return None;
     }
     let rest = &message[16..];
@@ -299,6 +346,38 @@ impl<'a> Xml<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_that_may_have_fields_are_told_from_their_literal() {
+        for (literal, expected) in [
+            (r#"{\"level\":\"info\"}"#, true),
+            (r#"<Event xmlns=\"x\"/>"#, true),
+            ("<13>Nov 22 10:00:00 h p: m", true),
+            ("Nov 22 10:00:00 h sshd[1]: m", true),
+            (r#"10.0.0.1 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1"#, true),
+            (r#"\t{\"escaped\":\"start\"}"#, true),
+            (r#"Nov\u002022 10:00:00 h p: m"#, true),
+            (r#"Exception in thread \"main\"\n\tat x"#, false),
+            (r#"Started \"job\""#, false),
+            (r#"Nov 22 1\u0030:00:00 h p: m"#, true),
+            (r#"\"quoted\" start"#, true),
+            ("", false),
+        ] {
+            assert_eq!(may_have_fields(literal), expected, "{literal}");
+        }
+    }
+
+    proptest::proptest! {
+        /// A message ruled out on its literal parses as plain text once decoded.
+        #[test]
+        fn ruled_out_literals_parse_as_text(message in "[ \t\n]{0,2}(\\{|<|<Event|[A-Z]|[a-f0-9:]|\"|\\\\|Nov 22 10:00:00 |N\"v 22 10:00:00 |Nov\t22 10:00:00 |Nov 22 10:00:0\" )?([a-z]{1,4}|[ :\t\n\"\\\\é\\[\\]]|[ -~]){0,12}") {
+            let literal = serde_json::to_string(&message).unwrap();
+            let literal = &literal[1..literal.len() - 1];
+            if !may_have_fields(literal) {
+                proptest::prop_assert_eq!(parse(&message).0, Format::Text, "{:?}", message);
+            }
+        }
+    }
 
     #[test]
     fn bsd_syslog_lines() {
