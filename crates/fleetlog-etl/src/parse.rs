@@ -2,7 +2,6 @@
 //! Every parser is a cheap prefix check first, so plain text costs almost nothing.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
@@ -49,8 +48,48 @@ pub struct Fields<'a> {
     pub win_event_id: Option<u32>,
     pub win_channel: Option<&'a str>,
     pub win_provider: Option<&'a str>,
-    /// Top-level fields of a JSON message, as they are spelled in it (last one wins, like serde_json).
-    pub attributes: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
+    /// Top-level fields of a JSON message, as they are spelled in it.
+    pub attributes: Option<Attributes<'a>>,
+}
+
+/// The top-level fields of a JSON object, sorted by name; of a repeated name the last one counts, as
+/// in serde_json's maps. One vector, not a tree: a log line has a handful of fields.
+#[derive(Debug, Clone, Default)]
+pub struct Attributes<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> Attributes<'a> {
+    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.0.binary_search_by(|(key, _)| key.as_ref().cmp(name)).ok().map(|i| self.0[i].1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+        self.0.iter().map(|(key, value)| (key.as_ref(), *value))
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Attributes<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Attributes<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut fields: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(field) = map.next_entry()? {
+                    fields.push(field);
+                }
+                // Stable, so of equal names the last stays last; keep it.
+                fields.sort_by(|a, b| a.0.cmp(&b.0));
+                fields.reverse();
+                fields.dedup_by(|later, kept| later.0 == kept.0);
+                fields.reverse();
+                Ok(Attributes(fields))
+            }
+        }
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
+    }
 }
 
 impl Fields<'_> {
@@ -186,10 +225,10 @@ pub fn parse(message: &str) -> (Format, Fields<'_>) {
 }
 
 fn json(message: &str) -> Option<Fields<'_>> {
-    let attributes: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_str(message).ok()?;
+    let attributes: Attributes<'_> = serde_json::from_str(message).ok()?;
     let severity = ["level", "severity", "lvl", "log_level"]
         .iter()
-        .find_map(|k| attributes.get(*k).and_then(|v| serde_json::from_str::<Cow<'_, str>>(v.get()).ok()))
+        .find_map(|k| attributes.get(k).and_then(|v| serde_json::from_str::<Cow<'_, str>>(v.get()).ok()))
         .map(|level| Cow::Owned(level.to_ascii_uppercase()));
     Some(Fields { severity, attributes: Some(attributes), ..Fields::default() })
 }
@@ -444,6 +483,13 @@ mod tests {
         assert_eq!(
             fields_json(&f)["attributes"],
             serde_json::json!({"level":"error","msg":"böom \"x\"","user":r#"{"id": 7}"#,"n":"4","gone":null})
+        );
+        let mut written = Vec::new();
+        f.write_json(&mut written);
+        let written = String::from_utf8(written).unwrap();
+        assert!(
+            written.contains(r#","attributes":{"gone":null,"level":"error","msg":"b\u00f6om \"x\"","n":"4","user":"#),
+            "{written}"
         );
         let (_, f) = parse(r#"{"severity":7}"#);
         assert_eq!(f.severity, None, "a level that is not a string is left in the attributes only");
