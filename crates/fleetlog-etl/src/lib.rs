@@ -12,8 +12,7 @@ pub mod put;
 pub mod schema;
 pub mod transform;
 
-use aws_lambda_events::firehose::KinesisFirehoseEvent;
-use std::borrow::Cow;
+use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
 
 use serde_json::value::RawValue;
 
@@ -47,34 +46,47 @@ pub struct EtlState {
     pub retry: RetryPolicy,
 }
 
-/// The two payloads the Lambda takes. Only the key that tells them apart is read here; the records
-/// are skipped, not built, so a Firehose event is parsed once, into its own type.
-#[derive(serde::Deserialize)]
-struct PayloadShape<'a> {
-    #[serde(borrow)]
-    awslogs: Option<AwsLogsPayload<'a>>,
-    records: Option<serde::de::IgnoredAny>,
+/// What the Lambda is invoked with, read in one pass (the runtime deserialises it): a CloudWatch Logs
+/// subscription (`awslogs`) event or a Firehose transformation event, whose fields are those of
+/// `KinesisFirehoseEvent`. Which one it is shows in which keys are present.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payload {
+    awslogs: Option<AwsLogsPayload>,
+    invocation_id: Option<String>,
+    delivery_stream_arn: Option<String>,
+    source_kinesis_stream_arn: Option<String>,
+    region: Option<String>,
+    records: Option<Vec<KinesisFirehoseEventRecord>>,
 }
 
-#[derive(serde::Deserialize)]
-struct AwsLogsPayload<'a> {
-    #[serde(borrow)]
-    data: Cow<'a, str>,
+#[derive(Debug, serde::Deserialize)]
+struct AwsLogsPayload {
+    data: String,
+}
+
+impl Payload {
+    /// The Firehose transformation event, when that is what this is.
+    pub fn into_firehose_event(self) -> Option<KinesisFirehoseEvent> {
+        let mut event = KinesisFirehoseEvent::default();
+        event.records = self.records?;
+        event.invocation_id = self.invocation_id;
+        event.delivery_stream_arn = self.delivery_stream_arn;
+        event.source_kinesis_stream_arn = self.source_kinesis_stream_arn;
+        event.region = self.region;
+        Some(event)
+    }
 }
 
 /// One invocation, whichever its shape. The answer is JSON text as Lambda returns it.
-pub async fn handle(state: &EtlState, payload: &RawValue) -> Result<Box<RawValue>, EtlError> {
+pub async fn handle(state: &EtlState, payload: Payload) -> Result<Box<RawValue>, EtlError> {
     let malformed = |e: serde_json::Error| EtlError::Malformed(e.to_string());
-    let shape: PayloadShape<'_> = serde_json::from_str(payload.get()).map_err(malformed)?;
-    if let Some(awslogs) = shape.awslogs {
+    if let Some(awslogs) = &payload.awslogs {
         let delivered = handle_awslogs(state, &awslogs.data).await?;
         return serde_json::value::to_raw_value(&serde_json::json!({ "delivered": delivered })).map_err(malformed);
     }
-    if shape.records.is_some() {
-        let event: KinesisFirehoseEvent = serde_json::from_str(payload.get()).map_err(malformed)?;
-        return RawValue::from_string(handle_firehose(state, &event).await?).map_err(malformed);
-    }
-    Err(EtlError::UnknownPayload)
+    let event = payload.into_firehose_event().ok_or(EtlError::UnknownPayload)?;
+    RawValue::from_string(handle_firehose(state, &event).await?).map_err(malformed)
 }
 
 /// Firehose transformation: answer per record; re-ingest what does not fit before answering, so a

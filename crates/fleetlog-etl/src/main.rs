@@ -1,9 +1,8 @@
 //! Lambda wiring only: logs, region, one Firehose client, then the handler.
 
 use fleetlog_etl::put::RetryPolicy;
-use fleetlog_etl::{EtlState, handle};
+use fleetlog_etl::{EtlState, Payload, handle};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::value::RawValue;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -17,8 +16,8 @@ async fn main() -> Result<(), Error> {
         retry: RetryPolicy::default(),
     };
     let state = &state;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
-        handle(state, &event.payload).await.map_err(Error::from)
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {
+        handle(state, event.payload).await.map_err(Error::from)
     }))
     .await
 }

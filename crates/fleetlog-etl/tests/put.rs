@@ -13,11 +13,22 @@ use fleetlog_etl::decode::gzip;
 use fleetlog_etl::put::{PutError, RetryPolicy, put_all};
 use fleetlog_etl::{EtlError, EtlState, handle};
 
-/// One invocation as Lambda makes it: JSON text in, JSON text out.
+/// One invocation as Lambda makes it: JSON text in (read by the runtime into the payload type), JSON
+/// text out.
 async fn invoke(state: &EtlState, payload: serde_json::Value) -> Result<serde_json::Value, EtlError> {
-    let payload = serde_json::value::to_raw_value(&payload).unwrap();
-    let answer = handle(state, &payload).await?;
+    let payload = serde_json::from_slice(&serde_json::to_vec(&payload).unwrap()).unwrap();
+    let answer = handle(state, payload).await?;
     Ok(serde_json::from_str(answer.get()).unwrap())
+}
+
+/// For the Firehose shape when nothing is re-ingested: no stream to put to, no request expected.
+fn firehose_shape_state() -> EtlState {
+    EtlState {
+        firehose: mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[]),
+        region: "eu-west-1".into(),
+        delivery_stream: None,
+        retry: FAST,
+    }
 }
 
 const FAST: RetryPolicy = RetryPolicy { attempts: 3, first_delay: Duration::from_millis(1) };
@@ -126,12 +137,7 @@ async fn subscription_target_puts_one_record_per_event_and_ignores_control_messa
 
 #[tokio::test]
 async fn firehose_payloads_are_answered_with_what_serde_would_write() {
-    let state = EtlState {
-        firehose: mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[]),
-        region: "eu-west-1".into(),
-        delivery_stream: None,
-        retry: FAST,
-    };
+    let state = firehose_shape_state();
     let envelope = serde_json::json!({
         "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "g/app", "logStream": "i-01234567",
         "subscriptionFilters": ["fleetlog"], "logEvents": [{"id": "1", "timestamp": 1_763_805_600_000_i64, "message": "é \"q\""}]
@@ -160,4 +166,15 @@ async fn firehose_payloads_are_answered_with_what_serde_would_write() {
         answer["records"][0]["metadata"]["partitionKeys"],
         serde_json::json!({"dt": "2025-11-22", "hour": "10"})
     );
+}
+
+#[tokio::test]
+async fn payloads_of_neither_shape_are_refused_with_a_reason() {
+    let state = firehose_shape_state();
+    let unknown = invoke(&state, serde_json::json!({"detail-type": "EC2 Instance State-change Notification"})).await;
+    assert!(matches!(unknown, Err(EtlError::UnknownPayload)), "{unknown:?}");
+    // A Firehose event whose records are not records fails where the runtime reads the payload.
+    let error = serde_json::from_str::<fleetlog_etl::Payload>(r#"{"records": [{"recordId": "1", "data": 7}]}"#)
+        .expect_err("records must have base64 data");
+    assert!(error.to_string().contains("invalid type"), "{error}");
 }

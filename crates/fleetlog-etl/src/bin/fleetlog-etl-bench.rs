@@ -12,8 +12,9 @@ use std::io::{Read, Write};
 use std::time::Instant;
 
 use aws_lambda_events::firehose::KinesisFirehoseEvent;
-use fleetlog_etl::corpus;
 use fleetlog_etl::firehose::transform;
+use fleetlog_etl::{Payload, corpus};
+use serde_json::value::RawValue;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -59,8 +60,10 @@ fn read_input(path: Option<&str>) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Read as the Lambda reads it: the runtime deserialises the handler's payload type.
 fn parse_event(input: &[u8]) -> Result<KinesisFirehoseEvent, String> {
-    serde_json::from_slice(input).map_err(|e| format!("not a Firehose event: {e}"))
+    let payload: Payload = serde_json::from_slice(input).map_err(|e| format!("not a Firehose event: {e}"))?;
+    payload.into_firehose_event().ok_or_else(|| "not a Firehose event: it has no records".to_owned())
 }
 
 fn run_core(path: Option<&str>) -> Result<(), String> {
@@ -79,16 +82,17 @@ fn run_core(path: Option<&str>) -> Result<(), String> {
 }
 
 /// Times what the Lambda does between receiving the payload and handing back the answer (as the
-/// blueprint script does): parse the event, transform, write the response JSON. Reading the file and
-/// writing to stdout are outside.
+/// blueprint script does): parse the event, transform, write the response JSON and check it as the
+/// handler does. Reading the file and writing to stdout are outside.
 fn run_transform(path: Option<&str>) -> Result<(), String> {
     let input = read_input(path)?;
     let started = Instant::now();
     let event = parse_event(&input)?;
     let out = transform(&event, "us-east-1");
+    let response = RawValue::from_string(out.response).map_err(|e| e.to_string())?;
     let secs = started.elapsed().as_secs_f64();
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(out.response.as_bytes()).and_then(|()| stdout.flush()).map_err(|e| e.to_string())?;
+    stdout.write_all(response.get().as_bytes()).and_then(|()| stdout.flush()).map_err(|e| e.to_string())?;
     let mb = out.stats.decompressed_bytes as f64 / 1e6;
     eprintln!(
         "transform: {} records, {} events out, {} re-ingested, {:.1} MB decompressed in {:.3} s = {:.0} MB/s (event parse, transform, response JSON)",
