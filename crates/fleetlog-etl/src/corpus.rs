@@ -82,6 +82,25 @@ fn log_line(rng: &mut Rng, i: u64) -> (String, String) {
     }
 }
 
+/// An envelope with its keys in the order CloudWatch Logs writes them.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CorpusEnvelope {
+    message_type: &'static str,
+    owner: &'static str,
+    log_group: String,
+    log_stream: String,
+    subscription_filters: [&'static str; 1],
+    log_events: Vec<CorpusEvent>,
+}
+
+#[derive(serde::Serialize)]
+struct CorpusEvent {
+    id: String,
+    timestamp: u64,
+    message: String,
+}
+
 /// What [`firehose_event`] made.
 #[derive(Debug)]
 pub struct Corpus {
@@ -106,17 +125,20 @@ pub fn firehose_event(base64_bytes: u64, seed: u64) -> Corpus {
             .map(|_| {
                 i += 1;
                 let (_, message) = log_line(&mut rng, i);
-                serde_json::json!({"id": format!("{:056}", i), "timestamp": 1_763_805_600_000u64 + i, "message": message})
+                CorpusEvent { id: format!("{i:056}"), timestamp: 1_763_805_600_000 + i, message }
             })
             .collect();
-        let envelope = serde_json::json!({
-            "messageType": "DATA_MESSAGE", "owner": "123456789012",
-            "logGroup": format!("CCP-logs-acme-123456789012-us-east-1/{source}"), "logStream": instance,
-            "subscriptionFilters": ["fleetlog"], "logEvents": events
-        });
+        let envelope = CorpusEnvelope {
+            message_type: "DATA_MESSAGE",
+            owner: "123456789012",
+            log_group: format!("CCP-logs-acme-123456789012-us-east-1/{source}"),
+            log_stream: instance,
+            subscription_filters: ["fleetlog"],
+            log_events: events,
+        };
         let mut record = KinesisFirehoseEventRecord::default();
         record.record_id = Some(format!("{:056}", records.len()));
-        record.data.0 = gzip(envelope.to_string().as_bytes());
+        record.data.0 = gzip(&serde_json::to_vec(&envelope).unwrap_or_default());
         size += u64::try_from(record.data.0.len()).unwrap_or(0) * 4 / 3;
         records.push(record);
     }
