@@ -58,7 +58,7 @@ struct ResponseWriter {
 
 impl ResponseWriter {
     fn new() -> Self {
-        // Untouched capacity costs no memory, and the response never outgrows this.
+        // Untouched capacity costs no memory; the budget keeps the response within it.
         let mut json = Vec::with_capacity(RESPONSE_BUDGET + 128 * 1024);
         json.extend_from_slice(b"{\"records\":[");
         Self { json, records: 0 }
