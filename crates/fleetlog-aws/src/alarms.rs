@@ -1,7 +1,9 @@
 //! Per-instance CloudWatch alarms.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
-use fleetlog_core::alarms::{AlarmSpec, Comparison, alarm_prefix};
+use fleetlog_core::alarms::{ALARM_NAME_PREFIX, AlarmSpec, Comparison, alarm_instance, alarm_prefix};
 
 use crate::error::{AwsError, classify};
 
@@ -45,7 +47,24 @@ pub async fn list_instance_alarms(
     client: &aws_sdk_cloudwatch::Client,
     instance_id: &str,
 ) -> Result<Vec<String>, AwsError> {
-    let mut pages = client.describe_alarms().alarm_name_prefix(alarm_prefix(instance_id)).into_paginator().send();
+    alarm_names(client, &alarm_prefix(instance_id)).await
+}
+
+/// Names of every alarm fleetlog created, by instance: one listing for a whole fleet.
+pub async fn list_alarms_by_instance(
+    client: &aws_sdk_cloudwatch::Client,
+) -> Result<BTreeMap<String, Vec<String>>, AwsError> {
+    let mut by_instance: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for name in alarm_names(client, ALARM_NAME_PREFIX).await? {
+        if let Some(instance_id) = alarm_instance(&name) {
+            by_instance.entry(instance_id.to_owned()).or_default().push(name);
+        }
+    }
+    Ok(by_instance)
+}
+
+async fn alarm_names(client: &aws_sdk_cloudwatch::Client, prefix: &str) -> Result<Vec<String>, AwsError> {
+    let mut pages = client.describe_alarms().alarm_name_prefix(prefix).into_paginator().send();
     let mut names = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| classify("cloudwatch:DescribeAlarms", e))?;

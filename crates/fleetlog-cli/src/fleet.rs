@@ -210,35 +210,22 @@ impl Fleet {
         let ping = self.ssm_ping(&ids).await?;
         let groups: BTreeSet<String> = records.values().flat_map(|r| r.log_groups.iter().cloned()).collect();
         let group_status = self.log_group_status(groups).await?;
-
-        let progress = ProgressBar::new(instances.len() as u64);
-        if whole_fleet && instances.len() > 20 {
-            progress.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            progress.set_message("checking instances");
+        let enrolled: BTreeMap<&str, &EnrollmentRecord> =
+            records.iter().filter(|(_, r)| r.is_enrolled()).map(|(id, r)| (id.as_str(), r)).collect();
+        let commands = self.command_statuses(&enrolled, whole_fleet).await?;
+        let alarms = if whole_fleet {
+            fleetlog_aws::alarms::list_alarms_by_instance(&self.clients.cloudwatch).await?
         } else {
-            progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
-        let mut rows: Vec<InstanceStatus> = futures::stream::iter(instances.iter())
+            self.alarms_of(enrolled.keys().copied()).await?
+        };
+        let mut rows: Vec<InstanceStatus> = instances
+            .iter()
             .map(|instance| {
                 let record = records.get(&instance.id);
                 let ping = ping.get(&instance.id).cloned();
-                let progress = progress.clone();
-                let group_status = &group_status;
-                async move {
-                    let row = self.instance_status(instance, record, ping, group_status).await;
-                    progress.inc(1);
-                    row
-                }
+                self.instance_status(instance, record, ping, &group_status, &commands, &alarms)
             })
-            .buffer_unordered(STATUS_CONCURRENCY)
-            .collect::<Vec<Result<InstanceStatus>>>()
-            .await
-            .into_iter()
-            .collect::<Result<_>>()?;
-        progress.finish_and_clear();
+            .collect();
         rows.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
 
         let mut table = Table::new(&[
@@ -330,55 +317,109 @@ impl Fleet {
         checked.into_iter().map(|r| r.map(|s| (s.name.clone(), s))).collect()
     }
 
-    async fn instance_status(
+    /// Each agent command's status on each instance it went to, keyed by command and instance: one
+    /// listing per command, however many instances it went to (up to 50).
+    async fn command_statuses(
+        &self,
+        enrolled: &BTreeMap<&str, &EnrollmentRecord>,
+        show_progress: bool,
+    ) -> Result<BTreeMap<(String, String), CommandStatus>> {
+        let command_ids: BTreeSet<&str> =
+            enrolled.values().flat_map(|r| r.command_ids.iter().map(String::as_str)).collect();
+        let progress = ProgressBar::new(command_ids.len() as u64);
+        if show_progress && command_ids.len() > 20 {
+            progress.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            progress.set_message("checking agent commands");
+        } else {
+            progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let listed: Vec<Result<Vec<(String, CommandStatus)>>> = futures::stream::iter(command_ids)
+            .map(|command_id| {
+                let progress = progress.clone();
+                async move {
+                    let mut pages =
+                        self.clients.ssm.list_command_invocations().command_id(command_id).into_paginator().send();
+                    let mut invocations = Vec::new();
+                    while let Some(page) = pages.next().await {
+                        let page = page.map_err(sdk_error("ListCommandInvocations"))?;
+                        for invocation in page.command_invocations() {
+                            let Some(instance_id) = invocation.instance_id() else { continue };
+                            invocations.push((
+                                instance_id.to_owned(),
+                                CommandStatus {
+                                    command_id: command_id.to_owned(),
+                                    document: invocation.document_name().unwrap_or_default().to_owned(),
+                                    status: invocation.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                                },
+                            ));
+                        }
+                    }
+                    progress.inc(1);
+                    Ok(invocations)
+                }
+            })
+            .buffer_unordered(STATUS_CONCURRENCY)
+            .collect()
+            .await;
+        progress.finish_and_clear();
+        let mut statuses = BTreeMap::new();
+        for invocations in listed {
+            for (instance_id, status) in invocations? {
+                statuses.insert((status.command_id.clone(), instance_id), status);
+            }
+        }
+        Ok(statuses)
+    }
+
+    /// The alarms of a few instances, one listing each.
+    async fn alarms_of(&self, instance_ids: impl Iterator<Item = &str>) -> Result<BTreeMap<String, Vec<String>>> {
+        let listed: Vec<Result<(String, Vec<String>)>> = futures::stream::iter(instance_ids)
+            .map(|id| async move {
+                Ok((id.to_owned(), fleetlog_aws::alarms::list_instance_alarms(&self.clients.cloudwatch, id).await?))
+            })
+            .buffer_unordered(STATUS_CONCURRENCY)
+            .collect()
+            .await;
+        listed.into_iter().collect()
+    }
+
+    /// One row of `status`, from what was read for the whole selection.
+    fn instance_status(
         &self,
         instance: &Instance,
         record: Option<&EnrollmentRecord>,
         ping: Option<String>,
         groups: &BTreeMap<String, LogGroupStatus>,
-    ) -> Result<InstanceStatus> {
+        commands: &BTreeMap<(String, String), CommandStatus>,
+        alarms: &BTreeMap<String, Vec<String>>,
+    ) -> InstanceStatus {
         let decision = decide(Some(instance), &self.options.management_tag, record);
-        let mut commands = Vec::new();
-        let mut alarms = Vec::new();
-        if let Some(record) = record.filter(|r| r.is_enrolled()) {
-            for command_id in &record.command_ids {
-                let out = self
-                    .clients
-                    .ssm
-                    .list_command_invocations()
-                    .command_id(command_id)
-                    .instance_id(&instance.id)
-                    .send()
-                    .await
-                    .map_err(sdk_error("ListCommandInvocations"))?;
-                // Filtered here too: not every implementation honours the instance filter.
-                let mine = out.command_invocations().iter().filter(|i| i.instance_id() == Some(instance.id.as_str()));
-                for invocation in mine {
-                    commands.push(CommandStatus {
-                        command_id: command_id.clone(),
-                        document: invocation.document_name().unwrap_or_default().to_owned(),
-                        status: invocation.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                    });
-                }
-            }
-            alarms = fleetlog_aws::alarms::list_instance_alarms(&self.clients.cloudwatch, &instance.id).await?;
-        }
-        Ok(InstanceStatus {
+        let enrolled = record.filter(|r| r.is_enrolled());
+        InstanceStatus {
             instance_id: instance.id.clone(),
             state: instance.state.as_str().to_owned(),
             platform: instance.platform.to_string(),
             status: status_word(&decision, record).to_owned(),
             tag: instance.tags.get(&self.options.management_tag.key).cloned(),
             ssm: ping.unwrap_or_else(|| "not registered".to_owned()),
-            commands,
-            config: record.filter(|r| r.is_enrolled()).map(|r| format!("{} v{}", r.config_parameter, r.config_version)),
-            log_groups: record
-                .filter(|r| r.is_enrolled())
+            commands: enrolled
+                .map(|r| {
+                    r.command_ids
+                        .iter()
+                        .filter_map(|command_id| commands.get(&(command_id.clone(), instance.id.clone())).cloned())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            config: enrolled.map(|r| format!("{} v{}", r.config_parameter, r.config_version)),
+            log_groups: enrolled
                 .map(|r| r.log_groups.iter().filter_map(|g| groups.get(g).cloned()).collect())
                 .unwrap_or_default(),
-            alarms,
+            alarms: enrolled.and_then(|_| alarms.get(&instance.id).cloned()).unwrap_or_default(),
             updated_at: record.map(|r| r.updated_at.clone()),
-        })
+        }
     }
 }
 

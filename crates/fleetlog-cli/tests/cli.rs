@@ -231,6 +231,11 @@ async fn enroll_status_offboard_and_reconcile() {
     assert_eq!(local.deliver().await, 1);
     let fleet = json_of(&local.run(&["status", "-o", "json"]));
     assert_eq!(fleet["summary"]["enrolled"], 2, "{}", fleet["summary"]);
+    // The whole-fleet view reads alarms in one listing and each command once: same answer per row.
+    for row in fleet["instances"].as_array().unwrap().iter().filter(|r| r["status"] == "enrolled") {
+        assert_eq!(row["alarms"].as_array().unwrap().len(), 4, "{row}");
+        assert!(!row["commands"].as_array().unwrap().is_empty(), "{row}");
+    }
 
     let offboarded = json_of(&local.run(&["offboard", "-o", "json", &id]));
     assert_eq!(offboarded["instances"][0]["untagged"], true);

@@ -36,9 +36,21 @@ pub struct AlarmSpec {
     pub evaluation_periods: i32,
 }
 
+/// Every alarm fleetlog creates starts with this, then the instance ID and a dash.
+pub const ALARM_NAME_PREFIX: &str = "fleetlog-";
+
 /// Every alarm fleetlog creates for an instance starts with this.
 pub fn alarm_prefix(instance_id: &str) -> String {
-    format!("fleetlog-{instance_id}-")
+    format!("{ALARM_NAME_PREFIX}{instance_id}-")
+}
+
+/// The instance a fleetlog alarm is for, read from its name.
+pub fn alarm_instance(alarm_name: &str) -> Option<&str> {
+    let rest = alarm_name.strip_prefix(ALARM_NAME_PREFIX)?;
+    // An instance ID is `i-` and hex digits: the first dash after `i-` ends it.
+    let end = rest.get(2..)?.find('-')? + 2;
+    let instance_id = &rest[..end];
+    crate::instance::is_instance_id(instance_id).then_some(instance_id)
 }
 
 pub fn alarms_for(instance_id: &str, config: &AgentConfigSummary, thresholds: &AlarmThresholds) -> Vec<AlarmSpec> {
@@ -152,5 +164,18 @@ mod tests {
         );
         let disk = &windows[2];
         assert_eq!((disk.comparison, disk.threshold), (Comparison::LessThanOrEqual, 10.0));
+    }
+
+    #[test]
+    fn alarm_names_give_back_their_instance() {
+        let agent = config(Some("mem_used_percent"), Some(DiskMetric::UsedPercent("disk_used_percent".into())));
+        for spec in alarms_for("i-0123456789abcdef0", &agent, &AlarmThresholds::default()) {
+            assert_eq!(alarm_instance(&spec.name), Some("i-0123456789abcdef0"), "{}", spec.name);
+        }
+        for other in
+            ["fleetlog-", "fleetlog-i-", "fleetlog-web-1-cpu", "other-i-0123456789abcdef0-cpu", "fleetlog-i-xyz-cpu"]
+        {
+            assert_eq!(alarm_instance(other), None, "{other}");
+        }
     }
 }
