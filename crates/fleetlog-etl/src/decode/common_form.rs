@@ -167,7 +167,37 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The exact bytes `expected` next (no whitespace skipped).
+    fn expect_bytes(&mut self, expected: &[u8]) -> Option<()> {
+        let found = self.text.as_bytes().get(self.at..)?.starts_with(expected);
+        found.then(|| self.at += expected.len())
+    }
+
     fn event(&mut self) -> Option<LogEvent<'a>> {
+        let start = self.at;
+        if let Some(event) = self.compact_event() {
+            return Some(event);
+        }
+        self.at = start;
+        self.any_event()
+    }
+
+    /// An event as CloudWatch Logs writes it, `{"id":…,"timestamp":…,"message":…}`, with no key to
+    /// look up.
+    fn compact_event(&mut self) -> Option<LogEvent<'a>> {
+        self.skip_whitespace();
+        self.expect_bytes(b"{\"id\":")?;
+        let id = self.string()?;
+        self.expect_bytes(b",\"timestamp\":")?;
+        let timestamp = self.integer()?;
+        self.expect_bytes(b",\"message\":")?;
+        let message = self.literal()?;
+        self.expect_bytes(b"}")?;
+        Some(LogEvent { id, timestamp, message })
+    }
+
+    /// An event with its keys in any order and any whitespace.
+    fn any_event(&mut self) -> Option<LogEvent<'a>> {
         let (mut id, mut timestamp, mut message) = (None, None, None);
         let mut seen = Keys::default();
         self.object(|reader, key| {
@@ -248,6 +278,29 @@ mod tests {
             let ours = read(&text);
             prop_assert!(ours.is_some());
             prop_assert_eq!(ours, serde_read(&text));
+        }
+
+        /// Envelopes as CloudWatch Logs writes them (compact, its key order), including damaged ones.
+        #[test]
+        fn agrees_with_serde_on_cloudwatch_ordered_envelopes(
+            events in proptest::collection::vec((any::<String>(), any::<i64>(), any::<String>()), 0..8),
+            cut in proptest::option::of(0usize..600),
+        ) {
+            let events: Vec<String> = events.iter().map(|(id, timestamp, message)| {
+                format!(r#"{{"id":{},"timestamp":{timestamp},"message":{}}}"#,
+                    serde_json::to_string(id).unwrap(), serde_json::to_string(message).unwrap())
+            }).collect();
+            let mut text = format!(
+                r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{}]}}"#,
+                events.join(","));
+            if let Some(at) = cut.and_then(|c| text.char_indices().map(|(i, _)| i).nth(c)) {
+                text.remove(at);
+            }
+            let ours = read(&text);
+            prop_assert!(cut.is_some() || ours.is_some(), "{}", text);
+            if ours.is_some() {
+                prop_assert_eq!(ours, serde_read(&text), "{}", text);
+            }
         }
 
         /// Whatever a damaged envelope looks like, what this reader accepts serde_json accepts too,
