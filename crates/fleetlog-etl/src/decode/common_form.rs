@@ -131,7 +131,15 @@ impl<'a> Reader<'a> {
         if leading_zero || matches!(bytes.get(end), Some(b'.' | b'e' | b'E')) {
             return None;
         }
-        let value = self.text[start..end].parse().ok()?;
+        let value = match end - digits {
+            0 => return None,
+            // Eighteen digits cannot overflow an i64: no checks per digit (timestamps have 13).
+            1..=18 => {
+                let magnitude = bytes[digits..end].iter().fold(0i64, |n, digit| n * 10 + i64::from(digit - b'0'));
+                if digits > start { -magnitude } else { magnitude }
+            }
+            _ => self.text[start..end].parse().ok()?,
+        };
         self.at = end;
         Some(value)
     }
