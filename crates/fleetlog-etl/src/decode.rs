@@ -50,15 +50,16 @@ pub struct Envelope<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct LogEvent<'a> {
     #[serde(borrow)]
-    pub id: Cow<'a, str>,
+    pub id: Literal<'a>,
     pub timestamp: i64,
     #[serde(borrow)]
     pub message: Literal<'a>,
 }
 
-/// A JSON string exactly as the envelope spells it, quotes and escapes included. Records copy a
-/// message as it is: it is valid JSON and decodes to the same text, so no message is unescaped and
-/// escaped again on the way through; only [`LogEvent::text`] decodes it, for the parsers.
+/// A JSON string exactly as the envelope spells it, quotes and escapes included. Records copy an
+/// event's id and message as they are: valid JSON that decodes to the same text, so nothing is
+/// unescaped and escaped again on the way through; only [`LogEvent::text`] decodes a message, for the
+/// parsers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Literal<'a>(&'a str);
 
@@ -78,7 +79,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Literal<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = <&'de RawValue>::deserialize(deserializer)?;
         if !raw.get().starts_with('"') {
-            return Err(serde::de::Error::custom("message is not a string"));
+            return Err(serde::de::Error::custom("not a string"));
         }
         Ok(Literal::new(raw.get()))
     }
@@ -88,6 +89,11 @@ impl<'a> LogEvent<'a> {
     /// The message literal without its quotes: JSON string content, escapes and all.
     pub fn message_literal(&self) -> &'a str {
         self.message.content()
+    }
+
+    /// The id literal without its quotes (CloudWatch Logs ids are digits).
+    pub fn id_literal(&self) -> &'a str {
+        self.id.content()
     }
 
     /// The message as text: the literal itself when it has no escapes, else decoded into `scratch`.

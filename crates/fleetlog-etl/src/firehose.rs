@@ -203,10 +203,12 @@ fn split_envelope(envelope: &Envelope<'_>, event_sizes: &[usize]) -> Vec<Vec<u8>
     pieces
 }
 
-/// Some of an envelope's events as an envelope of their own, gzipped. Messages keep their literals.
+/// Some of an envelope's events as an envelope of their own, gzipped. Ids and messages keep their
+/// literals.
 fn envelope_gzip(envelope: &Envelope<'_>, events: std::ops::Range<usize>) -> Vec<u8> {
     let events = &envelope.log_events[events];
-    let mut json = Vec::with_capacity(events.iter().map(|e| e.id.len() + e.message_literal().len() + 64).sum());
+    let mut json =
+        Vec::with_capacity(events.iter().map(|e| e.id_literal().len() + e.message_literal().len() + 64).sum());
     json.extend_from_slice(b"{\"messageType\":\"DATA_MESSAGE\",\"owner\":");
     write_str(&mut json, &envelope.owner);
     json.extend_from_slice(b",\"logGroup\":");
@@ -225,9 +227,9 @@ fn envelope_gzip(envelope: &Envelope<'_>, events: std::ops::Range<usize>) -> Vec
         if i > 0 {
             json.push(b',');
         }
-        json.extend_from_slice(b"{\"id\":");
-        write_str(&mut json, &event.id);
-        json.extend_from_slice(b",\"timestamp\":");
+        json.extend_from_slice(b"{\"id\":\"");
+        json.extend_from_slice(event.id_literal().as_bytes());
+        json.extend_from_slice(b"\",\"timestamp\":");
         json.extend_from_slice(itoa::Buffer::new().format(event.timestamp).as_bytes());
         json.extend_from_slice(b",\"message\":\"");
         json.extend_from_slice(event.message_literal().as_bytes());

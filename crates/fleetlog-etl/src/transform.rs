@@ -43,7 +43,7 @@ pub(crate) fn shared_fields(envelope: &Envelope<'_>, region: &str) -> Vec<u8> {
 }
 
 /// One record: `{"event_id", "timestamp", "time", <shared>, "format", "message", ["part", "parts"], <fields>}`.
-/// `message` is JSON string content, already escaped.
+/// `message` is JSON string content, already escaped; so is the event's id literal.
 #[allow(clippy::too_many_arguments)]
 fn write_record(
     out: &mut Vec<u8>,
@@ -56,9 +56,9 @@ fn write_record(
     fields: &Fields<'_>,
 ) {
     let mut number = itoa::Buffer::new();
-    out.extend_from_slice(b"{\"event_id\":");
-    crate::json::write_str(out, &event.id);
-    out.extend_from_slice(b",\"timestamp\":");
+    out.extend_from_slice(b"{\"event_id\":\"");
+    out.extend_from_slice(event.id_literal().as_bytes());
+    out.extend_from_slice(b"\",\"timestamp\":");
     out.extend_from_slice(number.format(event.timestamp).as_bytes());
     out.extend_from_slice(b",\"time\":\"");
     out.extend_from_slice(time.as_bytes());
@@ -84,10 +84,10 @@ fn write_record(
 const RECORD_FRAME: usize = r#"{"event_id":"","timestamp":0,"time":"","format":"","message":""}"#.len() + 1;
 
 /// The fewest bytes an event's records can take in the output, `shared` being [`shared_fields`] of
-/// its envelope: the message literal is copied as the envelope spells it and the id is written at
-/// least as long as it is. Parsed fields, split messages and escapes only add to it.
+/// its envelope: the id and message literals are copied as the envelope spells them. Parsed fields
+/// and split messages only add to it.
 pub(crate) fn output_floor(event: &LogEvent<'_>, shared: &[u8]) -> usize {
-    RECORD_FRAME + shared.len() + event.id.len() + event.message_literal().len()
+    RECORD_FRAME + shared.len() + event.id_literal().len() + event.message_literal().len()
 }
 
 /// The instance a stream belongs to: the agent names streams `{instance_id}` (optionally followed by

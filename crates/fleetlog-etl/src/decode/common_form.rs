@@ -195,7 +195,7 @@ impl<'a> Reader<'a> {
     fn compact_event(&mut self) -> Option<LogEvent<'a>> {
         self.skip_whitespace();
         self.expect_bytes(b"{\"id\":")?;
-        let id = self.string()?;
+        let id = self.literal()?;
         self.expect_bytes(b",\"timestamp\":")?;
         let timestamp = self.integer()?;
         self.expect_bytes(b",\"message\":")?;
@@ -210,7 +210,7 @@ impl<'a> Reader<'a> {
         let mut seen = Keys::default();
         self.object(|reader, key| {
             match seen.first(key, &["id", "timestamp", "message"])? {
-                0 => id = Some(reader.string()?),
+                0 => id = Some(reader.literal()?),
                 1 => timestamp = Some(reader.integer()?),
                 _ => message = Some(reader.literal()?),
             }
@@ -246,6 +246,10 @@ mod tests {
         }
         let spelled = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"\u0041\/"}]}"#;
         assert_eq!(read(spelled).unwrap().log_events[0].message_literal(), r"\u0041\/");
+        // Ids too are kept as spelled, even where text could not hold them.
+        let lone = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"\ud800","timestamp":1,"message":"m"}]}"#;
+        assert_eq!(read(lone).unwrap().log_events[0].id_literal(), r"\ud800");
+        assert_eq!(read(lone), serde_read(lone));
     }
 
     #[test]
@@ -260,7 +264,7 @@ mod tests {
             r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"m"}]}"#,
             r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":7}]}"#,
             r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"\x"}]}"#,
-            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"\ud800","timestamp":1,"message":"m"}]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":1,"timestamp":1,"message":"m"}]}"#,
             "{\"messageType\":\"DATA_\nMESSAGE\"}",
             r#"{"messageType":"DATA_MESSAGE",}"#,
             r#"{"messageType":"DATA_MESSAGE"} x"#,
