@@ -67,6 +67,29 @@ impl<'a> Attributes<'a> {
     }
 }
 
+/// A JSON string that borrows from the input unless it has escapes (serde's own `Cow<str>` always
+/// copies outside a derived `#[serde(borrow)]` field).
+struct BorrowedStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for BorrowedStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = BorrowedStr<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(text.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Visitor(std::marker::PhantomData))
+    }
+}
+
 impl<'de: 'a, 'a> serde::Deserialize<'de> for Attributes<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
@@ -77,8 +100,8 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Attributes<'a> {
             }
             fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut fields: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(field) = map.next_entry()? {
-                    fields.push(field);
+                while let Some((BorrowedStr(name), value)) = map.next_entry()? {
+                    fields.push((name, value));
                 }
                 // Stable, so of equal names the last stays last; keep it.
                 fields.sort_by(|a, b| a.0.cmp(&b.0));
@@ -228,8 +251,8 @@ fn json(message: &str) -> Option<Fields<'_>> {
     let attributes: Attributes<'_> = serde_json::from_str(message).ok()?;
     let severity = ["level", "severity", "lvl", "log_level"]
         .iter()
-        .find_map(|k| attributes.get(k).and_then(|v| serde_json::from_str::<Cow<'_, str>>(v.get()).ok()))
-        .map(|level| Cow::Owned(level.to_ascii_uppercase()));
+        .find_map(|k| attributes.get(k).and_then(|v| serde_json::from_str::<BorrowedStr<'_>>(v.get()).ok()))
+        .map(|BorrowedStr(level)| Cow::Owned(level.to_ascii_uppercase()));
     Some(Fields { severity, attributes: Some(attributes), ..Fields::default() })
 }
 
@@ -491,6 +514,9 @@ mod tests {
             written.contains(r#","attributes":{"gone":null,"level":"error","msg":"b\u00f6om \"x\"","n":"4","user":"#),
             "{written}"
         );
+        let (_, f) = parse(r#"{"k\u0065y":"v","lvl":"w\u0061rn"}"#);
+        assert_eq!(fields_json(&f)["attributes"], serde_json::json!({"key": "v", "lvl": "warn"}));
+        assert_eq!(f.severity.as_deref(), Some("WARN"), "escaped names and levels are decoded");
         let (_, f) = parse(r#"{"severity":7}"#);
         assert_eq!(f.severity, None, "a level that is not a string is left in the attributes only");
     }
