@@ -224,13 +224,11 @@ pub fn may_have_fields(literal: &str) -> bool {
     let bytes = trimmed.as_bytes();
     // Text and literal agree up to the first escape, and a shape is told from 17 bytes at most.
     match memchr::memchr(b'\\', bytes) {
-        None => shape(trimmed).is_some(),
-        Some(escape) if escape >= 17 => shape(trimmed).is_some(),
         Some(0) => true,
         // Only the syslog timestamp looks past the first byte; what comes before the escape may
         // already rule it out.
-        Some(escape) if bytes[0].is_ascii_uppercase() => bsd_marks_agree(&bytes[..escape]),
-        Some(_) => shape(trimmed).is_some(),
+        Some(escape) if escape < 17 && bytes[0].is_ascii_uppercase() => bsd_marks_agree(&bytes[..escape]),
+        _ => shape(trimmed).is_some(),
     }
 }
 
