@@ -120,8 +120,7 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
             Err(err) => {
                 out.stats.failed += 1;
                 tracing::warn!(record_id = id, error = %err, "Record cannot be decoded; sent to the error output");
-                used += base64_len(data.len()) + RECORD_OVERHEAD;
-                response.record(id, PROCESSING_FAILED, data, &None);
+                answer_failed(&mut response, &mut used, id, data);
                 continue;
             }
         };
@@ -156,7 +155,6 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
         } else {
             least
         };
-        used += RECORD_OVERHEAD;
         if cost > RESPONSE_BUDGET && envelope.log_events.len() == 1 {
             // One event whose records can never fit a response (only possible for a message of
             // megabytes, which CloudWatch Logs does not send): Firehose's error output keeps it.
@@ -166,9 +164,10 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
                 bytes = cost,
                 "A single log event is too large for any response; sent to the error output"
             );
-            response.record(id, PROCESSING_FAILED, data, &None);
+            answer_failed(&mut response, &mut used, id, data);
             continue;
         }
+        used += RECORD_OVERHEAD;
         // Does not fit: hand it back. A record that might not fit even alone is split by events so
         // every piece fits on its own next time. No loop: a piece sized on floors is measured exactly
         // when it comes back, and split again on those sizes if it must be.
@@ -182,6 +181,13 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
     }
     out.response = response.finish();
     out
+}
+
+/// Answers a record for Firehose's error output: its original data goes back in the response, so it
+/// counts against the budget.
+fn answer_failed(response: &mut ResponseWriter, used: &mut usize, id: Option<&str>, data: &[u8]) {
+    *used += base64_len(data.len()) + RECORD_OVERHEAD;
+    response.record(id, PROCESSING_FAILED, data, &None);
 }
 
 /// Splits an envelope's events into gzip envelopes whose transformed output stays under a quarter of
