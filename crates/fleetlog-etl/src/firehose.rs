@@ -167,20 +167,35 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
             answer_failed(&mut response, &mut used, id, data);
             continue;
         }
-        used += RECORD_OVERHEAD;
-        // Does not fit: hand it back. A record that might not fit even alone is split by events so
-        // every piece fits on its own next time. No loop: a piece sized on floors is measured exactly
-        // when it comes back, and split again on those sizes if it must be.
-        if cost > RESPONSE_BUDGET / 2 && envelope.log_events.len() > 1 {
+        // Does not fit: hand it back. Only a record that cannot fit even an empty response is split
+        // by events (recompressing costs more than the rest of the record's work); one that may fit
+        // goes back as it came, and is measured when it comes back with room. No loop: a piece sized
+        // on floors is measured exactly when it comes back, and split again on those sizes if it must be.
+        if cost > RESPONSE_BUDGET && envelope.log_events.len() > 1 {
+            used += RECORD_OVERHEAD;
             out.reingest.extend(split_envelope(&envelope, &event_sizes));
+            out.stats.reingested += 1;
+            response.record(id, DROPPED, &[], &None);
         } else {
-            out.reingest.push(data.to_vec());
+            reingest_whole(&mut out, &mut response, &mut used, id, data);
         }
-        out.stats.reingested += 1;
-        response.record(id, DROPPED, &[], &None);
     }
     out.response = response.finish();
     out
+}
+
+/// Drops a record from this response and hands its payload back unchanged, for re-ingestion.
+fn reingest_whole(
+    out: &mut Transformed,
+    response: &mut ResponseWriter,
+    used: &mut usize,
+    id: Option<&str>,
+    data: &[u8],
+) {
+    *used += RECORD_OVERHEAD;
+    out.reingest.push(data.to_vec());
+    out.stats.reingested += 1;
+    response.record(id, DROPPED, &[], &None);
 }
 
 /// Answers a record for Firehose's error output: its original data goes back in the response, so it

@@ -253,6 +253,23 @@ fn batches_over_the_response_limit_are_reingested_without_loss() {
 }
 
 #[test]
+fn a_record_that_would_fit_an_empty_response_goes_back_whole() {
+    // After ~2.4 MB of response, a record of ~4.4 MB of output: read (its trailer leaves room), found
+    // not to fit, and handed back as it came; splitting it would only cost a recompression.
+    let big: Vec<(String, String)> = (0..10).map(|e| (format!("a{e:02}"), "z".repeat(180 * 1024))).collect();
+    let many: Vec<(String, String)> =
+        (0..10_000).map(|e| (format!("b{e:05}"), format!("{e:05} {}", "x".repeat(94)))).collect();
+    let (first, second) = (gzip(envelope(&big).to_string().as_bytes()), gzip(envelope(&many).to_string().as_bytes()));
+    let batch = vec![record("first", first), record("second", second.clone())];
+    let out = transform(&event(batch.clone()), "us-east-1");
+    let results: Vec<_> = answers(&out).into_iter().map(|r| r.result.unwrap()).collect();
+    assert_eq!(results, [OK, DROPPED]);
+    assert_eq!(out.stats.reingested, 1);
+    assert_eq!(out.reingest, [second], "whole, not split");
+    assert_eq!(run_to_completion(batch), big.into_iter().chain(many).collect());
+}
+
+#[test]
 fn a_single_record_too_large_for_a_response_is_split_for_reingestion() {
     let events: Vec<(String, String)> = (0..60).map(|e| (format!("e{e:03}"), "z".repeat(100 * 1024))).collect();
     let data = gzip(envelope(&events).to_string().as_bytes());
