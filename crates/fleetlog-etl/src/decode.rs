@@ -168,24 +168,34 @@ impl Envelope<'_> {
     }
 }
 
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// What a gzip payload's trailer says it decompresses to: its last member's length mod 2^32, so at
+/// most the true size of honest data (never checked here: inflating checks it). `None` when the
+/// payload is not gzip.
+pub fn gzip_claimed_size(compressed: &[u8]) -> Option<usize> {
+    // The smallest gzip member: a 10-byte header, an empty deflate block and the 8-byte trailer.
+    const SMALLEST_MEMBER: usize = 20;
+    if !compressed.starts_with(&GZIP_MAGIC) || compressed.len() < SMALLEST_MEMBER {
+        return None;
+    }
+    let mut size = [0u8; 4];
+    size.copy_from_slice(&compressed[compressed.len() - 4..]);
+    usize::try_from(u32::from_le_bytes(size)).ok()
+}
+
 /// Gunzips a payload into `out` (cleared first), refusing anything over [`MAX_DECOMPRESSED`].
 ///
 /// Inflates straight into the vector's spare capacity, sized from the gzip trailer (the member's
 /// length mod 2^32), so the output is neither zero-filled first nor copied as it grows.
 /// Concatenated gzip members are decoded one after another, like `gunzip`.
 pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
     const LIMIT: usize = MAX_DECOMPRESSED as usize;
     if !compressed.starts_with(&GZIP_MAGIC) {
         return Err(DecodeError::NotGzip);
     }
     out.clear();
-    let trailer_size = compressed.len().checked_sub(4).map_or(0, |at| {
-        let mut size = [0u8; 4];
-        size.copy_from_slice(&compressed[at..]);
-        u32::from_le_bytes(size) as usize
-    });
-    out.reserve(trailer_size.clamp(1024, LIMIT + 1));
+    out.reserve(gzip_claimed_size(compressed).unwrap_or(0).clamp(1024, LIMIT + 1));
     let mut input = compressed;
     let mut inflater = flate2::Decompress::new_gzip(15);
     loop {

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
 
-use crate::decode::{Envelope, MessageType, gunzip_into, parse_envelope};
+use crate::decode::{Envelope, MessageType, gunzip_into, gzip_claimed_size, parse_envelope};
 use crate::json::write_str;
 use crate::transform::{output_floor, shared_fields, write_records_measured};
 
@@ -40,6 +40,9 @@ pub struct Stats {
     pub dropped_control: usize,
     pub failed: usize,
     pub reingested: usize,
+    /// Of the re-ingested, those handed back without being inflated (they could not fit).
+    pub deferred_unread: usize,
+    /// Of the records read (not [`Self::deferred_unread`]).
     pub decompressed_bytes: usize,
 }
 
@@ -114,6 +117,14 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
         out.stats.records_in += 1;
         let id = record.record_id.as_deref();
         let data: &[u8] = &record.data.0;
+        if least_output(data).is_some_and(|least| used + least > RESPONSE_BUDGET && least <= RESPONSE_BUDGET) {
+            // Cannot fit what is left of the response, so handed back before it is even inflated.
+            // A record that could not fit an empty response either is decoded (to be split or
+            // refused) instead, so whatever its trailer says, it is read once it comes back first.
+            out.stats.deferred_unread += 1;
+            reingest_whole(&mut out, &mut response, &mut used, id, data);
+            continue;
+        }
         let envelope = gunzip_into(data, &mut plain).and_then(|()| parse_envelope(&plain));
         let envelope = match envelope {
             Ok(e) => e,
@@ -182,6 +193,19 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
     }
     out.response = response.finish();
     out
+}
+
+/// Envelope bytes that need not reappear in its records: the envelope's keys, message type and
+/// subscription filters, and the group, stream and owner once (each record repeats them).
+const ENVELOPE_HEAD: usize = 4096;
+
+/// The least response space a payload's records can take, from the size its gzip trailer claims:
+/// an event's record (frame, shared fields, id and message as spelled) is longer than the event in
+/// the envelope as CloudWatch Logs writes it. For envelopes spelled otherwise (whitespace between
+/// tokens) it may say too much; such a record is only deferred sooner, never lost.
+fn least_output(data: &[u8]) -> Option<usize> {
+    let claimed = gzip_claimed_size(data)?;
+    Some(base64_len(claimed.saturating_sub(ENVELOPE_HEAD)) + RECORD_OVERHEAD)
 }
 
 /// Drops a record from this response and hands its payload back unchanged, for re-ingestion.
@@ -258,4 +282,51 @@ fn envelope_gzip(envelope: &Envelope<'_>, events: std::ops::Range<usize>) -> Vec
     }
     json.extend_from_slice(b"]}");
     crate::decode::gzip(&json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::gzip;
+    use crate::transform::write_records;
+
+    /// What a payload's records really take in the response.
+    fn response_cost(payload: &[u8]) -> usize {
+        let mut plain = Vec::new();
+        gunzip_into(payload, &mut plain).unwrap();
+        let envelope = parse_envelope(&plain).unwrap();
+        let mut lines = Vec::new();
+        write_records(&envelope, &envelope.log_events, "", &mut lines);
+        base64_len(lines.len()) + RECORD_OVERHEAD
+    }
+
+    #[test]
+    fn the_least_output_of_a_payload_is_never_more_than_its_records_take() {
+        let name = "n".repeat(512);
+        let event = |id: &str, timestamp: i64, message: &str| {
+            format!(r#"{{"id":"{id}","timestamp":{timestamp},"message":"{message}"}}"#)
+        };
+        let envelope = |owner: &str, group: &str, stream: &str, filters: &str, events: &[String]| {
+            format!(
+                r#"{{"messageType":"DATA_MESSAGE","owner":"{owner}","logGroup":"{group}","logStream":"{stream}","subscriptionFilters":[{filters}],"logEvents":[{}]}}"#,
+                events.join(",")
+            )
+        };
+        let filters = format!(r#""{name}","{name}""#);
+        // The tightest envelopes CloudWatch Logs could write: empty names, ids and messages, the
+        // longest timestamps; and the longest head with no events at all.
+        let tight: Vec<String> = (0..5000).map(|_| event("", i64::MIN, "")).collect();
+        let cases = [
+            envelope("", "", "", "", &tight),
+            envelope("", "", "", "", &(0..5000).map(|_| event("1", 1, "\\u0041")).collect::<Vec<_>>()),
+            envelope("123456789012", &name, &name, &filters, &[]),
+            envelope("123456789012", &name, &name, &filters, &[event("", 1, "")]),
+        ];
+        let corpus = crate::corpus::firehose_event(300_000, 5).event.records.into_iter().map(|r| r.data.0);
+        for payload in cases.iter().map(|json| gzip(json.as_bytes())).chain(corpus) {
+            let least = least_output(&payload).unwrap();
+            assert!(least <= response_cost(&payload), "{least} > {}", response_cost(&payload));
+        }
+        assert_eq!(least_output(b"not gzip"), None);
+    }
 }

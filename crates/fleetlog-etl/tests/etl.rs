@@ -264,9 +264,30 @@ fn a_record_that_would_fit_an_empty_response_goes_back_whole() {
     let out = transform(&event(batch.clone()), "us-east-1");
     let results: Vec<_> = answers(&out).into_iter().map(|r| r.result.unwrap()).collect();
     assert_eq!(results, [OK, DROPPED]);
-    assert_eq!(out.stats.reingested, 1);
+    assert_eq!((out.stats.reingested, out.stats.deferred_unread), (1, 0), "read, then handed back");
     assert_eq!(out.reingest, [second], "whole, not split");
     assert_eq!(run_to_completion(batch), big.into_iter().chain(many).collect());
+}
+
+#[test]
+fn a_record_that_cannot_fit_what_is_left_is_handed_back_unread() {
+    // ~4.7 MB of the response taken, then a payload whose trailer claims 2 MB of envelope: it cannot
+    // fit, so it goes back untouched, before it is inflated (its body is not even deflate data).
+    let events: Vec<(String, String)> = (0..35).map(|e| (format!("e{e:03}"), "z".repeat(100 * 1024))).collect();
+    let filler = gzip(envelope(&events).to_string().as_bytes());
+    let mut unread = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+    unread.extend_from_slice(&[0xaa; 100]);
+    unread.extend_from_slice(&[0, 0, 0, 0]);
+    unread.extend_from_slice(&2_000_000u32.to_le_bytes());
+    let out = transform(&event(vec![record("filler", filler), record("unread", unread.clone())]), "us-east-1");
+    let results: Vec<_> = answers(&out).into_iter().map(|r| r.result.unwrap()).collect();
+    assert_eq!(results, [OK, DROPPED]);
+    assert_eq!(out.reingest, [unread.clone()], "handed back byte for byte");
+    assert_eq!((out.stats.reingested, out.stats.deferred_unread), (1, 1));
+    // Alone (or first) in a batch it is read, and what it really is decides: here, the error output.
+    let alone = transform(&event(vec![record("unread", unread)]), "us-east-1");
+    assert_eq!(answers(&alone)[0].result.as_deref(), Some(PROCESSING_FAILED));
+    assert_eq!(alone.stats.deferred_unread, 0);
 }
 
 #[test]
