@@ -1,6 +1,7 @@
 //! A realistic, reproducible corpus for benchmarks: Firehose transformation events whose records hold
 //! CloudWatch Logs envelopes of mixed syslog, sshd, access logs, JSON application logs, Windows
-//! security events and multi-line stack traces, in batches of 1 to 10,000 events.
+//! security events and multi-line stack traces, in batches of 1 to 10,000 events within PutLogEvents'
+//! 1 MiB batch limit.
 
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
 
@@ -101,6 +102,10 @@ struct CorpusEvent {
     message: String,
 }
 
+/// PutLogEvents' batch limit: the messages' UTF-8 bytes plus 26 bytes per event.
+const PUT_LOG_EVENTS_BYTES: usize = 1_048_576;
+const PUT_LOG_EVENTS_OVERHEAD: usize = 26;
+
 /// What [`firehose_event`] made.
 #[derive(Debug)]
 pub struct Corpus {
@@ -117,17 +122,22 @@ pub fn firehose_event(base64_bytes: u64, seed: u64) -> Corpus {
     let mut size = 0u64;
     let mut i = 0u64;
     while size < base64_bytes {
-        // Batches of 1 to 10,000 events, as CloudWatch Logs delivers them.
+        // Batches of 1 to 10,000 events, as CloudWatch Logs delivers them: one envelope holds what one
+        // PutLogEvents call put, so the largest stop at its 1 MiB limit (a few thousand events).
         let events_in_record = [1, 10, 100, 500, 1000, 10_000][usize::try_from(rng.below(6)).unwrap_or(0)];
         let instance = format!("i-{:017x}", rng.below(1 << 60));
         let (source, _) = log_line(&mut rng, i);
-        let events: Vec<_> = (0..events_in_record)
-            .map(|_| {
-                i += 1;
-                let (_, message) = log_line(&mut rng, i);
-                CorpusEvent { id: format!("{i:056}"), timestamp: 1_763_805_600_000 + i, message }
-            })
-            .collect();
+        let mut events = Vec::new();
+        let mut batch_bytes = 0;
+        while events.len() < events_in_record {
+            let (_, message) = log_line(&mut rng, i + 1);
+            batch_bytes += message.len() + PUT_LOG_EVENTS_OVERHEAD;
+            if batch_bytes > PUT_LOG_EVENTS_BYTES {
+                break;
+            }
+            i += 1;
+            events.push(CorpusEvent { id: format!("{i:056}"), timestamp: 1_763_805_600_000 + i, message });
+        }
         let envelope = CorpusEnvelope {
             message_type: "DATA_MESSAGE",
             owner: "123456789012",
