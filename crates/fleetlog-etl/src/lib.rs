@@ -12,7 +12,8 @@ pub mod put;
 pub mod schema;
 pub mod transform;
 
-use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
+use aws_lambda_events::encodings::MillisecondTimestamp;
+use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseRecordMetadata};
 
 use serde_json::value::RawValue;
 
@@ -57,7 +58,45 @@ pub struct Payload {
     delivery_stream_arn: Option<String>,
     source_kinesis_stream_arn: Option<String>,
     region: Option<String>,
-    records: Option<Vec<KinesisFirehoseEventRecord>>,
+    records: Option<Vec<FirehoseRecord>>,
+}
+
+/// `KinesisFirehoseEventRecord`'s fields, its data decoded by a vectorised base64 decoder: the derived
+/// one decodes a byte at a time, a third of the time a 5 MB event took.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FirehoseRecord {
+    #[serde(default)]
+    record_id: Option<String>,
+    approximate_arrival_timestamp: MillisecondTimestamp,
+    #[serde(deserialize_with = "base64_data")]
+    data: Vec<u8>,
+    kinesis_record_metadata: Option<KinesisFirehoseRecordMetadata>,
+}
+
+impl From<FirehoseRecord> for KinesisFirehoseEventRecord {
+    fn from(read: FirehoseRecord) -> Self {
+        let mut record = KinesisFirehoseEventRecord::default();
+        record.record_id = read.record_id;
+        record.approximate_arrival_timestamp = read.approximate_arrival_timestamp;
+        record.data.0 = read.data;
+        record.kinesis_firehose_record_metadata = read.kinesis_record_metadata;
+        record
+    }
+}
+
+fn base64_data<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("base64 text")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+            decode::base64_decode(text).map_err(E::custom)
+        }
+    }
+    deserializer.deserialize_str(Visitor)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -69,7 +108,7 @@ impl Payload {
     /// The Firehose transformation event, when that is what this is.
     pub fn into_firehose_event(self) -> Option<KinesisFirehoseEvent> {
         let mut event = KinesisFirehoseEvent::default();
-        event.records = self.records?;
+        event.records = self.records?.into_iter().map(KinesisFirehoseEventRecord::from).collect();
         event.invocation_id = self.invocation_id;
         event.delivery_stream_arn = self.delivery_stream_arn;
         event.source_kinesis_stream_arn = self.source_kinesis_stream_arn;
@@ -125,4 +164,33 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
     let count = records.len();
     put_all(&state.firehose, stream, records, state.retry).await?;
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firehose_events_read_as_aws_lambda_events_reads_them() {
+        let event = serde_json::json!({
+            "invocationId": "inv-1",
+            "deliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/raw",
+            "sourceKinesisStreamArn": "arn:aws:kinesis:us-east-1:123456789012:stream/src",
+            "region": "us-east-1",
+            "records": [
+                {"recordId": "a", "approximateArrivalTimestamp": 1_763_800_000_123i64, "data": "aGVsbG8gd29ybGQ=",
+                 "kinesisRecordMetadata": {"shardId": "shardId-0", "partitionKey": "k", "approximateArrivalTimestamp": 1_763_800_000_000i64,
+                                           "sequenceNumber": "49", "subsequenceNumber": 0}},
+                {"approximateArrivalTimestamp": 1, "data": ""},
+            ],
+        })
+        .to_string();
+        // A JSON writer may escape `/`; base64 holds it.
+        let event = event.replace("\"data\":\"\"", "\"data\":\"P\\/8=\"");
+        let expected: KinesisFirehoseEvent = serde_json::from_str(&event).unwrap();
+        let read: Payload = serde_json::from_str(&event).unwrap();
+        assert_eq!(read.into_firehose_event(), Some(expected));
+        let bad = serde_json::from_str::<Payload>(r#"{"records":[{"approximateArrivalTimestamp":1,"data":"a$"}]}"#);
+        assert!(bad.unwrap_err().to_string().contains("base64"));
+    }
 }
