@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the ETL on the corpus's ~1 MB and ~5 MB Firehose events (base64 size):
 //! `core` is the record core alone (gunzip, envelope, a JSON record for every event); `transform` is
-//! the whole Firehose shape (response budget, re-ingestion split, the response JSON). Throughput is
+//! the whole Firehose shape (response budget, records handed back, the response JSON). Throughput is
 //! decompressed log data in, the measure the targets use.
 //!
 //!   cargo bench -p fleetlog-etl --bench core
