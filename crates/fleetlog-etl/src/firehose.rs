@@ -42,7 +42,7 @@ pub struct Stats {
     pub reingested: usize,
     /// Of the re-ingested, those handed back without being inflated (they could not fit).
     pub deferred_unread: usize,
-    /// Of the records read (not [`Self::deferred_unread`]).
+    /// Of the records read: those handed back unread are not inflated, so not counted.
     pub decompressed_bytes: usize,
 }
 
@@ -122,7 +122,7 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
             // A record that could not fit an empty response either is decoded (to be split or
             // refused) instead, so whatever its trailer says, it is read once it comes back first.
             out.stats.deferred_unread += 1;
-            reingest_whole(&mut out, &mut response, &mut used, id, data);
+            hand_back(&mut out, &mut response, &mut used, id, vec![data.to_vec()]);
             continue;
         }
         let envelope = gunzip_into(data, &mut plain).and_then(|()| parse_envelope(&plain));
@@ -182,14 +182,12 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
         // by events (recompressing costs more than the rest of the record's work); one that may fit
         // goes back as it came, and is measured when it comes back with room. No loop: a piece sized
         // on floors is measured exactly when it comes back, and split again on those sizes if it must be.
-        if cost > RESPONSE_BUDGET && envelope.log_events.len() > 1 {
-            used += RECORD_OVERHEAD;
-            out.reingest.extend(split_envelope(&envelope, &event_sizes));
-            out.stats.reingested += 1;
-            response.record(id, DROPPED, &[], &None);
+        let payloads = if cost > RESPONSE_BUDGET && envelope.log_events.len() > 1 {
+            split_envelope(&envelope, &event_sizes)
         } else {
-            reingest_whole(&mut out, &mut response, &mut used, id, data);
-        }
+            vec![data.to_vec()]
+        };
+        hand_back(&mut out, &mut response, &mut used, id, payloads);
     }
     out.response = response.finish();
     out
@@ -208,16 +206,17 @@ fn least_output(data: &[u8]) -> Option<usize> {
     Some(base64_len(claimed.saturating_sub(ENVELOPE_HEAD)) + RECORD_OVERHEAD)
 }
 
-/// Drops a record from this response and hands its payload back unchanged, for re-ingestion.
-fn reingest_whole(
+/// Drops a record from this response and hands its payloads (itself, or the pieces it was split
+/// into) back for re-ingestion.
+fn hand_back(
     out: &mut Transformed,
     response: &mut ResponseWriter,
     used: &mut usize,
     id: Option<&str>,
-    data: &[u8],
+    payloads: Vec<Vec<u8>>,
 ) {
     *used += RECORD_OVERHEAD;
-    out.reingest.push(data.to_vec());
+    out.reingest.extend(payloads);
     out.stats.reingested += 1;
     response.record(id, DROPPED, &[], &None);
 }
