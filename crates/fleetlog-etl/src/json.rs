@@ -1,6 +1,38 @@
 //! JSON string escaping for the record hot path: eight bytes at a time through the common case (no
 //! quote, backslash or control character), the escapes serde_json writes otherwise.
 
+/// Where JSON is written: the records' byte buffers, and the response, which is built as text so
+/// it needs no UTF-8 check at the end.
+pub trait JsonOut {
+    fn push_text(&mut self, text: &str);
+    fn push_ascii(&mut self, byte: u8);
+    fn reserve_more(&mut self, additional: usize);
+}
+
+impl JsonOut for Vec<u8> {
+    fn push_text(&mut self, text: &str) {
+        self.extend_from_slice(text.as_bytes());
+    }
+    fn push_ascii(&mut self, byte: u8) {
+        self.push(byte);
+    }
+    fn reserve_more(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+}
+
+impl JsonOut for String {
+    fn push_text(&mut self, text: &str) {
+        self.push_str(text);
+    }
+    fn push_ascii(&mut self, byte: u8) {
+        self.push(char::from(byte));
+    }
+    fn reserve_more(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+}
+
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 const ONES: u64 = 0x0101_0101_0101_0101;
 
@@ -19,17 +51,18 @@ fn needs_escape(word: u64) -> bool {
 }
 
 /// Appends `text` as a JSON string, quotes included.
-pub fn write_str(out: &mut Vec<u8>, text: &str) {
+pub fn write_str(out: &mut impl JsonOut, text: &str) {
     let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
+    out.reserve_more(bytes.len() + 2);
+    out.push_ascii(b'"');
     // Most strings here (ids, hosts, attribute keys) need no escape: one branch-free pass over the
     // whole string, which the compiler vectorises, then one copy.
     if !bytes.iter().fold(false, |found, b| found | (*b < 0x20) | (*b == b'"') | (*b == b'\\')) {
-        out.extend_from_slice(bytes);
-        out.push(b'"');
+        out.push_text(text);
+        out.push_ascii(b'"');
         return;
     }
+    // Cuts fall only before and after bytes that need escaping, all ASCII: on character boundaries.
     let mut clean_from = 0;
     let mut i = 0;
     while i < bytes.len() {
@@ -42,49 +75,48 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
             }
         }
         let byte = bytes[i];
-        let escape: &[u8] = match byte {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..0x20 => b"",
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..0x20 => "",
             _ => {
                 i += 1;
                 continue;
             }
         };
-        out.extend_from_slice(&bytes[clean_from..i]);
+        out.push_text(&text[clean_from..i]);
         if escape.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 0xf)],
-            ]);
+            out.push_text("\\u00");
+            out.push_ascii(HEX[usize::from(byte >> 4)]);
+            out.push_ascii(HEX[usize::from(byte & 0xf)]);
         } else {
-            out.extend_from_slice(escape);
+            out.push_text(escape);
         }
         i += 1;
         clean_from = i;
     }
-    out.extend_from_slice(&bytes[clean_from..]);
-    out.push(b'"');
+    out.push_text(&text[clean_from..]);
+    out.push_ascii(b'"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Written to bytes and to text, which must agree.
     fn escaped(text: &str) -> String {
-        let mut out = Vec::new();
-        write_str(&mut out, text);
-        String::from_utf8(out).unwrap()
+        let mut bytes = Vec::new();
+        write_str(&mut bytes, text);
+        let mut string = String::new();
+        write_str(&mut string, text);
+        assert_eq!(bytes, string.as_bytes());
+        string
     }
 
     #[test]
