@@ -126,18 +126,22 @@ impl<'a> Reader<'a> {
         let bytes = self.text.as_bytes();
         let start = self.at;
         let digits = start + usize::from(bytes.get(start) == Some(&b'-'));
-        let end = digits + bytes.get(digits..)?.iter().take_while(|b| b.is_ascii_digit()).count();
-        let leading_zero = bytes[digits..end].starts_with(b"0") && end - digits > 1;
-        if leading_zero || matches!(bytes.get(end), Some(b'.' | b'e' | b'E')) {
+        // One pass: digits are counted and folded together. Eighteen digits cannot overflow an i64,
+        // so no checks per digit (timestamps have 13); longer ones are parsed again, checked.
+        let (mut end, mut magnitude) = (digits, 0i64);
+        while let Some(digit) = bytes.get(end).map(|b| b.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+            if end - digits < 18 {
+                magnitude = magnitude * 10 + i64::from(digit);
+            }
+            end += 1;
+        }
+        let leading_zero = bytes.get(digits) == Some(&b'0') && end - digits > 1;
+        if end == digits || leading_zero || matches!(bytes.get(end), Some(b'.' | b'e' | b'E')) {
             return None;
         }
         let value = match end - digits {
-            0 => return None,
-            // Eighteen digits cannot overflow an i64: no checks per digit (timestamps have 13).
-            1..=18 => {
-                let magnitude = bytes[digits..end].iter().fold(0i64, |n, digit| n * 10 + i64::from(digit - b'0'));
-                if digits > start { -magnitude } else { magnitude }
-            }
+            1..=18 if digits > start => -magnitude,
+            1..=18 => magnitude,
             _ => self.text[start..end].parse().ok()?,
         };
         self.at = end;
