@@ -7,10 +7,13 @@ use crate::decode::{Envelope, MessageType, gunzip_into, gzip_claimed_size, parse
 use crate::json::write_str;
 use crate::transform::{output_floor, shared_fields, write_records_measured};
 
-/// Lambda's synchronous response limit is 6 MB; keep room for the JSON around the records.
+/// Lambda's synchronous response limit is 6 MB; the whole response stays within this.
 pub const RESPONSE_BUDGET: usize = 6 * 1000 * 1000 - 64 * 1024;
-/// JSON framing per response record besides its data (recordId, result, metadata).
-const RECORD_OVERHEAD: usize = 256;
+/// The JSON of one answer besides its record id and data, at most:
+/// `{"recordId":"","result":"ProcessingFailed","data":"","metadata":{"partitionKeys":{"dt":"YYYY-MM-DD","hour":"HH"}}},`
+const ANSWER_FRAME: usize = 128;
+/// `{"records":[` and `]}`.
+const RESPONSE_FRAME: usize = 14;
 
 pub const OK: &str = "Ok";
 pub const DROPPED: &str = "Dropped";
@@ -60,9 +63,9 @@ struct ResponseWriter {
 }
 
 impl ResponseWriter {
-    fn new() -> Self {
+    fn new(budget: usize) -> Self {
         // Untouched capacity costs no memory; the budget keeps the response within it.
-        let mut json = String::with_capacity(RESPONSE_BUDGET + 128 * 1024);
+        let mut json = String::with_capacity(budget + 128 * 1024);
         json.push_str("{\"records\":[");
         Self { json, records: 0 }
     }
@@ -107,46 +110,56 @@ fn partition_keys(envelope: &Envelope<'_>) -> PartitionKeys {
 }
 
 pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
+    transform_within(event, region, RESPONSE_BUDGET)
+}
+
+/// [`transform`] with a response budget of `budget` bytes (tests use small ones).
+fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -> Transformed {
     let mut out = Transformed::default();
-    let mut response = ResponseWriter::new();
-    let mut used = 0usize;
+    let mut response = ResponseWriter::new(budget);
+    // Every record gets an answer, so each answer's frame is reserved up front: answers without data
+    // (Dropped) never push the response over. Capped at half the budget, reached only by batches of
+    // over 20,000 records, which Firehose's buffers (at most 3 MB) do not hold.
+    let frames: usize = event.records.iter().map(|r| ANSWER_FRAME + r.record_id.as_deref().map_or(4, str::len)).sum();
+    let mut used = RESPONSE_FRAME + frames.min(budget / 2);
+    // What records' data may take of this response: a record needing more cannot fit it even alone.
+    let room = budget.saturating_sub(used);
     let mut plain = Vec::new();
     let mut lines = Vec::new();
     for record in &event.records {
         out.stats.records_in += 1;
         let id = record.record_id.as_deref();
         let data: &[u8] = &record.data.0;
-        if least_output(data).is_some_and(|least| used + least > RESPONSE_BUDGET && least <= RESPONSE_BUDGET) {
+        if least_output(data).is_some_and(|least| used + least > budget && least <= room) {
             // Cannot fit what is left of the response, so handed back before it is even inflated.
-            // A record that could not fit an empty response either is decoded (to be split or
+            // A record that could not fit the response alone either is decoded (to be split or
             // refused) instead, so whatever its trailer says, it is read once it comes back first.
             out.stats.deferred_unread += 1;
-            hand_back(&mut out, &mut response, &mut used, id, vec![data.to_vec()]);
+            hand_back(&mut out, &mut response, id, vec![data.to_vec()]);
             continue;
         }
         let envelope = gunzip_into(data, &mut plain).and_then(|()| parse_envelope(&plain));
         let envelope = match envelope {
             Ok(e) => e,
             Err(err) => {
-                out.stats.failed += 1;
-                tracing::warn!(record_id = id, error = %err, "Record cannot be decoded; sent to the error output");
-                answer_failed(&mut response, &mut used, id, data);
+                if answer_failed(&mut out, &mut response, &mut used, budget, room, id, data) {
+                    tracing::warn!(record_id = id, error = %err, "Record cannot be decoded; sent to the error output");
+                }
                 continue;
             }
         };
         out.stats.decompressed_bytes += plain.len();
         if envelope.kind() == Ok(MessageType::Control) {
             out.stats.dropped_control += 1;
-            used += RECORD_OVERHEAD;
             response.record(id, DROPPED, &[], &None);
             continue;
         }
         // Records that cannot fit are not built: their output is at least its floor.
         let shared = shared_fields(&envelope, region);
         let floors: Vec<usize> = envelope.log_events.iter().map(|e| output_floor(e, &shared)).collect();
-        let least = base64_len(floors.iter().sum()) + RECORD_OVERHEAD;
+        let least = base64_len(floors.iter().sum());
         let mut event_sizes = floors;
-        let cost = if used + least <= RESPONSE_BUDGET {
+        let cost = if used + least <= budget {
             lines.clear();
             let (mut written, mut previous_end) = (0, 0);
             let count = write_records_measured(&envelope, &envelope.log_events, region, &mut lines, |end| {
@@ -154,8 +167,8 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
                 event_sizes[written] = end - previous_end;
                 (written, previous_end) = (written + 1, end);
             });
-            let cost = base64_len(lines.len()) + RECORD_OVERHEAD;
-            if used + cost <= RESPONSE_BUDGET {
+            let cost = base64_len(lines.len());
+            if used + cost <= budget {
                 used += cost;
                 out.stats.events_out += count;
                 response.record(id, OK, &lines, &partition_keys(&envelope));
@@ -165,28 +178,29 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
         } else {
             least
         };
-        if cost > RESPONSE_BUDGET && envelope.log_events.len() == 1 {
-            // One event whose records can never fit a response (only possible for a message of
-            // megabytes, which CloudWatch Logs does not send): Firehose's error output keeps it.
-            out.stats.failed += 1;
-            tracing::warn!(
-                record_id = id,
-                bytes = cost,
-                "A single log event is too large for any response; sent to the error output"
-            );
-            answer_failed(&mut response, &mut used, id, data);
+        if cost > room && envelope.log_events.len() == 1 {
+            // One event whose records cannot fit a response even alone (only possible for a message
+            // of megabytes, which CloudWatch Logs does not send): Firehose's error output keeps it.
+            if answer_failed(&mut out, &mut response, &mut used, budget, room, id, data) {
+                tracing::warn!(
+                    record_id = id,
+                    bytes = cost,
+                    "A single log event is too large for any response; sent to the error output"
+                );
+            }
             continue;
         }
-        // Does not fit: hand it back. Only a record that cannot fit even an empty response is split
-        // by events (recompressing costs more than the rest of the record's work); one that may fit
-        // goes back as it came, and is measured when it comes back with room. No loop: a piece sized
-        // on floors is measured exactly when it comes back, and split again on those sizes if it must be.
-        let payloads = if cost > RESPONSE_BUDGET && envelope.log_events.len() > 1 {
-            split_envelope(&envelope, &event_sizes)
+        // Does not fit: hand it back. Only a record that cannot fit a response even alone is split by
+        // events (recompressing costs more than the rest of the record's work); one that may fit goes
+        // back as it came, and is measured when it comes back with room. No loop: pieces are sized to
+        // fit any response's room, and one sized on floors is measured exactly when it comes back and
+        // split again on those sizes if it must be.
+        let payloads = if cost > room && envelope.log_events.len() > 1 {
+            split_envelope(&envelope, &event_sizes, budget)
         } else {
             vec![data.to_vec()]
         };
-        hand_back(&mut out, &mut response, &mut used, id, payloads);
+        hand_back(&mut out, &mut response, id, payloads);
     }
     out.response = response.finish();
     out
@@ -202,40 +216,50 @@ const ENVELOPE_HEAD: usize = 4096;
 /// tokens) it may say too much; such a record is only deferred sooner, never lost.
 fn least_output(data: &[u8]) -> Option<usize> {
     let claimed = gzip_claimed_size(data)?;
-    Some(base64_len(claimed.saturating_sub(ENVELOPE_HEAD)) + RECORD_OVERHEAD)
+    Some(base64_len(claimed.saturating_sub(ENVELOPE_HEAD)))
 }
 
 /// Drops a record from this response and hands its payloads (itself, or the pieces it was split
 /// into) back for re-ingestion.
-fn hand_back(
-    out: &mut Transformed,
-    response: &mut ResponseWriter,
-    used: &mut usize,
-    id: Option<&str>,
-    payloads: Vec<Vec<u8>>,
-) {
-    *used += RECORD_OVERHEAD;
+fn hand_back(out: &mut Transformed, response: &mut ResponseWriter, id: Option<&str>, payloads: Vec<Vec<u8>>) {
     out.reingest.extend(payloads);
     out.stats.reingested += 1;
     response.record(id, DROPPED, &[], &None);
 }
 
 /// Answers a record for Firehose's error output: its original data goes back in the response, so it
-/// counts against the budget.
-fn answer_failed(response: &mut ResponseWriter, used: &mut usize, id: Option<&str>, data: &[u8]) {
-    *used += base64_len(data.len()) + RECORD_OVERHEAD;
+/// counts against the budget. When the data cannot fit what is left, the record is handed back
+/// instead, to be answered when it comes back with room (any Firehose record, at most 1,000 KiB,
+/// fits a response's `room` for records' data). Returns whether it was answered.
+fn answer_failed(
+    out: &mut Transformed,
+    response: &mut ResponseWriter,
+    used: &mut usize,
+    budget: usize,
+    room: usize,
+    id: Option<&str>,
+    data: &[u8],
+) -> bool {
+    let cost = base64_len(data.len());
+    if *used + cost > budget && cost <= room {
+        hand_back(out, response, id, vec![data.to_vec()]);
+        return false;
+    }
+    *used += cost;
+    out.stats.failed += 1;
     response.record(id, PROCESSING_FAILED, data, &None);
+    true
 }
 
 /// Splits an envelope's events into gzip envelopes whose transformed output stays under a quarter of
 /// the budget, given what each event's records take (measured, or their floor when not written: actual
 /// records are seldom more than twice their floor, so such pieces still fit alone).
-fn split_envelope(envelope: &Envelope<'_>, event_sizes: &[usize]) -> Vec<Vec<u8>> {
+fn split_envelope(envelope: &Envelope<'_>, event_sizes: &[usize], budget: usize) -> Vec<Vec<u8>> {
     let mut pieces = Vec::new();
     let mut start = 0;
     let mut size = 0;
     for (i, &event_size) in event_sizes.iter().enumerate() {
-        if i > start && base64_len(size + event_size) + RECORD_OVERHEAD > RESPONSE_BUDGET / 4 {
+        if i > start && base64_len(size + event_size) > budget / 4 {
             pieces.push(envelope_gzip(envelope, start..i));
             start = i;
             size = 0;
@@ -295,7 +319,7 @@ mod tests {
         let envelope = parse_envelope(&plain).unwrap();
         let mut lines = Vec::new();
         write_records(&envelope, &envelope.log_events, "", &mut lines);
-        base64_len(lines.len()) + RECORD_OVERHEAD
+        base64_len(lines.len())
     }
 
     #[test]
@@ -326,5 +350,116 @@ mod tests {
             assert!(least <= response_cost(&payload), "{least} > {}", response_cost(&payload));
         }
         assert_eq!(least_output(b"not gzip"), None);
+    }
+
+    /// One generated record: its events' message lengths and whether they are JSON, or corrupt data.
+    #[derive(Debug, Clone)]
+    enum Generated {
+        Envelope(Vec<(usize, bool)>),
+        Corrupt(u32),
+    }
+
+    fn generated() -> impl proptest::strategy::Strategy<Value = Generated> {
+        use proptest::prelude::*;
+        // Mostly small events, some too large for any response of the test's budget.
+        let length = prop_oneof![8 => 0usize..2_000, 1 => 20_000usize..30_000];
+        prop_oneof![
+            6 => proptest::collection::vec((length, any::<bool>()), 0..24).prop_map(Generated::Envelope),
+            1 => any::<u32>().prop_map(Generated::Corrupt),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+        /// Within a small response budget, any batch run to completion answers every event exactly
+        /// once: delivered, or in a record for the error output (an event too large for any
+        /// response, corrupt data). It converges, and every response stays within the budget.
+        #[test]
+        fn any_batch_ends_with_every_event_answered_once(batch in proptest::collection::vec(generated(), 1..8)) {
+            const BUDGET: usize = 24_000;
+            let mut expected = std::collections::BTreeMap::new();
+            let mut corrupt = Vec::new();
+            let mut records = Vec::new();
+            for (r, generated) in batch.iter().enumerate() {
+                let data = match generated {
+                    Generated::Envelope(events) => {
+                        let events: Vec<String> = events.iter().enumerate().map(|(e, &(length, json))| {
+                            let id = format!("r{r}e{e}");
+                            let message = if json {
+                                serde_json::json!({"level": "info", "text": "j".repeat(length)}).to_string()
+                            } else {
+                                "x".repeat(length)
+                            };
+                            let event = serde_json::json!({"id": id, "timestamp": 1_763_800_000_000i64, "message": message}).to_string();
+                            expected.insert(id, message);
+                            event
+                        }).collect();
+                        gzip(format!(r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],"logEvents":[{}]}}"#, events.join(",")).as_bytes())
+                    }
+                    Generated::Corrupt(claimed) => {
+                        let mut data = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+                        data.extend(std::iter::repeat_n(0xa5, 40));
+                        data.extend(claimed.to_le_bytes());
+                        corrupt.push(data.clone());
+                        data
+                    }
+                };
+                let mut record = aws_lambda_events::firehose::KinesisFirehoseEventRecord::default();
+                record.record_id = Some(format!("{r}"));
+                record.data.0 = data;
+                records.push(record);
+            }
+            let (mut answered, mut failed_corrupt) = (std::collections::BTreeMap::new(), Vec::new());
+            let mut answer = |id: String, message: String| {
+                proptest::prop_assert!(answered.insert(id.clone(), message).is_none(), "{} answered twice", id);
+                Ok(())
+            };
+            let mut round = 0;
+            while !records.is_empty() {
+                round += 1;
+                proptest::prop_assert!(round <= 500, "re-ingestion does not converge");
+                let mut event = KinesisFirehoseEvent::default();
+                event.records = std::mem::take(&mut records);
+                let out = transform_within(&event, "", BUDGET);
+                proptest::prop_assert!(out.response.len() <= BUDGET, "response of {} bytes", out.response.len());
+                for answered_record in out.typed_response().unwrap().records {
+                    let data = answered_record.data.0;
+                    match answered_record.result.as_deref() {
+                        Some(OK) => {
+                            for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                                let record: serde_json::Value = serde_json::from_slice(line).unwrap();
+                                answer(record["event_id"].as_str().unwrap().to_owned(), record["message"].as_str().unwrap().to_owned())?;
+                            }
+                        }
+                        Some(PROCESSING_FAILED) => {
+                            let mut plain = Vec::new();
+                            match gunzip_into(&data, &mut plain).ok().and_then(|()| parse_envelope(&plain).ok()) {
+                                Some(envelope) => {
+                                    for e in &envelope.log_events {
+                                        let mut text = String::new();
+                                        answer(e.id_literal().to_owned(), e.text(&mut text).unwrap().to_owned())?;
+                                    }
+                                }
+                                None => failed_corrupt.push(data),
+                            }
+                        }
+                        other => proptest::prop_assert_eq!(other, Some(DROPPED)),
+                    }
+                }
+                records = out.reingest.into_iter().enumerate().map(|(i, data)| {
+                    let mut record = aws_lambda_events::firehose::KinesisFirehoseEventRecord::default();
+                    record.record_id = Some(format!("re{round}-{i}"));
+                    record.data.0 = data;
+                    record
+                }).collect();
+            }
+            proptest::prop_assert_eq!(answered, expected);
+            corrupt.sort();
+            failed_corrupt.sort();
+            proptest::prop_assert_eq!(failed_corrupt, corrupt);
+        }
     }
 }
