@@ -13,6 +13,7 @@ use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
 use fleetlog_core::agent_config::{TemplateVars, render_template};
 use fleetlog_core::commands::ConfigParameterName;
 use fleetlog_core::events::{reconcile_request_rule_pattern, state_change_rule_pattern, tag_change_rule_pattern};
+use fleetlog_core::metrics::{Counter, NAMESPACE};
 use fleetlog_core::settings::ENROLLER_VARIABLES;
 use fleetlog_etl::schema::{COLUMNS, DATABASE, PARTITION_KEYS, TABLE};
 use fleetlog_tests::{ACCOUNT, REGION, start_emulator};
@@ -47,6 +48,23 @@ fn columns(list: &Yaml) -> Vec<(String, String)> {
         .iter()
         .map(|c| (c["Name"].as_str().unwrap().to_owned(), c["Type"].as_str().unwrap().to_owned()))
         .collect()
+}
+
+/// Alarms on fleetlog's own metrics name counters the Lambdas emit.
+#[test]
+fn alarms_on_fleetlog_metrics_name_emitted_counters() {
+    let t = template();
+    let emitted: BTreeSet<&str> = Counter::ALL.iter().map(|c| c.name()).collect();
+    let mut checked = 0;
+    for (name, r) in t["Resources"].as_mapping().unwrap() {
+        let props = &r["Properties"];
+        if r["Type"].as_str() == Some("AWS::CloudWatch::Alarm") && props["Namespace"].as_str() == Some(NAMESPACE) {
+            let metric = props["MetricName"].as_str().unwrap();
+            assert!(emitted.contains(metric), "{name:?} alarms on {metric}, which nothing emits");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "the enroller's and the ETL's failure alarms");
 }
 
 #[test]

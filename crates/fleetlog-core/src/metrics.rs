@@ -4,7 +4,7 @@ use serde_json::json;
 
 pub const NAMESPACE: &str = "fleetlog";
 
-/// Things the enroller counts.
+/// Things the enroller and the log ETL count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Counter {
     Enrolled,
@@ -14,9 +14,28 @@ pub enum Counter {
     NotReady,
     EnrollmentFailed,
     DeadLettered,
+    /// ETL: log events written as JSON records.
+    LogEventsTransformed,
+    /// ETL: Firehose records handed back to the stream because they did not fit the response.
+    RecordsReingested,
+    /// ETL: Firehose records sent to the error output (undecodable, or an event too large).
+    RecordsFailed,
 }
 
 impl Counter {
+    pub const ALL: [Counter; 10] = [
+        Counter::Enrolled,
+        Counter::Offboarded,
+        Counter::AlreadyEnrolled,
+        Counter::TagCaseMismatch,
+        Counter::NotReady,
+        Counter::EnrollmentFailed,
+        Counter::DeadLettered,
+        Counter::LogEventsTransformed,
+        Counter::RecordsReingested,
+        Counter::RecordsFailed,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Counter::Enrolled => "Enrolled",
@@ -26,6 +45,9 @@ impl Counter {
             Counter::NotReady => "NotReady",
             Counter::EnrollmentFailed => "EnrollmentFailed",
             Counter::DeadLettered => "DeadLettered",
+            Counter::LogEventsTransformed => "LogEventsTransformed",
+            Counter::RecordsReingested => "RecordsReingested",
+            Counter::RecordsFailed => "RecordsFailed",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! within Lambda's 6 MB synchronous response limit. What does not fit is handed back for re-ingestion.
 
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
+use fleetlog_core::metrics::Counter;
 
 use crate::decode::{Envelope, MessageType, gunzip_into, gzip_claimed_size, parse_envelope};
 use crate::json::write_str;
@@ -47,6 +48,18 @@ pub struct Stats {
     pub deferred_unread: usize,
     /// Of the records read: those handed back unread are not inflated, so not counted.
     pub decompressed_bytes: usize,
+}
+
+impl Stats {
+    /// The batch's counts for the ETL's embedded metrics.
+    pub fn counters(&self) -> [(Counter, u64); 3] {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        [
+            (Counter::LogEventsTransformed, count(self.events_out)),
+            (Counter::RecordsReingested, count(self.reingested)),
+            (Counter::RecordsFailed, count(self.failed)),
+        ]
+    }
 }
 
 fn base64_len(n: usize) -> usize {

@@ -205,6 +205,7 @@ fn control_messages_are_dropped_and_bad_records_fail_alone() {
         assert_eq!(r.data.0, originals[bad], "{bad}: the original goes to Firehose's error output");
     }
     assert_eq!(answers.len(), 8, "one answer per record");
+    assert_eq!(out.stats.counters()[2].1, 6, "RecordsFailed counts the records sent to the error output");
     assert!(out.reingest.is_empty());
 }
 
@@ -284,6 +285,11 @@ fn a_record_that_cannot_fit_what_is_left_is_handed_back_unread() {
     assert_eq!(results, [OK, DROPPED]);
     assert_eq!(out.reingest, [unread.clone()], "handed back byte for byte");
     assert_eq!((out.stats.reingested, out.stats.deferred_unread), (1, 1));
+    let counters = out.stats.counters();
+    assert_eq!(
+        counters.map(|(counter, n)| (counter.name(), n)),
+        [("LogEventsTransformed", 35), ("RecordsReingested", 1), ("RecordsFailed", 0)]
+    );
     // Alone (or first) in a batch it is read, and what it really is decides: here, the error output.
     let alone = transform(&event(vec![record("unread", unread)]), "us-east-1");
     assert_eq!(answers(&alone)[0].result.as_deref(), Some(PROCESSING_FAILED));
