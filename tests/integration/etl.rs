@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_firehose::types::{CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration};
-use fleetlog_etl::EtlState;
 use fleetlog_etl::put::{RetryPolicy, put_all};
+use fleetlog_etl::{EtlState, MetricsOutput};
 use fleetlog_tests::{ACCOUNT, REGION};
 use serde_json::Value;
 
@@ -128,6 +128,7 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
         region: REGION.to_owned(),
         delivery_stream: None,
         retry: RetryPolicy::default(),
+        metrics: MetricsOutput::Stderr,
     };
     let response: aws_lambda_events::firehose::KinesisFirehoseResponse =
         serde_json::from_str(&fleetlog_etl::handle_firehose(&state, &event).await.unwrap()).unwrap();

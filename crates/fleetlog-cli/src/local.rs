@@ -22,8 +22,8 @@ use fleetlog_core::events::{reconcile_request_rule_pattern, state_change_rule_pa
 use fleetlog_core::log_groups::default_log_group_prefix;
 use fleetlog_core::settings::EnrollerSettings;
 use fleetlog_enroller::Enroller;
-use fleetlog_etl::EtlState;
 use fleetlog_etl::put::{RetryPolicy, put_all};
+use fleetlog_etl::{EtlState, MetricsOutput};
 
 use crate::emulator::{ACCOUNT, REGION};
 use crate::sdk_error;
@@ -237,6 +237,8 @@ impl LocalStack {
             region: REGION.to_owned(),
             delivery_stream: Some(PROCESSED_STREAM.to_owned()),
             retry: RetryPolicy::default(),
+            // The CLI's own output is on stdout.
+            metrics: MetricsOutput::Stderr,
         }
     }
 }

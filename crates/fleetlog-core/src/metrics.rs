@@ -52,6 +52,28 @@ impl Counter {
     }
 }
 
+/// Where embedded-metric lines go. Lambda turns stdout lines into metrics; a local run inside the
+/// CLI keeps stdout for the CLI's own output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricsOutput {
+    #[default]
+    Stdout,
+    Stderr,
+}
+
+impl MetricsOutput {
+    /// Writes the counts as one EMF line (nothing when all are zero). EMF must be a log line of its
+    /// own; CloudWatch turns it into metrics without an API call.
+    pub fn emit(self, counts: &[(Counter, u64)], timestamp_ms: i64) {
+        if let Some(line) = emf_line(counts, timestamp_ms) {
+            match self {
+                MetricsOutput::Stdout => println!("{line}"),
+                MetricsOutput::Stderr => eprintln!("{line}"),
+            }
+        }
+    }
+}
+
 /// One EMF document with the given counts (zero counts are left out); `None` when all are zero.
 pub fn emf_line(counts: &[(Counter, u64)], timestamp_ms: i64) -> Option<String> {
     let nonzero: Vec<_> = counts.iter().filter(|(_, n)| *n > 0).collect();

@@ -13,7 +13,8 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use fleetlog_aws::queue::{self, QueueUrls};
 use fleetlog_core::events::{Trigger, parse_trigger, trigger_from_event};
-use fleetlog_core::metrics::{Counter, emf_line};
+use fleetlog_core::metrics::Counter;
+pub use fleetlog_core::metrics::MetricsOutput;
 use fleetlog_core::readiness::ReadinessStep;
 use serde_json::{Value, json};
 use tracing::{error, info, warn};
@@ -40,15 +41,6 @@ pub struct State {
     pub enroller: Enroller,
     pub queue_urls: QueueUrls,
     pub metrics: MetricsOutput,
-}
-
-/// Where embedded-metric lines go. Lambda turns stdout lines into metrics; a local run inside the
-/// CLI keeps stdout for the CLI's own output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MetricsOutput {
-    #[default]
-    Stdout,
-    Stderr,
 }
 
 impl State {
@@ -247,11 +239,5 @@ fn emit_metrics(output: MetricsOutput, outcomes: &Outcomes, dead_lettered: u64) 
     }
     let mut all: Vec<(Counter, u64)> = counts.into_iter().collect();
     all.push((Counter::DeadLettered, dead_lettered));
-    if let Some(line) = emf_line(&all, chrono::Utc::now().timestamp_millis()) {
-        // EMF must be its own log line; CloudWatch turns it into metrics without an API call.
-        match output {
-            MetricsOutput::Stdout => println!("{line}"),
-            MetricsOutput::Stderr => eprintln!("{line}"),
-        }
-    }
+    output.emit(&all, chrono::Utc::now().timestamp_millis());
 }

@@ -15,7 +15,8 @@ pub mod transform;
 use aws_lambda_events::encodings::MillisecondTimestamp;
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseRecordMetadata};
 
-use fleetlog_core::metrics::{Counter, emf_line};
+use fleetlog_core::metrics::Counter;
+pub use fleetlog_core::metrics::MetricsOutput;
 use serde_json::value::RawValue;
 
 use decode::{MessageType, gunzip_into, parse_envelope};
@@ -46,6 +47,8 @@ pub struct EtlState {
     /// Where the subscription-target shape puts records (`FLEETLOG_DELIVERY_STREAM`).
     pub delivery_stream: Option<String>,
     pub retry: RetryPolicy,
+    /// Where the embedded-metric line of each invocation goes.
+    pub metrics: MetricsOutput,
 }
 
 /// What the Lambda is invoked with, read in one pass (the runtime deserialises it): a CloudWatch Logs
@@ -135,7 +138,7 @@ pub async fn handle(state: &EtlState, payload: Payload) -> Result<Box<RawValue>,
 pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> Result<String, EtlError> {
     let out = firehose::transform(event, &state.region);
     tracing::info!(stats = ?out.stats, "Firehose batch transformed");
-    print_metrics(&out.stats.counters());
+    state.metrics.emit(&out.stats.counters(), chrono::Utc::now().timestamp_millis());
     if !out.reingest.is_empty() {
         let stream = event
             .delivery_stream_arn
@@ -165,15 +168,9 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
     let records: Vec<Vec<u8>> = lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
     let count = records.len();
     put_all(&state.firehose, stream, records, state.retry).await?;
-    print_metrics(&[(Counter::LogEventsTransformed, u64::try_from(count).unwrap_or(u64::MAX))]);
+    let counts = [(Counter::LogEventsTransformed, u64::try_from(count).unwrap_or(u64::MAX))];
+    state.metrics.emit(&counts, chrono::Utc::now().timestamp_millis());
     Ok(count)
-}
-
-/// Counters as an embedded-metric line of its own on stdout (CloudWatch Logs makes metrics of it).
-fn print_metrics(counts: &[(Counter, u64)]) {
-    if let Some(line) = emf_line(counts, chrono::Utc::now().timestamp_millis()) {
-        println!("{line}");
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Lambda wiring only: logs, region, one Firehose client, then the handler.
 
 use fleetlog_etl::put::RetryPolicy;
-use fleetlog_etl::{EtlState, Payload, handle};
+use fleetlog_etl::{EtlState, MetricsOutput, Payload, handle};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -14,6 +14,7 @@ async fn main() -> Result<(), Error> {
         region,
         delivery_stream: std::env::var("FLEETLOG_DELIVERY_STREAM").ok().filter(|s| !s.is_empty()),
         retry: RetryPolicy::default(),
+        metrics: MetricsOutput::Stdout,
     };
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {

@@ -11,7 +11,7 @@ use aws_sdk_firehose::types::PutRecordBatchResponseEntry;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use fleetlog_etl::decode::gzip;
 use fleetlog_etl::put::{PutError, RetryPolicy, put_all};
-use fleetlog_etl::{EtlError, EtlState, handle};
+use fleetlog_etl::{EtlError, EtlState, MetricsOutput, handle};
 
 /// One invocation as Lambda makes it: JSON text in (read by the runtime into the payload type), JSON
 /// text out.
@@ -28,6 +28,7 @@ fn firehose_shape_state() -> EtlState {
         region: "eu-west-1".into(),
         delivery_stream: None,
         retry: FAST,
+        metrics: MetricsOutput::Stderr,
     }
 }
 
@@ -110,6 +111,7 @@ async fn subscription_target_puts_one_record_per_event_and_ignores_control_messa
         region: "eu-west-1".into(),
         delivery_stream: Some("fleetlog-processed".into()),
         retry: FAST,
+        metrics: MetricsOutput::Stderr,
     };
     let envelope = serde_json::json!({
         "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "g/security", "logStream": "i-01234567",
