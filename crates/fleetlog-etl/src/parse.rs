@@ -67,28 +67,11 @@ impl<'a> Attributes<'a> {
     }
 }
 
-/// A JSON string that borrows from the input unless it has escapes (serde's own `Cow<str>` always
-/// copies outside a derived `#[serde(borrow)]` field).
-struct BorrowedStr<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for BorrowedStr<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
-            type Value = BorrowedStr<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-                Ok(BorrowedStr(Cow::Borrowed(text)))
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-                Ok(BorrowedStr(Cow::Owned(text.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(Visitor(std::marker::PhantomData))
-    }
-}
+/// A JSON string that borrows from the input unless it has escapes (a bare `Cow<str>` always copies;
+/// only a field marked `#[serde(borrow)]` borrows).
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+struct BorrowedStr<'a>(#[serde(borrow)] Cow<'a, str>);
 
 impl<'de: 'a, 'a> serde::Deserialize<'de> for Attributes<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -406,6 +389,14 @@ impl<'a> Xml<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_borrow_unless_escaped() {
+        let BorrowedStr(plain) = serde_json::from_str(r#""info""#).unwrap();
+        assert!(matches!(plain, Cow::Borrowed("info")));
+        let BorrowedStr(escaped) = serde_json::from_str(r#""w\u0061rn""#).unwrap();
+        assert!(matches!(escaped, Cow::Owned(ref text) if text == "warn"));
+    }
 
     #[test]
     fn messages_that_may_have_fields_are_told_from_their_literal() {
