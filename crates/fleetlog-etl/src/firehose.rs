@@ -67,23 +67,46 @@ fn base64_len(n: usize) -> usize {
 }
 
 /// The response JSON, written record by record exactly as serde writes `KinesisFirehoseResponse`
-/// (fields in declaration order, partition keys sorted so a batch always gives the same bytes). Each
-/// record's data is base64-encoded straight into it by a vectorised encoder, so a record's lines need
-/// no buffer of their own and no second pass.
+/// (fields in declaration order), and what it may still take of its budget. Each record's data is
+/// base64-encoded straight into it by a vectorised encoder, so a record's lines need no buffer of
+/// their own and no second pass.
 struct ResponseWriter {
     json: String,
     records: usize,
+    /// What the response is counted to take: its frame, every record's answer frame (reserved up
+    /// front) and the data of the answers written so far.
+    used: usize,
+    budget: usize,
+    /// The most records' data may take of this response: data needing more cannot fit it even alone.
+    room: usize,
 }
 
 impl ResponseWriter {
-    fn new(budget: usize) -> Self {
+    fn new(event: &KinesisFirehoseEvent, budget: usize) -> Self {
         // Untouched capacity costs no memory; the budget keeps the response within it.
         let mut json = String::with_capacity(budget + 128 * 1024);
         json.push_str("{\"records\":[");
-        Self { json, records: 0 }
+        // Every record gets an answer, so each answer's frame is reserved up front: answers without
+        // data (Dropped) never push the response over. Capped at half the budget, reached only by
+        // batches of over 20,000 records, which Firehose's buffers (at most 3 MB) do not hold.
+        let frames: usize =
+            event.records.iter().map(|r| ANSWER_FRAME + r.record_id.as_deref().map_or(4, str::len)).sum();
+        let used = RESPONSE_FRAME + frames.min(budget / 2);
+        Self { json, records: 0, used, budget, room: budget.saturating_sub(used) }
+    }
+
+    /// Whether an answer carrying `cost` bytes of (base64) data fits what is left.
+    fn fits(&self, cost: usize) -> bool {
+        self.used + cost <= self.budget
+    }
+
+    /// Whether an answer carrying `cost` bytes of data could fit this response if it were alone.
+    fn fits_alone(&self, cost: usize) -> bool {
+        cost <= self.room
     }
 
     fn record(&mut self, id: Option<&str>, result: &str, data: &[u8], keys: &PartitionKeys) {
+        self.used += base64_len(data.len());
         let json = &mut self.json;
         if self.records > 0 {
             json.push(',');
@@ -129,21 +152,14 @@ pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
 /// [`transform`] with a response budget of `budget` bytes (tests use small ones).
 fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -> Transformed {
     let mut out = Transformed::default();
-    let mut response = ResponseWriter::new(budget);
-    // Every record gets an answer, so each answer's frame is reserved up front: answers without data
-    // (Dropped) never push the response over. Capped at half the budget, reached only by batches of
-    // over 20,000 records, which Firehose's buffers (at most 3 MB) do not hold.
-    let frames: usize = event.records.iter().map(|r| ANSWER_FRAME + r.record_id.as_deref().map_or(4, str::len)).sum();
-    let mut used = RESPONSE_FRAME + frames.min(budget / 2);
-    // What records' data may take of this response: a record needing more cannot fit it even alone.
-    let room = budget.saturating_sub(used);
+    let mut response = ResponseWriter::new(event, budget);
     let mut plain = Vec::new();
     let mut lines = Vec::new();
     for record in &event.records {
         out.stats.records_in += 1;
         let id = record.record_id.as_deref();
         let data: &[u8] = &record.data.0;
-        if least_output(data).is_some_and(|least| used + least > budget && least <= room) {
+        if least_output(data).is_some_and(|least| !response.fits(least) && response.fits_alone(least)) {
             // Cannot fit what is left of the response, so handed back before it is even inflated.
             // A record that could not fit the response alone either is decoded (to be split or
             // refused) instead, so whatever its trailer says, it is read once it comes back first.
@@ -155,7 +171,7 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
         let envelope = match envelope {
             Ok(e) => e,
             Err(err) => {
-                if answer_failed(&mut out, &mut response, &mut used, budget, room, id, data) {
+                if answer_failed(&mut out, &mut response, id, data) {
                     tracing::warn!(record_id = id, error = %err, "Record cannot be decoded; sent to the error output");
                 }
                 continue;
@@ -172,7 +188,7 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
         let floors: Vec<usize> = envelope.log_events.iter().map(|e| output_floor(e, &shared)).collect();
         let least = base64_len(floors.iter().sum());
         let mut event_sizes = floors;
-        let cost = if used + least <= budget {
+        let cost = if response.fits(least) {
             lines.clear();
             let (mut written, mut previous_end) = (0, 0);
             let count = write_records_measured(&envelope, &envelope.log_events, region, &mut lines, |end| {
@@ -181,8 +197,7 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
                 (written, previous_end) = (written + 1, end);
             });
             let cost = base64_len(lines.len());
-            if used + cost <= budget {
-                used += cost;
+            if response.fits(cost) {
                 out.stats.events_out += count;
                 response.record(id, OK, &lines, &partition_keys(&envelope));
                 continue;
@@ -191,10 +206,10 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
         } else {
             least
         };
-        if cost > room && envelope.log_events.len() == 1 {
+        if !response.fits_alone(cost) && envelope.log_events.len() == 1 {
             // One event whose records cannot fit a response even alone (only possible for a message
             // of megabytes, which CloudWatch Logs does not send): Firehose's error output keeps it.
-            if answer_failed(&mut out, &mut response, &mut used, budget, room, id, data) {
+            if answer_failed(&mut out, &mut response, id, data) {
                 tracing::warn!(
                     record_id = id,
                     bytes = cost,
@@ -208,7 +223,7 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
         // back as it came, and is measured when it comes back with room. No loop: pieces are sized to
         // fit any response's room, and one sized on floors is measured exactly when it comes back and
         // split again on those sizes if it must be.
-        let payloads = if cost > room && envelope.log_events.len() > 1 {
+        let payloads = if !response.fits_alone(cost) && envelope.log_events.len() > 1 {
             split_envelope(&envelope, &event_sizes, budget)
         } else {
             vec![data.to_vec()]
@@ -243,22 +258,13 @@ fn hand_back(out: &mut Transformed, response: &mut ResponseWriter, id: Option<&s
 /// Answers a record for Firehose's error output: its original data goes back in the response, so it
 /// counts against the budget. When the data cannot fit what is left, the record is handed back
 /// instead, to be answered when it comes back with room (any Firehose record, at most 1,000 KiB,
-/// fits a response's `room` for records' data). Returns whether it was answered.
-fn answer_failed(
-    out: &mut Transformed,
-    response: &mut ResponseWriter,
-    used: &mut usize,
-    budget: usize,
-    room: usize,
-    id: Option<&str>,
-    data: &[u8],
-) -> bool {
+/// fits a response alone). Returns whether it was answered.
+fn answer_failed(out: &mut Transformed, response: &mut ResponseWriter, id: Option<&str>, data: &[u8]) -> bool {
     let cost = base64_len(data.len());
-    if *used + cost > budget && cost <= room {
+    if !response.fits(cost) && response.fits_alone(cost) {
         hand_back(out, response, id, vec![data.to_vec()]);
         return false;
     }
-    *used += cost;
     out.stats.failed += 1;
     response.record(id, PROCESSING_FAILED, data, &None);
     true
