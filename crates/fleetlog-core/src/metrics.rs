@@ -62,10 +62,10 @@ pub enum MetricsOutput {
 }
 
 impl MetricsOutput {
-    /// Writes the counts as one EMF line (nothing when all are zero). EMF must be a log line of its
-    /// own; CloudWatch turns it into metrics without an API call.
-    pub fn emit(self, counts: &[(Counter, u64)], timestamp_ms: i64) {
-        if let Some(line) = emf_line(counts, timestamp_ms) {
+    /// Writes the counts, timed now, as one EMF line (nothing when all are zero). EMF must be a log
+    /// line of its own; CloudWatch turns it into metrics without an API call.
+    pub fn emit(self, counts: &[(Counter, u64)]) {
+        if let Some(line) = emf_line(counts, chrono::Utc::now().timestamp_millis()) {
             match self {
                 MetricsOutput::Stdout => println!("{line}"),
                 MetricsOutput::Stderr => eprintln!("{line}"),

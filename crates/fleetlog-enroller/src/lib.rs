@@ -239,5 +239,5 @@ fn emit_metrics(output: MetricsOutput, outcomes: &Outcomes, dead_lettered: u64) 
     }
     let mut all: Vec<(Counter, u64)> = counts.into_iter().collect();
     all.push((Counter::DeadLettered, dead_lettered));
-    output.emit(&all, chrono::Utc::now().timestamp_millis());
+    output.emit(&all);
 }

@@ -138,7 +138,7 @@ pub async fn handle(state: &EtlState, payload: Payload) -> Result<Box<RawValue>,
 pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> Result<String, EtlError> {
     let out = firehose::transform(event, &state.region);
     tracing::info!(stats = ?out.stats, "Firehose batch transformed");
-    state.metrics.emit(&out.stats.counters(), chrono::Utc::now().timestamp_millis());
+    state.metrics.emit(&out.stats.counters());
     if !out.reingest.is_empty() {
         let stream = event
             .delivery_stream_arn
@@ -169,7 +169,7 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
     let count = records.len();
     put_all(&state.firehose, stream, records, state.retry).await?;
     let counts = [(Counter::LogEventsTransformed, u64::try_from(count).unwrap_or(u64::MAX))];
-    state.metrics.emit(&counts, chrono::Utc::now().timestamp_millis());
+    state.metrics.emit(&counts);
     Ok(count)
 }
 
