@@ -317,13 +317,13 @@ impl Fleet {
         checked.into_iter().map(|r| r.map(|s| (s.name.clone(), s))).collect()
     }
 
-    /// Each agent command's status on each instance it went to, keyed by command and instance: one
+    /// Each agent command's status on each instance it went to, by instance and then command: one
     /// listing per command, however many instances it went to (up to 50).
     async fn command_statuses(
         &self,
         enrolled: &BTreeMap<&str, &EnrollmentRecord>,
         show_progress: bool,
-    ) -> Result<BTreeMap<(String, String), CommandStatus>> {
+    ) -> Result<CommandStatuses> {
         let command_ids: BTreeSet<&str> =
             enrolled.values().flat_map(|r| r.command_ids.iter().map(String::as_str)).collect();
         let progress = ProgressBar::new(command_ids.len() as u64);
@@ -365,10 +365,10 @@ impl Fleet {
             .collect()
             .await;
         progress.finish_and_clear();
-        let mut statuses = BTreeMap::new();
+        let mut statuses = CommandStatuses::new();
         for invocations in listed {
             for (instance_id, status) in invocations? {
-                statuses.insert((status.command_id.clone(), instance_id), status);
+                statuses.entry(instance_id).or_default().insert(status.command_id.clone(), status);
             }
         }
         Ok(statuses)
@@ -393,7 +393,7 @@ impl Fleet {
         record: Option<&EnrollmentRecord>,
         ping: Option<String>,
         groups: &BTreeMap<String, LogGroupStatus>,
-        commands: &BTreeMap<(String, String), CommandStatus>,
+        commands: &CommandStatuses,
         alarms: &BTreeMap<String, Vec<String>>,
     ) -> InstanceStatus {
         let decision = decide(Some(instance), &self.options.management_tag, record);
@@ -409,7 +409,7 @@ impl Fleet {
                 .map(|r| {
                     r.command_ids
                         .iter()
-                        .filter_map(|command_id| commands.get(&(command_id.clone(), instance.id.clone())).cloned())
+                        .filter_map(|command_id| commands.get(&instance.id)?.get(command_id).cloned())
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -429,6 +429,9 @@ pub struct CommandStatus {
     pub document: String,
     pub status: String,
 }
+
+/// Agent command statuses by instance ID, then command ID.
+type CommandStatuses = BTreeMap<String, BTreeMap<String, CommandStatus>>;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LogGroupStatus {
