@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::time::Instant;
 
-use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseResponse};
+use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
 use fleetlog_etl::decode::gunzip_into;
 use fleetlog_etl::firehose::{OK, transform};
 use fleetlog_etl::{Payload, corpus};
@@ -118,8 +118,11 @@ fn run_transform(args: &[String]) -> Result<(), String> {
         .filter(|r| r.result.as_deref() == Some(OK))
         .filter_map(|r| r.record_id.as_deref())
         .collect();
-    let mb = logs_in(&event, |_| true) as f64 / 1e6;
-    let delivered = logs_in(&event, |r| r.record_id.as_deref().is_some_and(|id| ok.contains(id))) as f64 / 1e6;
+    let logs = logs_per_record(&event);
+    let mb = logs.iter().map(|(_, size)| size).sum::<usize>() as f64 / 1e6;
+    let delivered =
+        logs.iter().filter(|(id, _)| id.is_some_and(|id| ok.contains(id))).map(|(_, size)| size).sum::<usize>() as f64
+            / 1e6;
     eprintln!(
         "transform: {} records, {} events out, {} re-ingested ({} unread); {mb:.1} MB of logs in, {delivered:.1} MB delivered",
         stats.records_in, stats.events_out, stats.reingested, stats.deferred_unread,
@@ -151,9 +154,12 @@ fn file_arg(args: &[String]) -> Option<&str> {
     None
 }
 
-/// Decompressed bytes of the chosen records (those that decompress).
-fn logs_in(event: &KinesisFirehoseEvent, chosen: impl Fn(&KinesisFirehoseEventRecord) -> bool) -> usize {
+/// Each record's id and decompressed size (records that do not decompress are left out).
+fn logs_per_record(event: &KinesisFirehoseEvent) -> Vec<(Option<&str>, usize)> {
     let mut plain = Vec::new();
-    let size = |r: &KinesisFirehoseEventRecord| gunzip_into(&r.data.0, &mut plain).ok().map(|()| plain.len());
-    event.records.iter().filter(|r| chosen(r)).filter_map(size).sum()
+    event
+        .records
+        .iter()
+        .filter_map(|r| gunzip_into(&r.data.0, &mut plain).ok().map(|()| (r.record_id.as_deref(), plain.len())))
+        .collect()
 }
