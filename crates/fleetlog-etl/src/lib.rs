@@ -129,13 +129,13 @@ pub async fn handle(state: &EtlState, payload: Payload) -> Result<Box<RawValue>,
         return serde_json::value::to_raw_value(&serde_json::json!({ "delivered": delivered })).map_err(malformed);
     }
     let event = payload.into_firehose_event().ok_or(EtlError::UnknownPayload)?;
-    RawValue::from_string(handle_firehose(state, &event).await?).map_err(malformed)
+    handle_firehose(state, &event).await
 }
 
 /// Firehose transformation: answer per record; re-ingest what does not fit before answering, so a
 /// failed re-ingest fails the invocation (Firehose retries it) instead of losing data. The answer is
 /// the response JSON.
-pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> Result<String, EtlError> {
+pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> Result<Box<RawValue>, EtlError> {
     let out = firehose::transform(event, &state.region);
     tracing::info!(stats = ?out.stats, "Firehose batch transformed");
     state.metrics.emit(&out.stats.counters());

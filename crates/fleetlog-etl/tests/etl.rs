@@ -75,7 +75,11 @@ fn run_to_completion(records: Vec<KinesisFirehoseEventRecord>) -> BTreeMap<Strin
                 collect(&r.data.0, &mut seen);
             }
         }
-        assert!(out.response.len() <= 6_000_000, "response of {} bytes exceeds Lambda's limit", out.response.len());
+        assert!(
+            out.response.get().len() <= 6_000_000,
+            "response of {} bytes exceeds Lambda's limit",
+            out.response.get().len()
+        );
         batch = out.reingest.into_iter().enumerate().map(|(i, d)| record(&format!("re-{i}"), d)).collect();
     }
     panic!("re-ingestion did not converge");

@@ -160,7 +160,7 @@ async fn firehose_payloads_are_answered_with_what_serde_would_write() {
     // Read into the aws_lambda_events type and written back by serde: the same JSON.
     let typed = serde_json::to_value(out.typed_response().unwrap()).unwrap();
     assert_eq!(answer, typed);
-    assert_eq!(answer, serde_json::from_str::<serde_json::Value>(&out.response).unwrap());
+    assert_eq!(answer, serde_json::from_str::<serde_json::Value>(out.response.get()).unwrap());
     let results: Vec<&str> =
         answer["records"].as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
     assert_eq!(results, ["Ok", "Dropped", "ProcessingFailed"]);
