@@ -14,6 +14,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fleetlog_etl::corpus::{firehose_event, run_core};
 use fleetlog_etl::firehose::transform;
 
+/// As in the Lambda (see the workspace's `mimalloc` entry), so the figures are the Lambda's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn etl(c: &mut Criterion) {
     // 200 KB: the stack's batch size, which a response holds whole (every line is transformed).
     for (name, base64_bytes) in [("200KB", 200_000), ("1MB", 1_000_000), ("5MB", 5_000_000)] {

@@ -18,6 +18,10 @@ use fleetlog_etl::decode::gunzip_into;
 use fleetlog_etl::firehose::{OK, transform};
 use fleetlog_etl::{Payload, corpus};
 
+/// As in the Lambda (see the workspace's `mimalloc` entry), so the figures are the Lambda's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
