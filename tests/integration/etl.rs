@@ -131,7 +131,7 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
         metrics: MetricsOutput::Stderr,
     };
     let response: aws_lambda_events::firehose::KinesisFirehoseResponse =
-        serde_json::from_str(&fleetlog_etl::handle_firehose(&state, &event).await.unwrap()).unwrap();
+        serde_json::from_str(fleetlog_etl::handle_firehose(&state, &event).await.unwrap().get()).unwrap();
     assert!(response.records.iter().all(|r| r.result.as_deref() == Some("Ok")), "{response:?}");
     let lines: Vec<Vec<u8>> = response
         .records

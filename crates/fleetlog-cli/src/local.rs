@@ -363,7 +363,7 @@ impl LogPump {
         let state = stack.etl_state();
         // Read back from the JSON Lambda would return to Firehose.
         let response: KinesisFirehoseResponse =
-            serde_json::from_str(&fleetlog_etl::handle_firehose(&state, &event).await?)?;
+            serde_json::from_str(fleetlog_etl::handle_firehose(&state, &event).await?.get())?;
         let mut lines = Vec::new();
         for record in &response.records {
             match record.result.as_deref() {
