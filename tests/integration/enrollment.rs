@@ -6,8 +6,11 @@
 
 use std::collections::BTreeSet;
 
+use fleetlog_aws::store::{CLAIM_SECONDS, Claim};
 use fleetlog_core::Platform;
 use fleetlog_core::plan::EnrollmentStatus;
+use fleetlog_enroller::Work;
+use fleetlog_enroller::outcome::Outcome;
 use fleetlog_tests::fleet::{Fleet, MANAGED, ROLE_ARN};
 
 const LINUX_GROUPS: [&str; 3] = ["system", "security", "cloud-init"];
@@ -114,6 +117,69 @@ async fn the_same_event_three_times_has_one_set_of_side_effects() {
     assert_eq!(fleet.commands().await.len(), 2, "one install and one configure command");
     assert_eq!(fleet.record(&id).await.unwrap(), after_first, "the record is untouched by the duplicate");
     assert_eq!(fleet.alarms(&id).await.len(), 4);
+}
+
+#[tokio::test]
+async fn two_runs_at_once_on_the_same_instance_send_its_commands_once() {
+    // Duplicate deliveries can land in two batches that two enroller instances (reserved concurrency 2)
+    // handle at the same time; both read the instance as not enrolled.
+    let fleet = Fleet::new().await;
+    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
+    let other = fleet.stack.enroller(&[], fleet.clients.clone()).unwrap();
+    let work = Work { instance_ids: BTreeSet::from([id.clone()]), reconcile: false };
+    let (first, second) = tokio::join!(fleet.state.enroller.run(&work), other.run(&work));
+    let outcomes = [first.unwrap().remove(&id).unwrap(), second.unwrap().remove(&id).unwrap()];
+
+    assert_eq!(fleet.commands().await.len(), 2, "one install and one configure command: {outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, Outcome::Enrolled { .. })).count(), 1, "{outcomes:?}");
+    // The other run either waited for nothing (already enrolled) or is told to retry later, when the
+    // record is there.
+    let retry_later = |o: &Outcome| matches!(o, Outcome::Failed { transient: true, .. });
+    if let Some(held) = outcomes.iter().find(|o| retry_later(o)) {
+        assert!(format!("{held:?}").contains("another enrollment run"), "{held:?}");
+        let again = other.run(&work).await.unwrap().remove(&id).unwrap();
+        assert!(matches!(again, Outcome::AlreadyEnrolled { .. }), "{again:?}");
+    }
+    assert_eq!(fleet.commands().await.len(), 2);
+    assert_eq!(fleet.record(&id).await.unwrap().status, EnrollmentStatus::Enrolled);
+}
+
+#[tokio::test]
+async fn enrollment_claims_exclude_each_other_expire_and_yield_to_a_current_record() {
+    let fleet = Fleet::new().await;
+    let store = &fleet.state.enroller.store;
+    let (id, config, now) = ("i-0aaaaaaaaaaaaaaa1", "AmazonCloudWatch-fleetlog-linux", 1_764_000_000);
+
+    assert_eq!(store.claim(id, config, 1, "a", now).await.unwrap(), Claim::Granted);
+    assert_eq!(store.get(id).await.unwrap(), None, "a claim alone is no record");
+    assert_eq!(store.claim(id, config, 1, "b", now + 1).await.unwrap(), Claim::Held);
+    assert_eq!(store.claim(id, config, 1, "a", now + 1).await.unwrap(), Claim::Held, "not re-entrant");
+    // Only its owner ends a claim.
+    store.release(id, "b").await.unwrap();
+    assert_eq!(store.claim(id, config, 1, "b", now + 2).await.unwrap(), Claim::Held);
+    store.release(id, "a").await.unwrap();
+    assert_eq!(store.claim(id, config, 1, "b", now + 3).await.unwrap(), Claim::Granted);
+    // An owner that never comes back: its claim expires.
+    assert_eq!(store.claim(id, config, 1, "c", now + 3 + CLAIM_SECONDS).await.unwrap(), Claim::Held);
+    assert_eq!(store.claim(id, config, 1, "c", now + 4 + CLAIM_SECONDS).await.unwrap(), Claim::Granted);
+
+    // Writing the record ends the claim; the same config version is then current, a new one is not.
+    let record = fleetlog_core::plan::EnrollmentRecord {
+        instance_id: id.into(),
+        status: EnrollmentStatus::Enrolled,
+        platform: "linux".into(),
+        config_parameter: config.into(),
+        config_version: 1,
+        command_ids: vec!["c-1".into()],
+        log_groups: vec![],
+        alarm_names: vec![],
+        updated_at: "2026-11-30T00:00:00Z".into(),
+    };
+    store.put(&record).await.unwrap();
+    assert_eq!(store.claim(id, config, 1, "d", now + 5 + CLAIM_SECONDS).await.unwrap(), Claim::AlreadyCurrent);
+    assert_eq!(store.claim(id, config, 2, "d", now + 5 + CLAIM_SECONDS).await.unwrap(), Claim::Granted);
+    assert_eq!(store.get(id).await.unwrap(), Some(record), "a claim leaves the record as it was");
+    assert_eq!(store.list_enrolled().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -274,6 +340,11 @@ async fn a_group_with_two_foreign_filters_is_a_clear_permanent_error() {
     let filters = fleet.clients.logs.describe_subscription_filters().log_group_name(&system).send().await.unwrap();
     let names: BTreeSet<_> = filters.subscription_filters().iter().filter_map(|f| f.filter_name()).collect();
     assert_eq!(names, BTreeSet::from(["team-a", "team-b"]), "foreign filters untouched");
+    // The failed run released its claim: once the group is fixed, a retry need not wait for it to expire.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = i64::try_from(now).unwrap();
+    let claim = fleet.state.enroller.store.claim(&id, "AmazonCloudWatch-fleetlog-linux", 1, "next", now).await;
+    assert_eq!(claim.unwrap(), Claim::Granted);
 }
 
 #[tokio::test]

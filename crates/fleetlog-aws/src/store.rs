@@ -13,6 +13,20 @@ use crate::error::{AwsError, ErrorKind, classify};
 const MAX_BATCH_GET: usize = 100;
 /// Unprocessed keys are retried this many times before the read is reported as throttled.
 const MAX_UNPROCESSED_ROUNDS: u32 = 5;
+/// How long a claim holds (seconds): twice the enroller's 60 s timeout. A run that dies holding one
+/// delays that instance's enrollment by at most this.
+pub const CLAIM_SECONDS: i64 = 120;
+
+/// The answer to [`EnrollmentStore::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This run enrolls the instance. The claim ends when its record is written, or is released.
+    Granted,
+    /// Another run has just enrolled it with this config version.
+    AlreadyCurrent,
+    /// Another run is enrolling it now.
+    Held,
+}
 
 #[derive(Debug, Clone)]
 pub struct EnrollmentStore {
@@ -78,8 +92,9 @@ impl EnrollmentStore {
                     .await
                     .map_err(|e| classify("dynamodb:BatchGetItem", e))?;
                 for item in resp.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
-                    let record = from_item(item)?;
-                    out.insert(record.instance_id.clone(), record);
+                    if let Some(record) = from_item(item)? {
+                        out.insert(record.instance_id.clone(), record);
+                    }
                 }
                 request = resp.unprocessed_keys().and_then(|u| u.get(&self.table)).cloned();
                 rounds += 1;
@@ -110,6 +125,68 @@ impl EnrollmentStore {
         Ok(())
     }
 
+    /// Claims an instance before enrolling it with this config version, so two runs that both read it
+    /// as not enrolled (duplicate deliveries in two batches at once) do not both send it commands: a
+    /// conditional write on its item, granted unless another unexpired claim is on it or it already
+    /// records this config version. `now` is in epoch seconds.
+    pub async fn claim(
+        &self,
+        id: &str,
+        config_parameter: &str,
+        config_version: i64,
+        owner: &str,
+        now: i64,
+    ) -> Result<Claim, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("instance_id", s(id))
+            .update_expression("SET claim_owner = :owner, claim_expires = :expires")
+            .condition_expression(
+                "(attribute_not_exists(claim_expires) OR claim_expires < :now) \
+                 AND NOT (#status = :enrolled AND config_parameter = :parameter AND config_version = :version)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":expires", n(now + CLAIM_SECONDS))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":enrolled", s(EnrollmentStatus::Enrolled.as_str()))
+            .expression_attribute_values(":parameter", s(config_parameter))
+            .expression_attribute_values(":version", n(config_version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Granted),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                let current = self.get(id).await?.is_some_and(|r| r.is_current(config_parameter, config_version));
+                Ok(if current { Claim::AlreadyCurrent } else { Claim::Held })
+            }
+            Err(e) => Err(classify("dynamodb:UpdateItem", e)),
+        }
+    }
+
+    /// Ends this owner's claim on an instance it did not enroll, so a retry need not wait for it to
+    /// expire. A claim that is no longer this owner's is left alone.
+    pub async fn release(&self, id: &str, owner: &str) -> Result<(), AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("instance_id", s(id))
+            .update_expression("REMOVE claim_owner, claim_expires")
+            .condition_expression("claim_owner = :owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match result {
+            Err(e) if !e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(classify("dynamodb:UpdateItem", e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Every record whose status is `enrolled` (paginated scan; used by reconcile and `status`).
     pub async fn list_enrolled(&self) -> Result<Vec<EnrollmentRecord>, AwsError> {
         let mut pages = self
@@ -126,7 +203,7 @@ impl EnrollmentStore {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("dynamodb:Scan", e))?;
             for item in page.items() {
-                out.push(from_item(item)?);
+                out.extend(from_item(item)?);
             }
         }
         Ok(out)
@@ -141,6 +218,10 @@ fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
 fn list(values: &[String]) -> AttributeValue {
     AttributeValue::L(values.iter().map(|v| s(v)).collect())
 }
@@ -151,7 +232,7 @@ fn to_item(r: &EnrollmentRecord) -> HashMap<String, AttributeValue> {
         ("status".to_owned(), s(r.status.as_str())),
         ("platform".to_owned(), s(&r.platform)),
         ("config_parameter".to_owned(), s(&r.config_parameter)),
-        ("config_version".to_owned(), AttributeValue::N(r.config_version.to_string())),
+        ("config_version".to_owned(), n(r.config_version)),
         ("command_ids".to_owned(), list(&r.command_ids)),
         ("log_groups".to_owned(), list(&r.log_groups)),
         ("alarm_names".to_owned(), list(&r.alarm_names)),
@@ -159,7 +240,12 @@ fn to_item(r: &EnrollmentRecord) -> HashMap<String, AttributeValue> {
     ])
 }
 
-fn from_item(item: &HashMap<String, AttributeValue>) -> Result<EnrollmentRecord, AwsError> {
+/// The record an item holds. An item without a status holds only a claim (of a first enrollment
+/// that has not finished, or failed and released it): no record.
+fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Option<EnrollmentRecord>, AwsError> {
+    if !item.contains_key("status") {
+        return Ok(None);
+    }
     let bad = |field: &str| {
         AwsError::new("dynamodb", ErrorKind::Permanent, format!("enrollment item has no valid {field:?}"))
     };
@@ -171,7 +257,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<EnrollmentRecord,
             .unwrap_or_default()
     };
     let status = string("status")?;
-    Ok(EnrollmentRecord {
+    Ok(Some(EnrollmentRecord {
         instance_id: string("instance_id")?,
         status: EnrollmentStatus::parse(&status).ok_or_else(|| bad("status"))?,
         platform: string("platform")?,
@@ -185,7 +271,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<EnrollmentRecord,
         log_groups: strings("log_groups"),
         alarm_names: strings("alarm_names"),
         updated_at: string("updated_at")?,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -205,7 +291,13 @@ mod tests {
             alarm_names: vec![],
             updated_at: "2026-11-22T00:00:00Z".into(),
         };
-        assert_eq!(from_item(&to_item(&record)).unwrap(), record);
+        assert_eq!(from_item(&to_item(&record)).unwrap(), Some(record.clone()));
+        let mut claimed = to_item(&record);
+        claimed.insert("claim_owner".into(), s("run-1"));
+        claimed.insert("claim_expires".into(), n(1));
+        assert_eq!(from_item(&claimed).unwrap(), Some(record.clone()), "a claim is not part of the record");
+        let only_claim = HashMap::from([("instance_id".to_owned(), s("i-1")), ("claim_owner".to_owned(), s("run-1"))]);
+        assert_eq!(from_item(&only_claim).unwrap(), None);
         let mut broken = to_item(&record);
         broken.insert("status".into(), s("maybe"));
         assert!(from_item(&broken).unwrap_err().to_string().contains("status"));

@@ -6,7 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fleetlog_aws::{AwsError, Clients, ErrorKind, alarms, ec2, logs, ssm, store::EnrollmentStore};
+use fleetlog_aws::store::{Claim, EnrollmentStore};
+use fleetlog_aws::{AwsError, Clients, ErrorKind, alarms, ec2, logs, ssm};
 use fleetlog_core::agent_config::{self, AgentConfigSummary};
 use fleetlog_core::alarms::alarms_for;
 use fleetlog_core::batching::{MAX_SEND_COMMAND_TARGETS, group_in_chunks};
@@ -47,6 +48,8 @@ pub struct Enroller {
     pub settings: EnrollerSettings,
     pub clients: Clients,
     pub store: EnrollmentStore,
+    /// Names this enroller's claims on instances (see [`EnrollmentStore::claim`]).
+    claim_owner: String,
 }
 
 /// An instance on its way through enrollment.
@@ -62,7 +65,8 @@ struct Enrollee<'a> {
 impl Enroller {
     pub fn new(settings: EnrollerSettings, clients: Clients) -> Self {
         let store = EnrollmentStore::new(clients.dynamodb.clone(), settings.enrollment_table.clone());
-        Self { settings, clients, store }
+        let claim_owner = format!("{:016x}", fastrand::u64(..));
+        Self { settings, clients, store, claim_owner }
     }
 
     /// Runs the work. An `Err` means nothing could be decided (the reads failed); per-instance
@@ -176,6 +180,8 @@ impl Enroller {
             }
         }
 
+        let enrollees = self.claim(enrollees, outcomes).await;
+        let claimed: Vec<String> = enrollees.iter().map(|e| e.instance.id.clone()).collect();
         let enrollees = self.ensure_log_groups(enrollees, outcomes).await;
         let enrollees = self.send_commands(enrollees, |_| install_agent(), outcomes).await;
         let enrollees = self
@@ -198,6 +204,54 @@ impl Enroller {
             .collect()
             .await;
         outcomes.extend(finished);
+        // A written record ended its claim; the others end here, so their retries need not wait.
+        let unfinished = claimed.iter().filter(|id| !matches!(outcomes.get(*id), Some(Outcome::Enrolled { .. })));
+        futures::stream::iter(unfinished)
+            .for_each_concurrent(INSTANCE_CONCURRENCY, |id| async move {
+                if let Err(err) = self.store.release(id, &self.claim_owner).await {
+                    warn!(instance_id = %id, error = %err, "Enrollment claim not released; it expires by itself");
+                }
+            })
+            .await;
+    }
+
+    /// Claims each instance for this run. Those another run is enrolling are retried later; those it
+    /// has just enrolled with the same config are done.
+    async fn claim<'a>(&self, enrollees: Vec<Enrollee<'a>>, outcomes: &mut Outcomes) -> Vec<Enrollee<'a>> {
+        let now = chrono::Utc::now().timestamp();
+        let claims: Vec<(Enrollee<'a>, Result<Claim, AwsError>)> = futures::stream::iter(enrollees)
+            .map(|e| async move {
+                let claim =
+                    self.store.claim(&e.instance.id, e.parameter.as_str(), e.version, &self.claim_owner, now).await;
+                (e, claim)
+            })
+            .buffer_unordered(INSTANCE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut granted = Vec::new();
+        for (e, claim) in claims {
+            let id = e.instance.id.clone();
+            match claim {
+                Ok(Claim::Granted) => granted.push(e),
+                Ok(Claim::AlreadyCurrent) => {
+                    info!(instance_id = %id, config = %e.parameter, version = e.version, "Instance enrolled by another run meanwhile");
+                    let outcome = Outcome::AlreadyEnrolled {
+                        config_parameter: e.parameter.to_string(),
+                        config_version: e.version,
+                    };
+                    outcomes.insert(id, outcome);
+                }
+                Ok(Claim::Held) => {
+                    info!(instance_id = %id, "Instance is being enrolled by another run; retried later");
+                    let reason = "another enrollment run holds this instance; retried later".to_owned();
+                    outcomes.insert(id, Outcome::Failed { transient: true, reason });
+                }
+                Err(err) => {
+                    outcomes.insert(id, Outcome::from_error(&err));
+                }
+            }
+        }
+        granted
     }
 
     /// Ensures each distinct log group once; instances whose groups failed drop out.
