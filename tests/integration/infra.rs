@@ -1,7 +1,8 @@
 //! infra/fleetlog.yaml against the code it deploys: the Glue table is the ETL's schema, the rules are
 //! the enroller's patterns, each Lambda gets exactly the variables it reads, the agent-config
-//! parameters are agent-configs/ rendered, the named queries are infra/queries/. Then the whole
-//! stack is deployed into the emulator's CloudFormation and the resources it made are checked.
+//! parameters are agent-configs/ rendered, the named queries are infra/queries/, the enroller's role
+//! allows every call it makes. Then the whole stack is deployed into the emulator's CloudFormation and
+//! the resources it made are checked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,12 +11,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
+use fleetlog_core::Platform;
 use fleetlog_core::agent_config::{TemplateVars, render_template};
 use fleetlog_core::commands::ConfigParameterName;
 use fleetlog_core::events::{reconcile_request_rule_pattern, state_change_rule_pattern, tag_change_rule_pattern};
 use fleetlog_core::metrics::{Counter, NAMESPACE};
 use fleetlog_core::settings::ENROLLER_VARIABLES;
+use fleetlog_enroller::Work;
 use fleetlog_etl::schema::{COLUMNS, DATABASE, PARTITION_KEYS, TABLE};
+use fleetlog_tests::fleet::{Fleet, MANAGED};
 use fleetlog_tests::{ACCOUNT, REGION, start_emulator};
 use serde_json::Value;
 use serde_yaml_ng::Value as Yaml;
@@ -219,6 +223,59 @@ fn no_allowed_action_is_a_wildcard_and_wildcard_resources_are_explained() {
             let explained = lines[i.saturating_sub(3)..i].iter().any(|l| l.trim_start().starts_with('#'));
             assert!(explained, "line {}: a wildcard resource without a comment explaining it", i + 1);
         }
+    }
+}
+
+/// The actions a role's policies allow.
+fn allowed_actions(t: &Yaml, role: &str) -> BTreeSet<String> {
+    let mut statements = Vec::new();
+    allow_statements(resource(t, role), role, &mut statements);
+    let mut actions = BTreeSet::new();
+    for (_, statement) in statements {
+        match &statement["Action"] {
+            Value::String(a) => actions.insert(a.clone()),
+            Value::Array(list) => {
+                actions.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+                true
+            }
+            other => panic!("{role}: unexpected Action {other}"),
+        };
+    }
+    actions
+}
+
+/// The enroller's role allows every AWS call the enroller makes (the emulator does not enforce IAM, so
+/// a missing action would only show in AWS): enrolment of both platforms, a duplicate, offboarding
+/// and a reconcile sweep, every call counted.
+#[tokio::test]
+async fn the_enrollers_role_allows_every_call_it_makes() {
+    let fleet = Fleet::new().await;
+    let linux = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
+    let windows = fleet.launch(Platform::Windows, &[MANAGED], 1).await.remove(0);
+    fleet.put_state_changes(&[linux.clone(), windows.clone(), linux.clone()], "running").await;
+    fleet.deliver(3).await;
+    fleet.change_tag(&windows, MANAGED.0, None).await;
+    fleet.deliver(1).await;
+    fleet.state.enroller.run(&Work { instance_ids: BTreeSet::new(), reconcile: true }).await.unwrap();
+
+    let allowed = allowed_actions(&template(), "EnrollerRole");
+    let calls = fleet.enroller_calls.snapshot();
+    assert!(calls.len() >= 12, "{calls:?}");
+    for operation in calls.keys() {
+        let (service, name) = operation.split_once(':').unwrap();
+        let prefix = match service {
+            "EC2" => "ec2",
+            "SSM" => "ssm",
+            "CloudWatch Logs" => "logs",
+            "CloudWatch" => "cloudwatch",
+            "DynamoDB" => "dynamodb",
+            "SQS" => "sqs",
+            other => panic!("a call to a service this test does not know: {other} ({operation})"),
+        };
+        // SQS authorises its batch actions by the single ones (DeleteMessageBatch by DeleteMessage).
+        let name = if prefix == "sqs" { name.strip_suffix("Batch").unwrap_or(name) } else { name };
+        let action = format!("{prefix}:{name}");
+        assert!(allowed.contains(&action), "the enroller calls {action}, which EnrollerRole does not allow");
     }
 }
 
