@@ -205,7 +205,7 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
         let cost = if response.fits(least) {
             lines.clear();
             let (mut written, mut previous_end) = (0, 0);
-            let count = write_records_measured(&envelope, &envelope.log_events, region, &mut lines, |end| {
+            let count = write_records_measured(&envelope.log_events, &shared, &mut lines, |end| {
                 // Exact sizes from here on, so a record too large once written is split on them.
                 event_sizes[written] = end - previous_end;
                 (written, previous_end) = (written + 1, end);

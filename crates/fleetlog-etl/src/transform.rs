@@ -104,18 +104,17 @@ pub fn source_of(log_group: &str) -> &str {
 
 /// Appends one record per event (more for split messages) to `out`; returns how many were written.
 pub fn write_records(envelope: &Envelope<'_>, events: &[LogEvent<'_>], region: &str, out: &mut Vec<u8>) -> usize {
-    write_records_measured(envelope, events, region, out, |_| {})
+    write_records_measured(events, &shared_fields(envelope, region), out, |_| {})
 }
 
-/// [`write_records`], calling `event_written` with the length of `out` after each event's records.
-pub fn write_records_measured(
-    envelope: &Envelope<'_>,
+/// [`write_records`] for events sharing the [`shared_fields`] `shared`, calling `event_written` with
+/// the length of `out` after each event's records.
+pub(crate) fn write_records_measured(
     events: &[LogEvent<'_>],
-    region: &str,
+    shared: &[u8],
     out: &mut Vec<u8>,
     mut event_written: impl FnMut(usize),
 ) -> usize {
-    let shared = shared_fields(envelope, region);
     let mut written = 0;
     let mut clock = IsoClock::default();
     let mut unescaped = String::new();
@@ -126,7 +125,7 @@ pub fn write_records_measured(
         let (format, fields) = text.map_or_else(|| (Format::Text, Fields::default()), parse);
         let time = clock.iso8601(event.timestamp);
         let start = out.len();
-        write_record(out, event, time, &shared, format, literal, None, &fields);
+        write_record(out, event, time, shared, format, literal, None, &fields);
         if out.len() - start <= MAX_RECORD_BYTES {
             out.push(b'\n');
             written += 1;
@@ -140,12 +139,12 @@ pub fn write_records_measured(
             let part = Some((i + 1, pieces.len()));
             let part_start = out.len();
             let fields = if i == 0 { &fields } else { &no_fields };
-            write_record(out, event, time, &shared, format, piece, part, fields);
+            write_record(out, event, time, shared, format, piece, part, fields);
             if out.len() - part_start > MAX_RECORD_BYTES {
                 // The parsed fields of a huge message may not fit beside its first part; the message
                 // itself is what must not be lost.
                 out.truncate(part_start);
-                write_record(out, event, time, &shared, format, piece, part, &no_fields);
+                write_record(out, event, time, shared, format, piece, part, &no_fields);
             }
             out.push(b'\n');
             written += 1;
