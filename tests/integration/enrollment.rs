@@ -199,7 +199,9 @@ async fn a_burst_of_120_instances_is_batched_50_per_command() {
     assert_eq!(calls.get("EC2:DescribeInstances"), Some(&2), "one read per handler invocation");
     assert_eq!(calls.get("SSM:SendCommand"), Some(&6));
     assert_eq!(calls.get("CloudWatch:PutMetricAlarm"), Some(&480), "four alarms per instance");
-    assert!(total <= 120 * 6, "{total} calls");
+    assert_eq!(calls.get("DynamoDB:UpdateItem"), Some(&120), "one claim per instance, none released");
+    // Per instance: four alarms, its claim and its record; the reads, log groups and commands are batched.
+    assert!(total <= 120 * 6 + 40, "{total} calls");
 
     let commands = fleet.commands().await;
     assert!(
