@@ -10,7 +10,7 @@ use fleetlog_aws::store::{CLAIM_SECONDS, Claim};
 use fleetlog_core::Platform;
 use fleetlog_core::plan::EnrollmentStatus;
 use fleetlog_enroller::Work;
-use fleetlog_enroller::outcome::Outcome;
+use fleetlog_enroller::outcome::{Outcome, Verdict, verdict};
 use fleetlog_tests::fleet::{Fleet, MANAGED, ROLE_ARN};
 
 const LINUX_GROUPS: [&str; 3] = ["system", "security", "cloud-init"];
@@ -134,14 +134,38 @@ async fn two_runs_at_once_on_the_same_instance_send_its_commands_once() {
     assert_eq!(outcomes.iter().filter(|o| matches!(o, Outcome::Enrolled { .. })).count(), 1, "{outcomes:?}");
     // The other run either waited for nothing (already enrolled) or is told to retry later, when the
     // record is there.
-    let retry_later = |o: &Outcome| matches!(o, Outcome::Failed { transient: true, .. });
-    if let Some(held) = outcomes.iter().find(|o| retry_later(o)) {
+    if let Some(held) = outcomes.iter().find(|o| matches!(o, Outcome::Deferred { .. })) {
         assert!(format!("{held:?}").contains("another enrollment run"), "{held:?}");
+        assert!(matches!(verdict(held), Verdict::Retry(_)), "retried later, not dead-lettered: {held:?}");
         let again = other.run(&work).await.unwrap().remove(&id).unwrap();
         assert!(matches!(again, Outcome::AlreadyEnrolled { .. }), "{again:?}");
     }
     assert_eq!(fleet.commands().await.len(), 2);
     assert_eq!(fleet.record(&id).await.unwrap().status, EnrollmentStatus::Enrolled);
+}
+
+#[tokio::test]
+async fn an_instance_another_run_holds_is_retried_later_not_failed() {
+    let fleet = Fleet::new().await;
+    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
+    let store = &fleet.state.enroller.store;
+    let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let config = "AmazonCloudWatch-fleetlog-linux";
+    assert_eq!(store.claim(&id, config, 1, "another-run", now.unwrap()).await.unwrap(), Claim::Granted);
+
+    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
+    let report = fleet.deliver(1).await;
+    assert_eq!(report.retried, 1, "left on the queue for a later try");
+    assert!(fleet.commands().await.is_empty());
+    assert!(fleet.dead_letters().await.is_empty());
+    assert_eq!(fleet.record(&id).await, None);
+
+    // The other run gives up its claim (or it expires): the retry enrolls.
+    store.release(&id, "another-run").await.unwrap();
+    let work = Work { instance_ids: BTreeSet::from([id.clone()]), reconcile: false };
+    let outcome = fleet.state.enroller.run(&work).await.unwrap().remove(&id).unwrap();
+    assert!(matches!(outcome, Outcome::Enrolled { .. }), "{outcome:?}");
+    assert_eq!(fleet.commands().await.len(), 2);
 }
 
 #[tokio::test]

@@ -13,6 +13,8 @@ pub enum Counter {
     TagCaseMismatch,
     NotReady,
     EnrollmentFailed,
+    /// Another enrollment run was enrolling the instance: retried later, not a failure.
+    EnrollmentDeferred,
     DeadLettered,
     /// ETL: log events written as JSON records.
     LogEventsTransformed,
@@ -23,13 +25,14 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 10] = [
+    pub const ALL: [Counter; 11] = [
         Counter::Enrolled,
         Counter::Offboarded,
         Counter::AlreadyEnrolled,
         Counter::TagCaseMismatch,
         Counter::NotReady,
         Counter::EnrollmentFailed,
+        Counter::EnrollmentDeferred,
         Counter::DeadLettered,
         Counter::LogEventsTransformed,
         Counter::RecordsReingested,
@@ -44,6 +47,7 @@ impl Counter {
             Counter::TagCaseMismatch => "TagCaseMismatch",
             Counter::NotReady => "NotReady",
             Counter::EnrollmentFailed => "EnrollmentFailed",
+            Counter::EnrollmentDeferred => "EnrollmentDeferred",
             Counter::DeadLettered => "DeadLettered",
             Counter::LogEventsTransformed => "LogEventsTransformed",
             Counter::RecordsReingested => "RecordsReingested",

@@ -244,7 +244,7 @@ impl Enroller {
                 Ok(Claim::Held) => {
                     info!(instance_id = %id, "Instance is being enrolled by another run; retried later");
                     let reason = "another enrollment run holds this instance; retried later".to_owned();
-                    outcomes.insert(id, Outcome::Failed { transient: true, reason });
+                    outcomes.insert(id, Outcome::Deferred { reason });
                 }
                 Err(err) => {
                     outcomes.insert(id, Outcome::from_error(&err));

@@ -233,6 +233,7 @@ fn emit_metrics(output: MetricsOutput, outcomes: &Outcomes, dead_lettered: u64) 
             Outcome::Offboarded { .. } => count(Counter::Offboarded),
             Outcome::NotReady { .. } => count(Counter::NotReady),
             Outcome::Failed { .. } => count(Counter::EnrollmentFailed),
+            Outcome::Deferred { .. } => count(Counter::EnrollmentDeferred),
             Outcome::TagCaseMismatch { .. } => count(Counter::TagCaseMismatch),
             Outcome::Skipped { .. } => {}
         }

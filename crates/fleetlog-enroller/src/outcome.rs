@@ -31,6 +31,11 @@ pub enum Outcome {
     NotReady {
         reason: String,
     },
+    /// Another run is enrolling the instance right now (duplicate deliveries): retried later, when
+    /// its record is there. Not a failure.
+    Deferred {
+        reason: String,
+    },
     Failed {
         transient: bool,
         reason: String,
@@ -80,6 +85,7 @@ pub fn verdict(outcome: &Outcome) -> Verdict {
         Outcome::Failed { transient: true, reason } => Verdict::Retry(reason.clone()),
         Outcome::Failed { transient: false, reason } => Verdict::DeadLetter(reason.clone()),
         Outcome::NotReady { reason } => Verdict::NotReady(reason.clone()),
+        Outcome::Deferred { reason } => Verdict::Retry(reason.clone()),
         _ => Verdict::Done,
     }
 }
