@@ -6,12 +6,13 @@
 
 use std::collections::BTreeSet;
 
+use aws_sdk_dynamodb::types::AttributeValue::S;
 use fleetlog_aws::store::{CLAIM_SECONDS, Claim};
 use fleetlog_core::Platform;
 use fleetlog_core::plan::EnrollmentStatus;
 use fleetlog_enroller::Work;
 use fleetlog_enroller::outcome::{Outcome, Verdict, verdict};
-use fleetlog_tests::fleet::{Fleet, MANAGED, ROLE_ARN};
+use fleetlog_tests::fleet::{Fleet, MANAGED, ROLE_ARN, TABLE};
 
 const LINUX_GROUPS: [&str; 3] = ["system", "security", "cloud-init"];
 const WINDOWS_GROUPS: [&str; 3] = ["windows-system", "windows-application", "windows-security"];
@@ -182,6 +183,8 @@ async fn enrollment_claims_exclude_each_other_expire_and_yield_to_a_current_reco
     store.release(id, "b").await.unwrap();
     assert_eq!(store.claim(id, config, 1, "b", now + 2).await.unwrap(), Claim::Held);
     store.release(id, "a").await.unwrap();
+    let item = |id: &str| fleet.clients.dynamodb.get_item().table_name(TABLE).key("instance_id", S(id.into())).send();
+    assert_eq!(item(id).await.unwrap().item(), None, "an item that held only the claim is gone");
     assert_eq!(store.claim(id, config, 1, "b", now + 3).await.unwrap(), Claim::Granted);
     // An owner that never comes back: its claim expires.
     assert_eq!(store.claim(id, config, 1, "c", now + 3 + CLAIM_SECONDS).await.unwrap(), Claim::Held);
@@ -202,8 +205,13 @@ async fn enrollment_claims_exclude_each_other_expire_and_yield_to_a_current_reco
     store.put(&record).await.unwrap();
     assert_eq!(store.claim(id, config, 1, "d", now + 5 + CLAIM_SECONDS).await.unwrap(), Claim::AlreadyCurrent);
     assert_eq!(store.claim(id, config, 2, "d", now + 5 + CLAIM_SECONDS).await.unwrap(), Claim::Granted);
-    assert_eq!(store.get(id).await.unwrap(), Some(record), "a claim leaves the record as it was");
+    assert_eq!(store.get(id).await.unwrap(), Some(record.clone()), "a claim leaves the record as it was");
     assert_eq!(store.list_enrolled().await.unwrap().len(), 1);
+    // Released from a record: the claim goes, the record stays.
+    store.release(id, "d").await.unwrap();
+    let attributes = item(id).await.unwrap().item().cloned().unwrap();
+    assert!(!attributes.contains_key("claim_owner") && !attributes.contains_key("claim_expires"), "{attributes:?}");
+    assert_eq!(store.get(id).await.unwrap(), Some(record));
 }
 
 #[tokio::test]

@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes, ScalarAttributeType,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fleetlog_core::plan::{EnrollmentRecord, EnrollmentStatus};
 
 use crate::error::{AwsError, ErrorKind, classify};
@@ -158,7 +161,7 @@ impl EnrollmentStore {
             .await;
         match result {
             Ok(_) => Ok(Claim::Granted),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e) if is_condition_failure(&e) => {
                 let current = self.get(id).await?.is_some_and(|r| r.is_current(config_parameter, config_version));
                 Ok(if current { Claim::AlreadyCurrent } else { Claim::Held })
             }
@@ -167,9 +170,25 @@ impl EnrollmentStore {
     }
 
     /// Ends this owner's claim on an instance it did not enroll, so a retry need not wait for it to
-    /// expire. A claim that is no longer this owner's is left alone.
+    /// expire. An item that held only the claim (a first enrollment) is deleted; a record keeps
+    /// everything but the claim. A claim that is no longer this owner's is left alone.
     pub async fn release(&self, id: &str, owner: &str) -> Result<(), AwsError> {
-        let result = self
+        let only_claim = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("instance_id", s(id))
+            .condition_expression("claim_owner = :owner AND attribute_not_exists(#status)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match only_claim {
+            Ok(_) => return Ok(()),
+            Err(e) if !is_condition_failure(&e) => return Err(classify("dynamodb:DeleteItem", e)),
+            Err(_) => {}
+        }
+        let on_record = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -179,10 +198,8 @@ impl EnrollmentStore {
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
-        match result {
-            Err(e) if !e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(classify("dynamodb:UpdateItem", e))
-            }
+        match on_record {
+            Err(e) if !is_condition_failure(&e) => Err(classify("dynamodb:UpdateItem", e)),
             _ => Ok(()),
         }
     }
@@ -208,6 +225,11 @@ impl EnrollmentStore {
         }
         Ok(out)
     }
+}
+
+/// Whether a conditional write was refused because its condition did not hold.
+fn is_condition_failure<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    e.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException")
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AwsError {

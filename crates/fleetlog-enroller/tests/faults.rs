@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_cloudwatchlogs::types::{LogGroup, SubscriptionFilter};
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_sdk_ec2::operation::describe_instances::{DescribeInstancesError, DescribeInstancesOutput};
 use aws_sdk_ec2::types::{Instance, InstanceState, InstanceStateName, Reservation, Tag};
@@ -66,8 +67,9 @@ fn clients(ec2: &[&Rule], send_command: &Rule, sqs: &[&Rule]) -> Clients {
     });
     let batch_get =
         mock!(aws_sdk_dynamodb::Client::batch_get_item).then_output(|| BatchGetItemOutput::builder().build());
-    // Claims are granted and released.
+    // Claims are granted, and released (the item held only the claim).
     let claim = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| UpdateItemOutput::builder().build());
+    let release = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
     let groups = mock!(aws_sdk_cloudwatchlogs::Client::describe_log_groups).then_output(|| {
         aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput::builder()
             .log_groups(LogGroup::builder().log_group_name("G/system").retention_in_days(3).build())
@@ -96,7 +98,7 @@ fn clients(ec2: &[&Rule], send_command: &Rule, sqs: &[&Rule]) -> Clients {
         ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&get_parameters, send_command]),
         logs: mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, &[&groups, &filters]),
         cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, &[] as &[&Rule]),
-        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &[&batch_get, &claim]),
+        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &[&batch_get, &claim, &release]),
         sqs: mock_client!(aws_sdk_sqs, RuleMode::MatchAny, sqs),
     }
 }
