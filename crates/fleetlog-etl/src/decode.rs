@@ -231,8 +231,8 @@ pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeErr
 }
 
 /// Parses a decompressed envelope. UTF-8 is checked once for the whole payload (vectorised); the form
-/// CloudWatch Logs writes is read by `decode::common_form`, anything else by serde_json (which also words
-/// the errors).
+/// CloudWatch Logs writes is read by `decode::common_form`, anything else by serde_json (which also
+/// words the errors).
 pub fn parse_envelope(json: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     let text = simdutf8::basic::from_utf8(json).map_err(|_| DecodeError::BadJson("not UTF-8".into()))?;
     let envelope = match common_form::read(text) {
