@@ -10,6 +10,8 @@ use serde_json::value::RawValue;
 
 use crate::json::write_str;
 
+mod literal_json;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,
@@ -55,14 +57,73 @@ pub struct Fields<'a> {
 /// The top-level fields of a JSON object, sorted by name; of a repeated name the last one counts, as
 /// in serde_json's maps. One vector, not a tree: a log line has a handful of fields.
 #[derive(Debug, Clone, Default)]
-pub struct Attributes<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub struct Attributes<'a>(Vec<(Cow<'a, str>, AttributeValue<'a>)>);
+
+/// A top-level value of a JSON message, by its JSON text.
+#[derive(Debug, Clone, Copy)]
+pub enum AttributeValue<'a> {
+    /// As the decoded message spells it.
+    Json(&'a RawValue),
+    /// As the message's string literal in the envelope spells it: escaped once more, and, when a
+    /// string, with no escapes of its own (see [`json_from_literal`]).
+    Escaped(&'a str),
+}
+
+impl<'a> AttributeValue<'a> {
+    /// The value when it is a string.
+    fn as_str(self) -> Option<Cow<'a, str>> {
+        match self {
+            AttributeValue::Json(raw) => serde_json::from_str::<BorrowedStr<'a>>(raw.get()).ok().map(|s| s.0),
+            AttributeValue::Escaped(text) => text.strip_prefix("\\\"")?.strip_suffix("\\\"").map(Cow::Borrowed),
+        }
+    }
+
+    /// Appends the value as an attribute: strings as spelled, `null` as null, anything else as a
+    /// string of its JSON text.
+    fn write_json(self, out: &mut Vec<u8>) {
+        match self {
+            AttributeValue::Json(raw) => {
+                let json = raw.get();
+                if json.starts_with('"') || json == "null" {
+                    out.extend_from_slice(json.as_bytes());
+                } else {
+                    write_str(out, json);
+                }
+            }
+            AttributeValue::Escaped(text) => match self.as_str() {
+                Some(Cow::Borrowed(content)) => {
+                    out.push(b'"');
+                    out.extend_from_slice(content.as_bytes());
+                    out.push(b'"');
+                }
+                _ if text == "null" => out.extend_from_slice(b"null"),
+                // Escaped once more, the JSON text is already the content of a JSON string.
+                _ => {
+                    out.push(b'"');
+                    out.extend_from_slice(text.as_bytes());
+                    out.push(b'"');
+                }
+            },
+        }
+    }
+}
 
 impl<'a> Attributes<'a> {
-    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+    /// Sorts the fields by name, keeping the last of each name.
+    fn from_fields(mut fields: Vec<(Cow<'a, str>, AttributeValue<'a>)>) -> Self {
+        // Stable, so of equal names the last stays last; keep it.
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        fields.reverse();
+        fields.dedup_by(|later, kept| later.0 == kept.0);
+        fields.reverse();
+        Attributes(fields)
+    }
+
+    pub fn get(&self, name: &str) -> Option<AttributeValue<'a>> {
         self.0.binary_search_by(|(key, _)| key.as_ref().cmp(name)).ok().map(|i| self.0[i].1)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, AttributeValue<'a>)> {
         self.0.iter().map(|(key, value)| (key.as_ref(), *value))
     }
 }
@@ -82,16 +143,11 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Attributes<'a> {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut fields: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((BorrowedStr(name), value)) = map.next_entry()? {
-                    fields.push((name, value));
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((BorrowedStr(name), value)) = map.next_entry::<BorrowedStr<'a>, &'a RawValue>()? {
+                    fields.push((name, AttributeValue::Json(value)));
                 }
-                // Stable, so of equal names the last stays last; keep it.
-                fields.sort_by(|a, b| a.0.cmp(&b.0));
-                fields.reverse();
-                fields.dedup_by(|later, kept| later.0 == kept.0);
-                fields.reverse();
-                Ok(Attributes(fields))
+                Ok(Attributes::from_fields(fields))
             }
         }
         deserializer.deserialize_map(Visitor(std::marker::PhantomData))
@@ -142,12 +198,7 @@ impl Fields<'_> {
                 }
                 write_str(out, key);
                 out.push(b':');
-                let json = value.get();
-                if json.starts_with('"') || json == "null" {
-                    out.extend_from_slice(json.as_bytes());
-                } else {
-                    write_str(out, json);
-                }
+                value.write_json(out);
             }
             out.push(b'}');
         }
@@ -229,12 +280,25 @@ pub fn parse(message: &str) -> (Format, Fields<'_>) {
 }
 
 fn json(message: &str) -> Option<Fields<'_>> {
-    let attributes: Attributes<'_> = serde_json::from_str(message).ok()?;
+    serde_json::from_str(message).ok().map(json_fields)
+}
+
+/// The fields of a JSON object message read from its string literal in the envelope (escapes not
+/// decoded), for the common case: strings without escapes of their own. `None` leaves the message to
+/// [`parse`] of its decoded text, which then decides; what this accepts, that parses as JSON too,
+/// into the same fields.
+pub fn json_from_literal(literal: &str) -> Option<Fields<'_>> {
+    let members = literal_json::top_level_members(literal)?;
+    let fields = members.into_iter().map(|(name, value)| (Cow::Borrowed(name), AttributeValue::Escaped(value)));
+    Some(json_fields(Attributes::from_fields(fields.collect())))
+}
+
+fn json_fields(attributes: Attributes<'_>) -> Fields<'_> {
     let severity = ["level", "severity", "lvl", "log_level"]
         .iter()
-        .find_map(|k| attributes.get(k).and_then(|v| serde_json::from_str::<BorrowedStr<'_>>(v.get()).ok()))
-        .map(|BorrowedStr(level)| Cow::Owned(level.to_ascii_uppercase()));
-    Some(Fields { severity, attributes: Some(attributes), ..Fields::default() })
+        .find_map(|k| attributes.get(k).and_then(AttributeValue::as_str))
+        .map(|level| Cow::Owned(level.to_ascii_uppercase()));
+    Fields { severity, attributes: Some(attributes), ..Fields::default() }
 }
 
 const SEVERITIES: [&str; 8] = ["EMERGENCY", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"];
@@ -508,6 +572,128 @@ mod tests {
         assert_eq!(f.severity.as_deref(), Some("WARN"), "escaped names and levels are decoded");
         let (_, f) = parse(r#"{"severity":7}"#);
         assert_eq!(f.severity, None, "a level that is not a string is left in the attributes only");
+    }
+
+    /// The literal CloudWatch Logs would send for a message.
+    fn literal_of(message: &str) -> String {
+        let literal = serde_json::to_string(message).unwrap();
+        literal[1..literal.len() - 1].to_owned()
+    }
+
+    #[test]
+    fn json_messages_are_read_from_their_literal_in_the_common_case() {
+        for message in [
+            r#"{"level":"info","n":-1.5e3,"ok":true,"no":false,"gone":null,"user":{"id":7,"tags":["a",[]]},"e":{}}"#,
+            "{\n  \"level\": \"warn\",\n\t\"a\" : [ 1 , 2 ]\r\n}\n",
+            r#" {"msg":"böom 🚀 / done","n":0,"small":1e-400,"big":1E+300}"#,
+            "{}",
+        ] {
+            let literal = literal_of(message);
+            let fast = json_from_literal(&literal).unwrap_or_else(|| panic!("not read from the literal: {message}"));
+            let (format, slow) = parse(message);
+            assert_eq!(format, Format::Json);
+            assert_eq!(fields_json(&fast), fields_json(&slow), "{message}");
+            assert_eq!(fast.severity, slow.severity, "{message}");
+        }
+        // Repeated names: the last counts, as when decoded.
+        let (fast, slow) = (json_from_literal(r#"{\"n\":3,\"n\":4}"#).unwrap(), parse(r#"{"n":3,"n":4}"#).1);
+        assert_eq!(fields_json(&fast), fields_json(&slow));
+        // Left to the decoding path: escapes of the message's own, other whitespace, not an object,
+        // bad JSON, trailing text.
+        for message in [
+            r#"{"msg":"say \"hi\""}"#,
+            r#"{"path":"C:\\x"}"#,
+            "{\"a\":\"line\nbreak\"}",
+            "\u{a0}{}",
+            "[1]",
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":-1e400}"#,
+            "{",
+        ] {
+            assert!(json_from_literal(&literal_of(message)).is_none(), "{message}");
+        }
+        let huge = format!(r#"{{"n":{}}}"#, "9".repeat(400));
+        assert!(serde_json::from_str::<serde_json::Value>(&huge).is_err(), "serde_json refuses it");
+        assert!(json_from_literal(&literal_of(&huge)).is_none());
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()).prop_map(Value::from),
+            "[a-z \"\\\\\n\té🚀/\u{1}]{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::vec(("[a-z_\"é]{1,5}", inner), 0..4)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A JSON object message, compact or pretty, maybe with leading and trailing whitespace.
+    fn json_message() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        (
+            proptest::collection::vec(("(level|lvl|[a-z_\"é]{1,5})", json_value()), 0..6),
+            any::<bool>(),
+            "[ \n]{0,2}",
+            "[ \n\t]{0,2}",
+        )
+            .prop_map(|(members, pretty, before, after)| {
+                let object = serde_json::Value::Object(members.into_iter().collect());
+                let text = if pretty { serde_json::to_string_pretty(&object) } else { serde_json::to_string(&object) };
+                format!("{before}{}{after}", text.unwrap())
+            })
+    }
+
+    proptest::proptest! {
+        /// What is read from the literal is what decoding the message reads.
+        #[test]
+        fn literal_json_agrees_with_the_decoded_message(message in json_message()) {
+            let literal = literal_of(&message);
+            let (format, slow) = parse(&message);
+            proptest::prop_assert_eq!(format, Format::Json);
+            if let Some(fast) = json_from_literal(&literal) {
+                proptest::prop_assert_eq!(fields_json(&fast), fields_json(&slow), "{}", message);
+                proptest::prop_assert_eq!(fast.severity, slow.severity);
+            } else {
+                // Only messages with escapes of their own (or escaped characters) are left to decoding.
+                proptest::prop_assert!(literal.contains("\\\\") || literal.contains("\\u"), "{}", literal);
+            }
+        }
+
+        /// A damaged message is never taken for JSON when serde_json refuses it.
+        #[test]
+        fn literal_json_never_accepts_what_serde_refuses(
+            message in json_message(),
+            at in 0usize..200,
+            edit in proptest::option::of("[{}\\[\\],:\" 0-9eE.+tfnul-]"),
+        ) {
+            let mut chars: Vec<char> = message.chars().collect();
+            let at = at % (chars.len() + 1);
+            match edit {
+                Some(inserted) => chars.splice(at..at, inserted.chars()).for_each(drop),
+                None if at < chars.len() => drop(chars.remove(at)),
+                None => {}
+            }
+            let damaged: String = chars.into_iter().collect();
+            if json_from_literal(&literal_of(&damaged)).is_some() {
+                let decoded = serde_json::from_str::<serde_json::Value>(&damaged);
+                proptest::prop_assert!(decoded.is_ok_and(|v| v.is_object()), "{:?}", damaged);
+            }
+        }
     }
 
     #[test]
