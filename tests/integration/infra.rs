@@ -245,7 +245,7 @@ fn allowed_actions(t: &Yaml, role: &str) -> BTreeSet<String> {
 }
 
 /// The enroller's role allows every AWS call the enroller makes (the emulator does not enforce IAM, so
-/// a missing action would only show in AWS): enrolment of both platforms, a duplicate, offboarding
+/// a missing action would only show in AWS): enrollment of both platforms, a duplicate, offboarding
 /// and a reconcile sweep, every call counted.
 #[tokio::test]
 async fn the_enrollers_role_allows_every_call_it_makes() {
