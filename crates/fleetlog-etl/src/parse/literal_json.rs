@@ -85,48 +85,45 @@ impl<'a> Reader<'a> {
 
     /// An object; `member` gets each member's name and value text.
     fn object(&mut self, depth: usize, mut member: impl FnMut(&'a str, &'a str)) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.expect(b'{')?;
-        self.skip_whitespace();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            let name = self.string()?;
-            self.skip_whitespace();
-            self.expect(b':')?;
-            self.skip_whitespace();
-            let start = self.at;
-            self.value(depth)?;
-            member(name, &self.text[start..self.at]);
-            self.skip_whitespace();
-            match self.next()? {
-                b',' => self.skip_whitespace(),
-                b'}' => return Some(()),
-                _ => return None,
-            }
-        }
+        self.items(depth, b'{', b'}', |reader| {
+            let name = reader.string()?;
+            reader.skip_whitespace();
+            reader.expect(b':')?;
+            reader.skip_whitespace();
+            let start = reader.at;
+            reader.value(depth)?;
+            member(name, &reader.text[start..reader.at]);
+            Some(())
+        })
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
+        self.items(depth, b'[', b']', |reader| reader.value(depth))
+    }
+
+    /// `open`, comma-separated items each read by `item`, `close`.
+    fn items(
+        &mut self,
+        depth: usize,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.expect(b'[')?;
+        self.expect(open)?;
         self.skip_whitespace();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.at += 1;
             return Some(());
         }
         loop {
-            self.value(depth)?;
+            item(self)?;
             self.skip_whitespace();
             match self.next()? {
                 b',' => self.skip_whitespace(),
-                b']' => return Some(()),
+                byte if byte == close => return Some(()),
                 _ => return None,
             }
         }
