@@ -214,6 +214,13 @@ macro_rules! needle {
     }};
 }
 
+/// `text` around the first `byte` (ASCII): a vectorised search, where `str::split_once` compares a
+/// character at a time.
+fn split_at_byte(text: &str, byte: u8) -> Option<(&str, &str)> {
+    let at = memchr::memchr(byte, text.as_bytes())?;
+    Some((&text[..at], &text[at + 1..]))
+}
+
 fn find(haystack: &str, needle: &Finder<'_>) -> Option<usize> {
     needle.find(haystack.as_bytes())
 }
@@ -329,13 +336,13 @@ fn bsd_syslog(message: &str) -> Option<Fields<'_>> {
         return None;
     }
     let rest = &message[16..];
-    let (host, rest) = rest.split_once(' ')?;
+    let (host, rest) = split_at_byte(rest, b' ')?;
     let tag_end = find(rest, needle!(": ")).or_else(|| rest.strip_suffix(':').map(str::len))?;
     let tag = &rest[..tag_end];
-    if tag.contains(' ') {
+    if memchr::memchr(b' ', tag.as_bytes()).is_some() {
         return Some(Fields { host: Some(host), ..Fields::default() });
     }
-    let (program, pid) = match tag.split_once('[') {
+    let (program, pid) = match split_at_byte(tag, b'[') {
         Some((program, pid)) => (program, pid.strip_suffix(']')),
         None => (tag, None),
     };
@@ -344,7 +351,7 @@ fn bsd_syslog(message: &str) -> Option<Fields<'_>> {
 
 /// Apache/Nginx combined (or common) log format.
 fn access_log(message: &str) -> Option<Fields<'_>> {
-    let (client_ip, rest) = message.split_once(' ')?;
+    let (client_ip, rest) = split_at_byte(message, b' ')?;
     if !client_ip.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':') {
         return None;
     }
