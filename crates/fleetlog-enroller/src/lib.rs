@@ -96,8 +96,7 @@ pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
             Ok(trigger) => parsed.push((message, trigger)),
             Err(e) => {
                 warn!(message_id = message.message_id.as_deref(), error = %e, "Event cannot be processed");
-                dead_lettered += 1;
-                if !dead_letter(state, message, &e.to_string()).await {
+                if !dead_letter(state, message, &e.to_string(), &mut dead_lettered).await {
                     response.add_failure(message.message_id.clone().unwrap_or_default());
                 }
             }
@@ -124,8 +123,7 @@ pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
             Verdict::NotReady(reason) => !back_off_or_give_up(state, message, &reason, &mut dead_lettered).await,
             Verdict::DeadLetter(reason) => {
                 error!(message_id = message.message_id.as_deref(), %reason, "Enrollment failed permanently");
-                dead_lettered += 1;
-                !dead_letter(state, message, &reason).await
+                !dead_letter(state, message, &reason, &mut dead_lettered).await
             }
         };
         if retry {
@@ -188,8 +186,7 @@ async fn back_off_or_give_up(state: &State, message: &SqsMessage, reason: &str, 
                 waited.as_secs()
             );
             error!(message_id = message.message_id.as_deref(), %reason, "Giving up on instance");
-            *dead_lettered += 1;
-            dead_letter(state, message, &reason).await
+            dead_letter(state, message, &reason, dead_lettered).await
         }
     }
 }
@@ -203,15 +200,19 @@ async fn change_visibility(state: &State, message: &SqsMessage, delay: Duration)
     queue::retry_after(sqs, &url, receipt, delay).await
 }
 
-/// Sends the message to the DLQ with its reason. Returns false when it could not (the message must
-/// then be retried, so nothing is lost); without a configured DLQ the redrive policy takes it there.
-async fn dead_letter(state: &State, message: &SqsMessage, reason: &str) -> bool {
+/// Sends the message to the DLQ with its reason, counting it in `dead_lettered`. Returns false when it
+/// could not (the message must then be retried, so nothing is lost); without a configured DLQ the
+/// redrive policy takes it there.
+async fn dead_letter(state: &State, message: &SqsMessage, reason: &str, dead_lettered: &mut u64) -> bool {
     let Some(dlq) = state.enroller.settings.dead_letter_queue_url.as_deref() else {
         return false;
     };
     let body = message.body.as_deref().unwrap_or_default();
     match queue::dead_letter(&state.enroller.clients.sqs, dlq, body, reason).await {
-        Ok(()) => true,
+        Ok(()) => {
+            *dead_lettered += 1;
+            true
+        }
         Err(e) => {
             error!(error = %e, "Could not dead-letter the message; it will be retried");
             false

@@ -9,7 +9,11 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let settings = EnrollerSettings::from_env()?;
+    let settings = EnrollerSettings::from_env().map_err(|e| {
+        // Logged as a sentence, not as the error's debug form (which is how `main` would print it).
+        tracing::error!(error = %e, "The enroller's settings are invalid; fix the function's environment");
+        Error::from(e.to_string())
+    })?;
     let config = sdk::load_config(None).await;
     let state = State::new(Enroller::new(settings, Clients::new(&config)));
     let state = &state;
