@@ -1,0 +1,87 @@
+//! The enroller as Lambda runs it: the binary (`src/main.rs`: settings, SDK clients, the
+//! lambda_runtime wiring) polls a fake Lambda Runtime API on 127.0.0.1 (`fleetlog-fake-runtime`).
+//! AWS is a closed port here; what needs AWS is tested on the emulator (`tests/`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use fleetlog_fake_runtime::{Answer, run_function};
+use serde_json::{Value, json};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_fleetlog-enroller");
+const DLQ_URL: &str = "http://127.0.0.1:9/123456789012/fleetlog-enroll-dlq";
+
+/// The stack's settings, with every AWS call going to a port where nothing listens.
+const ENV: [(&str, &str); 9] = [
+    ("FLEETLOG_ENROLLMENT_TABLE", "fleetlog-enrollment"),
+    ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:etl"),
+    ("FLEETLOG_DEAD_LETTER_QUEUE_URL", DLQ_URL),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ("AWS_MAX_ATTEMPTS", "1"),
+];
+
+fn error_message(answer: &Answer) -> String {
+    let Answer::Error(body) = answer else { panic!("expected an error, got {answer:?}") };
+    let error: Value = serde_json::from_slice(body).unwrap();
+    assert!(error["errorType"].is_string(), "{error}");
+    error["errorMessage"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn missing_settings_stop_the_function_before_it_polls_with_a_clear_message() {
+    let out = tokio::process::Command::new(BINARY)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("environment variable FLEETLOG_"), "{stderr}");
+    assert!(stderr.contains("is required but not set"), "the message, not the error's debug form: {stderr}");
+}
+
+#[tokio::test]
+async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
+    // A queue message whose body is not an EventBridge event: permanent, so it is dead-lettered; the
+    // dead-letter queue cannot be reached, so it stays on the queue (a batch item failure).
+    let mut sqs = json!({"Records": [{
+        "messageId": "m1", "receiptHandle": "r1", "body": "not an event", "attributes": {},
+        "messageAttributes": {}, "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:fleetlog-enroll", "awsRegion": "us-east-1",
+    }]});
+    sqs["Records"][0]["attributes"] = json!({"ApproximateReceiveCount": "1"});
+    let no_instance = json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",
+        "detail": {"state": "running"}});
+    let events = vec![
+        ("unknown", br#"{"hello":"world"}"#.to_vec()),
+        ("no-instance", serde_json::to_vec(&no_instance).unwrap()),
+        ("queue", serde_json::to_vec(&sqs).unwrap()),
+    ];
+    let run = run_function(Path::new(BINARY), &ENV, events).await;
+    let ids: Vec<&str> = run.answers.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["unknown", "no-instance", "queue"]);
+
+    let unknown = error_message(&run.answers[0].1);
+    assert!(unknown.contains("neither an SQS batch nor an EventBridge event"), "{unknown}");
+    let no_instance = error_message(&run.answers[1].1);
+    assert!(no_instance.contains("instance"), "{no_instance}");
+    let Answer::Response(body) = &run.answers[2].1 else { panic!("{:?}", run.answers[2]) };
+    let response: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(response, json!({"batchItemFailures": [{"itemIdentifier": "m1"}]}));
+    // Nothing reached the dead-letter queue, so nothing is counted as dead-lettered.
+    let dead_lettered: u64 = run
+        .stdout
+        .lines()
+        .filter(|line| line.starts_with(r#"{"_aws""#))
+        .filter_map(|line| serde_json::from_str::<Value>(line).unwrap()["DeadLettered"].as_u64())
+        .sum();
+    assert_eq!(dead_lettered, 0, "{}", run.stdout);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}

@@ -1,0 +1,151 @@
+//! Test support: fleetlog's Lambda binaries run as Lambda runs them. A fake of the Lambda Runtime API
+//! on 127.0.0.1 hands a binary events one by one (`GET …/invocation/next`) and records what it posts
+//! back (`…/response`, `…/error`) over HTTP/1.1, the wire lambda_runtime speaks.
+
+// Test support: a broken expectation should stop the test where it happens.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// What the function posted back for an invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Response(Vec<u8>),
+    Error(Vec<u8>),
+}
+
+/// One run of a Lambda binary: its answers, by request id in the order given, and what it printed.
+#[derive(Debug)]
+pub struct Run {
+    pub answers: Vec<(String, Answer)>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the binary as a Lambda function (the Runtime API's variables set, plus `env`, nothing else
+/// inherited) on the events, `(request id, payload)`. Returns once every event is answered and the
+/// function, still alive, has asked for the next one.
+pub async fn run_function(binary: &Path, env: &[(&str, &str)], events: Vec<(&str, Vec<u8>)>) -> Run {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (answers, mut received) = mpsc::unbounded_channel();
+    let count = events.len();
+    let events = events.into_iter().map(|(id, body)| (id.to_owned(), body)).collect();
+    let api = Arc::new(RuntimeApi { events: Mutex::new(events), answers });
+    let server = tokio::spawn(api.serve(listener));
+    let mut function = tokio::process::Command::new(binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", &address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "fleetlog-test")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = Vec::new();
+    while out.len() < count {
+        let answer = tokio::time::timeout(Duration::from_secs(60), received.recv()).await;
+        match answer {
+            Ok(Some(answer)) => out.push(answer),
+            _ => {
+                function.start_kill().unwrap();
+                let printed = function.wait_with_output().await.unwrap();
+                panic!(
+                    "the function answered {} of {count} events; stderr:\n{}",
+                    out.len(),
+                    String::from_utf8_lossy(&printed.stderr)
+                );
+            }
+        }
+    }
+    assert!(function.try_wait().unwrap().is_none(), "the function exited after answering");
+    function.start_kill().unwrap();
+    let printed = function.wait_with_output().await.unwrap();
+    server.abort();
+    Run {
+        answers: out,
+        stdout: String::from_utf8(printed.stdout).unwrap(),
+        stderr: String::from_utf8(printed.stderr).unwrap(),
+    }
+}
+
+/// `GET …/invocation/next` takes the next event (and waits forever when there is none);
+/// `POST …/invocation/{id}/response` and `…/error` report back.
+struct RuntimeApi {
+    events: Mutex<VecDeque<(String, Vec<u8>)>>,
+    answers: mpsc::UnboundedSender<(String, Answer)>,
+}
+
+impl RuntimeApi {
+    async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(Arc::clone(&self).connection(stream));
+        }
+    }
+
+    /// One keep-alive connection: requests one after another.
+    async fn connection(self: Arc<Self>, stream: TcpStream) {
+        let mut stream = BufReader::new(stream);
+        loop {
+            let mut request_line = String::new();
+            if stream.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                stream.read_line(&mut header).await.unwrap();
+                let header = header.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                let (name, value) = header.split_once(':').unwrap();
+                assert!(!name.eq_ignore_ascii_case("transfer-encoding"), "only sized bodies are expected: {header}");
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            stream.read_exact(&mut body).await.unwrap();
+            let mut parts = request_line.split_whitespace();
+            let (method, path) = (parts.next().unwrap(), parts.next().unwrap());
+            let path = path.strip_prefix("/2018-06-01/runtime/").unwrap();
+            let reply = match (method, path) {
+                ("GET", "invocation/next") => {
+                    let next = self.events.lock().unwrap().pop_front();
+                    let Some((id, event)) = next else { return std::future::pending().await };
+                    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\n\
+                         lambda-runtime-deadline-ms: {}\r\n\
+                         lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:fleetlog-test\r\n\
+                         content-length: {}\r\n\r\n",
+                        now + 60_000,
+                        event.len()
+                    );
+                    [head.into_bytes(), event].concat()
+                }
+                ("POST", path) => {
+                    let (id, kind) = path.strip_prefix("invocation/").and_then(|p| p.split_once('/')).unwrap();
+                    let answer = if kind == "response" { Answer::Response(body) } else { Answer::Error(body) };
+                    self.answers.send((id.to_owned(), answer)).unwrap();
+                    b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}".to_vec()
+                }
+                other => panic!("unexpected Runtime API request {other:?}"),
+            };
+            stream.get_mut().write_all(&reply).await.unwrap();
+        }
+    }
+}
