@@ -25,13 +25,6 @@ const ENV: [(&str, &str); 9] = [
     ("AWS_MAX_ATTEMPTS", "1"),
 ];
 
-fn error_message(answer: &Answer) -> String {
-    let Answer::Error(body) = answer else { panic!("expected an error, got {answer:?}") };
-    let error: Value = serde_json::from_slice(body).unwrap();
-    assert!(error["errorType"].is_string(), "{error}");
-    error["errorMessage"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn missing_settings_stop_the_function_before_it_polls_with_a_clear_message() {
     let out = tokio::process::Command::new(BINARY)
@@ -68,9 +61,9 @@ async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
     let ids: Vec<&str> = run.answers.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["unknown", "no-instance", "queue"]);
 
-    let unknown = error_message(&run.answers[0].1);
+    let unknown = run.answers[0].1.error_message();
     assert!(unknown.contains("neither an SQS batch nor an EventBridge event"), "{unknown}");
-    let no_instance = error_message(&run.answers[1].1);
+    let no_instance = run.answers[1].1.error_message();
     assert!(no_instance.contains("instance"), "{no_instance}");
     let Answer::Response(body) = &run.answers[2].1 else { panic!("{:?}", run.answers[2]) };
     let response: Value = serde_json::from_slice(body).unwrap();

@@ -22,6 +22,16 @@ pub enum Answer {
     Error(Vec<u8>),
 }
 
+impl Answer {
+    /// The `errorMessage` of an error the function reported (with its `errorType`, as Lambda wants).
+    pub fn error_message(&self) -> String {
+        let Answer::Error(body) = self else { panic!("expected an error, got {self:?}") };
+        let error: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert!(error["errorType"].is_string(), "{error}");
+        error["errorMessage"].as_str().unwrap().to_owned()
+    }
+}
+
 /// One run of a Lambda binary: its answers, by request id in the order given, and what it printed.
 #[derive(Debug)]
 pub struct Run {
