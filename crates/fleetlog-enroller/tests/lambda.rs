@@ -6,23 +6,17 @@
 
 use std::path::Path;
 
-use fleetlog_fake_runtime::{Answer, run_function};
+use fleetlog_fake_runtime::{Answer, OFFLINE_AWS, run_function};
 use serde_json::{Value, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_fleetlog-enroller");
 const DLQ_URL: &str = "http://127.0.0.1:9/123456789012/fleetlog-enroll-dlq";
 
-/// The stack's settings, with every AWS call going to a port where nothing listens.
-const ENV: [(&str, &str); 9] = [
+/// The stack's settings (AWS itself is out of reach: `OFFLINE_AWS`).
+const SETTINGS: [(&str, &str); 3] = [
     ("FLEETLOG_ENROLLMENT_TABLE", "fleetlog-enrollment"),
     ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:etl"),
     ("FLEETLOG_DEAD_LETTER_QUEUE_URL", DLQ_URL),
-    ("AWS_REGION", "us-east-1"),
-    ("AWS_ACCESS_KEY_ID", "test"),
-    ("AWS_SECRET_ACCESS_KEY", "test"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
-    ("AWS_MAX_ATTEMPTS", "1"),
 ];
 
 #[tokio::test]
@@ -57,7 +51,7 @@ async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
         ("no-instance", serde_json::to_vec(&no_instance).unwrap()),
         ("queue", serde_json::to_vec(&sqs).unwrap()),
     ];
-    let run = run_function(Path::new(BINARY), &ENV, events).await;
+    let run = run_function(Path::new(BINARY), &[&SETTINGS[..], &OFFLINE_AWS].concat(), events).await;
     let ids: Vec<&str> = run.answers.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["unknown", "no-instance", "queue"]);
 

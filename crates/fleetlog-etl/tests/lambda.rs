@@ -9,7 +9,7 @@ use aws_lambda_events::firehose::KinesisFirehoseResponse;
 use fleetlog_etl::corpus::firehose_event;
 use fleetlog_etl::decode::gzip;
 use fleetlog_etl::firehose::{PROCESSING_FAILED, transform};
-use fleetlog_fake_runtime::{Answer, run_function};
+use fleetlog_fake_runtime::{Answer, OFFLINE_AWS, run_function};
 
 #[tokio::test]
 async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
@@ -22,15 +22,7 @@ async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
         "logEvents": [{"id": "1", "timestamp": 1_763_800_000_000i64, "message": "hello"}]});
     let data = base64_simd::STANDARD.encode_to_string(gzip(&serde_json::to_vec(&envelope).unwrap()));
     let awslogs = serde_json::json!({"awslogs": {"data": data}});
-    let env = [
-        ("FLEETLOG_DELIVERY_STREAM", "fleetlog-logs"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
-        ("AWS_MAX_ATTEMPTS", "1"),
-    ];
+    let env = [&[("FLEETLOG_DELIVERY_STREAM", "fleetlog-logs")][..], &OFFLINE_AWS].concat();
     let events = vec![
         ("batch", serde_json::to_vec(&corpus).unwrap()),
         ("not-gzip", not_gzip.as_bytes().to_vec()),

@@ -15,6 +15,17 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+/// AWS settings for a function that must not reach AWS: a region, dummy credentials, no instance
+/// metadata, every endpoint a port where nothing listens, and one attempt per call.
+pub const OFFLINE_AWS: [(&str, &str); 6] = [
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ("AWS_MAX_ATTEMPTS", "1"),
+];
+
 /// What the function posted back for an invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
