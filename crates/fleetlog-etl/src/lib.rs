@@ -138,7 +138,6 @@ pub async fn handle(state: &EtlState, payload: Payload) -> Result<Box<RawValue>,
 pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> Result<Box<RawValue>, EtlError> {
     let out = firehose::transform(event, &state.region);
     tracing::info!(stats = ?out.stats, "Firehose batch transformed");
-    state.metrics.emit(&out.stats.counters());
     if !out.reingest.is_empty() {
         let stream = event
             .delivery_stream_arn
@@ -149,6 +148,9 @@ pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> 
             })?;
         put_all(&state.firehose, &stream, out.reingest, state.retry).await?;
     }
+    // Counted once the batch is settled: a failed re-ingest fails the invocation, and Firehose's
+    // retry counts it.
+    state.metrics.emit(&out.stats.counters());
     Ok(out.response)
 }
 

@@ -23,17 +23,21 @@ async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
     let data = base64_simd::STANDARD.encode_to_string(gzip(&serde_json::to_vec(&envelope).unwrap()));
     let awslogs = serde_json::json!({"awslogs": {"data": data}});
     let env = [&[("FLEETLOG_DELIVERY_STREAM", "fleetlog-logs")][..], &OFFLINE_AWS].concat();
+    // A batch too big for one response: what does not fit must be re-ingested first, and cannot be.
+    let mut too_big = firehose_event(1_000_000, 11).event;
+    too_big.delivery_stream_arn = Some("arn:aws:firehose:us-east-1:123456789012:deliverystream/fleetlog-logs".into());
     let events = vec![
         ("batch", serde_json::to_vec(&corpus).unwrap()),
         ("not-gzip", not_gzip.as_bytes().to_vec()),
         ("unknown", br#"{"hello":"world"}"#.to_vec()),
         ("not-an-object", b"[1,2]".to_vec()),
         ("awslogs", serde_json::to_vec(&awslogs).unwrap()),
+        ("too-big", serde_json::to_vec(&too_big).unwrap()),
     ];
     let run = run_function(Path::new(env!("CARGO_BIN_EXE_fleetlog-etl")), &env, events).await;
     let (answers, stdout, stderr) = (run.answers, run.stdout, run.stderr);
     let ids: Vec<&str> = answers.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(ids, ["batch", "not-gzip", "unknown", "not-an-object", "awslogs"]);
+    assert_eq!(ids, ["batch", "not-gzip", "unknown", "not-an-object", "awslogs", "too-big"]);
 
     // The body Firehose gets is exactly the transform's response, serialised once by the runtime.
     let Answer::Response(body) = &answers[0].1 else { panic!("{:?}", answers[0]) };
@@ -57,6 +61,16 @@ async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
     let undelivered = answers[4].1.error_message();
     assert!(undelivered.contains("1 of 1 records could not be delivered to fleetlog-logs"), "{undelivered}");
 
-    assert!(stdout.contains(r#""LogEventsTransformed""#), "the batch's metrics are printed: {stdout}");
+    let unsettled = answers[5].1.error_message();
+    assert!(unsettled.contains("could not be delivered to fleetlog-logs"), "{unsettled}");
+
+    // Metrics count settled batches only: the first batch's events, none of the failed invocations'.
+    let transformed: u64 = stdout
+        .lines()
+        .filter(|line| line.starts_with(r#"{"_aws""#))
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["LogEventsTransformed"].as_u64())
+        .sum();
+    let expected = transform(&corpus, "us-east-1").stats.events_out;
+    assert_eq!(transformed, u64::try_from(expected).unwrap(), "{stdout}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
