@@ -38,12 +38,11 @@ async fn missing_settings_stop_the_function_before_it_polls_with_a_clear_message
 async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
     // A queue message whose body is not an EventBridge event: permanent, so it is dead-lettered; the
     // dead-letter queue cannot be reached, so it stays on the queue (a batch item failure).
-    let mut sqs = json!({"Records": [{
-        "messageId": "m1", "receiptHandle": "r1", "body": "not an event", "attributes": {},
-        "messageAttributes": {}, "eventSource": "aws:sqs",
+    let sqs = json!({"Records": [{
+        "messageId": "m1", "receiptHandle": "r1", "body": "not an event",
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs",
         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:fleetlog-enroll", "awsRegion": "us-east-1",
     }]});
-    sqs["Records"][0]["attributes"] = json!({"ApproximateReceiveCount": "1"});
     let no_instance = json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",
         "detail": {"state": "running"}});
     let events = vec![
