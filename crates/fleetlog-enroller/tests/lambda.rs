@@ -1,11 +1,19 @@
 //! The enroller as Lambda runs it: the binary (`src/main.rs`: settings, SDK clients, the
-//! lambda_runtime wiring) polls a fake Lambda Runtime API on 127.0.0.1 (`fleetlog-fake-runtime`).
-//! AWS is a closed port here; what needs AWS is tested on the emulator (`tests/`).
+//! lambda_runtime wiring) polls a fake Lambda Runtime API on 127.0.0.1 (`fleetlog-fake-runtime`),
+//! with AWS either out of reach or the emulator with fleetlog deployed in it (the CLI's local stack:
+//! a dev-dependency on fleetlog-cli, which itself depends on this crate).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 
+use fleetlog_aws::store::EnrollmentStore;
+use fleetlog_cli::emulator::{ACCOUNT, Emulator, REGION};
+use fleetlog_cli::local::{ENROLLMENT_TABLE, LocalStack, MANAGEMENT_TAG};
+use fleetlog_core::Platform;
+use fleetlog_core::agent_config::TemplateVars;
+use fleetlog_core::events::ec2_state_change_event;
+use fleetlog_core::plan::EnrollmentStatus;
 use fleetlog_fake_runtime::{Answer, OFFLINE_AWS, run_function};
 use serde_json::{Value, json};
 
@@ -70,4 +78,48 @@ async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
         .sum();
     assert_eq!(dead_lettered, 0, "{}", run.stdout);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn the_lambda_binary_enrolls_an_instance_on_the_emulator() {
+    let emulator = Emulator::start().unwrap();
+    let stack = LocalStack::deploy(&emulator.sdk_config().await).await.unwrap();
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../agent-configs");
+    let vars = TemplateVars { log_group_prefix: stack.log_group_prefix.clone() };
+    let (_, published) = fleetlog_cli::configs::publish(
+        &stack.clients.ssm,
+        &[configs],
+        fleetlog_cli::DEFAULT_PARAMETER_PREFIX,
+        &vars,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(published);
+    let id = stack.launch(Platform::Linux, &[MANAGEMENT_TAG], 1).await.unwrap().remove(0);
+
+    // The function's environment as the stack sets it, its AWS calls going to the emulator.
+    let mut env: Vec<(String, String)> = stack.enroller_env().into_iter().collect();
+    env.extend(
+        [
+            ("AWS_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_ENDPOINT_URL", emulator.endpoint.as_str()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let event = ec2_state_change_event(&id, "running", ACCOUNT, REGION);
+    let run = run_function(Path::new(BINARY), &env, vec![("running", serde_json::to_vec(&event).unwrap())]).await;
+
+    let Answer::Response(body) = &run.answers[0].1 else { panic!("{:?}\n{}", run.answers[0], run.stdout) };
+    let answer: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(answer["outcomes"][&id]["outcome"], "enrolled", "{answer}");
+    let record = EnrollmentStore::new(stack.clients.dynamodb.clone(), ENROLLMENT_TABLE).get(&id).await.unwrap();
+    assert_eq!(record.map(|r| r.status), Some(EnrollmentStatus::Enrolled));
+    let commands = stack.clients.ssm.list_commands().instance_id(&id).send().await.unwrap();
+    assert_eq!(commands.commands().len(), 2, "install and configure");
+    assert!(run.stdout.contains(r#""Enrolled":1"#), "{}", run.stdout);
 }
