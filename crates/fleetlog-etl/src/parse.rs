@@ -90,20 +90,18 @@ impl<'a> AttributeValue<'a> {
                     write_str(out, json);
                 }
             }
-            AttributeValue::Escaped(text) => match self.as_str() {
-                Some(Cow::Borrowed(content)) => {
-                    out.push(b'"');
-                    out.extend_from_slice(content.as_bytes());
-                    out.push(b'"');
-                }
-                _ if text == "null" => out.extend_from_slice(b"null"),
-                // Escaped once more, the JSON text is already the content of a JSON string.
-                _ => {
-                    out.push(b'"');
-                    out.extend_from_slice(text.as_bytes());
-                    out.push(b'"');
-                }
-            },
+            AttributeValue::Escaped("null") => out.extend_from_slice(b"null"),
+            AttributeValue::Escaped(text) => {
+                // A string's content is copied as spelled (it has no escapes of its own); any other
+                // value's JSON text, escaped once more, is already the content of a JSON string.
+                let content = match self.as_str() {
+                    Some(Cow::Borrowed(content)) => content,
+                    _ => text,
+                };
+                out.push(b'"');
+                out.extend_from_slice(content.as_bytes());
+                out.push(b'"');
+            }
         }
     }
 }
