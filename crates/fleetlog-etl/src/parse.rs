@@ -256,9 +256,21 @@ fn bsd_marks_agree(known: &[u8]) -> bool {
     MARKS.iter().all(|&(at, mark)| known.get(at).is_none_or(|b| *b == mark))
 }
 
+/// The format and fields of a message given as its JSON string literal in the envelope. Most JSON
+/// messages are read from the literal itself; others are decoded by `decode` (into the caller's
+/// reused buffer) and parsed, but only when the literal shows they may hold fields: plain text (stack
+/// traces, most application lines) is not decoded to find nothing.
+pub fn parse_literal<'a>(literal: &'a str, decode: impl FnOnce() -> Option<&'a str>) -> (Format, Fields<'a>) {
+    if let Some(fields) = json_from_literal(literal) {
+        return (Format::Json, fields);
+    }
+    let text = if may_have_fields(literal) { decode() } else { None };
+    text.map_or_else(|| (Format::Text, Fields::default()), parse)
+}
+
 /// Whether a message, given as its JSON string literal (escapes not decoded), may parse into
 /// fields. When not, [`parse`] of its text is plain text, so its escapes need not be decoded.
-pub fn may_have_fields(literal: &str) -> bool {
+fn may_have_fields(literal: &str) -> bool {
     let trimmed = literal.trim_start();
     let bytes = trimmed.as_bytes();
     // Text and literal agree up to the first escape, and a shape is told from 17 bytes at most.
@@ -292,7 +304,7 @@ fn json(message: &str) -> Option<Fields<'_>> {
 /// decoded), for the common case: strings without escapes of their own. `None` leaves the message to
 /// [`parse`] of its decoded text, which then decides; what this accepts, that parses as JSON too,
 /// into the same fields.
-pub fn json_from_literal(literal: &str) -> Option<Fields<'_>> {
+fn json_from_literal(literal: &str) -> Option<Fields<'_>> {
     let members = literal_json::top_level_members(literal)?;
     let fields = members.into_iter().map(|(name, value)| (Cow::Borrowed(name), AttributeValue::Escaped(value)));
     Some(json_fields(Attributes::from_fields(fields.collect())))

@@ -5,7 +5,7 @@ use fleetlog_core::instance::is_instance_id;
 use serde::Serialize;
 
 use crate::decode::{Envelope, LogEvent};
-use crate::parse::{Fields, Format, json_from_literal, may_have_fields, parse};
+use crate::parse::{Fields, Format, parse_literal};
 
 /// Firehose accepts records up to 1,000 KiB; stay a little under (room for the newline).
 pub const MAX_RECORD_BYTES: usize = crate::put::MAX_RECORD_BYTES - 1024;
@@ -120,15 +120,7 @@ pub(crate) fn write_records_measured(
     let mut unescaped = String::new();
     for event in events {
         let literal = event.message_literal();
-        let (format, fields) = match json_from_literal(literal) {
-            // Most JSON messages are read from the literal, not decoded first.
-            Some(fields) => (Format::Json, fields),
-            None => {
-                // Plain text (stack traces, most application lines) is not decoded only to find no fields.
-                let text = if may_have_fields(literal) { event.text(&mut unescaped) } else { None };
-                text.map_or_else(|| (Format::Text, Fields::default()), parse)
-            }
-        };
+        let (format, fields) = parse_literal(literal, || event.text(&mut unescaped));
         let time = clock.iso8601(event.timestamp);
         let start = out.len();
         write_record(out, event, time, shared, format, literal, None, &fields);
