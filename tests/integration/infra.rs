@@ -196,6 +196,15 @@ fn allow_statements(node: &Yaml, owner: &str, out: &mut Vec<(String, Value)>) {
     }
 }
 
+/// A statement's `Action`: one action or a list of them.
+fn statement_actions<'a>(owner: &str, statement: &'a Value) -> Vec<&'a str> {
+    match &statement["Action"] {
+        Value::String(a) => vec![a.as_str()],
+        Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+        other => panic!("{owner}: unexpected Action {other}"),
+    }
+}
+
 #[test]
 fn no_allowed_action_is_a_wildcard_and_wildcard_resources_are_explained() {
     let t = template();
@@ -205,12 +214,7 @@ fn no_allowed_action_is_a_wildcard_and_wildcard_resources_are_explained() {
     }
     assert!(statements.len() > 20, "found only {} statements", statements.len());
     for (owner, statement) in &statements {
-        let actions: Vec<&str> = match &statement["Action"] {
-            Value::String(a) => vec![a.as_str()],
-            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
-            other => panic!("{owner}: unexpected Action {other}"),
-        };
-        for action in actions {
+        for action in statement_actions(owner, statement) {
             // The one exception: the account administering its own key, in the key policy.
             let key_admin = owner == "Key" && action == "kms:*";
             assert!(!action.contains('*') || key_admin, "{owner}: wildcard action {action}");
@@ -230,18 +234,7 @@ fn no_allowed_action_is_a_wildcard_and_wildcard_resources_are_explained() {
 fn allowed_actions(t: &Yaml, role: &str) -> BTreeSet<String> {
     let mut statements = Vec::new();
     allow_statements(resource(t, role), role, &mut statements);
-    let mut actions = BTreeSet::new();
-    for (_, statement) in statements {
-        match &statement["Action"] {
-            Value::String(a) => actions.insert(a.clone()),
-            Value::Array(list) => {
-                actions.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
-                true
-            }
-            other => panic!("{role}: unexpected Action {other}"),
-        };
-    }
-    actions
+    statements.iter().flat_map(|(owner, statement)| statement_actions(owner, statement)).map(str::to_owned).collect()
 }
 
 /// The enroller's role allows every AWS call the enroller makes (the emulator does not enforce IAM, so
