@@ -350,20 +350,7 @@ async fn permanent_failures_reach_the_dlq_with_a_reason() {
 async fn a_group_with_two_foreign_filters_is_a_clear_permanent_error() {
     let fleet = Fleet::new().await;
     let system = format!("{}/system", fleet.log_group_prefix);
-    fleet.clients.logs.create_log_group().log_group_name(&system).send().await.unwrap();
-    for name in ["team-a", "team-b"] {
-        fleet
-            .clients
-            .logs
-            .put_subscription_filter()
-            .log_group_name(&system)
-            .filter_name(name)
-            .filter_pattern("")
-            .destination_arn("arn:aws:lambda:us-east-1:123456789012:function:other")
-            .send()
-            .await
-            .unwrap();
-    }
+    fleet.create_group_with_two_foreign_filters(&system).await;
     let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
     fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
     fleet.deliver(1).await;

@@ -238,15 +238,21 @@ fn allowed_actions(t: &Yaml, role: &str) -> BTreeSet<String> {
 }
 
 /// The enroller's role allows every AWS call the enroller makes (the emulator does not enforce IAM, so
-/// a missing action would only show in AWS): enrollment of both platforms, a duplicate, offboarding
-/// and a reconcile sweep, every call counted.
+/// a missing action would only show in AWS): enrollment of both platforms, a duplicate, an enrollment
+/// that fails after its claim, offboarding and a reconcile sweep, every call counted.
 #[tokio::test]
 async fn the_enrollers_role_allows_every_call_it_makes() {
     let fleet = Fleet::new().await;
     let linux = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
     let windows = fleet.launch(Platform::Windows, &[MANAGED], 1).await.remove(0);
-    fleet.put_state_changes(&[linux.clone(), windows.clone(), linux.clone()], "running").await;
-    fleet.deliver(3).await;
+    // Its profile's log group already has two foreign subscription filters: it fails once claimed.
+    let failing = fleet.launch(Platform::Linux, &[MANAGED, ("fleetlog:profile", "full")], 1).await.remove(0);
+    let full = r#"{"logs": {"logs_collected": {"files": {"collect_list": [
+        {"file_path": "/var/log/app.log", "log_group_name": "full/{instance_id}", "log_stream_name": "{instance_id}"}]}}}}"#;
+    fleet.put_parameter("AmazonCloudWatch-fleetlog-linux-full", full).await;
+    fleet.create_group_with_two_foreign_filters(&format!("full/{failing}")).await;
+    fleet.put_state_changes(&[linux.clone(), windows.clone(), linux.clone(), failing], "running").await;
+    fleet.deliver(4).await;
     fleet.change_tag(&windows, MANAGED.0, None).await;
     fleet.deliver(1).await;
     fleet.state.enroller.run(&Work { instance_ids: BTreeSet::new(), reconcile: true }).await.unwrap();
@@ -254,6 +260,7 @@ async fn the_enrollers_role_allows_every_call_it_makes() {
     let allowed = allowed_actions(&template(), "EnrollerRole");
     let calls = fleet.enroller_calls.snapshot();
     assert!(calls.len() >= 12, "{calls:?}");
+    assert!(calls.contains_key("DynamoDB:DeleteItem"), "the failed enrollment released its claim: {calls:?}");
     for operation in calls.keys() {
         let (service, name) = operation.split_once(':').unwrap();
         let prefix = match service {

@@ -105,6 +105,24 @@ impl Fleet {
             .expect("PutParameter");
     }
 
+    /// Creates a log group that already has two subscription filters someone else made (`team-a`,
+    /// `team-b`): CloudWatch Logs allows no third, so fleetlog cannot subscribe it.
+    pub async fn create_group_with_two_foreign_filters(&self, group: &str) {
+        self.clients.logs.create_log_group().log_group_name(group).send().await.expect("CreateLogGroup");
+        for name in ["team-a", "team-b"] {
+            self.clients
+                .logs
+                .put_subscription_filter()
+                .log_group_name(group)
+                .filter_name(name)
+                .filter_pattern("")
+                .destination_arn("arn:aws:lambda:us-east-1:123456789012:function:other")
+                .send()
+                .await
+                .expect("PutSubscriptionFilter");
+        }
+    }
+
     /// Launches `count` instances and waits until EC2 reports them running.
     pub async fn launch(&self, platform: Platform, tags: &[(&str, &str)], count: i32) -> Vec<String> {
         let ids = self.stack.launch(platform, tags, count).await.expect("RunInstances");
