@@ -14,13 +14,13 @@ use fleetlog_core::Platform;
 use fleetlog_core::agent_config::TemplateVars;
 use fleetlog_core::events::ec2_state_change_event;
 use fleetlog_core::plan::EnrollmentStatus;
-use fleetlog_fake_runtime::{Answer, OFFLINE_AWS, run_function};
+use fleetlog_fake_runtime::{Answer, NOWHERE, aws_at, run_function};
 use serde_json::{Value, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_fleetlog-enroller");
 const DLQ_URL: &str = "http://127.0.0.1:9/123456789012/fleetlog-enroll-dlq";
 
-/// The stack's settings (AWS itself is out of reach: `OFFLINE_AWS`).
+/// The stack's settings (AWS itself is out of reach: [`NOWHERE`]).
 const SETTINGS: [(&str, &str); 3] = [
     ("FLEETLOG_ENROLLMENT_TABLE", "fleetlog-enrollment"),
     ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:etl"),
@@ -58,7 +58,7 @@ async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
         ("no-instance", serde_json::to_vec(&no_instance).unwrap()),
         ("queue", serde_json::to_vec(&sqs).unwrap()),
     ];
-    let run = run_function(Path::new(BINARY), &[&SETTINGS[..], &OFFLINE_AWS].concat(), events).await;
+    let run = run_function(Path::new(BINARY), &[&SETTINGS[..], &aws_at(NOWHERE)].concat(), events).await;
     let ids: Vec<&str> = run.answers.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["unknown", "no-instance", "queue"]);
 
@@ -70,13 +70,7 @@ async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
     let response: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(response, json!({"batchItemFailures": [{"itemIdentifier": "m1"}]}));
     // Nothing reached the dead-letter queue, so nothing is counted as dead-lettered.
-    let dead_lettered: u64 = run
-        .stdout
-        .lines()
-        .filter(|line| line.starts_with(r#"{"_aws""#))
-        .filter_map(|line| serde_json::from_str::<Value>(line).unwrap()["DeadLettered"].as_u64())
-        .sum();
-    assert_eq!(dead_lettered, 0, "{}", run.stdout);
+    assert_eq!(run.metric("DeadLettered"), 0, "{}", run.stdout);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
@@ -99,18 +93,9 @@ async fn the_lambda_binary_enrolls_an_instance_on_the_emulator() {
     let id = stack.launch(Platform::Linux, &[MANAGEMENT_TAG], 1).await.unwrap().remove(0);
 
     // The function's environment as the stack sets it, its AWS calls going to the emulator.
-    let mut env: Vec<(String, String)> = stack.enroller_env().into_iter().collect();
-    env.extend(
-        [
-            ("AWS_REGION", REGION),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-            ("AWS_ENDPOINT_URL", emulator.endpoint.as_str()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let settings = stack.enroller_env();
+    let mut env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend(aws_at(&emulator.endpoint));
     let event = ec2_state_change_event(&id, "running", ACCOUNT, REGION);
     let run = run_function(Path::new(BINARY), &env, vec![("running", serde_json::to_vec(&event).unwrap())]).await;
 
@@ -121,5 +106,5 @@ async fn the_lambda_binary_enrolls_an_instance_on_the_emulator() {
     assert_eq!(record.map(|r| r.status), Some(EnrollmentStatus::Enrolled));
     let commands = stack.clients.ssm.list_commands().instance_id(&id).send().await.unwrap();
     assert_eq!(commands.commands().len(), 2, "install and configure");
-    assert!(run.stdout.contains(r#""Enrolled":1"#), "{}", run.stdout);
+    assert_eq!(run.metric("Enrolled"), 1, "{}", run.stdout);
 }

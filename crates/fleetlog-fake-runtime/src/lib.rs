@@ -15,16 +15,21 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-/// AWS settings for a function that must not reach AWS: a region, dummy credentials, no instance
-/// metadata, every endpoint a port where nothing listens, and one attempt per call.
-pub const OFFLINE_AWS: [(&str, &str); 6] = [
-    ("AWS_REGION", "us-east-1"),
-    ("AWS_ACCESS_KEY_ID", "test"),
-    ("AWS_SECRET_ACCESS_KEY", "test"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
-    ("AWS_MAX_ATTEMPTS", "1"),
-];
+/// An endpoint where nothing listens: AWS out of reach.
+pub const NOWHERE: &str = "http://127.0.0.1:9";
+
+/// AWS settings for a function whose every call goes to `endpoint` (an emulator, or [`NOWHERE`]): a
+/// region, dummy credentials, no instance metadata, one attempt per call.
+pub fn aws_at(endpoint: &str) -> [(&str, &str); 6] {
+    [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_MAX_ATTEMPTS", "1"),
+    ]
+}
 
 /// What the function posted back for an invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +54,17 @@ pub struct Run {
     pub answers: Vec<(String, Answer)>,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Run {
+    /// The sum of a counter over the embedded-metric lines the function printed.
+    pub fn metric(&self, name: &str) -> u64 {
+        self.stdout
+            .lines()
+            .filter(|line| line.starts_with(r#"{"_aws""#))
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()[name].as_u64())
+            .sum()
+    }
 }
 
 /// Runs the binary as a Lambda function (the Runtime API's variables set, plus `env`, nothing else
