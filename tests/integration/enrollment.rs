@@ -14,6 +14,12 @@ use fleetlog_enroller::Work;
 use fleetlog_enroller::outcome::{Outcome, Verdict, verdict};
 use fleetlog_tests::fleet::{Fleet, MANAGED, ROLE_ARN, TABLE};
 
+/// Now, as claims count time.
+fn epoch_seconds() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    i64::try_from(now.as_secs()).unwrap()
+}
+
 const LINUX_GROUPS: [&str; 3] = ["system", "security", "cloud-init"];
 const WINDOWS_GROUPS: [&str; 3] = ["windows-system", "windows-application", "windows-security"];
 
@@ -150,9 +156,8 @@ async fn an_instance_another_run_holds_is_retried_later_not_failed() {
     let fleet = Fleet::new().await;
     let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
     let store = &fleet.state.enroller.store;
-    let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
     let config = "AmazonCloudWatch-fleetlog-linux";
-    assert_eq!(store.claim(&id, config, 1, "another-run", now.unwrap()).await.unwrap(), Claim::Granted);
+    assert_eq!(store.claim(&id, config, 1, "another-run", epoch_seconds()).await.unwrap(), Claim::Granted);
 
     fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
     let report = fleet.deliver(1).await;
@@ -362,9 +367,8 @@ async fn a_group_with_two_foreign_filters_is_a_clear_permanent_error() {
     let names: BTreeSet<_> = filters.subscription_filters().iter().filter_map(|f| f.filter_name()).collect();
     assert_eq!(names, BTreeSet::from(["team-a", "team-b"]), "foreign filters untouched");
     // The failed run released its claim: once the group is fixed, a retry need not wait for it to expire.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let now = i64::try_from(now).unwrap();
-    let claim = fleet.state.enroller.store.claim(&id, "AmazonCloudWatch-fleetlog-linux", 1, "next", now).await;
+    let claim =
+        fleet.state.enroller.store.claim(&id, "AmazonCloudWatch-fleetlog-linux", 1, "next", epoch_seconds()).await;
     assert_eq!(claim.unwrap(), Claim::Granted);
 }
 
