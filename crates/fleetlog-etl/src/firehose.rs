@@ -75,9 +75,9 @@ fn base64_len(n: usize) -> usize {
 }
 
 /// The response JSON, written record by record exactly as serde writes `KinesisFirehoseResponse`
-/// (fields in declaration order), and what it may still take of its budget. Each record's data is
-/// base64-encoded straight into it by a vectorised encoder, so a record's lines need no buffer of
-/// their own and no second pass.
+/// (fields in declaration order), and what it may still take of its budget. A record's lines, written
+/// into one buffer reused by every record, are base64-encoded straight into it by a vectorised
+/// encoder: the encoded data gets no string of its own, and the response is never copied as it grows.
 struct ResponseWriter {
     json: String,
     records: usize,
