@@ -4,9 +4,30 @@ use serde_json::json;
 
 pub const NAMESPACE: &str = "fleetlog";
 
-/// Things the enroller and the log ETL count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Counter {
+/// Declares [`Counter`] with its variants listed once: the metric name is the variant's name, and
+/// [`Counter::ALL`] holds every variant (the template's alarms are checked against it).
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $variant:ident,)+) => {
+        /// Things the enroller and the log ETL count.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+        pub enum Counter {
+            $($(#[doc = $doc])* $variant,)+
+        }
+
+        impl Counter {
+            pub const ALL: &[Counter] = &[$(Counter::$variant,)+];
+
+            /// The CloudWatch metric name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Counter::$variant => stringify!($variant),)+
+                }
+            }
+        }
+    };
+}
+
+counters! {
     Enrolled,
     Offboarded,
     AlreadyEnrolled,
@@ -22,38 +43,6 @@ pub enum Counter {
     RecordsReingested,
     /// ETL: Firehose records sent to the error output (undecodable, or an event too large).
     RecordsFailed,
-}
-
-impl Counter {
-    pub const ALL: [Counter; 11] = [
-        Counter::Enrolled,
-        Counter::Offboarded,
-        Counter::AlreadyEnrolled,
-        Counter::TagCaseMismatch,
-        Counter::NotReady,
-        Counter::EnrollmentFailed,
-        Counter::EnrollmentDeferred,
-        Counter::DeadLettered,
-        Counter::LogEventsTransformed,
-        Counter::RecordsReingested,
-        Counter::RecordsFailed,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Counter::Enrolled => "Enrolled",
-            Counter::Offboarded => "Offboarded",
-            Counter::AlreadyEnrolled => "AlreadyEnrolled",
-            Counter::TagCaseMismatch => "TagCaseMismatch",
-            Counter::NotReady => "NotReady",
-            Counter::EnrollmentFailed => "EnrollmentFailed",
-            Counter::EnrollmentDeferred => "EnrollmentDeferred",
-            Counter::DeadLettered => "DeadLettered",
-            Counter::LogEventsTransformed => "LogEventsTransformed",
-            Counter::RecordsReingested => "RecordsReingested",
-            Counter::RecordsFailed => "RecordsFailed",
-        }
-    }
 }
 
 /// Where embedded-metric lines go. Lambda turns stdout lines into metrics; a local run inside the
