@@ -1,18 +1,23 @@
 //! Criterion benchmarks of the ETL on the corpus's ~200 KB, ~1 MB and ~5 MB Firehose events (base64 size):
 //! `core` is the record core alone (gunzip, envelope, a JSON record for every event); `transform` is
 //! the whole Firehose shape (response budget, records handed back, the response JSON). Throughput is
-//! decompressed log data in, the measure the targets use.
+//! decompressed log data in, the measure the targets use. `parse/{format}` is the parsers alone, with
+//! the writing of the fields they find, on the 200 KB event's messages of each format (throughput:
+//! message bytes as the envelope spells them): the share of a record's cost that richer output takes.
 //!
 //!   cargo bench -p fleetlog-etl --bench core
 //!
 //! `cargo test -p fleetlog-etl --bench core` runs each benchmark once, as a check that it works.
 #![allow(clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fleetlog_etl::corpus::{firehose_event, run_core};
+use fleetlog_etl::decode::{LogEvent, gunzip_into, parse_envelope};
 use fleetlog_etl::firehose::transform;
+use fleetlog_etl::parse::parse_literal;
 
 /// As in the Lambda (see the workspace's `mimalloc` entry), so the figures are the Lambda's.
 #[global_allocator]
@@ -35,5 +40,41 @@ fn etl(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, etl);
+fn parsers(c: &mut Criterion) {
+    let corpus = firehose_event(200_000, 11);
+    let plains: Vec<Vec<u8>> = corpus
+        .event
+        .records
+        .iter()
+        .map(|record| {
+            let mut plain = Vec::new();
+            gunzip_into(&record.data.0, &mut plain).expect("the corpus decodes");
+            plain
+        })
+        .collect();
+    let envelopes: Vec<_> = plains.iter().map(|p| parse_envelope(p).expect("the corpus decodes")).collect();
+    let (mut scratch, mut fields_json) = (String::new(), Vec::new());
+    let mut by_format: BTreeMap<&str, Vec<&LogEvent<'_>>> = BTreeMap::new();
+    for event in envelopes.iter().flat_map(|e| &e.log_events) {
+        let (format, _) = parse_literal(event.message_literal(), || event.text(&mut scratch));
+        by_format.entry(format.as_str()).or_default().push(event);
+    }
+    let mut group = c.benchmark_group("parse");
+    group.sample_size(10);
+    for (format, events) in &by_format {
+        group.throughput(Throughput::Bytes(events.iter().map(|e| e.message_literal().len() as u64).sum()));
+        group.bench_function(*format, |b| {
+            b.iter(|| {
+                for event in events {
+                    let (_, fields) = parse_literal(black_box(event.message_literal()), || event.text(&mut scratch));
+                    fields_json.clear();
+                    fields.write_json(&mut fields_json);
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, etl, parsers);
 criterion_main!(benches);
