@@ -184,6 +184,15 @@ pub fn gzip_claimed_size(compressed: &[u8]) -> Option<usize> {
     usize::try_from(u32::from_le_bytes(size)).ok()
 }
 
+/// Empties `buffer` and makes room in it for `capacity` bytes. A buffer too small is replaced, not
+/// grown: growing copies the old contents, which are no longer wanted.
+pub(crate) fn clear_with_room(buffer: &mut Vec<u8>, capacity: usize) {
+    buffer.clear();
+    if buffer.capacity() < capacity {
+        *buffer = Vec::with_capacity(capacity);
+    }
+}
+
 /// Gunzips a payload into `out` (cleared first), refusing anything over [`MAX_DECOMPRESSED`].
 ///
 /// Inflates straight into the vector's spare capacity, sized from the gzip trailer (the member's
@@ -194,8 +203,7 @@ pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeErr
     if !compressed.starts_with(&GZIP_MAGIC) {
         return Err(DecodeError::NotGzip);
     }
-    out.clear();
-    out.reserve(gzip_claimed_size(compressed).unwrap_or(0).clamp(1024, LIMIT + 1));
+    clear_with_room(out, gzip_claimed_size(compressed).unwrap_or(0).clamp(1024, LIMIT + 1));
     let mut input = compressed;
     let mut inflater = flate2::Decompress::new_gzip(15);
     loop {
