@@ -52,6 +52,10 @@ pub struct Fields<'a> {
     pub win_provider: Option<&'a str>,
     /// Top-level fields of a JSON message, as they are spelled in it.
     pub attributes: Option<Attributes<'a>>,
+    /// The texts above (attribute names included) are JSON string content as they stand: they come
+    /// from a message literal with no escapes, which holds no quote, backslash or control character.
+    /// They are then written without the escaper's scan.
+    pub verbatim: bool,
 }
 
 /// The top-level fields of a JSON object, sorted by name; of a repeated name the last one counts, as
@@ -162,12 +166,22 @@ impl Fields<'_> {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"\":");
         }
-        fn text(out: &mut Vec<u8>, field: &str, value: Option<&str>) {
-            if let Some(value) = value {
-                name(out, field);
+        let verbatim = self.verbatim;
+        let string = |out: &mut Vec<u8>, value: &str| {
+            if verbatim {
+                out.push(b'"');
+                out.extend_from_slice(value.as_bytes());
+                out.push(b'"');
+            } else {
                 write_str(out, value);
             }
-        }
+        };
+        let text = |out: &mut Vec<u8>, field: &str, value: Option<&str>| {
+            if let Some(value) = value {
+                name(out, field);
+                string(out, value);
+            }
+        };
         fn number(out: &mut Vec<u8>, field: &str, value: Option<impl itoa::Integer>) {
             if let Some(value) = value {
                 name(out, field);
@@ -194,7 +208,7 @@ impl Fields<'_> {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_str(out, key);
+                string(out, key);
                 out.push(b':');
                 value.write_json(out);
             }
@@ -262,7 +276,12 @@ fn bsd_marks_agree(known: &[u8]) -> bool {
 /// traces, most application lines) is not decoded to find nothing.
 pub fn parse_literal<'a>(literal: &'a str, decode: impl FnOnce() -> Option<&'a str>) -> (Format, Fields<'a>) {
     if let Some(fields) = json_from_literal(literal) {
-        return (Format::Json, fields);
+        return (Format::Json, Fields { verbatim: true, ..fields });
+    }
+    if memchr::memchr(b'\\', literal.as_bytes()).is_none() {
+        // The message is its literal: no decoding, and its parts need no escaping.
+        let (format, fields) = parse(literal);
+        return (format, Fields { verbatim: true, ..fields });
     }
     let text = if may_have_fields(literal) { decode() } else { None };
     text.map_or_else(|| (Format::Text, Fields::default()), parse)
@@ -675,7 +694,39 @@ mod tests {
             })
     }
 
+    /// Messages of every shape the parsers know, then anything: quotes, backslashes, control
+    /// characters, non-ASCII.
+    fn shaped_message() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let start = proptest::sample::select(vec![
+            "Nov 22 10:00:01 ip-10-0-0-1 sshd[4242]: ",
+            "<34>1 2026-11-22T10:00:00Z web1 su 77 ID47 - ",
+            "<13>Nov 22 10:00:01 host app: ",
+            "203.0.113.9 - - [22/Nov/2026:10:00:00 +0000] \"GET /a",
+            "::1 - - [22/Nov/2026:10:00:00 +0000] \"POST / HTTP/1.1\" 200 5 \"-\" \"",
+            "<Event><System><Provider Name='P",
+            "<Event><System><EventID>7</EventID><Channel>C",
+            "{\"level\":\"w",
+            "{\"msg\":\"",
+            "",
+        ]);
+        (start, "([a-z0-9 :/'\\[\\]<>{}=-]|[\"\\\\\n\t\u{1}é🚀]){0,40}")
+            .prop_map(|(start, rest)| format!("{start}{rest}"))
+    }
+
     proptest::proptest! {
+        /// Parsing a message from its literal (parts written as they stand when it has no escapes)
+        /// writes the fields that parsing its decoded text writes.
+        #[test]
+        fn parse_literal_reads_what_parse_of_the_text_reads(message in shaped_message()) {
+            let literal = literal_of(&message);
+            let (format, from_literal) = parse_literal(&literal, || Some(message.as_str()));
+            let (expected_format, from_text) = parse(&message);
+            proptest::prop_assert_eq!(format, expected_format, "{:?}", message);
+            proptest::prop_assert_eq!(fields_json(&from_literal), fields_json(&from_text), "{:?}", message);
+            proptest::prop_assert_eq!(from_literal.severity, from_text.severity);
+        }
+
         /// What is read from the literal is what decoding the message reads.
         #[test]
         fn literal_json_agrees_with_the_decoded_message(message in json_message()) {
