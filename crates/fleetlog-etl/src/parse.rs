@@ -52,9 +52,9 @@ pub struct Fields<'a> {
     pub win_provider: Option<&'a str>,
     /// Top-level fields of a JSON message, as they are spelled in it.
     pub attributes: Option<Attributes<'a>>,
-    /// The texts above (attribute names included) are JSON string content as they stand: they come
-    /// from a message literal with no escapes, which holds no quote, backslash or control character.
-    /// They are then written without the escaper's scan.
+    /// The texts above (attribute names included) are JSON string content as they stand: they were
+    /// read from the message's literal (one without escapes holds no quote, backslash or control
+    /// character; an access line's fields keep their escapes). They are written without the escaper.
     pub verbatim: bool,
 }
 
@@ -283,6 +283,13 @@ pub fn parse_literal<'a>(literal: &'a str, decode: impl FnOnce() -> Option<&'a s
         let (format, fields) = parse(literal);
         return (format, Fields { verbatim: true, ..fields });
     }
+    let trimmed = literal.trim_start();
+    if shape(trimmed) == Some(Shape::Access) && find(trimmed, needle!("\\u")).is_none() {
+        // Access lines quote their request, referrer and agent: read from the literal, whose only
+        // escapes are then mostly those quotes, instead of decoding it and escaping the fields again.
+        let fields = access_log(trimmed, Quotes::Escaped);
+        return fields.map_or_else(|| (Format::Text, Fields::default()), |f| (Format::Access, f));
+    }
     let text = if may_have_fields(literal) { decode() } else { None };
     text.map_or_else(|| (Format::Text, Fields::default()), parse)
 }
@@ -309,7 +316,7 @@ pub fn parse(message: &str) -> (Format, Fields<'_>) {
         Some(Shape::WindowsEvent) => Some((Format::WindowsEvent, windows_event(trimmed))),
         Some(Shape::SyslogWithPriority) => syslog_with_priority(trimmed).map(|f| (Format::Syslog, f)),
         Some(Shape::BsdSyslog) => bsd_syslog(trimmed).map(|f| (Format::Syslog, f)),
-        Some(Shape::Access) => access_log(trimmed).map(|f| (Format::Access, f)),
+        Some(Shape::Access) => access_log(trimmed, Quotes::Text).map(|f| (Format::Access, f)),
         None => None,
     };
     parsed.unwrap_or((Format::Text, Fields::default()))
@@ -379,14 +386,30 @@ fn bsd_syslog(message: &str) -> Option<Fields<'_>> {
 }
 
 /// Apache/Nginx combined (or common) log format.
-fn access_log(message: &str) -> Option<Fields<'_>> {
+/// How the message given to [`access_log`] spells a double quote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quotes {
+    /// The message's text: `"`.
+    Text,
+    /// The message's JSON string literal: `\"`. Its other escapes must not spell a space, a quote
+    /// or a bracket (no `\u` escapes), so it splits where its text does.
+    Escaped,
+}
+
+/// A combined or common access log line (`client - user [time] "request" status bytes "referrer"
+/// "agent"`), from its text or from its literal: what is read from a literal is JSON string content.
+fn access_log(message: &str, quotes: Quotes) -> Option<Fields<'_>> {
+    let (quote, time_end, quoted_end, between_quoted) = match quotes {
+        Quotes::Text => ("\"", needle!("] \""), needle!("\" "), needle!("\" \"")),
+        Quotes::Escaped => ("\\\"", needle!("] \\\""), needle!("\\\" "), needle!("\\\" \\\"")),
+    };
     let (client_ip, rest) = split_at_byte(message, b' ')?;
     if !client_ip.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':') {
         return None;
     }
-    let rest = &rest[find(rest, needle!("] \""))? + 3..];
-    let request_end = find(rest, needle!("\" "))?;
-    let (request, rest) = (&rest[..request_end], &rest[request_end + 2..]);
+    let rest = &rest[find(rest, time_end)? + time_end.needle().len()..];
+    let request_end = find(rest, quoted_end)?;
+    let (request, rest) = (&rest[..request_end], &rest[request_end + quoted_end.needle().len()..]);
     let mut request_parts = request.split(' ');
     let http_method = request_parts.next().filter(|m| m.bytes().all(|b| b.is_ascii_uppercase()))?;
     let http_path = request_parts.next();
@@ -395,9 +418,9 @@ fn access_log(message: &str) -> Option<Fields<'_>> {
     let http_bytes = rest_parts.next().and_then(|b| b.parse().ok());
     let user_agent = rest_parts.next().and_then(|tail| {
         // "referrer" "user agent"
-        let tail = tail.strip_prefix('"')?;
-        let after = &tail[find(tail, needle!("\" \""))? + 3..];
-        after.strip_suffix('"').or(Some(after))
+        let tail = tail.strip_prefix(quote)?;
+        let after = &tail[find(tail, between_quoted)? + between_quoted.needle().len()..];
+        after.strip_suffix(quote).or(Some(after))
     });
     Some(Fields {
         client_ip: Some(client_ip),
@@ -406,6 +429,7 @@ fn access_log(message: &str) -> Option<Fields<'_>> {
         http_status,
         http_bytes,
         user_agent,
+        verbatim: quotes == Quotes::Escaped,
         ..Fields::default()
     })
 }
@@ -710,8 +734,11 @@ mod tests {
             "{\"msg\":\"",
             "",
         ]);
-        (start, "([a-z0-9 :/'\\[\\]<>{}=-]|[\"\\\\\n\t\u{1}é🚀]){0,40}")
-            .prop_map(|(start, rest)| format!("{start}{rest}"))
+        // Closes an access line's request, or its referrer, or nothing.
+        let middle = proptest::sample::select(vec!["", " HTTP/1.1\" 404 - \"-\" \"", "\" 200 12 \"r\" \""]);
+        let anything = "([a-z0-9 :/'\\[\\]<>{}=-]|[\"\\\\\n\t\u{1}é🚀]){0,20}";
+        (start, anything, middle, anything)
+            .prop_map(|(start, first, middle, last)| format!("{start}{first}{middle}{last}"))
     }
 
     proptest::proptest! {
