@@ -113,11 +113,13 @@ impl<'a> AttributeValue<'a> {
 impl<'a> Attributes<'a> {
     /// Sorts the fields by name, keeping the last of each name.
     fn from_fields(mut fields: Vec<(Cow<'a, str>, AttributeValue<'a>)>) -> Self {
-        // Stable, so of equal names the last stays last; keep it.
+        // Stable, so of equal names the last stays last; keep it (names seldom repeat).
         fields.sort_by(|a, b| a.0.cmp(&b.0));
-        fields.reverse();
-        fields.dedup_by(|later, kept| later.0 == kept.0);
-        fields.reverse();
+        if fields.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            fields.reverse();
+            fields.dedup_by(|later, kept| later.0 == kept.0);
+            fields.reverse();
+        }
         Attributes(fields)
     }
 
