@@ -55,6 +55,25 @@ impl Keys {
     }
 }
 
+/// The value of eight ASCII digits, most significant first (`None` if any byte is not a digit),
+/// computed in one 64-bit word: three multiplications instead of eight steps.
+fn eight_digits(bytes: &[u8]) -> Option<i64> {
+    let word = u64::from_le_bytes(bytes.try_into().ok()?);
+    // Every byte is 0x30..=0x39: its high nibble is 3, and adding 6 does not carry into it.
+    let high_nibbles = word & 0xf0f0_f0f0_f0f0_f0f0;
+    let carried = (word.wrapping_add(0x0606_0606_0606_0606) & 0xf0f0_f0f0_f0f0_f0f0) >> 4;
+    if high_nibbles | carried != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    // Pairs, then fours, then all eight: each step multiplies the higher digits up and adds the
+    // lower ones (what overflows the word is the part no longer wanted).
+    let digits = word & 0x0f0f_0f0f_0f0f_0f0f;
+    let pairs = (digits.wrapping_mul((10 << 8) + 1) >> 8) & 0x00ff_00ff_00ff_00ff;
+    let fours = (pairs.wrapping_mul((100 << 16) + 1) >> 16) & 0x0000_ffff_0000_ffff;
+    let eight = fours.wrapping_mul((10_000 << 32) + 1) >> 32;
+    i64::try_from(eight).ok()
+}
+
 struct Reader<'a> {
     text: &'a str,
     at: usize,
@@ -127,8 +146,14 @@ impl<'a> Reader<'a> {
         let start = self.at;
         let digits = start + usize::from(bytes.get(start) == Some(&b'-'));
         // One pass: digits are counted and folded together. Eighteen digits cannot overflow an i64,
-        // so no checks per digit (timestamps have 13); longer ones are parsed again, checked.
+        // so no checks per digit (timestamps have 13); longer ones are parsed again, checked. Eight
+        // at a time while they last, then one at a time.
         let (mut end, mut magnitude) = (digits, 0i64);
+        while end - digits + 8 <= 18 {
+            let Some(eight) = bytes.get(end..end + 8).and_then(eight_digits) else { break };
+            magnitude = magnitude * 100_000_000 + eight;
+            end += 8;
+        }
         while let Some(digit) = bytes.get(end).map(|b| b.wrapping_sub(b'0')).filter(|d| *d <= 9) {
             if end - digits < 18 {
                 magnitude = magnitude * 10 + i64::from(digit);
@@ -278,7 +303,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn eight_digits_are_read_in_one_word() {
+        assert_eq!(eight_digits(b"12345678"), Some(12_345_678));
+        assert_eq!(eight_digits(b"00000000"), Some(0));
+        assert_eq!(eight_digits(b"99999999"), Some(99_999_999));
+        for not_digits in [b"1234567/", b":2345678", b"1234 678", b"123456.8", b"\xb0\xb1\xb2\xb3\xb4\xb5\xb6\xb7"] {
+            assert_eq!(eight_digits(not_digits), None, "{not_digits:?}");
+        }
+        assert_eq!(eight_digits(b"1234567"), None, "seven bytes");
+    }
+
     proptest! {
+        /// Integers are read as serde_json reads them, whatever their length, sign and what follows.
+        #[test]
+        fn integers_agree_with_serde(
+            value in prop_oneof![any::<i64>(), -1_000_000_000_000_000i64..1_000_000_000_000_000, -1000i64..1000],
+            zeros in 0usize..3,
+            after in proptest::sample::select(vec!["", ",", "}", ".5", "e3", "0", " "]),
+        ) {
+            let digits = value.unsigned_abs().to_string();
+            let text = format!("{}{}{digits}{after}", if value < 0 { "-" } else { "" }, "0".repeat(zeros));
+            let mut reader = Reader { text: &text, at: 0 };
+            let ours = reader.integer();
+            // serde_json reads one number and stops before what follows, as the reader does.
+            let mut stream = serde_json::Deserializer::from_str(&text).into_iter::<i64>();
+            let theirs = stream.next().and_then(Result::ok).filter(|_| !matches!(after, ".5" | "e3"));
+            prop_assert_eq!(ours, theirs, "{}", text);
+        }
+
         #[test]
         fn agrees_with_serde_on_generated_envelopes(
             events in proptest::collection::vec((any::<String>(), any::<i64>(), any::<String>()), 0..8),
