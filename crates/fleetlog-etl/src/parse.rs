@@ -55,7 +55,7 @@ pub struct Fields<'a> {
     /// The texts above (attribute names included) are JSON string content as they stand: they were
     /// read from the message's literal (one without escapes holds no quote, backslash or control
     /// character; an access line's fields keep their escapes). They are written without the escaper.
-    pub verbatim: bool,
+    verbatim: bool,
 }
 
 /// The top-level fields of a JSON object, sorted by name; of a repeated name the last one counts, as
@@ -272,10 +272,12 @@ fn bsd_marks_agree(known: &[u8]) -> bool {
     MARKS.iter().all(|&(at, mark)| known.get(at).is_none_or(|b| *b == mark))
 }
 
-/// The format and fields of a message given as its JSON string literal in the envelope. Most JSON
-/// messages are read from the literal itself; others are decoded by `decode` (into the caller's
-/// reused buffer) and parsed, but only when the literal shows they may hold fields: plain text (stack
-/// traces, most application lines) is not decoded to find nothing.
+/// The format and fields of a message given as its JSON string literal in the envelope. Read from
+/// the literal itself where it can be (so what is read needs no escaping again): JSON messages in the
+/// common case, messages without escapes (which are their own text), and access lines. Others are
+/// decoded by `decode` (into the caller's reused buffer) and parsed, but only when the literal shows
+/// they may hold fields: plain text (stack traces, most application lines) is not decoded to find
+/// nothing.
 pub fn parse_literal<'a>(literal: &'a str, decode: impl FnOnce() -> Option<&'a str>) -> (Format, Fields<'a>) {
     if let Some(fields) = json_from_literal(literal) {
         return (Format::Json, Fields { verbatim: true, ..fields });
@@ -387,7 +389,6 @@ fn bsd_syslog(message: &str) -> Option<Fields<'_>> {
     Some(Fields { host: Some(host), program: Some(program), pid, ..Fields::default() })
 }
 
-/// Apache/Nginx combined (or common) log format.
 /// How the message given to [`access_log`] spells a double quote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Quotes {
@@ -398,8 +399,9 @@ enum Quotes {
     Escaped,
 }
 
-/// A combined or common access log line (`client - user [time] "request" status bytes "referrer"
-/// "agent"`), from its text or from its literal: what is read from a literal is JSON string content.
+/// An Apache/Nginx combined or common access log line (`client - user [time] "request" status bytes
+/// "referrer" "agent"`), from its text or from its literal: what is read from a literal is JSON string
+/// content.
 fn access_log(message: &str, quotes: Quotes) -> Option<Fields<'_>> {
     let (quote, time_end, quoted_end, between_quoted) = match quotes {
         Quotes::Text => ("\"", needle!("] \""), needle!("\" "), needle!("\" \"")),
