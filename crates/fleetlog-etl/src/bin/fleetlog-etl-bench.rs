@@ -11,9 +11,11 @@
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
+use clap::{Parser, Subcommand};
 use fleetlog_etl::decode::gunzip_into;
 use fleetlog_etl::firehose::{OK, transform};
 use fleetlog_etl::{Payload, corpus};
@@ -22,32 +24,57 @@ use fleetlog_etl::{Payload, corpus};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Benchmark driver for the log ETL: one process, no AWS. Figures go to stderr.
+#[derive(Debug, Parser)]
+#[command(version, after_help = "crates/fleetlog-etl/README.md has the benchmark's method and figures.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a Firehose transformation event of the realistic corpus to stdout
+    Corpus {
+        /// About this many bytes of base64 record data
+        #[arg(long, default_value_t = 1_000_000)]
+        bytes: u64,
+        /// The same seed gives the same event
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Handle a Firehose transformation event as the Lambda does: the response JSON goes to stdout,
+    /// the time from event JSON to response JSON to stderr
+    Transform {
+        /// Handle the event this many times in one process, as a warm Lambda container does; the
+        /// first and the median of the others are reported
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        invocations: u64,
+        /// The event (JSON); standard input when absent
+        file: Option<PathBuf>,
+    },
+    /// Time the record core alone: gunzip, envelope, a JSON record for every event (no response
+    /// budget, nothing handed back)
+    Core {
+        /// The event (JSON); standard input when absent
+        file: Option<PathBuf>,
+    },
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("corpus") => corpus(&args[1..]),
-        Some("transform") => run_transform(&args[1..]),
-        Some("core") => run_core(file_arg(&args[1..])),
-        _ => Err(
-            "usage: fleetlog-etl-bench corpus --bytes N [--seed S] | transform [--invocations N] [FILE] | core [FILE]"
-                .to_owned(),
-        ),
+    let result = match Cli::parse().command {
+        Command::Corpus { bytes, seed } => corpus(bytes, seed),
+        Command::Transform { invocations, file } => run_transform(invocations, file.as_deref()),
+        Command::Core { file } => run_core(file.as_deref()),
     };
     if let Err(e) = result {
         eprintln!("fleetlog-etl-bench: {e}");
-        std::process::exit(2);
+        std::process::exit(1);
     }
 }
 
-fn flag(args: &[String], name: &str, default: u64) -> Result<u64, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).ok_or_else(|| format!("{name} needs a number")),
-    }
-}
-
-fn corpus(args: &[String]) -> Result<(), String> {
-    let corpus = corpus::firehose_event(flag(args, "--bytes", 1_000_000)?, flag(args, "--seed", 7)?);
+fn corpus(bytes: u64, seed: u64) -> Result<(), String> {
+    let corpus = corpus::firehose_event(bytes, seed);
     serde_json::to_writer(std::io::stdout().lock(), &corpus.event).map_err(|e| e.to_string())?;
     eprintln!(
         "corpus: {} records, {} events, {} bytes of base64",
@@ -58,9 +85,9 @@ fn corpus(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn read_input(path: Option<&str>) -> Result<Vec<u8>, String> {
+fn read_input(path: Option<&Path>) -> Result<Vec<u8>, String> {
     match path {
-        Some(p) => std::fs::read(p).map_err(|e| format!("{p}: {e}")),
+        Some(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())),
         None => {
             let mut input = Vec::new();
             std::io::stdin().read_to_end(&mut input).map_err(|e| e.to_string())?;
@@ -75,7 +102,7 @@ fn parse_event(input: &[u8]) -> Result<KinesisFirehoseEvent, String> {
     payload.into_firehose_event().ok_or_else(|| "not a Firehose event: it has no records".to_owned())
 }
 
-fn run_core(path: Option<&str>) -> Result<(), String> {
+fn run_core(path: Option<&Path>) -> Result<(), String> {
     let event = parse_event(&read_input(path)?)?;
     let started = Instant::now();
     let run = corpus::run_core(&event, &mut Vec::new(), &mut Vec::new()).map_err(|e| e.to_string())?;
@@ -96,9 +123,8 @@ fn run_core(path: Option<&str>) -> Result<(), String> {
 /// stdout are outside. With `--invocations N` the same payload is handled N times in one process, as a
 /// warm Lambda container handles one invocation after another; the first (cold) and the median of the
 /// others are reported.
-fn run_transform(args: &[String]) -> Result<(), String> {
-    let invocations = flag(args, "--invocations", 1)?.max(1);
-    let input = read_input(file_arg(args))?;
+fn run_transform(invocations: u64, path: Option<&Path>) -> Result<(), String> {
+    let input = read_input(path)?;
     let mut seconds = Vec::new();
     let mut last = None;
     for _ in 0..invocations {
@@ -144,19 +170,6 @@ fn median(seconds: &[f64]) -> Option<f64> {
     let mut sorted = seconds.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len() / 2).copied()
-}
-
-/// The first argument that is neither a flag nor a flag's value.
-fn file_arg(args: &[String]) -> Option<&str> {
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        if arg.starts_with("--") {
-            rest.next();
-        } else {
-            return Some(arg);
-        }
-    }
-    None
 }
 
 /// Each record's id and decompressed size (records that do not decompress are left out).
