@@ -74,30 +74,49 @@ struct FirehoseRecord {
     record_id: Option<String>,
     approximate_arrival_timestamp: MillisecondTimestamp,
     #[serde(deserialize_with = "base64_data")]
-    data: Vec<u8>,
+    data: RecordData,
     kinesis_record_metadata: Option<KinesisFirehoseRecordMetadata>,
+}
+
+/// A record's data: decoded, or text that is not base64. One such record is answered
+/// `ProcessingFailed` like any other undecodable record; it does not fail the invocation.
+#[derive(Debug)]
+enum RecordData {
+    Decoded(Vec<u8>),
+    NotBase64 { text: String, error: decode::DecodeError },
 }
 
 impl From<FirehoseRecord> for KinesisFirehoseEventRecord {
     fn from(read: FirehoseRecord) -> Self {
         let mut record = KinesisFirehoseEventRecord::default();
+        record.data.0 = match read.data {
+            RecordData::Decoded(bytes) => bytes,
+            RecordData::NotBase64 { text, error } => {
+                tracing::warn!(record_id = read.record_id, %error, "Record data is not base64; it is answered ProcessingFailed");
+                // Text is never gzip (a gzip header's second byte cannot follow its first in UTF-8),
+                // so the transform answers ProcessingFailed, echoing the text as data.
+                text.into_bytes()
+            }
+        };
         record.record_id = read.record_id;
         record.approximate_arrival_timestamp = read.approximate_arrival_timestamp;
-        record.data.0 = read.data;
         record.kinesis_firehose_record_metadata = read.kinesis_record_metadata;
         record
     }
 }
 
-fn base64_data<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+fn base64_data<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<RecordData, D::Error> {
     struct Visitor;
     impl serde::de::Visitor<'_> for Visitor {
-        type Value = Vec<u8>;
+        type Value = RecordData;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("base64 text")
         }
-        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
-            decode::base64_decode(text).map_err(E::custom)
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RecordData, E> {
+            Ok(match decode::base64_decode(text) {
+                Ok(bytes) => RecordData::Decoded(bytes),
+                Err(error) => RecordData::NotBase64 { text: text.to_owned(), error },
+            })
         }
     }
     deserializer.deserialize_str(Visitor)
@@ -199,7 +218,9 @@ mod tests {
         let expected: KinesisFirehoseEvent = serde_json::from_str(&event).unwrap();
         let read: Payload = serde_json::from_str(&event).unwrap();
         assert_eq!(read.into_firehose_event(), Some(expected));
-        let bad = serde_json::from_str::<Payload>(r#"{"records":[{"approximateArrivalTimestamp":1,"data":"a$"}]}"#);
-        assert!(bad.unwrap_err().to_string().contains("base64"));
+        // Text that is not base64 is kept as it is, for the transform to answer ProcessingFailed.
+        let bad: Payload =
+            serde_json::from_str(r#"{"records":[{"approximateArrivalTimestamp":1,"data":"a$"}]}"#).unwrap();
+        assert_eq!(bad.into_firehose_event().unwrap().records[0].data.0, b"a$");
     }
 }

@@ -151,11 +151,12 @@ async fn firehose_payloads_are_answered_with_what_serde_would_write() {
         "records": [
             {"recordId": "ok", "approximateArrivalTimestamp": 1, "data": data(&envelope)},
             {"recordId": "control", "approximateArrivalTimestamp": 1, "data": data(&control)},
-            {"recordId": "bad", "approximateArrivalTimestamp": 1, "data": "bm90IGd6aXA="}
+            {"recordId": "bad", "approximateArrivalTimestamp": 1, "data": "bm90IGd6aXA="},
+            {"recordId": "not-base64", "approximateArrivalTimestamp": 1, "data": "not base64!"}
         ]
     });
     let answer = invoke(&state, payload.clone()).await.unwrap();
-    let event: aws_lambda_events::firehose::KinesisFirehoseEvent = serde_json::from_value(payload).unwrap();
+    let event = serde_json::from_value::<fleetlog_etl::Payload>(payload).unwrap().into_firehose_event().unwrap();
     let out = fleetlog_etl::firehose::transform(&event, "eu-west-1");
     // Read into the aws_lambda_events type and written back by serde: the same JSON.
     let typed = serde_json::to_value(out.typed_response().unwrap()).unwrap();
@@ -163,7 +164,9 @@ async fn firehose_payloads_are_answered_with_what_serde_would_write() {
     assert_eq!(answer, serde_json::from_str::<serde_json::Value>(out.response.get()).unwrap());
     let results: Vec<&str> =
         answer["records"].as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
-    assert_eq!(results, ["Ok", "Dropped", "ProcessingFailed"]);
+    assert_eq!(results, ["Ok", "Dropped", "ProcessingFailed", "ProcessingFailed"]);
+    // What is not base64 goes back as the text it was, encoded.
+    assert_eq!(answer["records"][3]["data"], base64_simd::STANDARD.encode_to_string("not base64!"));
     assert_eq!(
         answer["records"][0]["metadata"]["partitionKeys"],
         serde_json::json!({"dt": "2025-11-22", "hour": "10"})
