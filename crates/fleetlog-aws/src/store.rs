@@ -159,14 +159,11 @@ impl EnrollmentStore {
             .expression_attribute_values(":version", n(config_version))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Claim::Granted),
-            Err(e) if is_condition_failure(&e) => {
-                let current = self.get(id).await?.is_some_and(|r| r.is_current(config_parameter, config_version));
-                Ok(if current { Claim::AlreadyCurrent } else { Claim::Held })
-            }
-            Err(e) => Err(classify("dynamodb:UpdateItem", e)),
+        if condition_held(result, "dynamodb:UpdateItem")? {
+            return Ok(Claim::Granted);
         }
+        let current = self.get(id).await?.is_some_and(|r| r.is_current(config_parameter, config_version));
+        Ok(if current { Claim::AlreadyCurrent } else { Claim::Held })
     }
 
     /// Ends this owner's claim on an instance it did not enroll, so a retry need not wait for it to
@@ -183,10 +180,8 @@ impl EnrollmentStore {
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
-        match only_claim {
-            Ok(_) => return Ok(()),
-            Err(e) if !is_condition_failure(&e) => return Err(classify("dynamodb:DeleteItem", e)),
-            Err(_) => {}
+        if condition_held(only_claim, "dynamodb:DeleteItem")? {
+            return Ok(());
         }
         let on_record = self
             .client
@@ -198,10 +193,8 @@ impl EnrollmentStore {
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
-        match on_record {
-            Err(e) if !is_condition_failure(&e) => Err(classify("dynamodb:UpdateItem", e)),
-            _ => Ok(()),
-        }
+        // A claim that is no longer this owner's is not an error.
+        condition_held(on_record, "dynamodb:UpdateItem").map(drop)
     }
 
     /// Every record whose status is `enrolled` (paginated scan; used by reconcile and `status`).
@@ -227,9 +220,21 @@ impl EnrollmentStore {
     }
 }
 
-/// Whether a conditional write was refused because its condition did not hold.
-fn is_condition_failure<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
-    e.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException")
+/// Whether a conditional write went through: `false` when it was refused because its condition did
+/// not hold; any other failure is classified as `operation`'s error.
+fn condition_held<T, E>(result: Result<T, SdkError<E, HttpResponse>>, operation: &'static str) -> Result<bool, AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(classify(operation, e)),
+    }
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AwsError {
