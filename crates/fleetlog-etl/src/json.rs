@@ -50,6 +50,13 @@ fn needs_escape(word: u64) -> bool {
     (control | quote | backslash) & HIGH_BITS != 0
 }
 
+/// Appends JSON string content that is already escaped (or needs no escaping), quoted.
+pub fn write_content(out: &mut Vec<u8>, content: &str) {
+    out.push(b'"');
+    out.extend_from_slice(content.as_bytes());
+    out.push(b'"');
+}
+
 /// Appends `text` as a JSON string, quotes included.
 pub fn write_str(out: &mut impl JsonOut, text: &str) {
     let bytes = text.as_bytes();

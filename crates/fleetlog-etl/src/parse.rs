@@ -8,7 +8,7 @@ use memchr::memmem::Finder;
 
 use serde_json::value::RawValue;
 
-use crate::json::write_str;
+use crate::json::{write_content, write_str};
 
 mod literal_json;
 
@@ -102,9 +102,7 @@ impl<'a> AttributeValue<'a> {
                     Some(Cow::Borrowed(content)) => content,
                     _ => text,
                 };
-                out.push(b'"');
-                out.extend_from_slice(content.as_bytes());
-                out.push(b'"');
+                write_content(out, content);
             }
         }
     }
@@ -176,13 +174,7 @@ impl Fields<'_> {
         }
         let verbatim = self.verbatim;
         let string = |out: &mut Vec<u8>, value: &str| {
-            if verbatim {
-                out.push(b'"');
-                out.extend_from_slice(value.as_bytes());
-                out.push(b'"');
-            } else {
-                write_str(out, value);
-            }
+            if verbatim { write_content(out, value) } else { write_str(out, value) }
         };
         let text = |out: &mut Vec<u8>, field: &str, value: Option<&str>| {
             if let Some(value) = value {
