@@ -147,6 +147,10 @@ impl ResponseWriter {
         // SAFETY: the response is one JSON object with no surrounding whitespace by construction: fixed
         // keys and punctuation, strings through `write_str` (which escapes what JSON requires), and
         // base64, whose alphabet needs no escaping. Debug builds, so every test, re-parse it here.
+        debug_assert!(
+            serde_json::from_str::<&RawValue>(&self.json).is_ok(),
+            "the response writer wrote something that is not JSON"
+        );
         unsafe { RawValue::from_string_unchecked(self.json) }
     }
 }
