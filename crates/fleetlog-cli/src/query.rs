@@ -411,4 +411,33 @@ mod tests {
         let bad = run_local(&ctx, "SELEC nonsense").await.unwrap_err();
         assert!(bad.to_string().starts_with("SQL error"), "{bad}");
     }
+
+    /// What the ETL writes, the local engine reads, however awkward the messages: an object of
+    /// records is read whole or not at all, so one record it refused would hide all the others.
+    #[tokio::test]
+    async fn etl_records_of_awkward_messages_are_read() {
+        let messages = [
+            // A JSON line whose string was cut inside an emoji: its value holds a lone surrogate escape.
+            r#"{"level":"warn","ts":"cut \ud83d here"}"#,
+            "tab\there \"quoted\" back\\slash é 🚀 \u{1}\nsecond line",
+            "",
+        ];
+        let events: Vec<Value> = (0i64..)
+            .zip(messages)
+            .map(|(i, message)| json!({"id": i.to_string(), "timestamp": 1_763_805_600_000 + i, "message": message}))
+            .collect();
+        let envelope = json!({"messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "g/app",
+            "logStream": "i-0123456789abcdef0", "subscriptionFilters": ["f"], "logEvents": events})
+        .to_string();
+        let envelope = fleetlog_etl::decode::parse_envelope(envelope.as_bytes()).unwrap();
+        let mut records = Vec::new();
+        fleetlog_etl::transform::write_records(&envelope, &envelope.log_events, "us-east-1", &mut records);
+        let ctx = local_session(decode_objects(vec![("t".into(), records)]).unwrap()).await.unwrap();
+        let sql = format!("SELECT message, attributes FROM {TABLE} ORDER BY timestamp");
+        let result = run_local(&ctx, &sql).await.unwrap();
+        let read: Vec<&Value> = result.rows.iter().map(|row| &row[0]).collect();
+        assert_eq!(read, messages.iter().map(|m| json!(m)).collect::<Vec<_>>().iter().collect::<Vec<_>>());
+        let attributes = result.rows[0][1].as_str().unwrap_or_default();
+        assert!(attributes.contains("ts: cut \u{fffd} here"), "the lone escape reads as U+FFFD: {attributes}");
+    }
 }

@@ -115,6 +115,22 @@ impl<'a> LogEvent<'a> {
 /// `None` for a malformed escape or a lone surrogate. Copies the runs between escapes whole, found
 /// with a vectorised search: log lines have few escapes and long runs.
 pub fn unescape_into(literal: &str, out: &mut String) -> Option<()> {
+    unescape(literal, out, LoneSurrogates::Refuse)
+}
+
+/// [`unescape_into`], but a lone surrogate escape (`\ud83d` without its pair, which JSON's grammar
+/// allows and text cannot hold) becomes U+FFFD instead of failing the whole string.
+pub fn unescape_lossy_into(literal: &str, out: &mut String) -> Option<()> {
+    unescape(literal, out, LoneSurrogates::Replace)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LoneSurrogates {
+    Refuse,
+    Replace,
+}
+
+fn unescape(literal: &str, out: &mut String, lone: LoneSurrogates) -> Option<()> {
     fn code_unit(hex: Option<&str>) -> Option<u32> {
         let hex = hex.filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
         u32::from_str_radix(hex, 16).ok()
@@ -135,12 +151,16 @@ pub fn unescape_into(literal: &str, out: &mut String) -> Option<()> {
             b't' => ('\t', 2),
             b'u' => {
                 let unit = code_unit(rest.get(at + 2..at + 6))?;
-                if (0xd800..0xdc00).contains(&unit) {
-                    let low = code_unit(rest.get(at + 6..at + 12).and_then(|s| s.strip_prefix("\\u")))
-                        .filter(|low| (0xdc00..0xe000).contains(low))?;
-                    (char::from_u32(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00))?, 12)
-                } else {
-                    (char::from_u32(unit)?, 6)
+                let low = || {
+                    code_unit(rest.get(at + 6..at + 12).and_then(|s| s.strip_prefix("\\u")))
+                        .filter(|low| (0xdc00..0xe000).contains(low))
+                };
+                let paired = (0xd800..0xdc00).contains(&unit).then(low).flatten();
+                match (char::from_u32(unit), paired) {
+                    (_, Some(low)) => (char::from_u32(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00))?, 12),
+                    (Some(decoded), None) => (decoded, 6),
+                    (None, None) if lone == LoneSurrogates::Replace => (char::REPLACEMENT_CHARACTER, 6),
+                    (None, None) => return None,
                 }
             }
             _ => return None,
@@ -323,6 +343,22 @@ mod tests {
             proptest::prop_assert_eq!(unescape_into(&literal, &mut out), Some(()));
             proptest::prop_assert_eq!(out, text);
         }
+    }
+
+    #[test]
+    fn lone_surrogates_are_refused_or_replaced() {
+        let mut out = String::new();
+        for (literal, lossy) in [
+            (r"\ud83d", "\u{fffd}"),
+            (r"a\udc00b", "a\u{fffd}b"),
+            (r"\ud83d\u0041", "\u{fffd}A"),
+            (r"\ud83d\ud83d\ude80", "\u{fffd}\u{1f680}"),
+        ] {
+            assert_eq!(unescape_into(literal, &mut out), None, "{literal}");
+            assert_eq!(unescape_lossy_into(literal, &mut out), Some(()), "{literal}");
+            assert_eq!(out, lossy);
+        }
+        assert_eq!(unescape_lossy_into(r"\ud83d\ude80 \x", &mut out), None, "a malformed escape still fails");
     }
 
     #[test]

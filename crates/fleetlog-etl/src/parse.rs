@@ -8,6 +8,7 @@ use memchr::memmem::Finder;
 
 use serde_json::value::RawValue;
 
+use crate::decode::{unescape_into, unescape_lossy_into};
 use crate::json::{write_content, write_str};
 
 mod literal_json;
@@ -88,7 +89,9 @@ impl<'a> AttributeValue<'a> {
         match self {
             AttributeValue::Json(raw) => {
                 let json = raw.get();
-                if json.starts_with('"') || json == "null" {
+                if json.starts_with('"') {
+                    write_json_string(out, json);
+                } else if json == "null" {
                     out.extend_from_slice(json.as_bytes());
                 } else {
                     write_str(out, json);
@@ -235,6 +238,24 @@ fn split_at_byte(text: &str, byte: u8) -> Option<(&str, &str)> {
 
 fn find(haystack: &str, needle: &Finder<'_>) -> Option<usize> {
     needle.find(haystack.as_bytes())
+}
+
+/// A JSON string as spelled, unless it has a lone surrogate escape (`\ud83d` without its pair; a
+/// JavaScript application writes one for a string cut inside an emoji). JSON's grammar allows it, but
+/// JSON readers (serde_json, Arrow, so `fleetlog query --local`) refuse it and with it the whole
+/// object of records it is in. Such a string is written decoded, the lone escape as U+FFFD; the raw
+/// message keeps the original.
+fn write_json_string(out: &mut Vec<u8>, json: &str) {
+    let content = &json[1..json.len() - 1];
+    let mut text = String::new();
+    if find(content, needle!("\\u")).is_some()
+        && unescape_into(content, &mut text).is_none()
+        && unescape_lossy_into(content, &mut text).is_some()
+    {
+        write_str(out, &text);
+    } else {
+        out.extend_from_slice(json.as_bytes());
+    }
 }
 
 /// Which parser a message goes to, told from its first bytes alone.
@@ -634,6 +655,33 @@ mod tests {
         assert_eq!(f.severity.as_deref(), Some("WARN"), "escaped names and levels are decoded");
         let (_, f) = parse(r#"{"severity":7}"#);
         assert_eq!(f.severity, None, "a level that is not a string is left in the attributes only");
+    }
+
+    /// JSON's grammar allows a lone surrogate escape; JSON readers refuse it, and with it every
+    /// record of the object it is in. A value holding one is written decoded, the escape as U+FFFD.
+    #[test]
+    fn lone_surrogates_in_values_become_replacement_characters() {
+        // Found by the `message` fuzz target: the application cut a string inside a surrogate pair.
+        let found = r#"{"level":"warn","ts":"2026-1\ud83ddue800Z","mprovidey_ms":65}"#;
+        let literal = literal_of(found);
+        let (format, f) = parse_literal(&literal, || Some(found));
+        assert_eq!(format, Format::Json);
+        assert_eq!(fields_json(&f)["attributes"]["ts"], "2026-1\u{fffd}due800Z");
+        for (value, expected) in [
+            (r#""\ud83d""#, "\u{fffd}"),
+            (r#""\udc00 low""#, "\u{fffd} low"),
+            (r#""a\ud83d\u0041""#, "a\u{fffd}A"),
+            (r#""\ud83d\ud83d\ude80""#, "\u{fffd}\u{1f680}"),
+        ] {
+            let message = format!(r#"{{"v":{value}}}"#);
+            assert_eq!(fields_json(&parse(&message).1)["attributes"]["v"], expected, "{value}");
+        }
+        // Pairs, and escapes that only look like one, are written as spelled.
+        for value in [r#""\ud83d\ude80""#, r#""\\ud83d""#, r#""\u00e9""#] {
+            let mut written = Vec::new();
+            parse(&format!(r#"{{"v":{value}}}"#)).1.write_json(&mut written);
+            assert!(String::from_utf8(written).unwrap().contains(value), "{value}");
+        }
     }
 
     /// The literal CloudWatch Logs would send for a message.
