@@ -1,0 +1,70 @@
+//! Any bytes, as a decompressed CloudWatch Logs envelope. The envelope reader must agree with
+//! serde_json (what either reads, both read, as the same envelope); each event it reads must become
+//! one JSON record keeping its id, timestamp and message; and the Firehose transform, given the bytes
+//! gzipped as a record, must answer that record exactly once, as its kind requires.
+#![no_main]
+
+use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
+use fleetlog_etl::decode::{Envelope, MessageType, gzip, parse_envelope};
+use fleetlog_etl::firehose::{DROPPED, OK, PROCESSING_FAILED, transform};
+use fleetlog_etl::transform::write_records;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+fuzz_target!(|data: &[u8]| {
+    let ours = parse_envelope(data).ok();
+    let theirs = std::str::from_utf8(data)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Envelope<'_>>(text).ok())
+        .filter(|envelope| envelope.kind().is_ok());
+    assert_eq!(ours, theirs, "the envelope reader and serde_json read these bytes differently");
+    if let Some(envelope) = &ours {
+        check_records(envelope);
+    }
+    check_answer(data, ours.as_ref());
+});
+
+/// The JSON text a literal spells, decoded (`None` for what text cannot hold, like a lone surrogate).
+fn decoded(content: &str) -> Option<String> {
+    serde_json::from_str(&format!("\"{content}\"")).ok()
+}
+
+fn check_records(envelope: &Envelope<'_>) {
+    let mut lines = Vec::new();
+    let written = write_records(envelope, &envelope.log_events, "us-east-1", &mut lines);
+    assert!(lines.is_empty() || lines.ends_with(b"\n"), "records are newline-terminated");
+    let records: Vec<&[u8]> = lines.split(|b| *b == b'\n').filter(|line| !line.is_empty()).collect();
+    assert_eq!(records.len(), written);
+    // Messages long enough to be split into parts (over 1,000 KiB of record) do not fit a fuzz input.
+    assert_eq!(written, envelope.log_events.len(), "one record per event");
+    for (event, record) in envelope.log_events.iter().zip(records) {
+        let (Some(id), Some(message)) = (decoded(event.id_literal()), decoded(event.message_literal())) else {
+            // Kept as spelled: still one JSON value, whose text serde_json will not decode.
+            assert!(serde_json::from_slice::<&serde_json::value::RawValue>(record).is_ok());
+            continue;
+        };
+        let record: Value = serde_json::from_slice(record).expect("a record is JSON");
+        assert_eq!(record["event_id"], Value::String(id));
+        assert_eq!(record["timestamp"], Value::from(event.timestamp));
+        assert_eq!(record["message"], Value::String(message), "the message comes out unaltered");
+    }
+}
+
+fn check_answer(data: &[u8], envelope: Option<&Envelope<'_>>) {
+    let mut record = KinesisFirehoseEventRecord::default();
+    record.record_id = Some("fuzzed".into());
+    record.data.0 = gzip(data);
+    let mut event = KinesisFirehoseEvent::default();
+    event.records.push(record);
+    let out = transform(&event, "us-east-1");
+    let response = out.typed_response().expect("the response is a Firehose response");
+    assert_eq!(response.records.len(), 1, "one answer per record");
+    assert_eq!(response.records[0].record_id.as_deref(), Some("fuzzed"));
+    let expected = match envelope.map(|e| e.kind()) {
+        Some(Ok(MessageType::Data)) => OK,
+        Some(Ok(MessageType::Control)) => DROPPED,
+        _ => PROCESSING_FAILED,
+    };
+    assert_eq!(response.records[0].result.as_deref(), Some(expected));
+    assert!(out.reingest.is_empty(), "a small record fits the response");
+}
