@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
@@ -24,8 +24,10 @@ use fleetlog_tests::{ACCOUNT, REGION, start_emulator};
 use serde_json::Value;
 use serde_yaml_ng::Value as Yaml;
 
+/// A file of the repository, from the folder cargo runs tests in (this package's): a path compiled in
+/// names the checkout that built the test, which in a target folder shared by checkouts may be another.
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    Path::new("..").join(path)
 }
 
 fn template_text() -> String {

@@ -4,7 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -85,7 +85,7 @@ impl Fleet {
 
     /// Renders and stores an agent config from agent-configs/ (what `fleetlog configs publish` does).
     pub async fn publish_config(&self, file: &str, parameter: &str) {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../agent-configs").join(file);
+        let path = Path::new("../agent-configs").join(file);
         let template = std::fs::read_to_string(&path).expect("agent config");
         let text =
             render_template(&template, &TemplateVars { log_group_prefix: self.log_group_prefix.clone() }).unwrap();

@@ -14,8 +14,10 @@ use fleetlog_enroller::State;
 use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, drain_queue};
 use serde_json::Value;
 
+/// `agent-configs/`, found from the folder cargo runs tests in (the package's): a path compiled in
+/// names the checkout that built the test, which in a target folder shared by checkouts may be another.
 fn configs_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../agent-configs")
+    std::fs::canonicalize("../../agent-configs").expect("tests run in the package's folder")
 }
 
 /// Runs the binary with the emulator's endpoint and dummy credentials.

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use fleetlog_aws::store::EnrollmentStore;
 use fleetlog_cli::emulator::{ACCOUNT, Emulator, REGION};
@@ -78,7 +78,7 @@ async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
 async fn the_lambda_binary_enrolls_an_instance_on_the_emulator() {
     let emulator = Emulator::start().unwrap();
     let stack = LocalStack::deploy(&emulator.sdk_config().await).await.unwrap();
-    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../agent-configs");
+    let configs = PathBuf::from("../../agent-configs");
     let vars = TemplateVars { log_group_prefix: stack.log_group_prefix.clone() };
     let (_, published) = fleetlog_cli::configs::publish(
         &stack.clients.ssm,
