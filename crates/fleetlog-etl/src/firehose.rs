@@ -173,14 +173,21 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
     let mut response = ResponseWriter::new(event, budget);
     let mut plain = Vec::new();
     let mut lines = Vec::new();
+    let mut yielded = Yield::default();
     for record in &event.records {
         out.stats.records_in += 1;
         let id = record.record_id.as_deref();
         let data: &[u8] = &record.data.0;
-        if least_output(data).is_some_and(|least| !response.fits(least) && response.fits_alone(least)) {
-            // Cannot fit what is left of the response, so handed back before it is even inflated.
-            // A record that could not fit the response alone either is decoded (to be split or
-            // refused) instead, so whatever its trailer says, it is read once it comes back first.
+        let claimed = gzip_claimed_size(data);
+        let least = claimed.map(least_output);
+        let expected = claimed.and_then(|claimed| yielded.expected(claimed));
+        let not_now = |size: usize| !response.fits(size) && response.fits_alone(size);
+        if least.is_some_and(not_now) || expected.is_some_and(not_now) {
+            // Cannot fit what is left of the response (or, going by what this batch's records took,
+            // will not), so handed back before it is even inflated. A record that could not fit the
+            // response alone either is decoded (to be split or refused) instead, so whatever its
+            // trailer says, it is read once it comes back first. Expectations start with the
+            // batch's first answered record, so every batch answers one at least.
             out.stats.deferred_unread += 1;
             hand_back(&mut out, &mut response, id, vec![data.to_vec()]);
             continue;
@@ -219,6 +226,7 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
             });
             let cost = base64_len(lines.len());
             if response.fits(cost) {
+                yielded.add(plain.len(), cost);
                 out.stats.events_out += count;
                 response.record(id, OK, &lines, &partition_keys(&envelope));
                 continue;
@@ -258,13 +266,42 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
 /// subscription filters, and the group, stream and owner once (each record repeats them).
 const ENVELOPE_HEAD: usize = 4096;
 
-/// The least response space a payload's records can take, from the size its gzip trailer claims:
-/// an event's record (frame, shared fields, id and message as spelled) is longer than the event in
-/// the envelope as CloudWatch Logs writes it. For envelopes spelled otherwise (whitespace between
-/// tokens) it may say too much; such a record is only deferred sooner, never lost.
-fn least_output(data: &[u8]) -> Option<usize> {
-    let claimed = gzip_claimed_size(data)?;
-    Some(base64_len(claimed.saturating_sub(ENVELOPE_HEAD)))
+/// The least response space a payload's records can take, from the size its gzip trailer claims
+/// (`claimed`): an event's record (frame, shared fields, id and message as spelled) is longer than
+/// the event in the envelope as CloudWatch Logs writes it. For envelopes spelled otherwise
+/// (whitespace between tokens) it may say too much; such a record is only deferred sooner, never lost.
+fn least_output(claimed: usize) -> usize {
+    base64_len(claimed.saturating_sub(ENVELOPE_HEAD))
+}
+
+/// What the records answered so far took of the response per byte of their payloads (records are
+/// about twice their log text, and base64 adds a third): the batch's own measure of what the next
+/// record will take. A batch bigger than a response (Firehose's buffer above the stack's 0.2 MB)
+/// would otherwise inflate and read records that their least output lets through, only to hand
+/// them back.
+#[derive(Debug, Default)]
+struct Yield {
+    payload_bytes: u64,
+    response_bytes: u64,
+}
+
+impl Yield {
+    fn add(&mut self, payload_bytes: usize, response_bytes: usize) {
+        self.payload_bytes += u64::try_from(payload_bytes).unwrap_or(u64::MAX);
+        self.response_bytes += u64::try_from(response_bytes).unwrap_or(u64::MAX);
+    }
+
+    /// The response space a payload of `claimed` bytes is expected to take: a tenth under this
+    /// batch's yield, erring towards reading a record, since one handed back that would have fit is
+    /// put into the stream (and paid for) again. `None` until a record was answered.
+    fn expected(&self, claimed: usize) -> Option<usize> {
+        if self.payload_bytes == 0 {
+            return None;
+        }
+        let claimed = u128::try_from(claimed).ok()?;
+        let expected = claimed * u128::from(self.response_bytes) * 9 / 10 / u128::from(self.payload_bytes);
+        Some(usize::try_from(expected).unwrap_or(usize::MAX))
+    }
 }
 
 /// Drops a record from this response and hands its payloads (itself, or the pieces it was split
@@ -385,10 +422,9 @@ mod tests {
         ];
         let corpus = crate::corpus::firehose_event(300_000, 5).event.records.into_iter().map(|r| r.data.0);
         for payload in cases.iter().map(|json| gzip(json.as_bytes())).chain(corpus) {
-            let least = least_output(&payload).unwrap();
+            let least = least_output(gzip_claimed_size(&payload).unwrap());
             assert!(least <= response_cost(&payload), "{least} > {}", response_cost(&payload));
         }
-        assert_eq!(least_output(b"not gzip"), None);
     }
 
     /// One generated record: its events' message lengths and whether they are JSON, or corrupt data.

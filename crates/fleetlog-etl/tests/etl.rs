@@ -301,6 +301,28 @@ fn a_record_that_cannot_fit_what_is_left_is_handed_back_unread() {
 }
 
 #[test]
+fn records_like_those_answered_that_cannot_fit_are_handed_back_unread() {
+    // Records of one shape, whose short lines make records many times their payload: four fit a
+    // response. The rest pass their trailers' least output, but going by what the answered ones
+    // took they cannot fit what is left, so they go back before they are inflated (they used to be
+    // inflated and read, only to be handed back).
+    let mut expected = BTreeMap::new();
+    let records: Vec<_> = (0..9)
+        .map(|r| {
+            let events: Vec<(String, String)> =
+                (0..3000).map(|e| (format!("r{r}e{e:04}"), format!("line {e:05} of {r}"))).collect();
+            expected.extend(events.iter().cloned());
+            record(&format!("r{r}"), gzip(envelope(&events).to_string().as_bytes()))
+        })
+        .collect();
+    let out = transform(&event(records.clone()), "us-east-1");
+    assert!(out.stats.reingested >= 2, "the batch must overflow for this test to mean anything");
+    assert_eq!(out.stats.deferred_unread, out.stats.reingested, "every record handed back is unread");
+    assert_eq!(out.reingest, records[9 - out.stats.reingested..].iter().map(|r| r.data.0.clone()).collect::<Vec<_>>());
+    assert_eq!(run_to_completion(records), expected);
+}
+
+#[test]
 fn a_single_record_too_large_for_a_response_is_split_for_reingestion() {
     let events: Vec<(String, String)> = (0..60).map(|e| (format!("e{e:03}"), "z".repeat(100 * 1024))).collect();
     let data = gzip(envelope(&events).to_string().as_bytes());
