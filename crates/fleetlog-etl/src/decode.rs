@@ -115,12 +115,13 @@ impl<'a> LogEvent<'a> {
 /// `None` for a malformed escape or a lone surrogate. Copies the runs between escapes whole, found
 /// with a vectorised search: log lines have few escapes and long runs.
 pub fn unescape_into(literal: &str, out: &mut String) -> Option<()> {
-    unescape(literal, out, LoneSurrogates::Refuse)
+    unescape(literal, out, LoneSurrogates::Refuse).map(drop)
 }
 
 /// [`unescape_into`], but a lone surrogate escape (`\ud83d` without its pair, which JSON's grammar
-/// allows and text cannot hold) becomes U+FFFD instead of failing the whole string.
-pub fn unescape_lossy_into(literal: &str, out: &mut String) -> Option<()> {
+/// allows and text cannot hold) becomes U+FFFD instead of failing the whole string. Tells whether
+/// one did.
+pub fn unescape_lossy_into(literal: &str, out: &mut String) -> Option<bool> {
     unescape(literal, out, LoneSurrogates::Replace)
 }
 
@@ -130,13 +131,15 @@ enum LoneSurrogates {
     Replace,
 }
 
-fn unescape(literal: &str, out: &mut String, lone: LoneSurrogates) -> Option<()> {
+/// Returns whether a lone surrogate was replaced.
+fn unescape(literal: &str, out: &mut String, lone: LoneSurrogates) -> Option<bool> {
     fn code_unit(hex: Option<&str>) -> Option<u32> {
         let hex = hex.filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
         u32::from_str_radix(hex, 16).ok()
     }
     out.clear();
     out.reserve(literal.len());
+    let mut replaced = false;
     let mut rest = literal;
     while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
         out.push_str(&rest[..at]);
@@ -159,7 +162,10 @@ fn unescape(literal: &str, out: &mut String, lone: LoneSurrogates) -> Option<()>
                 match (char::from_u32(unit), paired) {
                     (_, Some(low)) => (char::from_u32(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00))?, 12),
                     (Some(decoded), None) => (decoded, 6),
-                    (None, None) if lone == LoneSurrogates::Replace => (char::REPLACEMENT_CHARACTER, 6),
+                    (None, None) if lone == LoneSurrogates::Replace => {
+                        replaced = true;
+                        (char::REPLACEMENT_CHARACTER, 6)
+                    }
                     (None, None) => return None,
                 }
             }
@@ -169,7 +175,7 @@ fn unescape(literal: &str, out: &mut String, lone: LoneSurrogates) -> Option<()>
         rest = &rest[at + length..];
     }
     out.push_str(rest);
-    Some(())
+    Some(replaced)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,9 +361,11 @@ mod tests {
             (r"\ud83d\ud83d\ude80", "\u{fffd}\u{1f680}"),
         ] {
             assert_eq!(unescape_into(literal, &mut out), None, "{literal}");
-            assert_eq!(unescape_lossy_into(literal, &mut out), Some(()), "{literal}");
+            assert_eq!(unescape_lossy_into(literal, &mut out), Some(true), "{literal}");
             assert_eq!(out, lossy);
         }
+        assert_eq!(unescape_lossy_into(r"\ud83d\ude80 \u0041", &mut out), Some(false), "nothing to replace");
+        assert_eq!(out, "\u{1f680} A");
         assert_eq!(unescape_lossy_into(r"\ud83d\ude80 \x", &mut out), None, "a malformed escape still fails");
     }
 

@@ -8,7 +8,7 @@ use memchr::memmem::Finder;
 
 use serde_json::value::RawValue;
 
-use crate::decode::{unescape_into, unescape_lossy_into};
+use crate::decode::unescape_lossy_into;
 use crate::json::{write_content, write_str};
 
 mod literal_json;
@@ -248,10 +248,7 @@ fn find(haystack: &str, needle: &Finder<'_>) -> Option<usize> {
 fn write_json_string(out: &mut Vec<u8>, json: &str) {
     let content = &json[1..json.len() - 1];
     let mut text = String::new();
-    if find(content, needle!("\\u")).is_some()
-        && unescape_into(content, &mut text).is_none()
-        && unescape_lossy_into(content, &mut text).is_some()
-    {
+    if find(content, needle!("\\u")).is_some() && unescape_lossy_into(content, &mut text) == Some(true) {
         write_str(out, &text);
     } else {
         out.extend_from_slice(json.as_bytes());
