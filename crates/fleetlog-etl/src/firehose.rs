@@ -179,10 +179,10 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
         let id = record.record_id.as_deref();
         let data: &[u8] = &record.data.0;
         let claimed = gzip_claimed_size(data);
-        let least = claimed.map(least_output);
+        let least_by_trailer = claimed.map(least_output);
         let expected = claimed.and_then(|claimed| yielded.expected(claimed));
         let not_now = |size: usize| !response.fits(size) && response.fits_alone(size);
-        if least.is_some_and(not_now) || expected.is_some_and(not_now) {
+        if least_by_trailer.is_some_and(not_now) || expected.is_some_and(not_now) {
             // Cannot fit what is left of the response (or, going by what this batch's records took,
             // will not), so handed back before it is even inflated. A record that could not fit the
             // response alone either is decoded (to be split or refused) instead, so whatever its
