@@ -240,18 +240,29 @@ fn messages_that_are_not_strings_fail_the_record() {
     assert_eq!(answers(&out)[0].result.as_deref(), Some(PROCESSING_FAILED));
 }
 
-#[test]
-fn batches_over_the_response_limit_are_reingested_without_loss() {
-    // 40 records × 100 events × ~1.5 KB of JSON ≈ 6+ MB of output, over the 6 MB response limit.
+/// `count` records `r0`, `r1`, …, record `r` holding the events `events(r)` (id, message); and every
+/// event's message by id.
+fn records_of(
+    count: usize,
+    events: impl Fn(usize) -> Vec<(String, String)>,
+) -> (Vec<KinesisFirehoseEventRecord>, BTreeMap<String, String>) {
     let mut expected = BTreeMap::new();
-    let records: Vec<_> = (0..40)
+    let records = (0..count)
         .map(|r| {
-            let events: Vec<(String, String)> =
-                (0..100).map(|e| (format!("r{r:02}e{e:03}"), format!("{r}/{e} {}", "payload ".repeat(120)))).collect();
+            let events = events(r);
             expected.extend(events.iter().cloned());
             record(&format!("r{r}"), gzip(envelope(&events).to_string().as_bytes()))
         })
         .collect();
+    (records, expected)
+}
+
+#[test]
+fn batches_over_the_response_limit_are_reingested_without_loss() {
+    // 40 records × 100 events × ~1.5 KB of JSON ≈ 6+ MB of output, over the 6 MB response limit.
+    let (records, expected) = records_of(40, |r| {
+        (0..100).map(|e| (format!("r{r:02}e{e:03}"), format!("{r}/{e} {}", "payload ".repeat(120)))).collect()
+    });
     let first = transform(&event(records.clone()), "us-east-1");
     assert!(!first.reingest.is_empty(), "the batch must overflow for this test to mean anything");
     assert_eq!(run_to_completion(records), expected);
@@ -306,15 +317,8 @@ fn records_like_those_answered_that_cannot_fit_are_handed_back_unread() {
     // response. The rest pass their trailers' least output, but going by what the answered ones
     // took they cannot fit what is left, so they go back before they are inflated (they used to be
     // inflated and read, only to be handed back).
-    let mut expected = BTreeMap::new();
-    let records: Vec<_> = (0..9)
-        .map(|r| {
-            let events: Vec<(String, String)> =
-                (0..3000).map(|e| (format!("r{r}e{e:04}"), format!("line {e:05} of {r}"))).collect();
-            expected.extend(events.iter().cloned());
-            record(&format!("r{r}"), gzip(envelope(&events).to_string().as_bytes()))
-        })
-        .collect();
+    let (records, expected) =
+        records_of(9, |r| (0..3000).map(|e| (format!("r{r}e{e:04}"), format!("line {e:05} of {r}"))).collect());
     let out = transform(&event(records.clone()), "us-east-1");
     assert!(out.stats.reingested >= 2, "the batch must overflow for this test to mean anything");
     assert_eq!(out.stats.deferred_unread, out.stats.reingested, "every record handed back is unread");
