@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 mod common_form;
+mod libdeflate;
 
 /// Decompressed payloads larger than this are refused (a gzip bomb, or not CloudWatch Logs: its
 /// records are at most ~1 MB compressed).
@@ -19,6 +20,8 @@ pub enum DecodeError {
     BadGzip(String),
     #[error("decompresses to more than {MAX_DECOMPRESSED} bytes")]
     TooLarge,
+    #[error("no memory left to inflate the payload")]
+    OutOfMemory,
     #[error("not a CloudWatch Logs subscription envelope: {0}")]
     BadJson(String),
     #[error("unknown messageType {0:?}")]
@@ -221,47 +224,35 @@ pub(crate) fn clear_with_room(buffer: &mut Vec<u8>, capacity: usize) {
 
 /// Gunzips a payload into `out` (cleared first), refusing anything over [`MAX_DECOMPRESSED`].
 ///
-/// Inflates straight into the vector's spare capacity, sized from the gzip trailer (the member's
-/// length mod 2^32), so the output is neither zero-filled first nor copied as it grows.
-/// Concatenated gzip members are decoded one after another, like `gunzip`.
+/// Each member is inflated in one call (libdeflate) straight into the vector's spare capacity, sized
+/// from the gzip trailer (the last member's length mod 2^32: all of it for the one member CloudWatch
+/// Logs sends), so the output is neither zero-filled first nor copied as it grows. Concatenated
+/// members are decoded one after another, like `gunzip`; anything else after a member is refused.
 pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
     const LIMIT: usize = MAX_DECOMPRESSED as usize;
     if !compressed.starts_with(&GZIP_MAGIC) {
         return Err(DecodeError::NotGzip);
     }
-    clear_with_room(out, gzip_claimed_size(compressed).unwrap_or(0).clamp(1024, LIMIT + 1));
+    clear_with_room(out, gzip_claimed_size(compressed).unwrap_or(0).clamp(1024, LIMIT));
+    let mut inflater = libdeflate::Inflater::new().ok_or(DecodeError::OutOfMemory)?;
     let mut input = compressed;
-    let mut inflater = flate2::Decompress::new_gzip(15);
-    loop {
-        if out.len() == out.capacity() {
-            if out.len() > LIMIT {
-                return Err(DecodeError::TooLarge);
-            }
-            out.reserve(out.len().min(LIMIT + 1 - out.len()).max(1024));
+    while !input.is_empty() {
+        if !input.starts_with(&GZIP_MAGIC) {
+            return Err(DecodeError::BadGzip("trailing bytes after the gzip data".into()));
         }
-        let (consumed_before, written_before) = (inflater.total_in(), out.len());
-        let status = inflater
-            .decompress_vec(input, out, flate2::FlushDecompress::None)
-            .map_err(|e| DecodeError::BadGzip(e.to_string()))?;
-        let consumed = usize::try_from(inflater.total_in() - consumed_before).unwrap_or(input.len());
-        input = &input[consumed.min(input.len())..];
-        if out.len() > LIMIT {
-            return Err(DecodeError::TooLarge);
-        }
-        match status {
-            flate2::Status::StreamEnd if input.is_empty() => return Ok(()),
-            flate2::Status::StreamEnd if input.starts_with(&GZIP_MAGIC) => {
-                inflater = flate2::Decompress::new_gzip(15);
+        let room = out.capacity() - out.len();
+        match inflater.member(input, out, room.min(LIMIT - out.len())) {
+            Ok(consumed) => input = &input[consumed..],
+            Err(libdeflate::MemberError::NoRoom) if out.len() + room >= LIMIT => return Err(DecodeError::TooLarge),
+            // A member larger than the trailer said (an earlier one, or a lying trailer): inflated
+            // again with twice the room.
+            Err(libdeflate::MemberError::NoRoom) => out.reserve(room.max(1024) * 2),
+            Err(libdeflate::MemberError::Corrupt) => {
+                return Err(DecodeError::BadGzip("corrupt or truncated gzip member".into()));
             }
-            flate2::Status::StreamEnd => {
-                return Err(DecodeError::BadGzip("trailing bytes after the gzip data".into()));
-            }
-            _ if consumed == 0 && out.len() == written_before && out.len() < out.capacity() => {
-                return Err(DecodeError::BadGzip("truncated gzip data".into()));
-            }
-            _ => {}
         }
     }
+    Ok(())
 }
 
 /// Parses a decompressed envelope. UTF-8 is checked once for the whole payload (vectorised); the form
@@ -374,6 +365,32 @@ mod tests {
         let mut two = gzip(b"first ");
         two.extend(gzip(b"second"));
         assert_eq!(gunzip(&two).unwrap(), b"first second");
+    }
+
+    proptest::proptest! {
+        /// The same answer as flate2's multi-member reader (zlib-rs): the same bytes, or an error,
+        /// whatever the members, trailing bytes or damage.
+        #[test]
+        fn agrees_with_a_streaming_gunzip(
+            // Repeated members too: a later member's trailer then matches the first member's output.
+            members in proptest::collection::vec(proptest::prop_oneof!["same", "[ab\n]{0,2000}", ".{0,300}"], 1..4),
+            trailing in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..6),
+            damage in proptest::option::of((proptest::prelude::any::<proptest::sample::Index>(), 1u8..)),
+        ) {
+            use std::io::Read;
+            let mut payload: Vec<u8> = members.iter().flat_map(|member| gzip(member.as_bytes())).collect();
+            payload.extend(&trailing);
+            if let Some((at, flip)) = damage {
+                let at = at.index(payload.len());
+                payload[at] ^= flip;
+            }
+            let mut expected = Vec::new();
+            let expected = flate2::read::MultiGzDecoder::new(&payload[..]).read_to_end(&mut expected).map(|_| expected);
+            match gunzip(&payload) {
+                Ok(out) => proptest::prop_assert_eq!(Some(out), expected.ok()),
+                Err(_) => proptest::prop_assert!(expected.is_err(), "refused what gunzip reads"),
+            }
+        }
     }
 
     #[test]
