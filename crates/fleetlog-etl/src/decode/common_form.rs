@@ -9,7 +9,11 @@ use std::borrow::Cow;
 use super::{Envelope, Literal, LogEvent, unescape_into};
 
 pub(super) fn read(text: &str) -> Option<Envelope<'_>> {
-    let mut reader = Reader { text, at: 0 };
+    // The compact form CloudWatch Logs writes has no byte below 0x20 anywhere (not even whitespace),
+    // so one pass over the whole payload spares checking each string for raw control characters:
+    // the strings are many and short, and that check cost a fifth of reading them.
+    let check_controls = text.bytes().min().is_some_and(|smallest| smallest < 0x20);
+    let mut reader = Reader { text, at: 0, check_controls };
     let mut envelope = Envelope::default();
     let mut seen = Keys::default();
     reader.object(|reader, key| {
@@ -77,6 +81,9 @@ fn eight_digits(bytes: &[u8]) -> Option<i64> {
 struct Reader<'a> {
     text: &'a str,
     at: usize,
+    /// Whether strings must be checked for raw control characters (JSON allows none); needless when
+    /// the text holds none at all.
+    check_controls: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -122,7 +129,7 @@ impl<'a> Reader<'a> {
         }
         // JSON strings hold no raw control characters. (The smallest byte, not `any`: no early exit,
         // so the compiler can vectorise it.)
-        if bytes[start..at].iter().copied().min().is_some_and(|smallest| smallest < 0x20) {
+        if self.check_controls && bytes[start..at].iter().copied().min().is_some_and(|smallest| smallest < 0x20) {
             return None;
         }
         self.at = at + 1;
@@ -324,7 +331,7 @@ mod tests {
         ) {
             let digits = value.unsigned_abs().to_string();
             let text = format!("{}{}{digits}{after}", if value < 0 { "-" } else { "" }, "0".repeat(zeros));
-            let mut reader = Reader { text: &text, at: 0 };
+            let mut reader = Reader { text: &text, at: 0, check_controls: true };
             let ours = reader.integer();
             // serde_json reads one number and stops before what follows, as the reader does.
             let mut stream = serde_json::Deserializer::from_str(&text).into_iter::<i64>();
