@@ -2,8 +2,9 @@
 """Seeds the fuzz corpora from a corpus event of fleetlog-etl-bench.
 
 Usage: seeds.py EVENT.json   (from `fleetlog-etl-bench corpus --bytes 200000 > EVENT.json`)
-Writes small envelopes (a few events each, as CloudWatch Logs spells them) to corpus/envelope/ and the
-distinct messages, as JSON string content, to corpus/message/, beside this script."""
+Writes small envelopes (a few events each, as CloudWatch Logs spells them) to corpus/envelope/, the
+distinct messages, as JSON string content, to corpus/message/, and a few record payloads and two
+concatenated gzip members to corpus/gunzip/, beside this script."""
 import base64
 import gzip
 import hashlib
@@ -36,8 +37,12 @@ def main():
     write(HERE / "corpus/envelope", json.dumps(control, separators=(",", ":")).encode())
     for literal in messages.values():
         write(HERE / "corpus/message", literal.encode())
+    for record in event["records"][:4]:
+        write(HERE / "corpus/gunzip", base64.b64decode(record["data"]))
+    write(HERE / "corpus/gunzip", gzip.compress(b"first ") + gzip.compress(b"second"))
     print(f"seeds.py: {len(list((HERE / 'corpus/envelope').iterdir()))} envelopes, "
-          f"{len(list((HERE / 'corpus/message').iterdir()))} messages", file=sys.stderr)
+          f"{len(list((HERE / 'corpus/message').iterdir()))} messages, "
+          f"{len(list((HERE / 'corpus/gunzip').iterdir()))} gzip payloads", file=sys.stderr)
 
 
 if __name__ == "__main__":
