@@ -365,6 +365,12 @@ mod tests {
         let mut two = gzip(b"first ");
         two.extend(gzip(b"second"));
         assert_eq!(gunzip(&two).unwrap(), b"first second");
+        // The trailer sizes the buffer by the last member only: a larger first one is inflated
+        // again, with more room, until it fits.
+        let large: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut uneven = gzip(&large);
+        uneven.extend(gzip(b"tail"));
+        assert_eq!(gunzip(&uneven).unwrap(), [&large[..], b"tail"].concat());
     }
 
     proptest::proptest! {
