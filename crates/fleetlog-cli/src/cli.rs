@@ -146,7 +146,8 @@ pub struct DeploymentArgs {
 #[command(after_help = "Named queries (`fleetlog query --list`) run on both engines. \
                         Table: logs (database fleetlog), partitioned by dt (YYYY-MM-DD) and hour (HH), UTC.")]
 pub struct QueryArgs {
-    /// SQL, or the name of a named query.
+    /// SQL, or the name of a named query. A JSON message's fields: element_at(attributes, 'key'), NULL
+    /// where a record lacks the key, on Athena and --local alike.
     #[arg(value_name = "SQL_OR_NAME", required_unless_present = "list")]
     pub sql: Option<String>,
     /// List the named queries.

@@ -197,6 +197,10 @@ pub async fn fetch(source: &LocalSource, s3: &aws_sdk_s3::Client) -> Result<Vec<
 pub async fn local_session(batches: Vec<RecordBatch>) -> Result<SessionContext> {
     let config = SessionConfig::new().with_default_catalog_and_schema("datafusion", DATABASE);
     let ctx = SessionContext::new_with_config(config);
+    // Athena's `element_at(map, key)` is the map's value, NULL when the key is missing; DataFusion's
+    // is a list of it. Here it is what `map['key']` is (get_field), so one query serves both engines.
+    let get_field = datafusion::functions::core::get_field();
+    ctx.register_udf(get_field.as_ref().clone().with_aliases(["element_at"]));
     let table = MemTable::try_new(arrow_schema(), vec![batches])?;
     ctx.register_table("records", Arc::new(table))?;
     ctx.sql(&format!(
@@ -434,11 +438,18 @@ mod tests {
         let mut records = Vec::new();
         fleetlog_etl::transform::write_records(&envelope, &envelope.log_events, "us-east-1", &mut records);
         let ctx = local_session(decode_objects(vec![("t".into(), records)]).unwrap()).await.unwrap();
-        let sql = format!("SELECT message, attributes['ts'] AS ts FROM {TABLE} ORDER BY timestamp");
+        // Both spellings of a map lookup; `element_at` is also Athena's, which `map['key']` is not
+        // for a missing key.
+        let sql = format!(
+            "SELECT message, attributes['ts'] AS ts, element_at(attributes, 'ts') AS same FROM {TABLE} ORDER BY timestamp"
+        );
         let result = run_local(&ctx, &sql).await.unwrap();
         let read: Vec<&Value> = result.rows.iter().map(|row| &row[0]).collect();
         assert_eq!(read, messages.iter().map(|m| json!(m)).collect::<Vec<_>>().iter().collect::<Vec<_>>());
         assert_eq!(result.rows[0][1], json!("cut \u{fffd} here"), "the lone escape reads as U+FFFD");
         assert_eq!(result.rows[1][1], Value::Null, "a JSON attribute a record lacks reads as NULL");
+        for row in &result.rows {
+            assert_eq!(row[2], row[1], "element_at is the value, as on Athena, not a list of it");
+        }
     }
 }
