@@ -125,18 +125,28 @@ pub fn arrow_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The most a gzip object may decompress to. Firehose buffers up to 128 MiB (this stack 64 MiB, as a
+/// hint it may exceed) before compressing an object, more than the ETL allows a subscription payload;
+/// a gibibyte refuses only what is not Firehose's.
+const MAX_OBJECT_BYTES: u64 = 1 << 30;
+
+/// An object's text: gunzipped when it is gzip.
+fn plain_object(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes);
+    }
+    let mut out = Vec::new();
+    fleetlog_etl::decode::gunzip_at_most(&bytes, &mut out, MAX_OBJECT_BYTES)
+        .with_context(|| format!("{name}: not valid gzip"))?;
+    Ok(out)
+}
+
 /// Newline-delimited JSON objects (gzip or plain), decoded against the table schema.
 pub fn decode_objects(objects: Vec<(String, Vec<u8>)>) -> Result<Vec<RecordBatch>> {
     let schema = arrow_schema();
     let mut batches = Vec::new();
     for (name, bytes) in objects {
-        let plain = if bytes.starts_with(&[0x1f, 0x8b]) {
-            let mut out = Vec::new();
-            fleetlog_etl::decode::gunzip_into(&bytes, &mut out).with_context(|| format!("{name}: not valid gzip"))?;
-            out
-        } else {
-            bytes
-        };
+        let plain = plain_object(&name, bytes)?;
         let reader = ReaderBuilder::new(schema.clone())
             .with_coerce_primitive(true)
             .build(std::io::Cursor::new(plain))
@@ -414,6 +424,18 @@ mod tests {
         assert_eq!(ssh.rows[0], vec![json!("i-01234567"), json!("203.0.113.9"), json!(1)]);
         let bad = run_local(&ctx, "SELEC nonsense").await.unwrap_err();
         assert!(bad.to_string().starts_with("SQL error"), "{bad}");
+    }
+
+    #[test]
+    fn objects_larger_than_a_subscription_payload_are_read() {
+        // This stack's Firehose buffers 64 MiB before compressing, a hint it may exceed: more than
+        // the ETL's cap for what CloudWatch Logs sends.
+        let size = usize::try_from(fleetlog_etl::decode::MAX_DECOMPRESSED).unwrap() + 1024 * 1024;
+        let object = fleetlog_etl::decode::gzip(&vec![b'\n'; size]);
+        assert_eq!(plain_object("big.gz", object).unwrap().len(), size);
+        let refused = plain_object("cut.gz", fleetlog_etl::decode::gzip(b"{}")[..12].to_vec()).unwrap_err();
+        assert!(format!("{refused:#}").starts_with("cut.gz: not valid gzip: "), "{refused:#}");
+        assert_eq!(plain_object("plain", b"{}".to_vec()).unwrap(), b"{}", "plain objects are read as they are");
     }
 
     /// What the ETL writes, the local engine reads, however awkward the messages: an object of

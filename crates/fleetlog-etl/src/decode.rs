@@ -18,8 +18,8 @@ pub enum DecodeError {
     NotGzip,
     #[error("corrupt gzip data: {0}")]
     BadGzip(String),
-    #[error("decompresses to more than {MAX_DECOMPRESSED} bytes")]
-    TooLarge,
+    #[error("decompresses to more than {0} bytes")]
+    TooLarge(u64),
     #[error("no memory left to inflate the payload")]
     OutOfMemory,
     #[error("not a CloudWatch Logs subscription envelope: {0}")]
@@ -223,17 +223,24 @@ pub(crate) fn clear_with_room(buffer: &mut Vec<u8>, capacity: usize) {
 }
 
 /// Gunzips a payload into `out` (cleared first), refusing anything over [`MAX_DECOMPRESSED`].
+pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    gunzip_at_most(compressed, out, MAX_DECOMPRESSED)
+}
+
+/// [`gunzip_into`] refusing anything over `limit` bytes instead (S3 objects are larger than
+/// subscription payloads).
 ///
 /// Each member is inflated in one call (libdeflate) straight into the vector's spare capacity, sized
 /// from the gzip trailer (the last member's length mod 2^32: all of it for the one member CloudWatch
 /// Logs sends), so the output is neither zero-filled first nor copied as it grows. Concatenated
 /// members are decoded one after another, like `gunzip`; anything else after a member is refused.
-pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    const LIMIT: usize = MAX_DECOMPRESSED as usize;
+pub fn gunzip_at_most(compressed: &[u8], out: &mut Vec<u8>, limit: u64) -> Result<(), DecodeError> {
+    let too_large = DecodeError::TooLarge(limit);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if !compressed.starts_with(&GZIP_MAGIC) {
         return Err(DecodeError::NotGzip);
     }
-    clear_with_room(out, gzip_claimed_size(compressed).unwrap_or(0).clamp(1024, LIMIT));
+    clear_with_room(out, gzip_claimed_size(compressed).unwrap_or(0).clamp(1024.min(limit), limit));
     let mut inflater = libdeflate::Inflater::new().ok_or(DecodeError::OutOfMemory)?;
     let mut input = compressed;
     while !input.is_empty() {
@@ -241,9 +248,9 @@ pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeErr
             return Err(DecodeError::BadGzip("trailing bytes after the gzip data".into()));
         }
         let room = out.capacity() - out.len();
-        match inflater.member(input, out, room.min(LIMIT - out.len())) {
+        match inflater.member(input, out, room.min(limit - out.len())) {
             Ok(consumed) => input = &input[consumed..],
-            Err(libdeflate::MemberError::NoRoom) if out.len() + room >= LIMIT => return Err(DecodeError::TooLarge),
+            Err(libdeflate::MemberError::NoRoom) if out.len() + room >= limit => return Err(too_large),
             // A member larger than the trailer said (an earlier one, or a lying trailer): inflated
             // again with twice the room.
             Err(libdeflate::MemberError::NoRoom) => out.reserve(room.max(1024) * 2),
@@ -415,8 +422,15 @@ mod tests {
     #[test]
     fn output_beyond_the_cap_is_refused() {
         let bomb = gzip(&vec![0u8; usize::try_from(MAX_DECOMPRESSED).unwrap() + 1]);
-        assert_eq!(gunzip(&bomb), Err(DecodeError::TooLarge));
+        assert_eq!(gunzip(&bomb), Err(DecodeError::TooLarge(MAX_DECOMPRESSED)));
         let at_cap = gzip(&vec![0u8; usize::try_from(MAX_DECOMPRESSED).unwrap()]);
         assert_eq!(gunzip(&at_cap).map(|out| out.len()), Ok(usize::try_from(MAX_DECOMPRESSED).unwrap()));
+        // Another cap, over members as a whole.
+        let mut two = gzip(&[7; 600]);
+        two.extend(gzip(&[8; 400]));
+        let mut out = Vec::new();
+        assert_eq!(gunzip_at_most(&two, &mut out, 999), Err(DecodeError::TooLarge(999)));
+        assert_eq!(gunzip_at_most(&two, &mut out, 1000), Ok(()));
+        assert_eq!(out.len(), 1000);
     }
 }
