@@ -14,6 +14,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use fleetlog_etl::schema::{COLUMNS, DATABASE, TABLE};
+use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
 
@@ -171,16 +172,39 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Reads every object of the source.
+/// S3 objects downloaded at once by [`fetch`].
+const CONCURRENT_GETS: usize = 8;
+
+/// Reads every object of the source (S3 objects several at a time, in key order, with a progress bar
+/// on a terminal when there are many).
 pub async fn fetch(source: &LocalSource, s3: &aws_sdk_s3::Client) -> Result<Vec<(String, Vec<u8>)>> {
     match source {
         LocalSource::S3 { bucket, prefix } => {
-            let mut out = Vec::new();
-            for key in crate::local::list_keys(s3, bucket, prefix).await? {
-                let body = crate::local::get_object(s3, bucket, &key).await?;
-                out.push((format!("s3://{bucket}/{key}"), body));
+            let keys = crate::local::list_keys(s3, bucket, prefix).await?;
+            let progress = ProgressBar::new(keys.len() as u64);
+            if keys.len() > 20 {
+                progress.set_style(
+                    ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} objects ({eta})")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                progress.set_message(format!("reading s3://{bucket}/{prefix}"));
+            } else {
+                progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             }
-            Ok(out)
+            let objects = futures::stream::iter(keys)
+                .map(|key| {
+                    let progress = progress.clone();
+                    async move {
+                        let body = crate::local::get_object(s3, bucket, &key).await?;
+                        progress.inc(1);
+                        Ok::<_, anyhow::Error>((format!("s3://{bucket}/{key}"), body))
+                    }
+                })
+                .buffered(CONCURRENT_GETS)
+                .try_collect()
+                .await;
+            progress.finish_and_clear();
+            objects
         }
         LocalSource::Dir(dir) => {
             if !dir.is_dir() {

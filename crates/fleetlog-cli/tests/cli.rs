@@ -296,6 +296,18 @@ async fn query_runs_locally_on_folders_and_on_athena() {
     assert_eq!(athena["rows"], serde_json::json!([{"one": "1"}]));
     assert_eq!(athena["stats"]["engine"], "athena");
     fails_with(&local.run(&["query", "SELECT 1"]), "Workgroup fleetlog not found");
+
+    // From S3, many objects: fetched several at a time, every one of them read once.
+    for n in 0..25 {
+        let body = fleetlog_etl::decode::gzip(record(&n.to_string(), "i-01234567").as_bytes());
+        let put = local.stack.s3.put_object().bucket(fleetlog_cli::local::BUCKET);
+        put.key(format!("many/dt=x/{n:02}.json.gz")).body(body.into()).send().await.unwrap();
+    }
+    let source = format!("s3://{}/many/", fleetlog_cli::local::BUCKET);
+    let sql = "SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM logs";
+    let from_s3 = json_of(&local.run(&["query", "--local", "--source", &source, "-o", "json", sql]));
+    assert_eq!(from_s3["rows"][0], serde_json::json!({"n": 25, "ids": 25}));
+    assert_eq!(from_s3["stats"]["objects"], 25);
 }
 
 #[test]
