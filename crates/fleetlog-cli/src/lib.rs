@@ -180,11 +180,15 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
         return Ok(query::list_named());
     }
     let sql = query::resolve_sql(args.sql.as_deref().unwrap_or_default()).to_owned();
-    let config = sdk_config(global).await;
     if args.local {
-        let source = query::LocalSource::parse(&args.source);
-        let s3 = local::s3_client(&config);
-        let objects = query::fetch(&source, &s3).await?;
+        // A folder needs no AWS configuration (nor its lookups and warnings when there is none).
+        let objects = match query::LocalSource::parse(&args.source) {
+            query::LocalSource::Dir(dir) => query::read_folder(&dir)?,
+            query::LocalSource::S3 { bucket, prefix } => {
+                let s3 = local::s3_client(&sdk_config(global).await);
+                query::fetch_s3(&s3, &bucket, &prefix).await?
+            }
+        };
         let count = objects.len();
         let ctx = query::local_session(query::decode_objects(objects)?).await?;
         let result = query::run_local(&ctx, &sql).await?;
@@ -195,6 +199,7 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
         );
         return Ok(result.report(serde_json::json!({ "engine": "local", "objects": count }), vec![note]));
     }
+    let config = sdk_config(global).await;
     let athena = aws_sdk_athena::Client::new(&config);
     let options = query::AthenaOptions {
         workgroup: args.workgroup,

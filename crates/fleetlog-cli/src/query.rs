@@ -172,58 +172,51 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// S3 objects downloaded at once by [`fetch`].
+/// S3 objects downloaded at once by [`fetch_s3`].
 const CONCURRENT_GETS: usize = 8;
 
-/// Reads every object of the source (S3 objects several at a time, in key order, with a progress bar
-/// on a terminal when there are many).
-pub async fn fetch(source: &LocalSource, s3: &aws_sdk_s3::Client) -> Result<Vec<(String, Vec<u8>)>> {
-    match source {
-        LocalSource::S3 { bucket, prefix } => {
-            let keys = crate::local::list_keys(s3, bucket, prefix).await?;
-            let progress = ProgressBar::new(keys.len() as u64);
-            if keys.len() > 20 {
-                progress.set_style(
-                    ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} objects ({eta})")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                );
-                progress.set_message(format!("reading s3://{bucket}/{prefix}"));
-            } else {
-                progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-            }
-            let objects = futures::stream::iter(keys)
-                .map(|key| {
-                    let progress = progress.clone();
-                    async move {
-                        let body = crate::local::get_object(s3, bucket, &key).await?;
-                        progress.inc(1);
-                        Ok::<_, anyhow::Error>((format!("s3://{bucket}/{key}"), body))
-                    }
-                })
-                .buffered(CONCURRENT_GETS)
-                .try_collect()
-                .await;
-            progress.finish_and_clear();
-            objects
-        }
-        LocalSource::Dir(dir) => {
-            if !dir.is_dir() {
-                bail!("{} is not a folder (give a folder of log objects or s3://bucket/prefix)", dir.display());
-            }
-            let mut files = Vec::new();
-            files_under(dir, &mut files)?;
-            files.sort();
-            files
-                .into_iter()
-                .map(|p| {
-                    Ok((
-                        p.display().to_string(),
-                        std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
-                    ))
-                })
-                .collect()
-        }
+/// Reads every object under `s3://bucket/prefix`, several at a time, in key order, with a progress
+/// bar on a terminal when there are many.
+pub async fn fetch_s3(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    let keys = crate::local::list_keys(s3, bucket, prefix).await?;
+    let progress = ProgressBar::new(keys.len() as u64);
+    if keys.len() > 20 {
+        progress.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} objects ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        progress.set_message(format!("reading s3://{bucket}/{prefix}"));
+    } else {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    let objects = futures::stream::iter(keys)
+        .map(|key| {
+            let progress = progress.clone();
+            async move {
+                let body = crate::local::get_object(s3, bucket, &key).await?;
+                progress.inc(1);
+                Ok::<_, anyhow::Error>((format!("s3://{bucket}/{key}"), body))
+            }
+        })
+        .buffered(CONCURRENT_GETS)
+        .try_collect()
+        .await;
+    progress.finish_and_clear();
+    objects
+}
+
+/// Reads every file under a folder of downloaded objects, in path order.
+pub fn read_folder(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    if !dir.is_dir() {
+        bail!("{} is not a folder (give a folder of log objects or s3://bucket/prefix)", dir.display());
+    }
+    let mut files = Vec::new();
+    files_under(dir, &mut files)?;
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| Ok((p.display().to_string(), std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?)))
+        .collect()
 }
 
 /// A session with `logs` (and `fleetlog.logs`) holding the records, plus the partition columns

@@ -286,6 +286,18 @@ async fn query_runs_locally_on_folders_and_on_athena() {
     fails_with(&fleetlog(None, &["query", "--local", "--source", folder, "SELEC x"]), "SQL error");
     fails_with(&fleetlog(None, &["query", "--local", "--source", folder, "SELECT nope FROM logs"]), "SQL error");
     fails_with(&fleetlog(None, &["query", "--local", "--source", "/no/such/folder", "log-volume"]), "is not a folder");
+    // A folder needs no AWS configuration: no region, and nothing looked up (an instance metadata
+    // endpoint that refuses connections would be warned about on stderr).
+    let offline = std::process::Command::new(env!("CARGO_BIN_EXE_fleetlog"))
+        .args(["query", "--local", "--source", folder, "-o", "json", "log-volume"])
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(json_of(&offline)["rows"], out["rows"]);
+    assert_eq!(String::from_utf8_lossy(&offline.stderr), "", "nothing on stderr");
     let listed = json_of(&fleetlog(None, &["query", "--list", "-o", "json"]));
     assert_eq!(listed["queries"].as_array().unwrap().len(), 5);
 
