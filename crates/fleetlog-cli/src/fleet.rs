@@ -19,11 +19,10 @@ use fleetlog_core::tags::ManagementTag;
 use fleetlog_core::{Instance, InstanceState};
 use fleetlog_enroller::{Work, plan};
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::output::{Report, Table};
+use crate::output::{Report, Table, progress_bar};
 use crate::sdk_error;
 
 /// What the CLI needs to know about the deployment (flags or the enroller's own variables).
@@ -326,16 +325,7 @@ impl Fleet {
     ) -> Result<CommandStatuses> {
         let command_ids: BTreeSet<&str> =
             enrolled.values().flat_map(|r| r.command_ids.iter().map(String::as_str)).collect();
-        let progress = ProgressBar::new(command_ids.len() as u64);
-        if show_progress && command_ids.len() > 20 {
-            progress.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            progress.set_message("checking agent commands");
-        } else {
-            progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
+        let progress = progress_bar(command_ids.len(), "checking agent commands".to_owned(), show_progress);
         let listed: Vec<Result<Vec<(String, CommandStatus)>>> = futures::stream::iter(command_ids)
             .map(|command_id| {
                 let progress = progress.clone();

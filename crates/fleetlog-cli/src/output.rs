@@ -5,6 +5,7 @@ use std::io::Write;
 
 use clap::ValueEnum;
 use comfy_table::{ContentArrangement, Table as Grid, presets::UTF8_FULL_CONDENSED};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -97,6 +98,22 @@ pub fn cell(value: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// A bar counting `len` pieces of long work on stderr, drawn only when `show` and the work is long
+/// enough to wait for (more than 20 pieces); hidden otherwise, so callers count unconditionally.
+pub fn progress_bar(len: usize, message: String, show: bool) -> ProgressBar {
+    let progress = ProgressBar::new(len as u64);
+    if show && len > 20 {
+        progress.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        progress.set_message(message);
+    } else {
+        progress.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    progress
 }
 
 #[cfg(test)]

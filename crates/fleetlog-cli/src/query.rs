@@ -18,7 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
 
-use crate::output::{Report, Table};
+use crate::output::{Report, Table, progress_bar};
 use crate::sdk_error;
 
 /// Queries shipped with fleetlog; infra/ creates the same ones as Athena named queries.
@@ -179,16 +179,7 @@ const CONCURRENT_GETS: usize = 8;
 /// bar on a terminal when there are many.
 pub async fn fetch_s3(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
     let keys = crate::local::list_keys(s3, bucket, prefix).await?;
-    let progress = ProgressBar::new(keys.len() as u64);
-    if keys.len() > 20 {
-        progress.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} objects ({eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        progress.set_message(format!("reading s3://{bucket}/{prefix}"));
-    } else {
-        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let progress = progress_bar(keys.len(), format!("reading objects under s3://{bucket}/{prefix}"), true);
     let objects = futures::stream::iter(keys)
         .map(|key| {
             let progress = progress.clone();
