@@ -133,7 +133,7 @@ const MAX_OBJECT_BYTES: u64 = 1 << 30;
 
 /// An object's text: gunzipped when it is gzip.
 fn plain_object(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>> {
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
+    if !bytes.starts_with(&fleetlog_etl::decode::GZIP_MAGIC) {
         return Ok(bytes);
     }
     let mut out = Vec::new();

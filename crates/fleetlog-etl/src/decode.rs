@@ -197,7 +197,8 @@ impl Envelope<'_> {
     }
 }
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// The first two bytes of every gzip member.
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// What a gzip payload's trailer says it decompresses to: its last member's length mod 2^32, so at
 /// most the true size of honest data (never checked here: inflating checks it). `None` when the
