@@ -121,7 +121,7 @@ impl EnrollmentStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(record)))
+            .set_item(Some(to_item(record)?))
             .send()
             .await
             .map_err(|e| classify("dynamodb:PutItem", e))?;
@@ -249,22 +249,11 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn list(values: &[String]) -> AttributeValue {
-    AttributeValue::L(values.iter().map(|v| s(v)).collect())
-}
-
-fn to_item(r: &EnrollmentRecord) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("instance_id".to_owned(), s(&r.instance_id)),
-        ("status".to_owned(), s(r.status.as_str())),
-        ("platform".to_owned(), s(&r.platform)),
-        ("config_parameter".to_owned(), s(&r.config_parameter)),
-        ("config_version".to_owned(), n(r.config_version)),
-        ("command_ids".to_owned(), list(&r.command_ids)),
-        ("log_groups".to_owned(), list(&r.log_groups)),
-        ("alarm_names".to_owned(), list(&r.alarm_names)),
-        ("updated_at".to_owned(), s(&r.updated_at)),
-    ])
+/// An enrollment record as its item (claim attributes are not part of it: a put ends the claim).
+fn to_item(record: &EnrollmentRecord) -> Result<HashMap<String, AttributeValue>, AwsError> {
+    serde_dynamo::to_item(record).map_err(|e| {
+        AwsError::new("dynamodb", ErrorKind::Permanent, format!("enrollment record {}: {e}", record.instance_id))
+    })
 }
 
 /// The record an item holds. An item without a status holds only a claim (of a first enrollment
@@ -273,32 +262,14 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Option<Enrollment
     if !item.contains_key("status") {
         return Ok(None);
     }
-    let bad = |field: &str| {
-        AwsError::new("dynamodb", ErrorKind::Permanent, format!("enrollment item has no valid {field:?}"))
-    };
-    let string = |field: &str| item.get(field).and_then(|v| v.as_s().ok()).cloned().ok_or_else(|| bad(field));
-    let strings = |field: &str| -> Vec<String> {
-        item.get(field)
-            .and_then(|v| v.as_l().ok())
-            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
-            .unwrap_or_default()
-    };
-    let status = string("status")?;
-    Ok(Some(EnrollmentRecord {
-        instance_id: string("instance_id")?,
-        status: EnrollmentStatus::parse(&status).ok_or_else(|| bad("status"))?,
-        platform: string("platform")?,
-        config_parameter: string("config_parameter")?,
-        config_version: item
-            .get("config_version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| bad("config_version"))?,
-        command_ids: strings("command_ids"),
-        log_groups: strings("log_groups"),
-        alarm_names: strings("alarm_names"),
-        updated_at: string("updated_at")?,
-    }))
+    serde_dynamo::from_item(item.clone()).map(Some).map_err(|e| {
+        let id = item.get("instance_id").and_then(|v| v.as_s().ok()).map_or("(no instance_id)", String::as_str);
+        AwsError::new(
+            "dynamodb",
+            ErrorKind::Permanent,
+            format!("enrollment item {id} is not a record fleetlog wrote: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -318,15 +289,22 @@ mod tests {
             alarm_names: vec![],
             updated_at: "2026-11-22T00:00:00Z".into(),
         };
-        assert_eq!(from_item(&to_item(&record)).unwrap(), Some(record.clone()));
-        let mut claimed = to_item(&record);
+        let item = to_item(&record).unwrap();
+        assert_eq!(item["config_version"], n(7), "numbers stay numbers, as the claim's conditions compare them");
+        assert_eq!(item["status"], s("enrolled"), "the claim's condition reads the status as this string");
+        assert_eq!(from_item(&item).unwrap(), Some(record.clone()));
+        let mut claimed = item.clone();
         claimed.insert("claim_owner".into(), s("run-1"));
         claimed.insert("claim_expires".into(), n(1));
         assert_eq!(from_item(&claimed).unwrap(), Some(record.clone()), "a claim is not part of the record");
         let only_claim = HashMap::from([("instance_id".to_owned(), s("i-1")), ("claim_owner".to_owned(), s("run-1"))]);
         assert_eq!(from_item(&only_claim).unwrap(), None);
-        let mut broken = to_item(&record);
+        let mut broken = item.clone();
         broken.insert("status".into(), s("maybe"));
-        assert!(from_item(&broken).unwrap_err().to_string().contains("status"));
+        let error = from_item(&broken).unwrap_err().to_string();
+        assert!(error.contains("i-01234567") && error.contains("maybe"), "{error}");
+        let mut unlisted = item;
+        unlisted.remove("alarm_names");
+        assert_eq!(from_item(&unlisted).unwrap().map(|r| r.alarm_names), Some(vec![]), "a missing list is empty");
     }
 }

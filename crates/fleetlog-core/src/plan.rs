@@ -13,8 +13,11 @@ pub struct EnrollmentRecord {
     pub platform: String,
     pub config_parameter: String,
     pub config_version: i64,
+    #[serde(default)]
     pub command_ids: Vec<String>,
+    #[serde(default)]
     pub log_groups: Vec<String>,
+    #[serde(default)]
     pub alarm_names: Vec<String>,
     /// RFC 3339 time of the last change.
     pub updated_at: String,
