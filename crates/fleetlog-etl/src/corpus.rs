@@ -176,7 +176,7 @@ pub fn run_core(event: &KinesisFirehoseEvent, plain: &mut Vec<u8>, out: &mut Vec
         gunzip_into(&record.data.0, plain)?;
         let envelope = parse_envelope(plain)?;
         out.clear();
-        run.records += write_records(&envelope, &envelope.log_events, "us-east-1", out);
+        run.records += write_records(&envelope, "us-east-1", out);
         run.decompressed_bytes += plain.len();
         run.json_bytes += out.len();
     }

@@ -48,6 +48,10 @@ pub struct Envelope<'a> {
     pub subscription_filters: Vec<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub log_events: Vec<LogEvent<'a>>,
+    /// Whether an event's id or message literal spells a lone surrogate, which its records respell
+    /// (see [`well_formed`]). CloudWatch Logs, whose messages are UTF-8, writes none.
+    #[serde(skip)]
+    pub lone_surrogates: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -105,44 +109,26 @@ impl<'a> LogEvent<'a> {
     where
         'a: 's,
     {
-        let literal = self.message_literal();
-        if memchr::memchr(b'\\', literal.as_bytes()).is_none() {
-            return Some(literal);
-        }
-        unescape_into(literal, scratch)?;
-        Some(scratch)
+        decoded(self.message_literal(), scratch)
     }
+}
+
+/// JSON string content as text: the content itself when it has no escapes, else decoded into
+/// `scratch`. `None` as for [`unescape_into`].
+pub fn decoded<'s>(content: &'s str, scratch: &'s mut String) -> Option<&'s str> {
+    if memchr::memchr(b'\\', content.as_bytes()).is_none() {
+        return Some(content);
+    }
+    unescape_into(content, scratch)?;
+    Some(scratch)
 }
 
 /// Decodes JSON string content (what stands between the quotes) into `out`, which is cleared first.
 /// `None` for a malformed escape or a lone surrogate. Copies the runs between escapes whole, found
 /// with a vectorised search: log lines have few escapes and long runs.
 pub fn unescape_into(literal: &str, out: &mut String) -> Option<()> {
-    unescape(literal, out, LoneSurrogates::Refuse).map(drop)
-}
-
-/// [`unescape_into`], but a lone surrogate escape (`\ud83d` without its pair, which JSON's grammar
-/// allows and text cannot hold) becomes U+FFFD instead of failing the whole string. Tells whether
-/// one did.
-pub fn unescape_lossy_into(literal: &str, out: &mut String) -> Option<bool> {
-    unescape(literal, out, LoneSurrogates::Replace)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum LoneSurrogates {
-    Refuse,
-    Replace,
-}
-
-/// Returns whether a lone surrogate was replaced.
-fn unescape(literal: &str, out: &mut String, lone: LoneSurrogates) -> Option<bool> {
-    fn code_unit(hex: Option<&str>) -> Option<u32> {
-        let hex = hex.filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
-        u32::from_str_radix(hex, 16).ok()
-    }
     out.clear();
     out.reserve(literal.len());
-    let mut replaced = false;
     let mut rest = literal;
     while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
         out.push_str(&rest[..at]);
@@ -155,30 +141,68 @@ fn unescape(literal: &str, out: &mut String, lone: LoneSurrogates) -> Option<boo
             b'n' => ('\n', 2),
             b'r' => ('\r', 2),
             b't' => ('\t', 2),
-            b'u' => {
-                let unit = code_unit(rest.get(at + 2..at + 6))?;
-                let low = || {
-                    code_unit(rest.get(at + 6..at + 12).and_then(|s| s.strip_prefix("\\u")))
-                        .filter(|low| (0xdc00..0xe000).contains(low))
-                };
-                let paired = (0xd800..0xdc00).contains(&unit).then(low).flatten();
-                match (char::from_u32(unit), paired) {
-                    (_, Some(low)) => (char::from_u32(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00))?, 12),
-                    (Some(decoded), None) => (decoded, 6),
-                    (None, None) if lone == LoneSurrogates::Replace => {
-                        replaced = true;
-                        (char::REPLACEMENT_CHARACTER, 6)
-                    }
-                    (None, None) => return None,
-                }
-            }
+            b'u' => match unicode_escape(&rest.as_bytes()[at..])? {
+                UnicodeEscape::Char(decoded, length) => (decoded, length),
+                UnicodeEscape::LoneSurrogate => return None,
+            },
             _ => return None,
         };
         out.push(decoded);
         rest = &rest[at + length..];
     }
     out.push_str(rest);
-    Some(replaced)
+    Some(())
+}
+
+/// What a `\u` escape stands for.
+pub(crate) enum UnicodeEscape {
+    /// A character, and how many bytes its escape takes: 6, or 12 for a surrogate pair.
+    Char(char, usize),
+    /// A UTF-16 surrogate without its other half (6 bytes): JSON's grammar allows it, text cannot
+    /// hold it.
+    LoneSurrogate,
+}
+
+/// Reads the `\uXXXX` escape `escape` starts with (with the `\uXXXX` after it when the two are a
+/// surrogate pair). `None` when it is not four hex digits.
+pub(crate) fn unicode_escape(escape: &[u8]) -> Option<UnicodeEscape> {
+    fn code_unit(hex: &[u8]) -> Option<u32> {
+        hex.iter().try_fold(0, |unit, digit| Some(unit * 16 + char::from(*digit).to_digit(16)?))
+    }
+    let unit = code_unit(escape.get(2..6)?)?;
+    if (0xd800..0xdc00).contains(&unit) {
+        let low = escape.get(6..12).and_then(|next| code_unit(next.strip_prefix(b"\\u")?));
+        if let Some(low) = low.filter(|low| (0xdc00..0xe000).contains(low)) {
+            let pair = char::from_u32(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00))?;
+            return Some(UnicodeEscape::Char(pair, 12));
+        }
+    }
+    Some(char::from_u32(unit).map_or(UnicodeEscape::LoneSurrogate, |decoded| UnicodeEscape::Char(decoded, 6)))
+}
+
+/// JSON string content with every lone surrogate escape (`\ud83d` without its pair) spelled
+/// `\ufffd`, U+FFFD. JSON's grammar allows a lone surrogate, but JSON readers (serde_json, Arrow, so
+/// `fleetlog query --local`) refuse it, and with it the whole object of records it is in. The same
+/// length, so sizes counted on the original hold; borrowed when there is nothing to respell.
+pub fn well_formed(content: &str) -> Cow<'_, str> {
+    let bytes = content.as_bytes();
+    let mut respelled: Option<String> = None;
+    let mut at = 0;
+    while let Some(found) = bytes.get(at..).and_then(|rest| memchr::memchr(b'\\', rest)) {
+        at += found;
+        at += match bytes.get(at + 1) {
+            Some(b'u') => match unicode_escape(&bytes[at..]) {
+                Some(UnicodeEscape::Char(_, length)) => length,
+                Some(UnicodeEscape::LoneSurrogate) => {
+                    respelled.get_or_insert_with(|| content.to_owned()).replace_range(at + 2..at + 6, "fffd");
+                    6
+                }
+                None => 2,
+            },
+            _ => 2,
+        };
+    }
+    respelled.map_or(Cow::Borrowed(content), Cow::Owned)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +212,14 @@ pub enum MessageType {
 }
 
 impl Envelope<'_> {
+    /// With [`Self::lone_surrogates`] found by reading every literal: for an envelope serde_json read,
+    /// which leaves it unset.
+    pub fn marked(mut self) -> Self {
+        let lone = |literal: &str| matches!(well_formed(literal), Cow::Owned(_));
+        self.lone_surrogates = self.log_events.iter().any(|e| lone(e.id_literal()) || lone(e.message_literal()));
+        self
+    }
+
     pub fn kind(&self) -> Result<MessageType, DecodeError> {
         match self.message_type.as_ref() {
             "DATA_MESSAGE" => Ok(MessageType::Data),
@@ -270,7 +302,7 @@ pub fn parse_envelope(json: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     let text = simdutf8::basic::from_utf8(json).map_err(|_| DecodeError::BadJson("not UTF-8".into()))?;
     let envelope = match common_form::read(text) {
         Some(envelope) => envelope,
-        None => serde_json::from_str(text).map_err(|e| DecodeError::BadJson(e.to_string()))?,
+        None => serde_json::from_str::<Envelope>(text).map_err(|e| DecodeError::BadJson(e.to_string()))?.marked(),
     };
     envelope.kind()?;
     Ok(envelope)
@@ -351,21 +383,30 @@ mod tests {
     }
 
     #[test]
-    fn lone_surrogates_are_refused_or_replaced() {
+    fn lone_surrogates_are_refused() {
         let mut out = String::new();
-        for (literal, lossy) in [
-            (r"\ud83d", "\u{fffd}"),
-            (r"a\udc00b", "a\u{fffd}b"),
-            (r"\ud83d\u0041", "\u{fffd}A"),
-            (r"\ud83d\ud83d\ude80", "\u{fffd}\u{1f680}"),
-        ] {
+        for literal in [r"\ud83d", r"a\udc00b", r"\ud83d\u0041", r"\ud83d\ud83d\ude80"] {
             assert_eq!(unescape_into(literal, &mut out), None, "{literal}");
-            assert_eq!(unescape_lossy_into(literal, &mut out), Some(true), "{literal}");
-            assert_eq!(out, lossy);
         }
-        assert_eq!(unescape_lossy_into(r"\ud83d\ude80 \u0041", &mut out), Some(false), "nothing to replace");
+        assert_eq!(unescape_into(r"\ud83d\ude80 \u0041", &mut out), Some(()));
         assert_eq!(out, "\u{1f680} A");
-        assert_eq!(unescape_lossy_into(r"\ud83d\ude80 \x", &mut out), None, "a malformed escape still fails");
+    }
+
+    #[test]
+    fn lone_surrogates_are_respelled_in_place() {
+        for (content, respelled) in [
+            (r"\ud83d", r"\ufffd"),
+            (r"a\uDC00b \ud83d\ude80 \ud83d\u0041", r"a\ufffdb \ud83d\ude80 \ufffd\u0041"),
+            (r"\ud83d\ud83d\ude80\\ud800", r"\ufffd\ud83d\ude80\\ud800"),
+        ] {
+            assert_eq!(well_formed(content), respelled, "{content}");
+            assert_eq!(well_formed(content).len(), content.len(), "sizes counted on the original hold");
+            let text: String = serde_json::from_str(&format!("\"{}\"", well_formed(content))).unwrap();
+            assert!(text.contains('\u{fffd}'), "{content}: now text, the lone surrogate as U+FFFD");
+        }
+        for nothing_lone in ["plain", r"\ud83d\ude80 \\ud800 \u0041\n"] {
+            assert!(matches!(well_formed(nothing_lone), Cow::Borrowed(_)), "{nothing_lone}");
+        }
     }
 
     #[test]

@@ -219,7 +219,7 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
             // copy the lines a dozen times per batch.
             clear_with_room(&mut lines, floor + floor / 2);
             let (mut written, mut previous_end) = (0, 0);
-            let count = write_records_measured(&envelope.log_events, &shared, &mut lines, |end| {
+            let count = write_records_measured(&envelope, &shared, &mut lines, |end| {
                 // Exact sizes from here on, so a record too large once written is split on them.
                 event_sizes[written] = end - previous_end;
                 (written, previous_end) = (written + 1, end);
@@ -394,7 +394,7 @@ mod tests {
         gunzip_into(payload, &mut plain).unwrap();
         let envelope = parse_envelope(&plain).unwrap();
         let mut lines = Vec::new();
-        write_records(&envelope, &envelope.log_events, "", &mut lines);
+        write_records(&envelope, "", &mut lines);
         base64_len(lines.len())
     }
 

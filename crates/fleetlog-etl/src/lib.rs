@@ -185,7 +185,7 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
         return Ok(0);
     }
     let mut lines = Vec::new();
-    transform::write_records(&envelope, &envelope.log_events, &state.region, &mut lines);
+    transform::write_records(&envelope, &state.region, &mut lines);
     let records: Vec<Vec<u8>> = lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
     let count = records.len();
     put_all(&state.firehose, stream, records, state.retry).await?;

@@ -8,7 +8,7 @@ use memchr::memmem::Finder;
 
 use serde_json::value::RawValue;
 
-use crate::decode::unescape_lossy_into;
+use crate::decode::well_formed;
 use crate::json::{write_content, write_str};
 
 mod literal_json;
@@ -240,19 +240,18 @@ fn find(haystack: &str, needle: &Finder<'_>) -> Option<usize> {
     needle.find(haystack.as_bytes())
 }
 
-/// A JSON string as spelled, unless it has a lone surrogate escape (`\ud83d` without its pair; a
-/// JavaScript application writes one for a string cut inside an emoji). JSON's grammar allows it, but
-/// JSON readers (serde_json, Arrow, so `fleetlog query --local`) refuse it and with it the whole
-/// object of records it is in. Such a string is written decoded, the lone escape as U+FFFD; the raw
-/// message keeps the original.
+/// A JSON string as spelled, but for lone surrogate escapes (`\ud83d` without its pair; a JavaScript
+/// application writes one for a string cut inside an emoji), respelled U+FFFD (see [`well_formed`]):
+/// JSON readers refuse them. The raw message keeps the original.
 fn write_json_string(out: &mut Vec<u8>, json: &str) {
     let content = &json[1..json.len() - 1];
-    let mut text = String::new();
-    if find(content, needle!("\\u")).is_some() && unescape_lossy_into(content, &mut text) == Some(true) {
-        write_str(out, &text);
-    } else {
+    if find(content, needle!("\\u")).is_none() {
         out.extend_from_slice(json.as_bytes());
+        return;
     }
+    out.push(b'"');
+    out.extend_from_slice(well_formed(content).as_bytes());
+    out.push(b'"');
 }
 
 /// Which parser a message goes to, told from its first bytes alone.
@@ -655,7 +654,7 @@ mod tests {
     }
 
     /// JSON's grammar allows a lone surrogate escape; JSON readers refuse it, and with it every
-    /// record of the object it is in. A value holding one is written decoded, the escape as U+FFFD.
+    /// record of the object it is in. A value holding one is written with the escape as U+FFFD.
     #[test]
     fn lone_surrogates_in_values_become_replacement_characters() {
         // Found by the `message` fuzz target: the application cut a string inside a surrogate pair.

@@ -1,10 +1,12 @@
 //! One JSON record per log event, newline-delimited. The schema is documented in this crate's
 //! README and matched by the Glue table in infra/.
 
+use std::borrow::Cow;
+
 use fleetlog_core::instance::is_instance_id;
 use serde::Serialize;
 
-use crate::decode::{Envelope, LogEvent};
+use crate::decode::{Envelope, LogEvent, decoded, well_formed};
 use crate::parse::{Fields, Format, parse_literal};
 
 /// Firehose accepts records up to 1,000 KiB; stay a little under (room for the newline).
@@ -43,11 +45,12 @@ pub(crate) fn shared_fields(envelope: &Envelope<'_>, region: &str) -> Vec<u8> {
 }
 
 /// One record: `{"event_id", "timestamp", "time", <shared>, "format", "message", ["part", "parts"], <fields>}`.
-/// `message` is JSON string content, already escaped; so is the event's id literal.
+/// `id` and `message` are JSON string content, already escaped.
 #[allow(clippy::too_many_arguments)]
 fn write_record(
     out: &mut Vec<u8>,
-    event: &LogEvent<'_>,
+    id: &str,
+    timestamp: i64,
     time: &str,
     shared: &[u8],
     format: Format,
@@ -57,9 +60,9 @@ fn write_record(
 ) {
     let mut number = itoa::Buffer::new();
     out.extend_from_slice(b"{\"event_id\":\"");
-    out.extend_from_slice(event.id_literal().as_bytes());
+    out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(b"\",\"timestamp\":");
-    out.extend_from_slice(number.format(event.timestamp).as_bytes());
+    out.extend_from_slice(number.format(timestamp).as_bytes());
     out.extend_from_slice(b",\"time\":\"");
     out.extend_from_slice(time.as_bytes());
     out.push(b'"');
@@ -103,14 +106,14 @@ pub fn source_of(log_group: &str) -> &str {
 }
 
 /// Appends one record per event (more for split messages) to `out`; returns how many were written.
-pub fn write_records(envelope: &Envelope<'_>, events: &[LogEvent<'_>], region: &str, out: &mut Vec<u8>) -> usize {
-    write_records_measured(events, &shared_fields(envelope, region), out, |_| {})
+pub fn write_records(envelope: &Envelope<'_>, region: &str, out: &mut Vec<u8>) -> usize {
+    write_records_measured(envelope, &shared_fields(envelope, region), out, |_| {})
 }
 
-/// [`write_records`] for events sharing the [`shared_fields`] `shared`, calling `event_written` with
-/// the length of `out` after each event's records.
+/// [`write_records`] with the envelope's [`shared_fields`] `shared`, calling `event_written` with the
+/// length of `out` after each event's records.
 pub(crate) fn write_records_measured(
-    events: &[LogEvent<'_>],
+    envelope: &Envelope<'_>,
     shared: &[u8],
     out: &mut Vec<u8>,
     mut event_written: impl FnMut(usize),
@@ -118,12 +121,16 @@ pub(crate) fn write_records_measured(
     let mut written = 0;
     let mut clock = IsoClock::default();
     let mut unescaped = String::new();
-    for event in events {
-        let literal = event.message_literal();
-        let (format, fields) = parse_literal(literal, || event.text(&mut unescaped));
+    for event in &envelope.log_events {
+        let (id, literal) = if envelope.lone_surrogates {
+            (well_formed(event.id_literal()), well_formed(event.message_literal()))
+        } else {
+            (Cow::Borrowed(event.id_literal()), Cow::Borrowed(event.message_literal()))
+        };
+        let (format, fields) = parse_literal(&literal, || decoded(&literal, &mut unescaped));
         let time = clock.iso8601(event.timestamp);
         let start = out.len();
-        write_record(out, event, time, shared, format, literal, None, &fields);
+        write_record(out, &id, event.timestamp, time, shared, format, &literal, None, &fields);
         if out.len() - start <= MAX_RECORD_BYTES {
             out.push(b'\n');
             written += 1;
@@ -131,18 +138,18 @@ pub(crate) fn write_records_measured(
             continue;
         }
         out.truncate(start);
-        let pieces = split_literal(literal, MESSAGE_PART_BYTES);
+        let pieces = split_literal(&literal, MESSAGE_PART_BYTES);
         let no_fields = Fields::default();
         for (i, piece) in pieces.iter().enumerate() {
             let part = Some((i + 1, pieces.len()));
             let part_start = out.len();
             let fields = if i == 0 { &fields } else { &no_fields };
-            write_record(out, event, time, shared, format, piece, part, fields);
+            write_record(out, &id, event.timestamp, time, shared, format, piece, part, fields);
             if out.len() - part_start > MAX_RECORD_BYTES {
                 // The parsed fields of a huge message may not fit beside its first part; the message
                 // itself is what must not be lost.
                 out.truncate(part_start);
-                write_record(out, event, time, shared, format, piece, part, &no_fields);
+                write_record(out, &id, event.timestamp, time, shared, format, piece, part, &no_fields);
             }
             out.push(b'\n');
             written += 1;

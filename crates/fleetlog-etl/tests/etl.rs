@@ -215,16 +215,19 @@ fn control_messages_are_dropped_and_bad_records_fail_alone() {
 
 #[test]
 fn messages_are_copied_as_the_envelope_spells_them() {
-    // JSON allows escapes Rust text cannot hold (a lone surrogate) and spellings serde_json would not
-    // write (`\/`, `\u0041`): records carry the literal unchanged, so every JSON reader sees what the
-    // envelope said.
+    // JSON allows spellings serde_json would not write (`\/`, `\u0041`): records carry the literal
+    // unchanged, so every JSON reader sees what the envelope said. JSON's grammar also allows escapes
+    // text cannot hold (a lone surrogate), which JSON readers refuse, and with it every record of the
+    // S3 object it lands in: that one escape is respelled U+FFFD, the rest of the literal kept.
     let envelope = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],
         "logEvents":[{"id":"lone","timestamp":1,"message":"a\ud800b"},{"id":"spelled","timestamp":2,"message":"\/\u0041 \"x\""}]}"#;
     let out = transform(&event(vec![record("r", gzip(envelope.as_bytes()))]), "us-east-1");
     assert_eq!(answers(&out)[0].result.as_deref(), Some(OK));
     let text = String::from_utf8(answers(&out)[0].data.0.clone()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].contains(r#""format":"text","message":"a\ud800b""#), "{}", lines[0]);
+    assert!(lines[0].contains(r#""format":"text","message":"a\ufffdb""#), "{}", lines[0]);
+    let lone: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(lone["message"], "a\u{fffd}b");
     let spelled: Value = serde_json::from_str(lines[1]).unwrap();
     assert_eq!(spelled["message"], "/A \"x\"");
 }

@@ -6,14 +6,14 @@
 
 use std::borrow::Cow;
 
-use super::{Envelope, Literal, LogEvent, unescape_into};
+use super::{Envelope, Literal, LogEvent, UnicodeEscape, unescape_into, unicode_escape};
 
 pub(super) fn read(text: &str) -> Option<Envelope<'_>> {
     // The compact form CloudWatch Logs writes has no byte below 0x20 anywhere (not even whitespace),
     // so one pass over the whole payload spares checking each string for raw control characters:
     // the strings are many and short, and that check cost a fifth of reading them.
     let check_controls = text.bytes().min().is_some_and(|smallest| smallest < 0x20);
-    let mut reader = Reader { text, at: 0, check_controls };
+    let mut reader = Reader { text, at: 0, check_controls, lone_surrogates: false };
     let mut envelope = Envelope::default();
     let mut seen = Keys::default();
     reader.object(|reader, key| {
@@ -34,6 +34,7 @@ pub(super) fn read(text: &str) -> Option<Envelope<'_>> {
         Some(())
     })?;
     reader.skip_whitespace();
+    envelope.lone_surrogates = reader.lone_surrogates;
     // messageType is the one key serde requires.
     (reader.at == text.len() && seen.has(0)).then_some(envelope)
 }
@@ -84,6 +85,8 @@ struct Reader<'a> {
     /// Whether strings must be checked for raw control characters (JSON allows none); needless when
     /// the text holds none at all.
     check_controls: bool,
+    /// Whether a literal read so far spells a lone surrogate (see `Envelope::lone_surrogates`).
+    lone_surrogates: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -123,7 +126,13 @@ impl<'a> Reader<'a> {
             }
             at += match bytes.get(at + 1)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
-                b'u' if bytes.get(at + 2..at + 6)?.iter().all(u8::is_ascii_hexdigit) => 6,
+                b'u' => match unicode_escape(&bytes[at..])? {
+                    UnicodeEscape::Char(_, length) => length,
+                    UnicodeEscape::LoneSurrogate => {
+                        self.lone_surrogates = true;
+                        6
+                    }
+                },
                 _ => return None,
             };
         }
@@ -262,7 +271,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn serde_read(text: &str) -> Option<Envelope<'_>> {
-        serde_json::from_str(text).ok()
+        serde_json::from_str::<Envelope>(text).ok().map(Envelope::marked)
     }
 
     #[test]
@@ -282,10 +291,16 @@ mod tests {
         }
         let spelled = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"\u0041\/"}]}"#;
         assert_eq!(read(spelled).unwrap().log_events[0].message_literal(), r"\u0041\/");
-        // Ids too are kept as spelled, even where text could not hold them.
+        // Ids too are kept as spelled, even where text could not hold them; the envelope says so, for
+        // its records to respell them. A pair is no lone surrogate.
         let lone = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"\ud800","timestamp":1,"message":"m"}]}"#;
         assert_eq!(read(lone).unwrap().log_events[0].id_literal(), r"\ud800");
+        assert!(read(lone).unwrap().lone_surrogates);
         assert_eq!(read(lone), serde_read(lone));
+        let pair =
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"\ud83d\ude80 \\ud800"}]}"#;
+        assert!(!read(pair).unwrap().lone_surrogates);
+        assert_eq!(read(pair), serde_read(pair));
     }
 
     #[test]
@@ -331,7 +346,7 @@ mod tests {
         ) {
             let digits = value.unsigned_abs().to_string();
             let text = format!("{}{}{digits}{after}", if value < 0 { "-" } else { "" }, "0".repeat(zeros));
-            let mut reader = Reader { text: &text, at: 0, check_controls: true };
+            let mut reader = Reader { text: &text, at: 0, check_controls: true, lone_surrogates: false };
             let ours = reader.integer();
             // serde_json reads one number and stops before what follows, as the reader does.
             let mut stream = serde_json::Deserializer::from_str(&text).into_iter::<i64>();
