@@ -35,6 +35,9 @@ def main():
     control = {"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logGroup": "", "logStream": "",
                "subscriptionFilters": [], "logEvents": [{"id": "", "timestamp": 1, "message": "CWL CONTROL MESSAGE"}]}
     write(HERE / "corpus/envelope", json.dumps(control, separators=(",", ":")).encode())
+    # JSON allows a lone surrogate escape, which CloudWatch Logs never writes; records respell it.
+    write(HERE / "corpus/envelope", b'{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s",'
+          b'"subscriptionFilters":["f"],"logEvents":[{"id":"1\\udc00","timestamp":1,"message":"a\\ud83d b"}]}')
     for literal in messages.values():
         write(HERE / "corpus/message", literal.encode())
     for record in event["records"][:4]:
