@@ -255,6 +255,36 @@ pub(crate) fn clear_with_room(buffer: &mut Vec<u8>, capacity: usize) {
     }
 }
 
+// Header flags of a gzip member (RFC 1952).
+const FHCRC: u8 = 0x02;
+const FEXTRA: u8 = 0x04;
+const FNAME: u8 = 0x08;
+const FCOMMENT: u8 = 0x10;
+
+/// Whether the header CRC of the gzip member `member` starts with matches its header, when it has one
+/// (FHCRC: optional, and CloudWatch Logs does not set it). libdeflate skips it; zlib and flate2 refuse
+/// a member whose header CRC is wrong, and so does this decoder. A header cut short passes here, for
+/// the inflater to refuse.
+fn header_crc_holds(member: &[u8]) -> bool {
+    let Some(&flags) = member.get(3).filter(|flags| *flags & FHCRC != 0) else { return true };
+    let mut end = 10;
+    if flags & FEXTRA != 0 {
+        let Some(&[low, high]) = member.get(10..12) else { return true };
+        end = 12 + usize::from(u16::from_le_bytes([low, high]));
+    }
+    for field in [FNAME, FCOMMENT] {
+        if flags & field != 0 {
+            // Zero-terminated.
+            let Some(length) = member.get(end..).and_then(|rest| memchr::memchr(0, rest)) else { return true };
+            end += length + 1;
+        }
+    }
+    let (Some(header), Some(stored)) = (member.get(..end), member.get(end..end + 2)) else { return true };
+    let mut crc = flate2::Crc::new();
+    crc.update(header);
+    crc.sum().to_le_bytes()[..2] == *stored
+}
+
 /// Gunzips a payload into `out` (cleared first), refusing anything over [`MAX_DECOMPRESSED`].
 pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
     gunzip_at_most(compressed, out, MAX_DECOMPRESSED)
@@ -279,6 +309,9 @@ pub fn gunzip_at_most(compressed: &[u8], out: &mut Vec<u8>, limit: u64) -> Resul
     while !input.is_empty() {
         if !input.starts_with(&GZIP_MAGIC) {
             return Err(DecodeError::BadGzip("trailing bytes after the gzip data".into()));
+        }
+        if !header_crc_holds(input) {
+            return Err(DecodeError::BadGzip("gzip header CRC does not match the header".into()));
         }
         let room = out.capacity() - out.len();
         match inflater.member(input, out, room.min(limit - out.len())) {
@@ -422,6 +455,41 @@ mod tests {
         assert_eq!(gunzip(&uneven).unwrap(), [&large[..], b"tail"].concat());
     }
 
+    /// `member` as [`gzip`] writes it (a bare 10-byte header) with the header fields `fields` asks for
+    /// (its FHCRC, FEXTRA, FNAME and FCOMMENT bits): an extra field, a file name, a comment, and the
+    /// header's CRC.
+    fn with_header_fields(member: &[u8], fields: u8) -> Vec<u8> {
+        let mut out = member[..10].to_vec();
+        out[3] = fields & (FHCRC | FEXTRA | FNAME | FCOMMENT);
+        if fields & FEXTRA != 0 {
+            out.extend([3, 0, b'x', b'y', b'z']);
+        }
+        if fields & FNAME != 0 {
+            out.extend(b"logs.json\0");
+        }
+        if fields & FCOMMENT != 0 {
+            out.extend(b"a comment\0");
+        }
+        if fields & FHCRC != 0 {
+            let mut crc = flate2::Crc::new();
+            crc.update(&out);
+            out.extend(&crc.sum().to_le_bytes()[..2]);
+        }
+        out.extend(&member[10..]);
+        out
+    }
+
+    #[test]
+    fn header_crcs_are_checked() {
+        let member = with_header_fields(&gzip(b"hello"), FHCRC | FNAME | FEXTRA | FCOMMENT);
+        assert_eq!(gunzip(&member).unwrap(), b"hello");
+        // The header CRC is the two bytes before the deflate data (what follows the bare header).
+        let crc_at = member.len() - (gzip(b"hello").len() - 10) - 2;
+        let mut wrong = member.clone();
+        wrong[crc_at] ^= 1;
+        assert!(matches!(gunzip(&wrong), Err(DecodeError::BadGzip(reason)) if reason.contains("header")));
+    }
+
     proptest::proptest! {
         /// The same answer as flate2's multi-member reader (zlib-rs): the same bytes, or an error,
         /// whatever the members, trailing bytes or damage.
@@ -429,11 +497,17 @@ mod tests {
         fn agrees_with_a_streaming_gunzip(
             // Repeated members too: a later member's trailer then matches the first member's output.
             members in proptest::collection::vec(proptest::prop_oneof!["same", "[ab\n]{0,2000}", ".{0,300}"], 1..4),
+            // Header fields of each member (FHCRC, FEXTRA, FNAME, FCOMMENT bits).
+            fields in proptest::collection::vec(0u8..32, 4),
             trailing in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..6),
             damage in proptest::option::of((proptest::prelude::any::<proptest::sample::Index>(), 1u8..)),
         ) {
             use std::io::Read;
-            let mut payload: Vec<u8> = members.iter().flat_map(|member| gzip(member.as_bytes())).collect();
+            let mut payload: Vec<u8> = members
+                .iter()
+                .zip(&fields)
+                .flat_map(|(member, fields)| with_header_fields(&gzip(member.as_bytes()), *fields))
+                .collect();
             payload.extend(&trailing);
             if let Some((at, flip)) = damage {
                 let at = at.index(payload.len());
