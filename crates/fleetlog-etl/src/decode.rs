@@ -261,10 +261,10 @@ const FEXTRA: u8 = 0x04;
 const FNAME: u8 = 0x08;
 const FCOMMENT: u8 = 0x10;
 
-/// Whether the header CRC of the gzip member `member` starts with matches its header, when it has one
-/// (FHCRC: optional, and CloudWatch Logs does not set it). libdeflate skips it; zlib and flate2 refuse
-/// a member whose header CRC is wrong, and so does this decoder. A header cut short passes here, for
-/// the inflater to refuse.
+/// Whether the gzip member at the start of `member` has no header CRC or a right one. The header CRC
+/// (FHCRC) is optional and CloudWatch Logs does not write it; libdeflate skips it, but zlib and flate2
+/// refuse a member whose header CRC is wrong, and so does this decoder. A header cut short passes
+/// here, for the inflater to refuse.
 fn header_crc_holds(member: &[u8]) -> bool {
     let Some(&flags) = member.get(3).filter(|flags| *flags & FHCRC != 0) else { return true };
     let mut end = 10;
