@@ -142,21 +142,21 @@ fn plain_object(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Newline-delimited JSON objects (gzip or plain), decoded against the table schema.
-pub fn decode_objects(objects: Vec<(String, Vec<u8>)>) -> Result<Vec<RecordBatch>> {
-    let schema = arrow_schema();
-    let mut batches = Vec::new();
-    for (name, bytes) in objects {
-        let plain = plain_object(&name, bytes)?;
-        let reader = ReaderBuilder::new(schema.clone())
-            .with_coerce_primitive(true)
-            .build(std::io::Cursor::new(plain))
-            .with_context(|| format!("{name}: cannot read records"))?;
-        for batch in reader {
-            batches.push(batch.with_context(|| format!("{name}: not fleetlog JSON records"))?);
-        }
-    }
-    Ok(batches)
+/// One object's records (newline-delimited JSON, gzip or plain), decoded against the table schema.
+pub fn decode_object(name: &str, bytes: Vec<u8>) -> Result<Vec<RecordBatch>> {
+    let plain = plain_object(name, bytes)?;
+    let reader = ReaderBuilder::new(arrow_schema())
+        .with_coerce_primitive(true)
+        .build(std::io::Cursor::new(plain))
+        .with_context(|| format!("{name}: cannot read records"))?;
+    reader.map(|batch| batch.with_context(|| format!("{name}: not fleetlog JSON records"))).collect()
+}
+
+/// The records of every object read for the embedded engine.
+#[derive(Debug, Default)]
+pub struct LoadedRecords {
+    pub objects: usize,
+    pub batches: Vec<RecordBatch>,
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -176,38 +176,45 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 const CONCURRENT_GETS: usize = 8;
 
 /// Reads every object under `s3://bucket/prefix`, several at a time, in key order, with a progress
-/// bar on a terminal when there are many.
-pub async fn fetch_s3(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+/// bar on a terminal when there are many. Each object is decoded as it arrives, on a blocking thread,
+/// while the next ones download; only its records are kept.
+pub async fn fetch_s3(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<LoadedRecords> {
     let keys = crate::local::list_keys(s3, bucket, prefix).await?;
-    let progress = progress_bar(keys.len(), format!("reading objects under s3://{bucket}/{prefix}"), true);
-    let objects = futures::stream::iter(keys)
+    let objects = keys.len();
+    let progress = progress_bar(objects, format!("reading objects under s3://{bucket}/{prefix}"), true);
+    let batches = futures::stream::iter(keys)
         .map(|key| {
             let progress = progress.clone();
             async move {
                 let body = crate::local::get_object(s3, bucket, &key).await?;
+                let name = format!("s3://{bucket}/{key}");
+                let batches = tokio::task::spawn_blocking(move || decode_object(&name, body)).await??;
                 progress.inc(1);
-                Ok::<_, anyhow::Error>((format!("s3://{bucket}/{key}"), body))
+                Ok::<_, anyhow::Error>(batches)
             }
         })
         .buffered(CONCURRENT_GETS)
-        .try_collect()
+        .try_concat()
         .await;
     progress.finish_and_clear();
-    objects
+    Ok(LoadedRecords { objects, batches: batches? })
 }
 
 /// Reads every file under a folder of downloaded objects, in path order.
-pub fn read_folder(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+pub fn read_folder(dir: &Path) -> Result<LoadedRecords> {
     if !dir.is_dir() {
         bail!("{} is not a folder (give a folder of log objects or s3://bucket/prefix)", dir.display());
     }
     let mut files = Vec::new();
     files_under(dir, &mut files)?;
     files.sort();
-    files
-        .into_iter()
-        .map(|p| Ok((p.display().to_string(), std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?)))
-        .collect()
+    let mut loaded = LoadedRecords { objects: files.len(), batches: Vec::new() };
+    for path in files {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {name}"))?;
+        loaded.batches.extend(decode_object(&name, bytes)?);
+    }
+    Ok(loaded)
 }
 
 /// A session with `logs` (and `fleetlog.logs`) holding the records, plus the partition columns
@@ -423,7 +430,7 @@ mod tests {
             json!({"event_id":"3","timestamp":now.timestamp_millis(),"time":time,"instance_id":"i-89abcdef","source":"windows-security","format":"windows_event","win_event_id":4625,"win_provider":"p","message":"<Event/>","attributes":{"k":"v"}}),
         ];
         let body: String = records.iter().map(|r| format!("{r}\n")).collect();
-        let ctx = local_session(decode_objects(vec![("t".into(), body.into_bytes())]).unwrap()).await.unwrap();
+        let ctx = local_session(decode_object("t", body.into_bytes()).unwrap()).await.unwrap();
         for (name, sql) in NAMED_QUERIES {
             let result = run_local(&ctx, sql).await.unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!result.rows.is_empty(), "{name} found nothing");
@@ -470,7 +477,7 @@ mod tests {
         let envelope = fleetlog_etl::decode::parse_envelope(envelope.as_bytes()).unwrap();
         let mut records = Vec::new();
         fleetlog_etl::transform::write_records(&envelope, "us-east-1", &mut records);
-        let ctx = local_session(decode_objects(vec![("t".into(), records)]).unwrap()).await.unwrap();
+        let ctx = local_session(decode_object("t", records).unwrap()).await.unwrap();
         // Both spellings of a map lookup; `element_at` is also Athena's, which `map['key']` is not
         // for a missing key.
         let sql = format!(
