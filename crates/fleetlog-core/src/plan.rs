@@ -37,14 +37,6 @@ impl EnrollmentStatus {
             EnrollmentStatus::Offboarded => "offboarded",
         }
     }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "enrolled" => Some(Self::Enrolled),
-            "offboarded" => Some(Self::Offboarded),
-            _ => None,
-        }
-    }
 }
 
 impl EnrollmentRecord {
