@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use fleetlog_core::instance::is_instance_id;
 use serde::Serialize;
 
-use crate::decode::{Envelope, LogEvent, decoded, well_formed};
+use crate::decode::{Envelope, LogEvent, UnicodeEscape, decoded, unicode_escape, well_formed};
 use crate::parse::{Fields, Format, parse_literal};
 
 /// Firehose accepts records up to 1,000 KiB; stay a little under (room for the newline).
@@ -197,11 +197,11 @@ fn split_literal(literal: &str, max: usize) -> Vec<&str> {
     let (mut start, mut at) = (0, 0);
     while at < bytes.len() {
         let token = match bytes[at] {
-            b'\\' if bytes.get(at + 1) == Some(&b'u') => {
-                let unit = literal.get(at + 2..at + 6).and_then(|hex| u16::from_str_radix(hex, 16).ok());
-                let high_surrogate = unit.is_some_and(|u| (0xd800..0xdc00).contains(&u));
-                if high_surrogate && literal.get(at + 6..).is_some_and(|rest| rest.starts_with("\\u")) { 12 } else { 6 }
-            }
+            // A surrogate pair is one token (12 bytes).
+            b'\\' if bytes.get(at + 1) == Some(&b'u') => match unicode_escape(&bytes[at..]) {
+                Some(UnicodeEscape::Char(_, length)) => length,
+                _ => 6,
+            },
             b'\\' => 2,
             0..0x80 => 1,
             0xf0.. => 4,
