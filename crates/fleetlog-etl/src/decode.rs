@@ -180,29 +180,44 @@ pub(crate) fn unicode_escape(escape: &[u8]) -> Option<UnicodeEscape> {
     Some(char::from_u32(unit).map_or(UnicodeEscape::LoneSurrogate, |decoded| UnicodeEscape::Char(decoded, 6)))
 }
 
-/// JSON string content with every lone surrogate escape (`\ud83d` without its pair) spelled
-/// `\ufffd`, U+FFFD. JSON's grammar allows a lone surrogate, but JSON readers (serde_json, Arrow, so
-/// `fleetlog query --local`) refuse it, and with it the whole object of records it is in. The same
-/// length, so sizes counted on the original hold; borrowed when there is nothing to respell.
-pub fn well_formed(content: &str) -> Cow<'_, str> {
+/// Where JSON string content spells lone surrogates (`\ud83d` without its pair): the offset of each
+/// such escape's backslash.
+fn lone_surrogate_escapes(content: &str) -> impl Iterator<Item = usize> + '_ {
     let bytes = content.as_bytes();
-    let mut respelled: Option<String> = None;
     let mut at = 0;
-    while let Some(found) = bytes.get(at..).and_then(|rest| memchr::memchr(b'\\', rest)) {
-        at += found;
-        at += match bytes.get(at + 1) {
-            Some(b'u') => match unicode_escape(&bytes[at..]) {
-                Some(UnicodeEscape::Char(_, length)) => length,
-                Some(UnicodeEscape::LoneSurrogate) => {
-                    respelled.get_or_insert_with(|| content.to_owned()).replace_range(at + 2..at + 6, "fffd");
-                    6
+    std::iter::from_fn(move || {
+        while let Some(found) = bytes.get(at..).and_then(|rest| memchr::memchr(b'\\', rest)) {
+            let escape = at + found;
+            at = escape + 2;
+            if bytes.get(escape + 1) == Some(&b'u') {
+                match unicode_escape(&bytes[escape..]) {
+                    Some(UnicodeEscape::Char(_, length)) => at = escape + length,
+                    Some(UnicodeEscape::LoneSurrogate) => {
+                        at = escape + 6;
+                        return Some(escape);
+                    }
+                    None => {}
                 }
-                None => 2,
-            },
-            _ => 2,
-        };
+            }
+        }
+        None
+    })
+}
+
+/// JSON string content with every lone surrogate escape spelled `\ufffd`, U+FFFD. JSON's grammar
+/// allows a lone surrogate, but JSON readers (serde_json, Arrow, so `fleetlog query --local`) refuse
+/// it, and with it the whole object of records it is in. The same length, so sizes counted on the
+/// original hold; borrowed when there is nothing to respell.
+pub fn well_formed(content: &str) -> Cow<'_, str> {
+    let mut lone = lone_surrogate_escapes(content).peekable();
+    if lone.peek().is_none() {
+        return Cow::Borrowed(content);
     }
-    respelled.map_or(Cow::Borrowed(content), Cow::Owned)
+    let mut respelled = content.to_owned();
+    for escape in lone {
+        respelled.replace_range(escape + 2..escape + 6, "fffd");
+    }
+    Cow::Owned(respelled)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,7 +230,7 @@ impl Envelope<'_> {
     /// With [`Self::lone_surrogates`] found by reading every literal: for an envelope serde_json read,
     /// which leaves it unset.
     pub fn marked(mut self) -> Self {
-        let lone = |literal: &str| matches!(well_formed(literal), Cow::Owned(_));
+        let lone = |literal: &str| lone_surrogate_escapes(literal).next().is_some();
         self.lone_surrogates = self.log_events.iter().any(|e| lone(e.id_literal()) || lone(e.message_literal()));
         self
     }
