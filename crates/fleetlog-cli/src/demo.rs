@@ -19,7 +19,7 @@ use crate::emulator::{ACCOUNT, Emulator, REGION};
 use crate::fleet::{Fleet, FleetOptions};
 use crate::local::{BUCKET, ENROLLMENT_TABLE, LOGS_PREFIX, LocalStack, LogPump, MANAGEMENT_TAG};
 use crate::output::{OutputFormat, Report};
-use crate::query::{fetch_s3, local_session, resolve_sql, run_local};
+use crate::query::{LocalObjects, local_session, resolve_sql, run_local};
 use crate::sdk_error;
 
 /// Prints numbered steps in plain words: on stdout for people, on stderr when stdout carries JSON.
@@ -264,7 +264,7 @@ pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
     ));
 
     n.step("Querying the records with the embedded SQL engine (the same table and columns as Athena's)");
-    let ctx = local_session(fetch_s3(&stack.s3, BUCKET, LOGS_PREFIX).await?.batches).await?;
+    let ctx = local_session(LocalObjects::in_s3(&stack.s3, BUCKET, LOGS_PREFIX).await?.into_table(true)?).await?;
     let sql = resolve_sql("log-volume");
     n.say(&format!("fleetlog query --local log-volume\n{sql}"));
     let answer = run_local(&ctx, sql).await?;

@@ -182,15 +182,15 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
     let sql = query::resolve_sql(args.sql.as_deref().unwrap_or_default()).to_owned();
     if args.local {
         // A folder needs no AWS configuration (nor its lookups and warnings when there is none).
-        let loaded = match query::LocalSource::parse(&args.source) {
-            query::LocalSource::Dir(dir) => query::read_folder(&dir)?,
+        let objects = match query::LocalSource::parse(&args.source) {
+            query::LocalSource::Dir(dir) => query::LocalObjects::in_folder(&dir)?,
             query::LocalSource::S3 { bucket, prefix } => {
                 let s3 = local::s3_client(&sdk_config(global).await);
-                query::fetch_s3(&s3, &bucket, &prefix).await?
+                query::LocalObjects::in_s3(&s3, &bucket, &prefix).await?
             }
         };
-        let count = loaded.objects;
-        let ctx = query::local_session(loaded.batches).await?;
+        let count = objects.count();
+        let ctx = query::local_session(objects.into_table(true)?).await?;
         let result = query::run_local(&ctx, &sql).await?;
         let note = format!(
             "{} row(s); read {count} object(s) from {} with the embedded engine.",

@@ -1,6 +1,7 @@
 //! `fleetlog query`: SQL over the log table, on Athena or (`--local`) on an embedded engine
 //! (Apache DataFusion) over the same JSON objects, with the same table name and columns.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,12 +10,21 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::json::ReaderBuilder;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::datasource::MemTable;
+use datafusion::catalog::TableProvider;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use flate2::bufread::MultiGzDecoder;
+use fleetlog_etl::decode::GZIP_MAGIC;
 use fleetlog_etl::schema::{COLUMNS, DATABASE, TABLE};
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
 
@@ -126,37 +136,49 @@ pub fn arrow_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// The most a gzip object may decompress to. Firehose buffers up to 128 MiB (this stack 64 MiB, as a
-/// hint it may exceed) before compressing an object, more than the ETL allows a subscription payload;
-/// a gibibyte refuses only what is not Firehose's.
-const MAX_OBJECT_BYTES: u64 = 1 << 30;
-
-/// An object's text: gunzipped when it is gzip.
-fn plain_object(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>> {
-    if !bytes.starts_with(&fleetlog_etl::decode::GZIP_MAGIC) {
-        return Ok(bytes);
-    }
-    let mut out = Vec::new();
-    fleetlog_etl::decode::gunzip_at_most(&bytes, &mut out, MAX_OBJECT_BYTES)
-        .with_context(|| format!("{name}: not valid gzip"))?;
-    Ok(out)
-}
-
-/// One object's records (newline-delimited JSON, gzip or plain), decoded against the table schema.
-pub fn decode_object(name: &str, bytes: Vec<u8>) -> Result<Vec<RecordBatch>> {
-    let plain = plain_object(name, bytes)?;
+/// Reads one object's records (newline-delimited JSON, gzip or plain) against the table schema,
+/// handing each batch to `each` as it is decoded; `each` returns false when it wants no more. Errors
+/// name the object.
+fn read_records(name: &str, object: impl Read, mut each: impl FnMut(RecordBatch) -> bool) -> Result<()> {
+    let mut input = BufReader::new(object);
+    let gzip = input.fill_buf().with_context(|| format!("reading {name}"))?.starts_with(&GZIP_MAGIC);
+    // Firehose may write an object as several gzip members; each member's checksums are checked.
+    let text: Box<dyn BufRead> =
+        if gzip { Box::new(BufReader::new(MultiGzDecoder::new(input))) } else { Box::new(input) };
     let reader = ReaderBuilder::new(arrow_schema())
         .with_coerce_primitive(true)
-        .build(std::io::Cursor::new(plain))
+        .build(text)
         .with_context(|| format!("{name}: cannot read records"))?;
-    reader.map(|batch| batch.with_context(|| format!("{name}: not fleetlog JSON records"))).collect()
+    for batch in reader {
+        let batch = batch.map_err(|e| match e {
+            ArrowError::IoError(_, cause) if gzip => {
+                anyhow::Error::new(cause).context(format!("{name}: not valid gzip"))
+            }
+            ArrowError::IoError(_, cause) => anyhow::Error::new(cause).context(format!("reading {name}")),
+            other => anyhow::Error::new(other).context(format!("{name}: not fleetlog JSON records")),
+        })?;
+        if !each(batch) {
+            break;
+        }
+    }
+    Ok(())
 }
 
-/// The records of every object read for the embedded engine.
-#[derive(Debug, Default)]
-pub struct LoadedRecords {
-    pub objects: usize,
-    pub batches: Vec<RecordBatch>,
+/// The objects `query --local` reads: listed first, read while the query runs.
+#[derive(Debug)]
+pub struct LocalObjects {
+    place: ObjectPlace,
+    names: Vec<String>,
+    /// What the progress bar says it reads.
+    label: String,
+    /// Counts objects read (see [`Self::into_table`]); cleared when the objects are dropped.
+    progress: ProgressBar,
+}
+
+#[derive(Debug)]
+enum ObjectPlace {
+    S3 { client: aws_sdk_s3::Client, bucket: String },
+    Folder,
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -172,62 +194,155 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// S3 objects downloaded at once by [`fetch_s3`].
+/// S3 objects read at once (one per partition of the table).
 const CONCURRENT_GETS: usize = 8;
 
-/// Reads every object under `s3://bucket/prefix`, several at a time, in key order, with a progress
-/// bar on a terminal when there are many. Each object is decoded as it arrives, on a blocking thread,
-/// while the next ones download; only its records are kept.
-pub async fn fetch_s3(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<LoadedRecords> {
-    let keys = crate::local::list_keys(s3, bucket, prefix).await?;
-    let objects = keys.len();
-    let progress = progress_bar(objects, format!("reading objects under s3://{bucket}/{prefix}"), true);
-    let batches = futures::stream::iter(keys)
-        .map(|key| {
-            let progress = progress.clone();
-            async move {
-                let body = crate::local::get_object(s3, bucket, &key).await?;
-                let name = format!("s3://{bucket}/{key}");
-                let batches = tokio::task::spawn_blocking(move || decode_object(&name, body)).await??;
-                progress.inc(1);
-                Ok::<_, anyhow::Error>(batches)
-            }
+impl LocalObjects {
+    /// Every object under `s3://bucket/prefix`.
+    pub async fn in_s3(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Self> {
+        Ok(Self {
+            place: ObjectPlace::S3 { client: client.clone(), bucket: bucket.to_owned() },
+            names: crate::local::list_keys(client, bucket, prefix).await?,
+            label: format!("reading objects under s3://{bucket}/{prefix}"),
+            progress: ProgressBar::hidden(),
         })
-        .buffered(CONCURRENT_GETS)
-        .try_concat()
-        .await;
-    progress.finish_and_clear();
-    Ok(LoadedRecords { objects, batches: batches? })
+    }
+
+    /// Every file under a folder of downloaded objects.
+    pub fn in_folder(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            bail!("{} is not a folder (give a folder of log objects or s3://bucket/prefix)", dir.display());
+        }
+        let mut files = Vec::new();
+        files_under(dir, &mut files)?;
+        files.sort();
+        Ok(Self {
+            place: ObjectPlace::Folder,
+            names: files.iter().map(|f| f.display().to_string()).collect(),
+            label: format!("reading files under {}", dir.display()),
+            progress: ProgressBar::hidden(),
+        })
+    }
+
+    pub fn count(&self) -> usize {
+        self.names.len()
+    }
+
+    fn display_name(&self, index: usize) -> String {
+        match &self.place {
+            ObjectPlace::S3 { bucket, .. } => format!("s3://{bucket}/{}", self.names[index]),
+            ObjectPlace::Folder => self.names[index].clone(),
+        }
+    }
+
+    /// Object `index`, to be read on a blocking thread: an S3 object's bytes are fetched now, a
+    /// file is opened (and read as it is decoded).
+    async fn open(&self, index: usize) -> Result<Box<dyn Read + Send>> {
+        match &self.place {
+            ObjectPlace::S3 { client, bucket } => {
+                let bytes = crate::local::get_object(client, bucket, &self.names[index]).await?;
+                Ok(Box::new(std::io::Cursor::new(bytes)))
+            }
+            ObjectPlace::Folder => {
+                let name = &self.names[index];
+                Ok(Box::new(std::fs::File::open(name).with_context(|| format!("reading {name}"))?))
+            }
+        }
+    }
+
+    /// The objects' records as a table that reads them while a query runs, so memory holds a few
+    /// objects' records at a time, not all of them: each partition reads its share of the objects
+    /// one after another (S3 objects eight at a time in all, files one per core), decoding on a
+    /// blocking thread. A progress bar counts the objects on a terminal when there are many.
+    pub fn into_table(mut self, show_progress: bool) -> Result<Arc<dyn TableProvider>> {
+        let share = match self.place {
+            ObjectPlace::S3 { .. } => CONCURRENT_GETS,
+            ObjectPlace::Folder => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        let partitions = share.min(self.count()).max(1);
+        self.progress = progress_bar(self.count(), self.label.clone(), show_progress);
+        let objects = Arc::new(self);
+        let streams = (0..partitions)
+            .map(|partition| {
+                Arc::new(ObjectPartition {
+                    objects: Arc::clone(&objects),
+                    partition,
+                    partitions,
+                    schema: arrow_schema(),
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
+        Ok(Arc::new(StreamingTable::try_new(arrow_schema(), streams)?))
+    }
 }
 
-/// Reads every file under a folder of downloaded objects, in path order.
-pub fn read_folder(dir: &Path) -> Result<LoadedRecords> {
-    if !dir.is_dir() {
-        bail!("{} is not a folder (give a folder of log objects or s3://bucket/prefix)", dir.display());
-    }
-    let mut files = Vec::new();
-    files_under(dir, &mut files)?;
-    files.sort();
-    let mut loaded = LoadedRecords { objects: files.len(), batches: Vec::new() };
-    for path in files {
-        let name = path.display().to_string();
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {name}"))?;
-        loaded.batches.extend(decode_object(&name, bytes)?);
-    }
-    Ok(loaded)
+/// One partition of [`LocalObjects::into_table`]: objects `partition`, `partition + partitions`, …
+#[derive(Debug)]
+struct ObjectPartition {
+    objects: Arc<LocalObjects>,
+    partition: usize,
+    partitions: usize,
+    schema: SchemaRef,
 }
 
-/// A session with `logs` (and `fleetlog.logs`) holding the records, plus the partition columns
-/// `dt` and `hour` computed as the ETL computes its partition keys.
-pub async fn local_session(batches: Vec<RecordBatch>) -> Result<SessionContext> {
+/// Decoded batches waiting for the query, per partition: the decoder runs at most this far ahead.
+const BATCHES_AHEAD: usize = 2;
+
+impl PartitionStream for ObjectPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let objects = Arc::clone(&self.objects);
+        let indices = (self.partition..objects.count()).step_by(self.partitions);
+        let batches = futures::stream::iter(indices)
+            .then(move |index| Arc::clone(&objects).records_of(index))
+            .try_flatten()
+            .map_err(|e| DataFusionError::External(format!("{e:#}").into()));
+        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), batches))
+    }
+}
+
+impl LocalObjects {
+    /// Object `index`'s records as a blocking thread decodes them, at most [`BATCHES_AHEAD`] batches
+    /// ahead of the query; the thread stops when the query wants no more.
+    async fn records_of(self: Arc<Self>, index: usize) -> Result<impl Stream<Item = Result<RecordBatch>>> {
+        let object = self.open(index).await?;
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
+        tokio::task::spawn_blocking(move || {
+            let name = self.display_name(index);
+            // A closed channel means the query has what it needs (a LIMIT, an error elsewhere).
+            match read_records(&name, object, |batch| sender.blocking_send(Ok(batch)).is_ok()) {
+                Ok(()) => self.progress.inc(1),
+                Err(e) => drop(sender.blocking_send(Err(e))),
+            }
+            if self.progress.position() == self.progress.length().unwrap_or_default() {
+                self.progress.finish_and_clear();
+            }
+        });
+        Ok(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
+    }
+}
+
+impl Drop for LocalObjects {
+    /// A query that stopped early leaves no bar behind.
+    fn drop(&mut self) {
+        self.progress.finish_and_clear();
+    }
+}
+
+/// A session with `logs` (and `fleetlog.logs`) over `records` (a table of the schema's columns, such
+/// as [`LocalObjects::into_table`]), plus the partition columns `dt` and `hour` computed as the ETL
+/// computes its partition keys.
+pub async fn local_session(records: Arc<dyn TableProvider>) -> Result<SessionContext> {
     let config = SessionConfig::new().with_default_catalog_and_schema("datafusion", DATABASE);
     let ctx = SessionContext::new_with_config(config);
     // Athena's `element_at(map, key)` is the map's value, NULL when the key is missing; DataFusion's
     // is a list of it. Here it is what `map['key']` is (get_field), so one query serves both engines.
     let get_field = datafusion::functions::core::get_field();
     ctx.register_udf(get_field.as_ref().clone().with_aliases(["element_at"]));
-    let table = MemTable::try_new(arrow_schema(), vec![batches])?;
-    ctx.register_table("records", Arc::new(table))?;
+    ctx.register_table("records", records)?;
     ctx.sql(&format!(
         "CREATE VIEW {TABLE} AS SELECT *, substr(\"time\", 1, 10) AS dt, substr(\"time\", 12, 2) AS hour FROM records"
     ))
@@ -238,7 +353,11 @@ pub async fn local_session(batches: Vec<RecordBatch>) -> Result<SessionContext> 
 pub async fn run_local(ctx: &SessionContext, sql: &str) -> Result<QueryResult> {
     let frame = ctx.sql(sql).await.map_err(|e| anyhow::anyhow!("SQL error: {e}"))?;
     let columns: Vec<String> = frame.schema().fields().iter().map(|f| f.name().clone()).collect();
-    let batches = frame.collect().await.map_err(|e| anyhow::anyhow!("query failed: {e}"))?;
+    let batches = frame.collect().await.map_err(|e| match e.find_root() {
+        // An object the table could not read: its own message, which names it.
+        DataFusionError::External(cause) => anyhow::anyhow!("{cause}"),
+        _ => anyhow::anyhow!("query failed: {e}"),
+    })?;
     let options = FormatOptions::default().with_null("");
     let mut rows = Vec::new();
     for batch in &batches {
@@ -395,6 +514,18 @@ pub fn human_bytes(bytes: i64) -> String {
 mod tests {
     use super::*;
 
+    /// A session over `objects` as `query --local` reads a folder of them (the folder lives as long
+    /// as the session needs it: objects are read while queries run).
+    async fn session_over(objects: &[Vec<u8>]) -> (tempfile::TempDir, SessionContext) {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, object) in objects.iter().enumerate() {
+            std::fs::write(dir.path().join(format!("{i:03}.json.gz")), object).unwrap();
+        }
+        let table = LocalObjects::in_folder(dir.path()).unwrap().into_table(false).unwrap();
+        let ctx = local_session(table).await.unwrap();
+        (dir, ctx)
+    }
+
     #[test]
     fn named_queries_resolve_and_describe_themselves() {
         assert!(resolve_sql("log-volume").contains("GROUP BY instance_id, source"));
@@ -430,7 +561,7 @@ mod tests {
             json!({"event_id":"3","timestamp":now.timestamp_millis(),"time":time,"instance_id":"i-89abcdef","source":"windows-security","format":"windows_event","win_event_id":4625,"win_provider":"p","message":"<Event/>","attributes":{"k":"v"}}),
         ];
         let body: String = records.iter().map(|r| format!("{r}\n")).collect();
-        let ctx = local_session(decode_object("t", body.into_bytes()).unwrap()).await.unwrap();
+        let (_dir, ctx) = session_over(&[body.into_bytes()]).await;
         for (name, sql) in NAMED_QUERIES {
             let result = run_local(&ctx, sql).await.unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!result.rows.is_empty(), "{name} found nothing");
@@ -441,16 +572,62 @@ mod tests {
         assert!(bad.to_string().starts_with("SQL error"), "{bad}");
     }
 
+    /// Rows of one object, as `read_records` decodes it.
+    fn rows_of(name: &str, object: &[u8]) -> Result<usize> {
+        let mut rows = 0;
+        read_records(name, object, |batch| {
+            rows += batch.num_rows();
+            true
+        })?;
+        Ok(rows)
+    }
+
     #[test]
-    fn objects_larger_than_a_subscription_payload_are_read() {
+    fn objects_are_read_gzip_or_plain_whatever_their_size() {
         // This stack's Firehose buffers 64 MiB before compressing, a hint it may exceed: more than
         // the ETL's cap for what CloudWatch Logs sends.
         let size = usize::try_from(fleetlog_etl::decode::MAX_DECOMPRESSED).unwrap() + 1024 * 1024;
-        let object = fleetlog_etl::decode::gzip(&vec![b'\n'; size]);
-        assert_eq!(plain_object("big.gz", object).unwrap().len(), size);
-        let refused = plain_object("cut.gz", fleetlog_etl::decode::gzip(b"{}")[..12].to_vec()).unwrap_err();
-        assert!(format!("{refused:#}").starts_with("cut.gz: not valid gzip: "), "{refused:#}");
-        assert_eq!(plain_object("plain", b"{}".to_vec()).unwrap(), b"{}", "plain objects are read as they are");
+        let mut big = vec![b'\n'; size];
+        big.extend_from_slice(b"{\"event_id\":\"last\"}\n");
+        assert_eq!(rows_of("big.gz", &fleetlog_etl::decode::gzip(&big)).unwrap(), 1);
+        // An object of several gzip members, as Firehose may write: every member is read.
+        let mut members = fleetlog_etl::decode::gzip(b"{\"event_id\":\"1\"}\n");
+        members.extend(fleetlog_etl::decode::gzip(b"{\"event_id\":\"2\"}\n"));
+        assert_eq!(rows_of("members.gz", &members).unwrap(), 2);
+        assert_eq!(rows_of("plain", b"{}\n{}").unwrap(), 2, "plain objects are read as they are");
+        let cut = rows_of("cut.gz", &members[..members.len() - 3]).unwrap_err();
+        assert!(format!("{cut:#}").starts_with("cut.gz: not valid gzip: "), "{cut:#}");
+        let mut corrupt = fleetlog_etl::decode::gzip(b"{\"event_id\":\"1\"}\n");
+        let crc_at = corrupt.len() - 8;
+        corrupt[crc_at] ^= 1;
+        let refused = rows_of("crc.gz", &corrupt).unwrap_err();
+        assert!(format!("{refused:#}").starts_with("crc.gz: not valid gzip: "), "{refused:#}");
+        let not_records = rows_of("text", b"not json").unwrap_err();
+        assert!(format!("{not_records:#}").starts_with("text: not fleetlog JSON records: "), "{not_records:#}");
+    }
+
+    /// Objects are read while the query runs, as far as it needs: a query that stops early leaves
+    /// the later objects unread (all in memory at once is what this spares), and one that reads
+    /// them all names the object it could not read.
+    #[tokio::test]
+    async fn objects_are_read_as_the_query_needs_them() {
+        // Each partition (one per core for a folder) starts with a good object; bad ones follow.
+        let partitions = std::thread::available_parallelism().map_or(1, usize::from);
+        let good = |i: usize| fleetlog_etl::decode::gzip(format!("{{\"event_id\":\"{i}\"}}\n").as_bytes());
+        let mut objects: Vec<Vec<u8>> = (0..partitions).map(good).collect();
+        objects.extend((0..partitions * 3).map(|_| b"not json".to_vec()));
+        let (dir, ctx) = session_over(&objects).await;
+        let first = run_local(&ctx, "SELECT event_id FROM logs LIMIT 1").await.unwrap();
+        assert_eq!(first.rows.len(), 1);
+        let all = run_local(&ctx, "SELECT count(*) FROM logs").await.unwrap_err();
+        // Partitions read side by side: whichever bad object came first is named.
+        let message = format!("{all:#}");
+        assert!(message.starts_with(&dir.path().display().to_string()), "{message}");
+        assert!(message.contains(".json.gz: not fleetlog JSON records: "), "{message}");
+        assert!(
+            (0..partitions).all(|i| !message.contains(&format!("{i:03}.json.gz"))),
+            "names a good object: {message}"
+        );
     }
 
     /// What the ETL writes, the local engine reads, however awkward the messages: an object of
@@ -477,7 +654,7 @@ mod tests {
         let envelope = fleetlog_etl::decode::parse_envelope(envelope.as_bytes()).unwrap();
         let mut records = Vec::new();
         fleetlog_etl::transform::write_records(&envelope, "us-east-1", &mut records);
-        let ctx = local_session(decode_object("t", records).unwrap()).await.unwrap();
+        let (_dir, ctx) = session_over(&[records]).await;
         // Both spellings of a map lookup; `element_at` is also Athena's, which `map['key']` is not
         // for a missing key.
         let sql = format!(

@@ -305,14 +305,13 @@ pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeErr
     gunzip_at_most(compressed, out, MAX_DECOMPRESSED)
 }
 
-/// [`gunzip_into`] refusing anything over `limit` bytes instead (S3 objects are larger than
-/// subscription payloads).
+/// [`gunzip_into`] refusing anything over `limit` bytes instead (tests use small limits).
 ///
 /// Each member is inflated in one call (libdeflate) straight into the vector's spare capacity, sized
 /// from the gzip trailer (the last member's length mod 2^32: all of it for the one member CloudWatch
 /// Logs sends), so the output is neither zero-filled first nor copied as it grows. Concatenated
 /// members are decoded one after another, like `gunzip`; anything else after a member is refused.
-pub fn gunzip_at_most(compressed: &[u8], out: &mut Vec<u8>, limit: u64) -> Result<(), DecodeError> {
+fn gunzip_at_most(compressed: &[u8], out: &mut Vec<u8>, limit: u64) -> Result<(), DecodeError> {
     let too_large = DecodeError::TooLarge(limit);
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if !compressed.starts_with(&GZIP_MAGIC) {
