@@ -2,6 +2,7 @@
 """Reproduces the README's table: fleetlog's ETL against the blueprint script on the same corpus events.
 
 Usage: compare.py [--rounds 9] [--invocations 11] [--sizes 200000,1000000,5000000] [--seed 11]
+                  [--runtime python3.14]
 
 Builds nothing: it runs `fleetlog-etl-bench` from $FLEETLOG_ETL_BENCH, or from the release directory of
 $CARGO_TARGET_DIR (default ~/.cache/fleetlog/target); build it first with
@@ -57,6 +58,9 @@ def main():
     parser.add_argument("--invocations", type=int, default=11)
     parser.add_argument("--sizes", default="200000,1000000,5000000")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--runtime", default="python3.14",
+                        help="the Lambda Python runtime whose response writing the blueprint gets "
+                             "(python3.12 and python3.13 write it without escaping non-ASCII, a little slower)")
     args = parser.parse_args()
     binary = bench_binary()
     if not os.access(binary, os.X_OK):
@@ -77,7 +81,8 @@ def main():
             for size in sizes:
                 for tool, command in [
                     ("fleetlog", [binary, "transform", "--invocations", n, events[size]]),
-                    ("blueprint", [sys.executable, str(HERE / "blueprint_equivalent.py"), "--invocations", n, events[size]]),
+                    ("blueprint", [sys.executable, str(HERE / "blueprint_equivalent.py"), "--invocations", n,
+                                   "--runtime", args.runtime, events[size]]),
                 ]:
                     for kind, (rate_in, delivered) in rates(run(command)).items():
                         samples[(size, tool, kind, "in")].append(rate_in)
@@ -90,7 +95,7 @@ def main():
         return statistics.median(values) if values else float("nan")
 
     print(f"Medians of {args.rounds} rounds, MB/s of log data (warm: median of {args.invocations - 1} "
-          "invocations after the first, in one process).\n")
+          f"invocations after the first, in one process); the blueprint as on {args.runtime}.\n")
     print("| event (base64 bytes) | fleetlog warm, in / delivered | blueprint warm, in / delivered "
           "| ratio in / delivered | fleetlog first, in | blueprint first, in | ratio | core | core ÷ blueprint first |")
     print("|---|---|---|---|---|---|---|---|---|")
