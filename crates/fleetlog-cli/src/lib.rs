@@ -193,7 +193,8 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
         let ctx = query::local_session(objects.into_table(true)?).await?;
         let result = query::run_local(&ctx, &sql).await?;
         let note = format!(
-            "{} row(s); read {count} object(s) from {} with the embedded engine.",
+            // Objects listed: a query that stops early (LIMIT) reads fewer.
+            "{} row(s) from {count} object(s) under {}, on the embedded engine.",
             result.rows.len(),
             args.source
         );
