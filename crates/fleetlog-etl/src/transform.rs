@@ -222,6 +222,15 @@ fn split_literal(literal: &str, max: usize) -> Vec<&str> {
 mod tests {
     use super::*;
 
+    /// The frame [`output_floor`] counts is what `write_record` writes around an event's parts (the
+    /// constant spells it again, so this keeps the two together).
+    #[test]
+    fn the_record_frame_is_what_write_record_writes() {
+        let mut out = Vec::new();
+        write_record(&mut out, "", 0, "", b"", Format::Text, "", None, &Fields::default());
+        assert_eq!(out.len() + 1 - Format::Text.as_str().len(), RECORD_FRAME, "{}", String::from_utf8_lossy(&out));
+    }
+
     #[test]
     fn instance_and_source_come_from_stream_and_group() {
         assert_eq!(instance_id_of("i-0123456789abcdef0"), Some("i-0123456789abcdef0"));
