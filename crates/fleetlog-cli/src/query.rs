@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState};
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Fields, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, Schema, SchemaRef,
+    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::json::ReaderBuilder;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -368,24 +371,34 @@ pub async fn run_local(ctx: &SessionContext, sql: &str) -> Result<QueryResult> {
                 .columns()
                 .iter()
                 .zip(&formatters)
-                .map(|(column, formatter)| {
-                    if column.is_null(row) {
-                        return Value::Null;
-                    }
-                    let text = formatter.value(row).to_string();
-                    if column.data_type().is_integer() {
-                        text.parse::<i64>().map_or(Value::String(text), Value::from)
-                    } else if column.data_type().is_floating() {
-                        text.parse::<f64>().map_or(Value::String(text.clone()), |f| json!(f))
-                    } else {
-                        Value::String(text)
-                    }
-                })
+                .map(|(column, formatter)| cell_value(column.as_ref(), formatter, row))
                 .collect();
             rows.push(cells);
         }
     }
     Ok(QueryResult { columns, rows })
+}
+
+/// One cell as JSON: integers and floats as numbers (read as such, not printed and parsed back),
+/// anything else as its text.
+fn cell_value(column: &dyn Array, formatter: &ArrayFormatter<'_>, row: usize) -> Value {
+    if column.is_null(row) {
+        return Value::Null;
+    }
+    match column.data_type() {
+        DataType::Int8 => column.as_primitive::<Int8Type>().value(row).into(),
+        DataType::Int16 => column.as_primitive::<Int16Type>().value(row).into(),
+        DataType::Int32 => column.as_primitive::<Int32Type>().value(row).into(),
+        DataType::Int64 => column.as_primitive::<Int64Type>().value(row).into(),
+        DataType::UInt8 => column.as_primitive::<UInt8Type>().value(row).into(),
+        DataType::UInt16 => column.as_primitive::<UInt16Type>().value(row).into(),
+        DataType::UInt32 => column.as_primitive::<UInt32Type>().value(row).into(),
+        DataType::UInt64 => column.as_primitive::<UInt64Type>().value(row).into(),
+        // Not finite: JSON has no such number, so null (as serde_json writes it).
+        DataType::Float32 => json!(column.as_primitive::<Float32Type>().value(row)),
+        DataType::Float64 => json!(column.as_primitive::<Float64Type>().value(row)),
+        _ => Value::String(formatter.value(row).to_string()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -570,6 +583,19 @@ mod tests {
         assert_eq!(ssh.rows[0], vec![json!("i-01234567"), json!("203.0.113.9"), json!(1)]);
         let bad = run_local(&ctx, "SELEC nonsense").await.unwrap_err();
         assert!(bad.to_string().starts_with("SQL error"), "{bad}");
+    }
+
+    /// Numbers come out as JSON numbers of their own type, whatever their size.
+    #[tokio::test]
+    async fn cells_are_json_of_their_type() {
+        let (_dir, ctx) = session_over(&[]).await;
+        let sql = "SELECT arrow_cast(18446744073709551615, 'UInt64') AS big, arrow_cast(-7, 'Int8') AS small, \
+                   1.5 AS half, CAST('NaN' AS DOUBLE) AS nan, 'text' AS s, CAST(NULL AS BIGINT) AS none";
+        let result = run_local(&ctx, sql).await.unwrap();
+        assert_eq!(
+            result.rows,
+            vec![vec![json!(u64::MAX), json!(-7), json!(1.5), Value::Null, json!("text"), Value::Null]]
+        );
     }
 
     /// Rows of one object, as `read_records` decodes it.
