@@ -154,7 +154,8 @@ pub struct QueryArgs {
     #[arg(long)]
     pub list: bool,
     /// Run on the embedded engine (Apache DataFusion) instead of Athena. Objects are read while the
-    /// query runs, a few at a time, so memory holds what the query keeps, not every record.
+    /// query runs, a few at a time, so memory holds what the query keeps, not every record; filters
+    /// on dt and hour skip the objects of other partitions, as on Athena.
     #[arg(long)]
     pub local: bool,
     /// With --local: s3://bucket/prefix (AWS or --endpoint-url) or a folder of downloaded objects.

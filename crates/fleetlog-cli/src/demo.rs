@@ -264,7 +264,7 @@ pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
     ));
 
     n.step("Querying the records with the embedded SQL engine (the same table and columns as Athena's)");
-    let ctx = local_session(LocalObjects::in_s3(&stack.s3, BUCKET, LOGS_PREFIX).await?.into_table(true)?).await?;
+    let ctx = local_session(LocalObjects::in_s3(&stack.s3, BUCKET, LOGS_PREFIX).await?.into_table(true)).await?;
     let sql = resolve_sql("log-volume");
     n.say(&format!("fleetlog query --local log-volume\n{sql}"));
     let answer = run_local(&ctx, sql).await?;

@@ -190,15 +190,17 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
             }
         };
         let count = objects.count();
-        let ctx = query::local_session(objects.into_table(true)?).await?;
+        let table = objects.into_table(true);
+        let ctx = query::local_session(table.clone()).await?;
         let result = query::run_local(&ctx, &sql).await?;
+        let read = table.objects_read();
         let note = format!(
-            // Objects listed: a query that stops early (LIMIT) reads fewer.
-            "{} row(s) from {count} object(s) under {}, on the embedded engine.",
+            "{} row(s); read {read} of {count} object(s) under {} with the embedded engine.",
             result.rows.len(),
             args.source
         );
-        return Ok(result.report(serde_json::json!({ "engine": "local", "objects": count }), vec![note]));
+        let stats = serde_json::json!({ "engine": "local", "objects": count, "objects_read": read });
+        return Ok(result.report(stats, vec![note]));
     }
     let config = sdk_config(global).await;
     let athena = aws_sdk_athena::Client::new(&config);

@@ -1,14 +1,17 @@
 //! `fleetlog query`: SQL over the log table, on Athena or (`--local`) on an embedded engine
 //! (Apache DataFusion) over the same JSON objects, with the same table name and columns.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
 use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState};
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{
     DataType, Field, Fields, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, Schema, SchemaRef,
     UInt8Type, UInt16Type, UInt32Type, UInt64Type,
@@ -16,13 +19,18 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::json::ReaderBuilder;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::catalog::TableProvider;
-use datafusion::catalog::streaming::StreamingTable;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema};
+use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
-use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_expr::{LexOrdering, PhysicalExpr};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flate2::bufread::MultiGzDecoder;
 use fleetlog_etl::decode::GZIP_MAGIC;
@@ -167,15 +175,82 @@ fn read_records(name: &str, object: impl Read, mut each: impl FnMut(RecordBatch)
     Ok(())
 }
 
+/// The partition columns, after the records' columns: as Athena reads them, from the object's key.
+const PARTITION_COLUMNS: [&str; 2] = ["dt", "hour"];
+
+fn partition_fields() -> [Field; 2] {
+    PARTITION_COLUMNS.map(|name| Field::new(name, DataType::Utf8, true))
+}
+
+/// The table's columns: the records' (see [`arrow_schema`]), then `dt` and `hour`.
+fn table_schema() -> SchemaRef {
+    let mut fields: Vec<Field> = arrow_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend(partition_fields());
+    Arc::new(Schema::new(fields))
+}
+
+/// `filter` naming columns without their table (a partition's one-row batch has none).
+fn unqualified(filter: &Expr) -> datafusion::error::Result<Expr> {
+    let transformed = filter.clone().transform(|e| {
+        Ok(match e {
+            Expr::Column(column) => Transformed::yes(Expr::Column(Column::new_unqualified(column.name))),
+            other => Transformed::no(other),
+        })
+    })?;
+    Ok(transformed.data)
+}
+
+/// Whether `predicate`, over the partition columns, is true of `partition`.
+fn holds_for(predicate: &dyn PhysicalExpr, partition: &[String; 2]) -> datafusion::error::Result<bool> {
+    let values = partition.clone().map(|value| Arc::new(StringArray::from(vec![value])) as ArrayRef);
+    let row = RecordBatch::try_new(Arc::new(Schema::new(partition_fields().to_vec())), values.to_vec())?;
+    let holds = predicate.evaluate(&row)?.into_array(1)?;
+    Ok(holds.as_boolean_opt().is_some_and(|b| b.is_valid(0) && b.value(0)))
+}
+
+/// An object's `dt` and `hour`, from its key's `dt=…/hour=…/` segments (what the stack's Firehose
+/// writes, from the partition keys the ETL gives each batch), when it has both.
+fn key_partition(name: &str) -> Option<[String; 2]> {
+    let segment =
+        |column: &str| name.split('/').find_map(|part| part.strip_prefix(column)?.strip_prefix('=')).map(str::to_owned);
+    Some([segment(PARTITION_COLUMNS[0])?, segment(PARTITION_COLUMNS[1])?])
+}
+
+/// `batch` with `dt` and `hour` added: the object's key partition for every record, or, for an
+/// object without one (the emulator's, files under other names), each record's own, from its `time`.
+fn with_partition_columns(batch: RecordBatch, partition: Option<&[String; 2]>) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    let columns: [ArrayRef; 2] = match partition {
+        Some([dt, hour]) => [dt, hour].map(|value| Arc::new(StringArray::from(vec![value.as_str(); rows])) as ArrayRef),
+        None => {
+            let time = batch.column_by_name("time").context("records without a time column")?.as_string::<i32>();
+            // substr(time, 1, 10) and substr(time, 12, 2), as the ETL derives its partition keys.
+            let part = |skip: usize, take: usize| -> ArrayRef {
+                Arc::new(
+                    time.iter()
+                        .map(|t| t.map(|t| t.chars().skip(skip).take(take).collect::<String>()))
+                        .collect::<StringArray>(),
+                )
+            };
+            [part(0, 10), part(11, 2)]
+        }
+    };
+    let mut all = batch.columns().to_vec();
+    all.extend(columns);
+    Ok(RecordBatch::try_new(table_schema(), all)?)
+}
+
 /// The objects `query --local` reads: listed first, read while the query runs.
 #[derive(Debug)]
 pub struct LocalObjects {
     place: ObjectPlace,
     names: Vec<String>,
+    /// Each object's [`key_partition`].
+    partitions: Vec<Option<[String; 2]>>,
     /// What the progress bar says it reads.
     label: String,
-    /// Counts objects read (see [`Self::into_table`]); cleared when the objects are dropped.
-    progress: ProgressBar,
+    /// Objects read so far (to their end, or as far as a query needed them).
+    read: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -197,18 +272,20 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// S3 objects read at once (one per partition of the table).
+/// S3 objects read at once (one per partition of a scan).
 const CONCURRENT_GETS: usize = 8;
 
 impl LocalObjects {
+    fn new(place: ObjectPlace, names: Vec<String>, label: String) -> Self {
+        let partitions = names.iter().map(|name| key_partition(name)).collect();
+        Self { place, names, partitions, label, read: AtomicUsize::new(0) }
+    }
+
     /// Every object under `s3://bucket/prefix`.
     pub async fn in_s3(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Self> {
-        Ok(Self {
-            place: ObjectPlace::S3 { client: client.clone(), bucket: bucket.to_owned() },
-            names: crate::local::list_keys(client, bucket, prefix).await?,
-            label: format!("reading objects under s3://{bucket}/{prefix}"),
-            progress: ProgressBar::hidden(),
-        })
+        let names = crate::local::list_keys(client, bucket, prefix).await?;
+        let place = ObjectPlace::S3 { client: client.clone(), bucket: bucket.to_owned() };
+        Ok(Self::new(place, names, format!("reading objects under s3://{bucket}/{prefix}")))
     }
 
     /// Every file under a folder of downloaded objects.
@@ -219,12 +296,8 @@ impl LocalObjects {
         let mut files = Vec::new();
         files_under(dir, &mut files)?;
         files.sort();
-        Ok(Self {
-            place: ObjectPlace::Folder,
-            names: files.iter().map(|f| f.display().to_string()).collect(),
-            label: format!("reading files under {}", dir.display()),
-            progress: ProgressBar::hidden(),
-        })
+        let names = files.iter().map(|f| f.display().to_string()).collect();
+        Ok(Self::new(ObjectPlace::Folder, names, format!("reading files under {}", dir.display())))
     }
 
     pub fn count(&self) -> usize {
@@ -253,39 +326,134 @@ impl LocalObjects {
         }
     }
 
+    /// The objects a query's filters on `dt` and `hour` leave, as Athena prunes partitions: an object
+    /// whose key partition fails them is not read. Objects without one are always read (their
+    /// records' own `dt` and `hour` are filtered as they are read).
+    fn matching(&self, state: &dyn Session, filters: &[Expr]) -> datafusion::error::Result<Vec<usize>> {
+        let on_partition = filters
+            .iter()
+            .filter(|filter| expr_applicable_for_cols(&PARTITION_COLUMNS, filter))
+            .map(unqualified)
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        let Some(predicate) = conjunction(on_partition) else { return Ok((0..self.count()).collect()) };
+        let columns = DFSchema::try_from(Schema::new(partition_fields().to_vec()))?;
+        let predicate = state.create_physical_expr(predicate, &columns)?;
+        // Objects share partitions: each is decided once.
+        let mut decided: HashMap<&[String; 2], bool> = HashMap::new();
+        let mut kept = Vec::new();
+        for (index, partition) in self.partitions.iter().enumerate() {
+            let keep = match partition {
+                None => true,
+                Some(partition) => match decided.get(partition) {
+                    Some(keep) => *keep,
+                    None => *decided.entry(partition).or_insert(holds_for(predicate.as_ref(), partition)?),
+                },
+            };
+            if keep {
+                kept.push(index);
+            }
+        }
+        Ok(kept)
+    }
+
     /// The objects' records as a table that reads them while a query runs, so memory holds a few
-    /// objects' records at a time, not all of them: each partition reads its share of the objects
-    /// one after another (S3 objects eight at a time in all, files one per core), decoding on a
-    /// blocking thread. A progress bar counts the objects on a terminal when there are many.
-    pub fn into_table(mut self, show_progress: bool) -> Result<Arc<dyn TableProvider>> {
-        let share = match self.place {
-            ObjectPlace::S3 { .. } => CONCURRENT_GETS,
-            ObjectPlace::Folder => std::thread::available_parallelism().map_or(1, usize::from),
-        };
-        let partitions = share.min(self.count()).max(1);
-        self.progress = progress_bar(self.count(), self.label.clone(), show_progress);
-        let objects = Arc::new(self);
-        let streams = (0..partitions)
-            .map(|partition| {
-                Arc::new(ObjectPartition {
-                    objects: Arc::clone(&objects),
-                    partition,
-                    partitions,
-                    schema: arrow_schema(),
-                }) as Arc<dyn PartitionStream>
-            })
-            .collect();
-        Ok(Arc::new(StreamingTable::try_new(arrow_schema(), streams)?))
+    /// objects' records at a time, not all of them: each partition of a scan reads its share of the
+    /// objects one after another (S3 objects eight at a time in all, files one per core), decoding
+    /// on a blocking thread. A progress bar counts the objects on a terminal when there are many.
+    pub fn into_table(self, show_progress: bool) -> Arc<ObjectsTable> {
+        Arc::new(ObjectsTable { objects: Arc::new(self), show_progress })
     }
 }
 
-/// One partition of [`LocalObjects::into_table`]: objects `partition`, `partition + partitions`, …
+/// The table over [`LocalObjects`].
+#[derive(Debug)]
+pub struct ObjectsTable {
+    objects: Arc<LocalObjects>,
+    show_progress: bool,
+}
+
+impl ObjectsTable {
+    /// Objects read by the queries so far: filters on `dt` and `hour` and early stops read fewer
+    /// than there are.
+    pub fn objects_read(&self) -> usize {
+        self.objects.read.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl TableProvider for ObjectsTable {
+    fn schema(&self) -> SchemaRef {
+        table_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    /// Filters on `dt` and `hour` choose the objects read; they are applied to the records too.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|filter| {
+                if expr_applicable_for_cols(&PARTITION_COLUMNS, filter) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let kept = self.objects.matching(state, filters)?;
+        let share = match self.objects.place {
+            ObjectPlace::S3 { .. } => CONCURRENT_GETS,
+            ObjectPlace::Folder => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        let partitions = share.min(kept.len()).max(1);
+        let progress =
+            Arc::new(ClearedOnDrop(progress_bar(kept.len(), self.objects.label.clone(), self.show_progress)));
+        let streams = (0..partitions)
+            .map(|partition| {
+                Arc::new(ObjectPartition {
+                    objects: Arc::clone(&self.objects),
+                    indices: kept.iter().copied().skip(partition).step_by(partitions).collect(),
+                    schema: table_schema(),
+                    progress: Arc::clone(&progress),
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
+        let no_ordering: Vec<LexOrdering> = Vec::new();
+        Ok(Arc::new(StreamingTableExec::try_new(table_schema(), streams, projection, no_ordering, false, limit)?))
+    }
+}
+
+/// A scan's progress bar, cleared when the scan is dropped (a query that stopped early leaves none).
+#[derive(Debug)]
+struct ClearedOnDrop(ProgressBar);
+
+impl Drop for ClearedOnDrop {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// One partition of a scan of [`ObjectsTable`]: the objects `indices`, one after another.
 #[derive(Debug)]
 struct ObjectPartition {
     objects: Arc<LocalObjects>,
-    partition: usize,
-    partitions: usize,
+    indices: Vec<usize>,
     schema: SchemaRef,
+    progress: Arc<ClearedOnDrop>,
 }
 
 /// Decoded batches waiting for the query, per partition: the decoder runs at most this far ahead.
@@ -297,59 +465,51 @@ impl PartitionStream for ObjectPartition {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let objects = Arc::clone(&self.objects);
-        let indices = (self.partition..objects.count()).step_by(self.partitions);
-        let batches = futures::stream::iter(indices)
-            .then(move |index| Arc::clone(&objects).records_of(index))
+        let (objects, progress) = (Arc::clone(&self.objects), Arc::clone(&self.progress));
+        let batches = futures::stream::iter(self.indices.clone())
+            .then(move |index| records_of(Arc::clone(&objects), index, Arc::clone(&progress)))
             .try_flatten()
             .map_err(|e| DataFusionError::External(format!("{e:#}").into()));
         Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), batches))
     }
 }
 
-impl LocalObjects {
-    /// Object `index`'s records as a blocking thread decodes them, at most [`BATCHES_AHEAD`] batches
-    /// ahead of the query; the thread stops when the query wants no more.
-    async fn records_of(self: Arc<Self>, index: usize) -> Result<impl Stream<Item = Result<RecordBatch>>> {
-        let object = self.open(index).await?;
-        let (sender, mut receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
-        tokio::task::spawn_blocking(move || {
-            let name = self.display_name(index);
-            // A closed channel means the query has what it needs (a LIMIT, an error elsewhere).
-            match read_records(&name, object, |batch| sender.blocking_send(Ok(batch)).is_ok()) {
-                Ok(()) => self.progress.inc(1),
-                Err(e) => drop(sender.blocking_send(Err(e))),
-            }
-            if self.progress.position() == self.progress.length().unwrap_or_default() {
-                self.progress.finish_and_clear();
-            }
-        });
-        Ok(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
-    }
+/// Object `index`'s records, with its partition columns, as a blocking thread decodes them, at most
+/// [`BATCHES_AHEAD`] batches ahead of the query; the thread stops when the query wants no more.
+async fn records_of(
+    objects: Arc<LocalObjects>,
+    index: usize,
+    progress: Arc<ClearedOnDrop>,
+) -> Result<impl Stream<Item = Result<RecordBatch>>> {
+    let object = objects.open(index).await?;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let name = objects.display_name(index);
+        let partition = objects.partitions[index].as_ref();
+        // A closed channel means the query has what it needs (a LIMIT, an error elsewhere).
+        let read =
+            read_records(&name, object, |batch| sender.blocking_send(with_partition_columns(batch, partition)).is_ok());
+        objects.read.fetch_add(1, Ordering::Relaxed);
+        match read {
+            Ok(()) => progress.0.inc(1),
+            Err(e) => drop(sender.blocking_send(Err(e))),
+        }
+        if progress.0.position() == progress.0.length().unwrap_or_default() {
+            progress.0.finish_and_clear();
+        }
+    });
+    Ok(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
 }
 
-impl Drop for LocalObjects {
-    /// A query that stopped early leaves no bar behind.
-    fn drop(&mut self) {
-        self.progress.finish_and_clear();
-    }
-}
-
-/// A session with `logs` (and `fleetlog.logs`) over `records` (a table of the schema's columns, such
-/// as [`LocalObjects::into_table`]), plus the partition columns `dt` and `hour` computed as the ETL
-/// computes its partition keys.
-pub async fn local_session(records: Arc<dyn TableProvider>) -> Result<SessionContext> {
+/// A session with `logs` (and `fleetlog.logs`): `table` (such as [`LocalObjects::into_table`]).
+pub async fn local_session(table: Arc<dyn TableProvider>) -> Result<SessionContext> {
     let config = SessionConfig::new().with_default_catalog_and_schema("datafusion", DATABASE);
     let ctx = SessionContext::new_with_config(config);
     // Athena's `element_at(map, key)` is the map's value, NULL when the key is missing; DataFusion's
     // is a list of it. Here it is what `map['key']` is (get_field), so one query serves both engines.
     let get_field = datafusion::functions::core::get_field();
     ctx.register_udf(get_field.as_ref().clone().with_aliases(["element_at"]));
-    ctx.register_table("records", records)?;
-    ctx.sql(&format!(
-        "CREATE VIEW {TABLE} AS SELECT *, substr(\"time\", 1, 10) AS dt, substr(\"time\", 12, 2) AS hour FROM records"
-    ))
-    .await?;
+    ctx.register_table(TABLE, table)?;
     Ok(ctx)
 }
 
@@ -534,7 +694,7 @@ mod tests {
         for (i, object) in objects.iter().enumerate() {
             std::fs::write(dir.path().join(format!("{i:03}.json.gz")), object).unwrap();
         }
-        let table = LocalObjects::in_folder(dir.path()).unwrap().into_table(false).unwrap();
+        let table = LocalObjects::in_folder(dir.path()).unwrap().into_table(false);
         let ctx = local_session(table).await.unwrap();
         (dir, ctx)
     }
@@ -583,6 +743,48 @@ mod tests {
         assert_eq!(ssh.rows[0], vec![json!("i-01234567"), json!("203.0.113.9"), json!(1)]);
         let bad = run_local(&ctx, "SELEC nonsense").await.unwrap_err();
         assert!(bad.to_string().starts_with("SQL error"), "{bad}");
+    }
+
+    /// `dt` and `hour` are an object's key partition when it has one, as on Athena (a record just past
+    /// the hour stays in its batch's), else the record's own; a filter on them leaves the objects of
+    /// other partitions unread.
+    #[tokio::test]
+    async fn key_partitions_choose_the_objects_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |path: &str, body: &[u8]| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        };
+        let gzip = fleetlog_etl::decode::gzip;
+        put("logs/dt=2026-11-29/hour=10/a.gz", &gzip(br#"{"event_id":"a","time":"2026-11-29T11:00:00.001Z"}"#));
+        put("logs/dt=2026-11-29/hour=12/b.gz", &gzip(br#"{"event_id":"b","time":"2026-11-29T12:00:00.000Z"}"#));
+        // Unreadable: the query fails if this object is read.
+        put("logs/dt=2026-11-30/hour=10/bad.gz", b"not json");
+        put("elsewhere/c.json", br#"{"event_id":"c","time":"2026-11-29T10:30:00.000Z"}"#);
+        let table = LocalObjects::in_folder(dir.path()).unwrap().into_table(false);
+        let ctx = local_session(table.clone()).await.unwrap();
+        let rows = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move { run_local(&ctx, sql).await.map(|r| r.rows) }
+        };
+        let in_ten = rows("SELECT event_id, dt, hour FROM logs WHERE dt = '2026-11-29' AND hour = '10' ORDER BY 1");
+        let expected = |id: &str| vec![json!(id), json!("2026-11-29"), json!("10")];
+        assert_eq!(in_ten.await.unwrap(), vec![expected("a"), expected("c")]);
+        assert_eq!(table.objects_read(), 2, "a, and c (which has no key partition)");
+        let ranged = rows("SELECT event_id FROM logs WHERE dt < '2026-11-30' AND hour IN ('12') AND event_id <> 'x'");
+        assert_eq!(ranged.await.unwrap(), vec![vec![json!("b")]]);
+        let everything = rows("SELECT count(*) FROM logs WHERE event_id <> 'x'").await.unwrap_err();
+        assert!(format!("{everything:#}").contains("bad.gz: not fleetlog JSON records"), "{everything:#}");
+    }
+
+    #[test]
+    fn key_partitions_are_read_from_key_segments() {
+        let both = Some(["2026-11-30".to_owned(), "07".to_owned()]);
+        assert_eq!(key_partition("logs/dt=2026-11-30/hour=07/fleetlog-1-2026-11-30-07-00-00-abc.gz"), both);
+        assert_eq!(key_partition("/home/me/logs/hour=07/dt=2026-11-30/x"), both, "in either order");
+        assert_eq!(key_partition("logs/dt=2026-11-30/x.gz"), None, "both or nothing");
+        assert_eq!(key_partition("logs/xdt=1/hours=2/x.gz"), None);
     }
 
     /// Numbers come out as JSON numbers of their own type, whatever their size.

@@ -320,6 +320,7 @@ async fn query_runs_locally_on_folders_and_on_athena() {
     let from_s3 = json_of(&local.run(&["query", "--local", "--source", &source, "-o", "json", sql]));
     assert_eq!(from_s3["rows"][0], serde_json::json!({"n": 25, "ids": 25}));
     assert_eq!(from_s3["stats"]["objects"], 25);
+    assert_eq!(from_s3["stats"]["objects_read"], 25);
 }
 
 #[test]
