@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -249,8 +249,8 @@ pub struct LocalObjects {
     partitions: Vec<Option<[String; 2]>>,
     /// What the progress bar says it reads.
     label: String,
-    /// Objects read so far (to their end, or as far as a query needed them).
-    read: AtomicUsize,
+    /// Which objects have been read (to their end, or as far as a query needed them).
+    read: Vec<AtomicBool>,
 }
 
 #[derive(Debug)]
@@ -278,7 +278,8 @@ const CONCURRENT_GETS: usize = 8;
 impl LocalObjects {
     fn new(place: ObjectPlace, names: Vec<String>, label: String) -> Self {
         let partitions = names.iter().map(|name| key_partition(name)).collect();
-        Self { place, names, partitions, label, read: AtomicUsize::new(0) }
+        let read = names.iter().map(|_| AtomicBool::new(false)).collect();
+        Self { place, names, partitions, label, read }
     }
 
     /// Every object under `s3://bucket/prefix`.
@@ -373,10 +374,10 @@ pub struct ObjectsTable {
 }
 
 impl ObjectsTable {
-    /// Objects read by the queries so far: filters on `dt` and `hour` and early stops read fewer
-    /// than there are.
+    /// How many of the objects the queries so far have read: filters on `dt` and `hour` and early
+    /// stops read fewer than there are.
     pub fn objects_read(&self) -> usize {
-        self.objects.read.load(Ordering::Relaxed)
+        self.objects.read.iter().filter(|read| read.load(Ordering::Relaxed)).count()
     }
 }
 
@@ -489,7 +490,7 @@ async fn records_of(
         // A closed channel means the query has what it needs (a LIMIT, an error elsewhere).
         let read =
             read_records(&name, object, |batch| sender.blocking_send(with_partition_columns(batch, partition)).is_ok());
-        objects.read.fetch_add(1, Ordering::Relaxed);
+        objects.read[index].store(true, Ordering::Relaxed);
         match read {
             Ok(()) => progress.0.inc(1),
             Err(e) => drop(sender.blocking_send(Err(e))),
@@ -774,6 +775,7 @@ mod tests {
         assert_eq!(table.objects_read(), 2, "a, and c (which has no key partition)");
         let ranged = rows("SELECT event_id FROM logs WHERE dt < '2026-11-30' AND hour IN ('12') AND event_id <> 'x'");
         assert_eq!(ranged.await.unwrap(), vec![vec![json!("b")]]);
+        assert_eq!(table.objects_read(), 3, "b now too; c counts once");
         let everything = rows("SELECT count(*) FROM logs WHERE event_id <> 'x'").await.unwrap_err();
         assert!(format!("{everything:#}").contains("bad.gz: not fleetlog JSON records"), "{everything:#}");
     }
