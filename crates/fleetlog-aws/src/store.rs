@@ -87,19 +87,19 @@ impl EnrollmentStore {
             );
             let mut rounds = 0;
             while let Some(keys) = request.take() {
-                let resp = self
+                let mut resp = self
                     .client
                     .batch_get_item()
                     .request_items(&self.table, keys)
                     .send()
                     .await
                     .map_err(|e| classify("dynamodb:BatchGetItem", e))?;
-                for item in resp.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                for item in resp.responses.take().and_then(|mut r| r.remove(&self.table)).into_iter().flatten() {
                     if let Some(record) = from_item(item)? {
                         out.insert(record.instance_id.clone(), record);
                     }
                 }
-                request = resp.unprocessed_keys().and_then(|u| u.get(&self.table)).cloned();
+                request = resp.unprocessed_keys.take().and_then(|mut u| u.remove(&self.table));
                 rounds += 1;
                 if request.is_some() && rounds >= MAX_UNPROCESSED_ROUNDS {
                     return Err(AwsError::new(
@@ -212,7 +212,7 @@ impl EnrollmentStore {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("dynamodb:Scan", e))?;
-            for item in page.items() {
+            for item in page.items.unwrap_or_default() {
                 out.extend(from_item(item)?);
             }
         }
@@ -258,12 +258,13 @@ fn to_item(record: &EnrollmentRecord) -> Result<HashMap<String, AttributeValue>,
 
 /// The record an item holds. An item without a status holds only a claim (of a first enrollment
 /// that has not finished, or failed and released it): no record.
-fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Option<EnrollmentRecord>, AwsError> {
+fn from_item(item: HashMap<String, AttributeValue>) -> Result<Option<EnrollmentRecord>, AwsError> {
     if !item.contains_key("status") {
         return Ok(None);
     }
-    serde_dynamo::from_item(item.clone()).map(Some).map_err(|e| {
-        let id = item.get("instance_id").and_then(|v| v.as_s().ok()).map_or("(no instance_id)", String::as_str);
+    // For the error, which no longer has the item.
+    let id = item.get("instance_id").and_then(|v| v.as_s().ok()).map_or("(no instance_id)".to_owned(), String::clone);
+    serde_dynamo::from_item(item).map(Some).map_err(|e| {
         AwsError::new(
             "dynamodb",
             ErrorKind::Permanent,
@@ -292,19 +293,19 @@ mod tests {
         let item = to_item(&record).unwrap();
         assert_eq!(item["config_version"], n(7), "numbers stay numbers, as the claim's conditions compare them");
         assert_eq!(item["status"], s("enrolled"), "the claim's condition reads the status as this string");
-        assert_eq!(from_item(&item).unwrap(), Some(record.clone()));
+        assert_eq!(from_item(item.clone()).unwrap(), Some(record.clone()));
         let mut claimed = item.clone();
         claimed.insert("claim_owner".into(), s("run-1"));
         claimed.insert("claim_expires".into(), n(1));
-        assert_eq!(from_item(&claimed).unwrap(), Some(record.clone()), "a claim is not part of the record");
+        assert_eq!(from_item(claimed).unwrap(), Some(record.clone()), "a claim is not part of the record");
         let only_claim = HashMap::from([("instance_id".to_owned(), s("i-1")), ("claim_owner".to_owned(), s("run-1"))]);
-        assert_eq!(from_item(&only_claim).unwrap(), None);
+        assert_eq!(from_item(only_claim).unwrap(), None);
         let mut broken = item.clone();
         broken.insert("status".into(), s("maybe"));
-        let error = from_item(&broken).unwrap_err().to_string();
+        let error = from_item(broken).unwrap_err().to_string();
         assert!(error.contains("i-01234567") && error.contains("maybe"), "{error}");
         let mut unlisted = item;
         unlisted.remove("alarm_names");
-        assert_eq!(from_item(&unlisted).unwrap().map(|r| r.alarm_names), Some(vec![]), "a missing list is empty");
+        assert_eq!(from_item(unlisted).unwrap().map(|r| r.alarm_names), Some(vec![]), "a missing list is empty");
     }
 }
