@@ -245,10 +245,6 @@ fn find(haystack: &str, needle: &Finder<'_>) -> Option<usize> {
 /// JSON readers refuse them. The raw message keeps the original.
 fn write_json_string(out: &mut Vec<u8>, json: &str) {
     let content = &json[1..json.len() - 1];
-    if find(content, needle!("\\u")).is_none() {
-        out.extend_from_slice(json.as_bytes());
-        return;
-    }
     out.push(b'"');
     out.extend_from_slice(well_formed(content).as_bytes());
     out.push(b'"');
