@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -122,6 +122,11 @@ impl LocalSource {
 
 /// The Arrow schema of the table's data columns, from the ETL's schema table.
 pub fn arrow_schema() -> SchemaRef {
+    static RECORDS: LazyLock<SchemaRef> = LazyLock::new(record_schema);
+    Arc::clone(&RECORDS)
+}
+
+fn record_schema() -> SchemaRef {
     let fields: Vec<Field> = COLUMNS
         .iter()
         .map(|c| {
@@ -178,15 +183,22 @@ fn read_records(name: &str, object: impl Read, mut each: impl FnMut(RecordBatch)
 /// The partition columns, after the records' columns: as Athena reads them, from the object's key.
 const PARTITION_COLUMNS: [&str; 2] = ["dt", "hour"];
 
-fn partition_fields() -> [Field; 2] {
-    PARTITION_COLUMNS.map(|name| Field::new(name, DataType::Utf8, true))
+/// The partition columns alone (for deciding which objects a query reads).
+fn partition_schema() -> SchemaRef {
+    static PARTITION: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(PARTITION_COLUMNS.map(|name| Field::new(name, DataType::Utf8, true)).to_vec()))
+    });
+    Arc::clone(&PARTITION)
 }
 
-/// The table's columns: the records' (see [`arrow_schema`]), then `dt` and `hour`.
+/// The table's columns: the records' (see [`arrow_schema`]), then `dt` and `hour`. Built once: every
+/// batch read gets it.
 fn table_schema() -> SchemaRef {
-    let mut fields: Vec<Field> = arrow_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.extend(partition_fields());
-    Arc::new(Schema::new(fields))
+    static TABLE: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let (records, partition) = (arrow_schema(), partition_schema());
+        Arc::new(Schema::new(records.fields().iter().chain(partition.fields()).cloned().collect::<Vec<_>>()))
+    });
+    Arc::clone(&TABLE)
 }
 
 /// `filter` naming columns without their table (a partition's one-row batch has none).
@@ -203,7 +215,7 @@ fn unqualified(filter: &Expr) -> datafusion::error::Result<Expr> {
 /// Whether `predicate`, over the partition columns, is true of `partition`.
 fn holds_for(predicate: &dyn PhysicalExpr, partition: &[String; 2]) -> datafusion::error::Result<bool> {
     let values = partition.clone().map(|value| Arc::new(StringArray::from(vec![value])) as ArrayRef);
-    let row = RecordBatch::try_new(Arc::new(Schema::new(partition_fields().to_vec())), values.to_vec())?;
+    let row = RecordBatch::try_new(partition_schema(), values.to_vec())?;
     let holds = predicate.evaluate(&row)?.into_array(1)?;
     Ok(holds.as_boolean_opt().is_some_and(|b| b.is_valid(0) && b.value(0)))
 }
@@ -337,7 +349,7 @@ impl LocalObjects {
             .map(unqualified)
             .collect::<datafusion::error::Result<Vec<_>>>()?;
         let Some(predicate) = conjunction(on_partition) else { return Ok((0..self.count()).collect()) };
-        let columns = DFSchema::try_from(Schema::new(partition_fields().to_vec()))?;
+        let columns = DFSchema::try_from(partition_schema())?;
         let predicate = state.create_physical_expr(predicate, &columns)?;
         // Objects share partitions: each is decided once.
         let mut decided: HashMap<&[String; 2], bool> = HashMap::new();
