@@ -346,18 +346,38 @@ fn json(message: &str) -> Option<Fields<'_>> {
 /// [`parse`] of its decoded text, which then decides; what this accepts, that parses as JSON too,
 /// into the same fields.
 fn json_from_literal(literal: &str) -> Option<Fields<'_>> {
-    let members = literal_json::top_level_members(literal)?;
-    let fields = members.into_iter().map(|(name, value)| (Cow::Borrowed(name), AttributeValue::Escaped(value)));
-    Some(json_fields(Attributes::from_fields(fields.collect())))
+    let members =
+        literal_json::top_level_members(literal, |name, value| (Cow::Borrowed(name), AttributeValue::Escaped(value)))?;
+    Some(json_fields(Attributes::from_fields(members)))
 }
 
 fn json_fields(attributes: Attributes<'_>) -> Fields<'_> {
     let severity = ["level", "severity", "lvl", "log_level"]
         .iter()
         .find_map(|k| attributes.get(k).and_then(AttributeValue::as_str))
-        .map(|level| Cow::Owned(level.to_ascii_uppercase()));
+        .map(|level| match LEVELS.iter().find(|name| name.eq_ignore_ascii_case(&level)) {
+            Some(name) => Cow::Borrowed(*name),
+            None => Cow::Owned(level.to_ascii_uppercase()),
+        });
     Fields { severity, attributes: Some(attributes), ..Fields::default() }
 }
+
+/// Level names as the `severity` column spells them (upper case): a message's level found here is
+/// not copied to be upper-cased.
+const LEVELS: [&str; 12] = [
+    "TRACE",
+    "DEBUG",
+    "INFO",
+    "NOTICE",
+    "WARN",
+    "WARNING",
+    "ERROR",
+    "CRITICAL",
+    "FATAL",
+    "ALERT",
+    "EMERGENCY",
+    "VERBOSE",
+];
 
 const SEVERITIES: [&str; 8] = ["EMERGENCY", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"];
 

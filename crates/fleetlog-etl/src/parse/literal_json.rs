@@ -7,17 +7,20 @@
 /// Deeper nesting is left to serde_json, which refuses beyond 128 levels.
 const MAX_DEPTH: usize = 100;
 
-/// The top-level members of a JSON object message, as `(name, value)`: the name's content and the
-/// value's JSON text, both as the literal spells them. `None` when the literal is not such an object
-/// in the common case.
-pub(super) fn top_level_members(literal: &str) -> Option<Vec<(&str, &str)>> {
+/// The top-level members of a JSON object message, each made by `member` of its name's content and
+/// its value's JSON text, both as the literal spells them. `None` when the literal is not such an
+/// object in the common case.
+pub(super) fn top_level_members<'a, T>(
+    literal: &'a str,
+    mut member: impl FnMut(&'a str, &'a str) -> T,
+) -> Option<Vec<T>> {
     let mut reader = Reader { text: literal, at: 0 };
     reader.skip_whitespace();
     if reader.peek() != Some(b'{') {
         return None;
     }
     let mut members = Vec::with_capacity(8);
-    reader.object(1, |name, value| members.push((name, value)))?;
+    reader.object(1, |name, value| members.push(member(name, value)))?;
     reader.skip_whitespace();
     (reader.at == literal.len()).then_some(members)
 }
