@@ -81,6 +81,17 @@ pub async fn put_all(
             calls += 1;
             match client.put_record_batch().delivery_stream_name(stream).set_records(Some(entries)).send().await {
                 Ok(output) if output.failed_put_count() == 0 => {}
+                Ok(output) if output.request_responses().len() != batch.len() => {
+                    // Entries answer records by position; without one per record, which records
+                    // failed is unknown, so all are sent again (a duplicate rather than a loss).
+                    last_error = format!(
+                        "{} failed, but {} entries answered {} records",
+                        output.failed_put_count(),
+                        output.request_responses().len(),
+                        batch.len()
+                    );
+                    failed.extend(batch.iter().cloned());
+                }
                 Ok(output) => {
                     for (data, result) in batch.iter().zip(output.request_responses()) {
                         if let Some(code) = result.error_code() {

@@ -91,6 +91,28 @@ async fn records_that_keep_failing_are_reported_not_dropped() {
     assert_eq!(rule.num_calls(), 3);
 }
 
+/// Entries answer records by position: an answer with fewer entries than records cannot say which
+/// failed, so the whole call is sent again rather than any record being taken as delivered.
+#[tokio::test]
+async fn an_answer_without_an_entry_per_record_resends_the_whole_call() {
+    let calls = Arc::new(Mutex::new(Vec::<Vec<Vec<u8>>>::new()));
+    let seen = calls.clone();
+    let rule = mock!(aws_sdk_firehose::Client::put_record_batch).then_compute_output(move |input| {
+        let mut calls = seen.lock().unwrap();
+        calls.push(input.records().iter().map(|r| r.data().as_ref().to_vec()).collect());
+        let entries =
+            if calls.len() == 1 { vec![entry(true)] } else { input.records().iter().map(|_| entry(false)).collect() };
+        let failed = i32::try_from(entries.iter().filter(|e| e.error_code().is_some()).count()).unwrap();
+        PutRecordBatchOutput::builder().failed_put_count(failed).set_request_responses(Some(entries)).build().unwrap()
+    });
+    let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&rule]);
+    let records = vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()];
+
+    put_all(&client, "s", records.clone(), FAST).await.unwrap();
+
+    assert_eq!(*calls.lock().unwrap(), vec![records.clone(), records]);
+}
+
 #[tokio::test]
 async fn big_batches_are_split_within_firehose_limits() {
     let calls = Arc::new(Mutex::new(Vec::new()));
