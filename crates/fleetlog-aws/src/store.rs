@@ -16,6 +16,9 @@ use crate::error::{AwsError, ErrorKind, classify};
 const MAX_BATCH_GET: usize = 100;
 /// Unprocessed keys are retried this many times before the read is reported as throttled.
 const MAX_UNPROCESSED_ROUNDS: u32 = 5;
+/// The wait before the first retry of unprocessed keys, doubled for each next one (25 ms to 200 ms):
+/// keys come back unprocessed when the table is throttled, which retrying at once only prolongs.
+const UNPROCESSED_FIRST_DELAY: std::time::Duration = std::time::Duration::from_millis(25);
 /// How long a claim holds (seconds): twice the enroller's 60 s timeout. A run that dies holding one
 /// delays that instance's enrollment by at most this.
 pub const CLAIM_SECONDS: i64 = 120;
@@ -85,8 +88,12 @@ impl EnrollmentStore {
             let mut request = Some(
                 KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(build_error)?,
             );
-            let mut rounds = 0;
+            let (mut rounds, mut delay) = (0, UNPROCESSED_FIRST_DELAY);
             while let Some(keys) = request.take() {
+                if rounds > 0 {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
                 let mut resp = self
                     .client
                     .batch_get_item()
@@ -99,7 +106,11 @@ impl EnrollmentStore {
                         out.insert(record.instance_id.clone(), record);
                     }
                 }
-                request = resp.unprocessed_keys.take().and_then(|mut u| u.remove(&self.table));
+                request = resp
+                    .unprocessed_keys
+                    .take()
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|keys| !keys.keys().is_empty());
                 rounds += 1;
                 if request.is_some() && rounds >= MAX_UNPROCESSED_ROUNDS {
                     return Err(AwsError::new(
@@ -275,7 +286,66 @@ fn from_item(item: HashMap<String, AttributeValue>) -> Result<Option<EnrollmentR
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
     use super::*;
+
+    fn record(id: &str) -> EnrollmentRecord {
+        EnrollmentRecord {
+            instance_id: id.into(),
+            status: EnrollmentStatus::Enrolled,
+            platform: "linux".into(),
+            config_parameter: "AmazonCloudWatch-fleetlog-linux".into(),
+            config_version: 1,
+            command_ids: vec![],
+            log_groups: vec![],
+            alarm_names: vec![],
+            updated_at: "2026-11-30T00:00:00Z".into(),
+        }
+    }
+
+    /// What a throttled table answers: the item of the first key asked for, the others unprocessed.
+    fn first_item_only(input: &BatchGetItemInput) -> BatchGetItemOutput {
+        let keys =
+            input.request_items().and_then(|items| items.get("t")).map(|k| k.keys().to_vec()).unwrap_or_default();
+        let id = |key: &HashMap<String, AttributeValue>| key["instance_id"].as_s().cloned().unwrap_or_default();
+        let (first, rest) = keys.split_first().map_or((None, &[][..]), |(first, rest)| (Some(first), rest));
+        let item = first.map(|key| to_item(&record(&id(key))).unwrap());
+        let unprocessed = KeysAndAttributes::builder().set_keys(Some(rest.to_vec())).build().unwrap();
+        BatchGetItemOutput::builder()
+            .responses("t", item.into_iter().collect())
+            .unprocessed_keys("t", unprocessed)
+            .build()
+    }
+
+    #[tokio::test]
+    async fn unprocessed_keys_are_asked_for_again_after_a_pause() {
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(first_item_only);
+        let store = EnrollmentStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &[&rule]), "t");
+        let ids: Vec<String> = ["i-1", "i-2", "i-3"].map(String::from).to_vec();
+        let started = std::time::Instant::now();
+
+        let read = store.get_many(&ids).await.unwrap();
+
+        assert_eq!(read.keys().cloned().collect::<Vec<_>>(), ids);
+        assert_eq!(rule.num_calls(), 3, "one call per round, the last with nothing left unprocessed");
+        assert!(started.elapsed() >= UNPROCESSED_FIRST_DELAY * 3, "25 ms, then 50 ms between rounds");
+    }
+
+    #[tokio::test]
+    async fn keys_that_stay_unprocessed_fail_the_read_as_throttled() {
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(|input| {
+            let keys = input.request_items().and_then(|items| items.get("t")).cloned().unwrap();
+            BatchGetItemOutput::builder().unprocessed_keys("t", keys).build()
+        });
+        let store = EnrollmentStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &[&rule]), "t");
+
+        let error = store.get_many(&["i-1".to_owned()]).await.unwrap_err();
+
+        assert!(error.is_transient(), "{error}");
+        assert_eq!(rule.num_calls(), MAX_UNPROCESSED_ROUNDS as usize);
+    }
 
     #[test]
     fn records_round_trip_through_items() {
