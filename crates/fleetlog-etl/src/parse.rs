@@ -667,6 +667,11 @@ mod tests {
         assert_eq!(f.severity.as_deref(), Some("WARN"), "escaped names and levels are decoded");
         let (_, f) = parse(r#"{"severity":7}"#);
         assert_eq!(f.severity, None, "a level that is not a string is left in the attributes only");
+        for (level, severity) in [("Warning", "WARNING"), ("audit-é", "AUDIT-é"), ("", "")] {
+            let literal = format!(r#"{{\"level\":\"{level}\"}}"#);
+            let (_, f) = parse_literal(&literal, || None);
+            assert_eq!(f.severity.as_deref(), Some(severity), "named or not, levels are upper-cased");
+        }
     }
 
     /// JSON's grammar allows a lone surrogate escape; JSON readers refuse it, and with it every
