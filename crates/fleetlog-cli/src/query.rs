@@ -2,6 +2,7 @@
 //! (Apache DataFusion) over the same JSON objects, with the same table name and columns.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -357,9 +358,9 @@ impl LocalObjects {
         for (index, partition) in self.partitions.iter().enumerate() {
             let keep = match partition {
                 None => true,
-                Some(partition) => match decided.get(partition) {
-                    Some(keep) => *keep,
-                    None => *decided.entry(partition).or_insert(holds_for(predicate.as_ref(), partition)?),
+                Some(partition) => match decided.entry(partition) {
+                    Entry::Occupied(decision) => *decision.get(),
+                    Entry::Vacant(undecided) => *undecided.insert(holds_for(predicate.as_ref(), partition)?),
                 },
             };
             if keep {
