@@ -7,6 +7,7 @@ pub mod corpus;
 pub mod decode;
 pub mod firehose;
 mod json;
+pub mod lambda;
 pub mod parse;
 pub mod put;
 pub mod schema;

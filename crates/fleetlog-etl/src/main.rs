@@ -1,11 +1,11 @@
-//! Lambda wiring only: logs, region, one Firehose client, then the handler.
+//! Lambda wiring only: logs, region, one Firehose client, then the runtime (`fleetlog_etl::lambda`).
 
 use fleetlog_etl::put::RetryPolicy;
-use fleetlog_etl::{EtlState, MetricsOutput, Payload, handle};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use fleetlog_etl::{EtlState, MetricsOutput};
+use lambda_runtime::Error;
 
 /// Keeps freed memory for the next invocation (see the workspace's `mimalloc` entry): each batch's
-/// response buffer, and the runtime's copy of it, would otherwise be mapped and faulted in afresh.
+/// response buffer would otherwise be mapped and faulted in afresh.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -21,9 +21,5 @@ async fn main() -> Result<(), Error> {
         retry: RetryPolicy::default(),
         metrics: MetricsOutput::Stdout,
     };
-    let state = &state;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {
-        handle(state, event.payload).await.map_err(Error::from)
-    }))
-    .await
+    fleetlog_etl::lambda::run(state).await
 }

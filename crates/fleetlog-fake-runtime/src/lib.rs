@@ -36,6 +36,12 @@ pub fn aws_at(endpoint: &str) -> [(&str, &str); 6] {
 pub enum Answer {
     Response(Vec<u8>),
     Error(Vec<u8>),
+    /// An answer refused as the Runtime API refuses a stale one: without the invocation id the event
+    /// came with (`lambda-runtime-invocation-id`).
+    Refused {
+        path: String,
+        invocation_id: Option<String>,
+    },
 }
 
 impl Answer {
@@ -117,8 +123,15 @@ pub async fn run_function(binary: &Path, env: &[(&str, &str)], events: Vec<(&str
     }
 }
 
+const INVOCATION_ID: &str = "lambda-runtime-invocation-id";
+
+/// The invocation id the fake gives the event with request id `request_id`.
+fn invocation_id_of(request_id: &str) -> String {
+    format!("invocation-of-{request_id}")
+}
+
 /// `GET …/invocation/next` takes the next event (and waits forever when there is none);
-/// `POST …/invocation/{id}/response` and `…/error` report back.
+/// `POST …/invocation/{id}/response` and `…/error` report back, echoing the event's invocation id.
 struct RuntimeApi {
     events: Mutex<VecDeque<(String, Vec<u8>)>>,
     answers: mpsc::UnboundedSender<(String, Answer)>,
@@ -140,7 +153,7 @@ impl RuntimeApi {
             if stream.read_line(&mut request_line).await.unwrap_or(0) == 0 {
                 return;
             }
-            let mut length = 0;
+            let (mut length, mut invocation_id) = (0, None);
             loop {
                 let mut header = String::new();
                 stream.read_line(&mut header).await.unwrap();
@@ -152,6 +165,9 @@ impl RuntimeApi {
                 assert!(!name.eq_ignore_ascii_case("transfer-encoding"), "only sized bodies are expected: {header}");
                 if name.eq_ignore_ascii_case("content-length") {
                     length = value.trim().parse().unwrap();
+                }
+                if name.eq_ignore_ascii_case(INVOCATION_ID) {
+                    invocation_id = Some(value.trim().to_owned());
                 }
             }
             let mut body = vec![0; length];
@@ -166,9 +182,10 @@ impl RuntimeApi {
                     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
                     let head = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\n\
-                         lambda-runtime-deadline-ms: {}\r\n\
+                         {INVOCATION_ID}: {}\r\nlambda-runtime-deadline-ms: {}\r\n\
                          lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:fleetlog-test\r\n\
                          content-length: {}\r\n\r\n",
+                        invocation_id_of(&id),
                         now + 60_000,
                         event.len()
                     );
@@ -176,9 +193,18 @@ impl RuntimeApi {
                 }
                 ("POST", path) => {
                     let (id, kind) = path.strip_prefix("invocation/").and_then(|p| p.split_once('/')).unwrap();
-                    let answer = if kind == "response" { Answer::Response(body) } else { Answer::Error(body) };
+                    let (answer, reply) = match kind {
+                        _ if invocation_id.as_deref() != Some(invocation_id_of(id).as_str()) => (
+                            Answer::Refused { path: path.to_owned(), invocation_id },
+                            &b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n{}"[..],
+                        ),
+                        "response" => {
+                            (Answer::Response(body), &b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}"[..])
+                        }
+                        _ => (Answer::Error(body), &b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}"[..]),
+                    };
                     self.answers.send((id.to_owned(), answer)).unwrap();
-                    b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}".to_vec()
+                    reply.to_vec()
                 }
                 other => panic!("unexpected Runtime API request {other:?}"),
             };

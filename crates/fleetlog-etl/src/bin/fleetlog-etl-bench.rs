@@ -118,8 +118,8 @@ fn run_core(path: Option<&Path>) -> Result<(), String> {
 }
 
 /// Times what the Lambda does between receiving the payload and handing back the answer (as the
-/// blueprint script does): parse the event, transform, and serialise the response as the runtime posts
-/// it (the blueprint's figure includes `json.dumps` of its response). Reading the file and writing to
+/// blueprint script does): parse the event, transform, and make the body the Lambda posts (the blueprint's
+/// figure includes `json.dumps` of its response). Reading the file and writing to
 /// stdout are outside. With `--invocations N` the same payload is handled N times in one process, as a
 /// warm Lambda container handles one invocation after another; the first (cold) and the median of the
 /// others are reported.
@@ -131,8 +131,8 @@ fn run_transform(invocations: u64, path: Option<&Path>) -> Result<(), String> {
         let started = Instant::now();
         let event = parse_event(&input)?;
         let out = transform(&event, "us-east-1");
-        // The body Lambda's runtime posts for a buffered response (serde_json::to_vec of it).
-        let body = serde_json::to_vec(&out.response).map_err(|e| e.to_string())?;
+        // The body the Lambda posts to the Runtime API.
+        let body = fleetlog_etl::lambda::response_body(out.response);
         seconds.push(started.elapsed().as_secs_f64());
         last = Some((event, out.stats, body));
     }
