@@ -1,6 +1,7 @@
 //! Decoding one CloudWatch Logs subscription payload: gzip (capped) JSON envelope.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -312,13 +313,33 @@ pub fn gunzip_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeErr
 /// Logs sends), so the output is neither zero-filled first nor copied as it grows. Concatenated
 /// members are decoded one after another, like `gunzip`; anything else after a member is refused.
 fn gunzip_at_most(compressed: &[u8], out: &mut Vec<u8>, limit: u64) -> Result<(), DecodeError> {
-    let too_large = DecodeError::TooLarge(limit);
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if !compressed.starts_with(&GZIP_MAGIC) {
         return Err(DecodeError::NotGzip);
     }
     clear_with_room(out, gzip_claimed_size(compressed).unwrap_or(0).clamp(1024.min(limit), limit));
-    let mut inflater = libdeflate::Inflater::new().ok_or(DecodeError::OutOfMemory)?;
+    INFLATER.with_borrow_mut(|inflater| {
+        let inflater = match inflater {
+            Some(inflater) => inflater,
+            None => inflater.insert(libdeflate::Inflater::new().ok_or(DecodeError::OutOfMemory)?),
+        };
+        inflate_members(inflater, compressed, out, limit)
+    })
+}
+
+thread_local! {
+    /// Each thread's decompressor, reused: setting one up for every record took as many instructions
+    /// as inflating 3 KB (1.3% of a warm 200 KB batch).
+    static INFLATER: RefCell<Option<libdeflate::Inflater>> = const { RefCell::new(None) };
+}
+
+fn inflate_members(
+    inflater: &mut libdeflate::Inflater,
+    compressed: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), DecodeError> {
+    let too_large = DecodeError::TooLarge(u64::try_from(limit).unwrap_or(u64::MAX));
     let mut input = compressed;
     while !input.is_empty() {
         if !input.starts_with(&GZIP_MAGIC) {
