@@ -170,42 +170,43 @@ impl Fields<'_> {
     /// reads them as NULL). Attributes are strings: string values are copied as spelled, `null`
     /// stays null, anything else becomes its JSON text.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        fn name(out: &mut Vec<u8>, name: &str) {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":");
+        // `,"name":` in one piece.
+        macro_rules! name {
+            ($name:literal) => {
+                concat!(",\"", $name, "\":").as_bytes()
+            };
         }
         let verbatim = self.verbatim;
         let string = |out: &mut Vec<u8>, value: &str| {
             if verbatim { write_content(out, value) } else { write_str(out, value) }
         };
-        let text = |out: &mut Vec<u8>, field: &str, value: Option<&str>| {
+        let text = |out: &mut Vec<u8>, name: &[u8], value: Option<&str>| {
             if let Some(value) = value {
-                name(out, field);
+                out.extend_from_slice(name);
                 string(out, value);
             }
         };
-        fn number(out: &mut Vec<u8>, field: &str, value: Option<impl itoa::Integer>) {
+        fn number(out: &mut Vec<u8>, name: &[u8], value: Option<impl itoa::Integer>) {
             if let Some(value) = value {
-                name(out, field);
+                out.extend_from_slice(name);
                 out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
             }
         }
-        text(out, "severity", self.severity.as_deref());
-        text(out, "host", self.host);
-        text(out, "program", self.program);
-        text(out, "pid", self.pid);
-        text(out, "client_ip", self.client_ip);
-        text(out, "http_method", self.http_method);
-        text(out, "http_path", self.http_path);
-        number(out, "http_status", self.http_status);
-        number(out, "http_bytes", self.http_bytes);
-        text(out, "user_agent", self.user_agent);
-        number(out, "win_event_id", self.win_event_id);
-        text(out, "win_channel", self.win_channel);
-        text(out, "win_provider", self.win_provider);
+        text(out, name!("severity"), self.severity.as_deref());
+        text(out, name!("host"), self.host);
+        text(out, name!("program"), self.program);
+        text(out, name!("pid"), self.pid);
+        text(out, name!("client_ip"), self.client_ip);
+        text(out, name!("http_method"), self.http_method);
+        text(out, name!("http_path"), self.http_path);
+        number(out, name!("http_status"), self.http_status);
+        number(out, name!("http_bytes"), self.http_bytes);
+        text(out, name!("user_agent"), self.user_agent);
+        number(out, name!("win_event_id"), self.win_event_id);
+        text(out, name!("win_channel"), self.win_channel);
+        text(out, name!("win_provider"), self.win_provider);
         if let Some(attributes) = &self.attributes {
-            name(out, "attributes");
+            out.extend_from_slice(name!("attributes"));
             out.push(b'{');
             for (i, (key, value)) in attributes.iter().enumerate() {
                 if i > 0 {
