@@ -51,7 +51,7 @@ fn write_record(
     out: &mut Vec<u8>,
     id: &str,
     timestamp: i64,
-    time: &str,
+    time: &[u8],
     shared: &[u8],
     format: Format,
     message: &str,
@@ -64,7 +64,7 @@ fn write_record(
     out.extend_from_slice(b"\",\"timestamp\":");
     out.extend_from_slice(number.format(timestamp).as_bytes());
     out.extend_from_slice(b",\"time\":\"");
-    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(time);
     out.push(b'"');
     out.extend_from_slice(shared);
     out.extend_from_slice(b",\"format\":\"");
@@ -160,30 +160,40 @@ pub(crate) fn write_records_measured(
 }
 
 /// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`, reusing the date-time part while events
-/// stay within the same second (they usually do), so formatting costs no allocation per event.
+/// stay within the same second (they usually do): per event only the milliseconds are written.
 #[derive(Default)]
 struct IsoClock {
+    /// The second whose date-time part `text` holds.
     second: Option<i64>,
-    text: String,
+    text: [u8; 24],
+    /// A time outside years 0 to 9999, which the 24-byte form cannot spell, as chrono spells it
+    /// (empty beyond chrono's range).
+    other: String,
 }
 
 impl IsoClock {
-    fn iso8601(&mut self, millis: i64) -> &str {
+    fn iso8601(&mut self, millis: i64) -> &[u8] {
         let (second, ms) = (millis.div_euclid(1000), millis.rem_euclid(1000));
         if self.second != Some(second) {
-            self.text = chrono::DateTime::from_timestamp(second, 0)
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%S.").to_string())
-                .unwrap_or_default();
-            self.second = Some(second);
-        }
-        self.text.truncate(20);
-        if self.text.len() == 20 {
-            // Three digits by hand: the formatter would cost more than the rest of the record's time.
-            let ms = u32::try_from(ms).unwrap_or_default();
-            for digit in [ms / 100, ms / 10 % 10, ms % 10] {
-                self.text.push(char::from_digit(digit, 10).unwrap_or('0'));
+            self.second = None;
+            let date_time = chrono::DateTime::from_timestamp(second, 0);
+            match date_time.map(|t| t.format("%Y-%m-%dT%H:%M:%S.").to_string()) {
+                Some(prefix) if prefix.len() == 20 => {
+                    self.text[..20].copy_from_slice(prefix.as_bytes());
+                    self.text[23] = b'Z';
+                    self.second = Some(second);
+                }
+                _ => {
+                    self.other = chrono::DateTime::from_timestamp_millis(millis)
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                        .unwrap_or_default();
+                    return self.other.as_bytes();
+                }
             }
-            self.text.push('Z');
+        }
+        let ms = u16::try_from(ms).unwrap_or_default();
+        for (at, digit) in [(20, ms / 100), (21, ms / 10 % 10), (22, ms % 10)] {
+            self.text[at] = b'0' + u8::try_from(digit).unwrap_or_default();
         }
         &self.text
     }
@@ -227,7 +237,7 @@ mod tests {
     #[test]
     fn the_record_frame_is_what_write_record_writes() {
         let mut out = Vec::new();
-        write_record(&mut out, "", 0, "", b"", Format::Text, "", None, &Fields::default());
+        write_record(&mut out, "", 0, b"", b"", Format::Text, "", None, &Fields::default());
         assert_eq!(out.len() + 1 - Format::Text.as_str().len(), RECORD_FRAME, "{}", String::from_utf8_lossy(&out));
     }
 
@@ -243,12 +253,19 @@ mod tests {
     #[test]
     fn iso_times_match_chrono_including_before_1970() {
         let mut clock = IsoClock::default();
-        for ms in [0i64, 1, 999, 1000, 1_763_800_000_123, 1_763_800_000_999, 1_763_800_001_000, -1, -1001] {
+        // Years past 9999 and before 0 are spelled as chrono spells them, whatever came before.
+        let far = [253_402_300_800_000, 253_402_300_800_001, -62_167_219_200_001, 1_763_800_000_124];
+        for ms in [0i64, 1, 999, 1000, 1_763_800_000_123, 1_763_800_000_999, 1_763_800_001_000, -1, -1001]
+            .into_iter()
+            .chain(far)
+        {
             let expected = chrono::DateTime::from_timestamp_millis(ms)
                 .unwrap()
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            assert_eq!(clock.iso8601(ms), expected, "{ms}");
+            assert_eq!(String::from_utf8_lossy(clock.iso8601(ms)), expected, "{ms}");
         }
+        // Beyond chrono's range: no time at all.
+        assert_eq!(clock.iso8601(i64::MAX), b"");
     }
 
     #[test]
