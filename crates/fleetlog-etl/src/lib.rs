@@ -10,6 +10,7 @@ mod json;
 pub mod lambda;
 pub mod parse;
 pub mod put;
+mod scan;
 pub mod schema;
 pub mod transform;
 

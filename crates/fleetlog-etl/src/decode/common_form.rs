@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use super::{Envelope, Literal, LogEvent, UnicodeEscape, unescape_into, unicode_escape};
+use crate::scan::first_of;
 
 pub(super) fn read(text: &str) -> Option<Envelope<'_>> {
     // The compact form CloudWatch Logs writes has no byte below 0x20 anywhere (not even whitespace),
@@ -85,28 +86,6 @@ fn leading_digits(eight: [u8; 8]) -> (usize, i64) {
 /// Powers of ten up to the eighth.
 const POWERS_OF_TEN: [i64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
 
-/// Where the first `"` or `\` at or after `from` is. Most runs between them in an envelope are
-/// short (ids, and the `\"` of JSON and XML messages or the `\n\t` of stack traces), and on those a
-/// call to memchr costs more than the search: the first 32 bytes are read eight at a time in a
-/// 64-bit word, the rest of a long run by memchr.
-fn quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // A byte of `x` is zero where its high bit is set in `zero_bytes(x)`; bits above a zero byte may
-    // be set too, so only the lowest set bit is trusted.
-    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & (ONES << 7);
-    let mut at = from;
-    for _ in 0..4 {
-        let Some(word) = bytes.get(at..at + 8).and_then(|eight| <[u8; 8]>::try_from(eight).ok()) else { break };
-        let word = u64::from_le_bytes(word);
-        let found = zero_bytes(word ^ (ONES * u64::from(b'"'))) | zero_bytes(word ^ (ONES * u64::from(b'\\')));
-        if found != 0 {
-            return Some(at + found.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    Some(at + memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?)
-}
-
 /// The bytes that make a two-byte escape after a backslash: `\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`
 /// and `\t`.
 const SHORT_ESCAPES: [bool; 256] = {
@@ -161,7 +140,7 @@ impl<'a> Reader<'a> {
         }
         let mut at = start + 1;
         loop {
-            at = quote_or_backslash(bytes, at)?;
+            at = first_of(bytes, at, b'"', b'\\')?;
             if bytes[at] == b'"' {
                 break;
             }
@@ -394,23 +373,6 @@ mod tests {
     }
 
     proptest! {
-        /// The word-at-a-time search finds what memchr finds, wherever it starts and whatever
-        /// surrounds a match (bytes one above the sought ones, high bytes, runs past 32 bytes).
-        #[test]
-        fn quote_or_backslash_finds_what_memchr_finds(
-            bytes in proptest::collection::vec(
-                prop_oneof![Just(b'"'), Just(b'\\'), Just(b'#'), Just(b']'), Just(0x01u8), Just(0x80u8), any::<u8>(), Just(b'a')],
-                0..80,
-            ),
-            quiet in 0usize..48,
-            from in 0usize..90,
-        ) {
-            // A quiet stretch first, so matches fall in every word and past the words.
-            let bytes = [vec![b'a'; quiet], bytes].concat();
-            let expected = bytes.get(from..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)).map(|i| from + i);
-            prop_assert_eq!(quote_or_backslash(&bytes, from), expected, "{:?} from {}", bytes, from);
-        }
-
         /// The word reads what a digit-by-digit loop reads, whatever follows the digits.
         #[test]
         fn leading_digits_agree_with_a_loop(

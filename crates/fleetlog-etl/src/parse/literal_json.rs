@@ -4,6 +4,8 @@
 //! returns. Anything else is left to the decoding path ([`super::parse`]), which then decides, so this
 //! reader only ever accepts messages that serde_json accepts too.
 
+use crate::scan::first_of;
+
 /// Deeper nesting is left to serde_json, which refuses beyond 128 levels.
 const MAX_DEPTH: usize = 100;
 
@@ -64,7 +66,8 @@ impl<'a> Reader<'a> {
             return None;
         }
         let start = self.at + 2;
-        let end = start + memchr::memchr(b'\\', bytes.get(start..)?)?;
+        // Names and values are short: a word at a time, not a call to memchr.
+        let end = first_of(bytes, start, b'\\', b'\\')?;
         // Any other escape is the string's own (or a character the literal escapes): not taken here.
         if bytes.get(end + 1) != Some(&b'"') {
             return None;
