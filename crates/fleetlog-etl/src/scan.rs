@@ -1,27 +1,25 @@
 //! The search the readers of envelopes and messages make most: for the next of two bytes, over runs
 //! that are mostly short.
 
+use wide::u8x16;
+
 /// Where the first `a` or `b` at or after `from` is. Runs between the bytes readers look for are
 /// mostly short (ids, the `\"` of JSON and XML messages, the `\n\t` of stack traces, the names and
-/// values of JSON messages), and on those a call to memchr costs more than the search: the first 32
-/// bytes are read eight at a time in a 64-bit word, the rest of a long run by memchr.
+/// values of JSON messages), and on those a call to memchr costs more than the search: sixteen bytes
+/// at a time, compared in one vector each and told apart by a bit mask, inline.
 #[inline]
 pub(crate) fn first_of(bytes: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // A byte of `x` is zero where its high bit is set in `zero_bytes(x)`; bits above a zero byte may
-    // be set too, so only the lowest set bit is trusted.
-    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & (ONES << 7);
+    let (a16, b16) = (u8x16::splat(a), u8x16::splat(b));
     let mut at = from;
-    for _ in 0..4 {
-        let Some(word) = bytes.get(at..at + 8).and_then(|eight| <[u8; 8]>::try_from(eight).ok()) else { break };
-        let word = u64::from_le_bytes(word);
-        let found = zero_bytes(word ^ (ONES * u64::from(a))) | zero_bytes(word ^ (ONES * u64::from(b)));
+    while let Some(block) = bytes.get(at..at + 16).and_then(|block| <[u8; 16]>::try_from(block).ok()) {
+        let block = u8x16::new(block);
+        let found = (block.cmp_eq(a16) | block.cmp_eq(b16)).move_mask();
         if found != 0 {
-            return Some(at + found.trailing_zeros() as usize / 8);
+            return Some(at + found.trailing_zeros() as usize);
         }
-        at += 8;
+        at += 16;
     }
-    Some(at + memchr::memchr2(a, b, bytes.get(at..)?)?)
+    Some(at + bytes.get(at..)?.iter().position(|byte| *byte == a || *byte == b)?)
 }
 
 #[cfg(test)]
