@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 
 use crate::decode::well_formed;
 use crate::json::{write_content, write_str};
+use crate::scan::first_of;
 
 mod literal_json;
 
@@ -233,8 +234,13 @@ macro_rules! needle {
 /// `text` around the first `byte` (ASCII): a vectorised search, where `str::split_once` compares a
 /// character at a time.
 fn split_at_byte(text: &str, byte: u8) -> Option<(&str, &str)> {
-    let at = memchr::memchr(byte, text.as_bytes())?;
+    let at = position(text, byte)?;
     Some((&text[..at], &text[at + 1..]))
+}
+
+/// Where the first `byte` is in `text`: the fields and tags searched here are short (see `scan`).
+fn position(text: &str, byte: u8) -> Option<usize> {
+    first_of(text.as_bytes(), 0, byte, byte)
 }
 
 fn find(haystack: &str, needle: &Finder<'_>) -> Option<usize> {
@@ -385,7 +391,7 @@ const SEVERITIES: [&str; 8] = ["EMERGENCY", "ALERT", "CRITICAL", "ERROR", "WARNI
 /// `<PRI>` then RFC 5424 (`1 TIMESTAMP HOST APP PROCID MSGID …`) or RFC 3164 (`Mmm dd hh:mm:ss HOST TAG: …`).
 fn syslog_with_priority(message: &str) -> Option<Fields<'_>> {
     let rest = message.strip_prefix('<')?;
-    let end = memchr::memchr(b'>', rest.as_bytes())?;
+    let end = position(rest, b'>')?;
     let pri: u8 = rest[..end].parse().ok().filter(|p| *p <= 191)?;
     let severity = Some(Cow::Borrowed(SEVERITIES[usize::from(pri % 8)]));
     let body = &rest[end + 1..];
@@ -411,7 +417,7 @@ fn bsd_syslog(message: &str) -> Option<Fields<'_>> {
     let (host, rest) = split_at_byte(rest, b' ')?;
     let tag_end = find(rest, needle!(": ")).or_else(|| rest.strip_suffix(':').map(str::len))?;
     let tag = &rest[..tag_end];
-    if memchr::memchr(b' ', tag.as_bytes()).is_some() {
+    if position(tag, b' ').is_some() {
         return Some(Fields { host: Some(host), ..Fields::default() });
     }
     let (program, pid) = match split_at_byte(tag, b'[') {
@@ -521,14 +527,14 @@ impl<'a> Xml<'a> {
     /// Text of the first `<Name …>text</Name>`.
     fn element(&mut self, open: &Finder<'_>) -> Option<&'a str> {
         let after = self.open(open, b"> ")?;
-        let text = &after[memchr::memchr(b'>', after.as_bytes())? + 1..];
-        Some(&text[..memchr::memchr(b'<', text.as_bytes())?])
+        let text = &after[position(after, b'>')? + 1..];
+        Some(&text[..position(text, b'<')?])
     }
 
     /// Value of `Name='…'` or `Name="…"` (`name_equals` is `Name=`) in the first `<Tag …>`.
     fn attribute(&mut self, open: &Finder<'_>, name_equals: &Finder<'_>) -> Option<&'a str> {
         let tag = self.open(open, b" ")?;
-        let tag = &tag[..memchr::memchr(b'>', tag.as_bytes())?];
+        let tag = &tag[..position(tag, b'>')?];
         let mut at = 0;
         let value_at = loop {
             let found = at + find(&tag[at..], name_equals)?;
@@ -542,7 +548,7 @@ impl<'a> Xml<'a> {
             return None;
         }
         let value = &tag[value_at + 1..];
-        Some(&value[..memchr::memchr(quote, value.as_bytes())?])
+        Some(&value[..position(value, quote)?])
     }
 }
 
