@@ -16,6 +16,9 @@ pub(super) fn read(text: &str) -> Option<Envelope<'_>> {
     let check_controls = text.bytes().min().is_some_and(|smallest| smallest < 0x20);
     let mut reader = Reader { text, at: 0, check_controls, lone_surrogates: false };
     let mut envelope = Envelope::default();
+    // Room for every event at once: as CloudWatch Logs writes them (a 56-digit id, a 13-digit
+    // timestamp, the keys) each takes more than 90 bytes, so the vector is never grown and copied.
+    envelope.log_events.reserve(text.len() / 90);
     let mut seen = Keys::default();
     reader.object(|reader, key| {
         match seen.first(key, &["messageType", "owner", "logGroup", "logStream", "subscriptionFilters", "logEvents"])? {
