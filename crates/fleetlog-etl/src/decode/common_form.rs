@@ -223,6 +223,22 @@ impl<'a> Reader<'a> {
         Some(value)
     }
 
+    /// A timestamp as CloudWatch Logs writes it, milliseconds of the years 2001 to 2286: thirteen
+    /// digits, the first not 0, then neither more digits nor a fraction or exponent. Two words.
+    fn thirteen_digits(&mut self) -> Option<i64> {
+        let sixteen: [u8; 16] = self.text.as_bytes().get(self.at..self.at + 16)?.try_into().ok()?;
+        let (high, low) = sixteen.split_at(8);
+        let ((8, high), (5, low)) = (leading_digits(high.try_into().ok()?), leading_digits(low.try_into().ok()?))
+        else {
+            return None;
+        };
+        if sixteen[0] == b'0' || matches!(sixteen[13], b'.' | b'e' | b'E') {
+            return None;
+        }
+        self.at += 13;
+        Some(high * 100_000 + low)
+    }
+
     /// `{ "key": value, … }`, `value` read by `field`.
     fn object(&mut self, mut field: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
         self.expect(b'{')?;
@@ -276,7 +292,7 @@ impl<'a> Reader<'a> {
         self.expect_bytes(b"{\"id\":")?;
         let id = self.literal()?;
         self.expect_bytes(b",\"timestamp\":")?;
-        let timestamp = self.integer()?;
+        let timestamp = self.thirteen_digits().or_else(|| self.integer())?;
         self.expect_bytes(b",\"message\":")?;
         let message = self.literal()?;
         self.expect_bytes(b"}")?;
@@ -384,6 +400,29 @@ mod tests {
             let count = eight.iter().take_while(|b| b.is_ascii_digit()).count();
             let value = eight[..count].iter().fold(0i64, |value, digit| value * 10 + i64::from(digit - b'0'));
             prop_assert_eq!(leading_digits(eight), (count, value));
+        }
+
+        /// The timestamp fast path reads a number exactly when it is 13 digits, as `integer` reads
+        /// it, and leaves anything else (more or fewer digits, a leading zero, a fraction, an
+        /// exponent) to `integer`.
+        #[test]
+        fn thirteen_digits_read_only_what_integer_reads(
+            digits in prop_oneof![1_000_000_000_000i64..10_000_000_000_000, 0i64..100_000_000_000_000],
+            zero in any::<bool>(),
+            after in proptest::sample::select(vec![",\"message\":\"m\"}", ".5,", "e3,", "E3,", "0,,,", "}]}", "   ,"]),
+        ) {
+            let text = format!("{}{digits}{after}", if zero { "0" } else { "" });
+            let mut fast = Reader { text: &text, at: 0, check_controls: true, lone_surrogates: false };
+            let mut general = Reader { text: &text, at: 0, check_controls: true, lone_surrogates: false };
+            if let Some(value) = fast.thirteen_digits() {
+                prop_assert_eq!(Some(value), general.integer(), "{}", text);
+                prop_assert_eq!(fast.at, general.at);
+                prop_assert_eq!(fast.at, 13);
+            } else {
+                prop_assert_eq!(fast.at, 0, "{}", text);
+                let thirteen = text.bytes().take_while(u8::is_ascii_digit).count() == 13 && !zero;
+                prop_assert!(!thirteen || matches!(after.as_bytes()[0], b'.' | b'e' | b'E'), "{}", text);
+            }
         }
 
         /// Integers are read as serde_json reads them, whatever their length, sign and what follows.
