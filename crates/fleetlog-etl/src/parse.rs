@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 
 use crate::decode::well_formed;
 use crate::json::{write_content, write_str};
-use crate::scan::first_of;
+use crate::scan::first;
 
 mod literal_json;
 
@@ -240,7 +240,7 @@ fn split_at_byte(text: &str, byte: u8) -> Option<(&str, &str)> {
 
 /// Where the first `byte` is in `text`: the fields and tags searched here are short (see `scan`).
 fn position(text: &str, byte: u8) -> Option<usize> {
-    first_of(text.as_bytes(), 0, byte, byte)
+    first(text.as_bytes(), 0, byte)
 }
 
 fn find(haystack: &str, needle: &Finder<'_>) -> Option<usize> {

@@ -22,6 +22,12 @@ pub(crate) fn first_of(bytes: &[u8], from: usize, a: u8, b: u8) -> Option<usize>
     Some(at + bytes.get(at..)?.iter().position(|byte| *byte == a || *byte == b)?)
 }
 
+/// Where the first `byte` at or after `from` is, searched as [`first_of`] searches.
+#[inline]
+pub(crate) fn first(bytes: &[u8], from: usize, byte: u8) -> Option<usize> {
+    first_of(bytes, from, byte, byte)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

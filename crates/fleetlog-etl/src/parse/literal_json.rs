@@ -4,7 +4,7 @@
 //! returns. Anything else is left to the decoding path ([`super::parse`]), which then decides, so this
 //! reader only ever accepts messages that serde_json accepts too.
 
-use crate::scan::first_of;
+use crate::scan::first;
 
 /// Deeper nesting is left to serde_json, which refuses beyond 128 levels.
 const MAX_DEPTH: usize = 100;
@@ -67,7 +67,7 @@ impl<'a> Reader<'a> {
         }
         let start = self.at + 2;
         // Names and values are short: a word at a time, not a call to memchr.
-        let end = first_of(bytes, start, b'\\', b'\\')?;
+        let end = first(bytes, start, b'\\')?;
         // Any other escape is the string's own (or a character the literal escapes): not taken here.
         if bytes.get(end + 1) != Some(&b'"') {
             return None;
