@@ -25,6 +25,16 @@ pub enum AgentConfigError {
     LogGroup(#[from] NameError),
     #[error("agent config template uses unknown variable ${{fleetlog:{0}}}")]
     UnknownVariable(String),
+    #[error("agent config: log group {group:?} is outside fleetlog's log groups: names must start with \"{prefix}/\"")]
+    LogGroupOutsidePrefix { group: String, prefix: String },
+    #[error(
+        "agent config: {path}: {key:?} is refused: it would send the agent's data elsewhere than this account's CloudWatch"
+    )]
+    Redirect { path: String, key: String },
+    #[error(
+        "agent config: file {file:?} is outside the allowed paths {allowed:?} (the agent runs as root; extend the list with FLEETLOG_ALLOWED_LOG_PATHS or --allow-path)"
+    )]
+    FileOutsideAllowedPaths { file: String, allowed: Vec<String> },
 }
 
 fn invalid(path: impl Into<String>, problem: impl Into<String>) -> AgentConfigError {
@@ -54,6 +64,11 @@ impl LogGroupTemplate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentConfigSummary {
     pub log_groups: BTreeSet<LogGroupTemplate>,
+    /// Every `file_path` the agent is told to read.
+    pub file_paths: BTreeSet<String>,
+    /// Where the config names `endpoint_override` or `credentials` (JSON paths): either sends the
+    /// agent's data, or the role it runs as, somewhere fleetlog does not control.
+    pub redirects: Vec<(String, String)>,
     /// The config reads collectd metrics, so collectd must be installed (Linux).
     pub collects_collectd: bool,
     pub metrics_namespace: String,
@@ -85,18 +100,22 @@ pub fn summarize(text: &str) -> Result<AgentConfigSummary, AgentConfigError> {
     if let Some(agent) = root.get("agent") {
         object(agent, "$.agent")?;
     }
-    let log_groups = match root.get("logs") {
+    let (log_groups, file_paths) = match root.get("logs") {
         Some(logs) => log_groups(logs)?,
-        None => BTreeSet::new(),
+        None => (BTreeSet::new(), BTreeSet::new()),
     };
+    let mut redirects = Vec::new();
+    find_redirects(&Value::Object(root.clone()), "$", &mut redirects);
     let metrics = match root.get("metrics") {
         Some(m) => Some(object(m, "$.metrics")?),
         None => None,
     };
     let summary = match metrics {
-        Some(metrics) => metrics_summary(metrics, log_groups)?,
+        Some(metrics) => metrics_summary(metrics, log_groups, file_paths, redirects)?,
         None => AgentConfigSummary {
             log_groups,
+            file_paths,
+            redirects,
             collects_collectd: false,
             metrics_namespace: "CWAgent".into(),
             memory_metric: None,
@@ -118,11 +137,37 @@ fn string<'a>(entry: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'
     }
 }
 
-fn log_groups(logs: &Value) -> Result<BTreeSet<LogGroupTemplate>, AgentConfigError> {
+/// Keys that send the agent's data, or its identity, elsewhere, wherever they appear.
+const REDIRECT_KEYS: [&str; 2] = ["endpoint_override", "credentials"];
+
+fn find_redirects(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let inner_path = format!("{path}.{key}");
+                if REDIRECT_KEYS.contains(&key.as_str()) {
+                    out.push((inner_path.clone(), key.clone()));
+                }
+                find_redirects(inner, &inner_path, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_redirects(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+type LogSources = (BTreeSet<LogGroupTemplate>, BTreeSet<String>);
+
+fn log_groups(logs: &Value) -> Result<LogSources, AgentConfigError> {
     let logs = object(logs, "$.logs")?;
     let collected = logs.get("logs_collected").ok_or_else(|| invalid("$.logs", "missing \"logs_collected\""))?;
     let collected = object(collected, "$.logs.logs_collected")?;
     let mut groups = BTreeSet::new();
+    let mut files = BTreeSet::new();
     for (kind, section) in collected {
         let path = format!("$.logs.logs_collected.{kind}");
         let required = match kind.as_str() {
@@ -138,7 +183,10 @@ fn log_groups(logs: &Value) -> Result<BTreeSet<LogGroupTemplate>, AgentConfigErr
         for (i, entry) in list.iter().enumerate() {
             let entry_path = format!("{path}.collect_list[{i}]");
             let entry = object(entry, &entry_path)?;
-            string(entry, required, &entry_path)?;
+            let source = string(entry, required, &entry_path)?;
+            if kind == "files" {
+                files.insert(source.to_owned());
+            }
             if kind == "windows_events" {
                 check_event_levels(entry, &entry_path)?;
             }
@@ -154,7 +202,7 @@ fn log_groups(logs: &Value) -> Result<BTreeSet<LogGroupTemplate>, AgentConfigErr
             groups.insert(template);
         }
     }
-    Ok(groups)
+    Ok((groups, files))
 }
 
 fn check_event_levels(entry: &Map<String, Value>, path: &str) -> Result<(), AgentConfigError> {
@@ -177,6 +225,8 @@ fn check_event_levels(entry: &Map<String, Value>, path: &str) -> Result<(), Agen
 fn metrics_summary(
     metrics: &Map<String, Value>,
     log_groups: BTreeSet<LogGroupTemplate>,
+    file_paths: BTreeSet<String>,
+    redirects: Vec<(String, String)>,
 ) -> Result<AgentConfigSummary, AgentConfigError> {
     let collected =
         metrics.get("metrics_collected").ok_or_else(|| invalid("$.metrics", "missing \"metrics_collected\""))?;
@@ -218,11 +268,72 @@ fn metrics_summary(
     };
     Ok(AgentConfigSummary {
         log_groups,
+        file_paths,
+        redirects,
         collects_collectd: collected.contains_key("collectd"),
         metrics_namespace: namespace,
         memory_metric,
         disk_metric,
     })
+}
+
+/// Files the shipped configs read, and the agent's own logs: what a config may read by default.
+pub const DEFAULT_ALLOWED_PATHS: [&str; 3] =
+    ["/var/log/", "/opt/aws/amazon-cloudwatch-agent/logs/", "C:\\ProgramData\\Amazon\\"];
+
+/// What a config may do beyond being well formed: the checks IAM cannot make, since the agent runs
+/// as root (or SYSTEM) and reads whatever files, and writes to whatever groups, its config names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigPolicy {
+    /// Every log group must be `{prefix}/…`: the enroller's role may manage only those.
+    pub log_group_prefix: String,
+    /// Every `file_path` must start with one of these (case-insensitively for Windows paths).
+    pub allowed_paths: Vec<String>,
+}
+
+impl ConfigPolicy {
+    pub fn new(log_group_prefix: impl Into<String>, extra_paths: &[String]) -> Self {
+        let mut allowed_paths: Vec<String> = DEFAULT_ALLOWED_PATHS.iter().map(|p| (*p).to_owned()).collect();
+        allowed_paths.extend(extra_paths.iter().filter(|p| !p.is_empty()).cloned());
+        Self { log_group_prefix: log_group_prefix.into(), allowed_paths }
+    }
+
+    /// The first way the config breaks the policy, if any.
+    pub fn check(&self, summary: &AgentConfigSummary) -> Result<(), AgentConfigError> {
+        if let Some((path, key)) = summary.redirects.first() {
+            return Err(AgentConfigError::Redirect { path: path.clone(), key: key.clone() });
+        }
+        let prefix = format!("{}/", self.log_group_prefix);
+        if let Some(group) = summary.log_groups.iter().find(|g| !g.as_str().starts_with(&prefix)) {
+            return Err(AgentConfigError::LogGroupOutsidePrefix {
+                group: group.as_str().to_owned(),
+                prefix: self.log_group_prefix.clone(),
+            });
+        }
+        if let Some(file) = summary.file_paths.iter().find(|f| !self.allows_file(f)) {
+            return Err(AgentConfigError::FileOutsideAllowedPaths {
+                file: file.clone(),
+                allowed: self.allowed_paths.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn allows_file(&self, file: &str) -> bool {
+        // `..` would climb out of an allowed folder; the agent does not resolve it away.
+        let climbs = file.split(['/', '\\']).any(|part| part == "..");
+        let windows = file.as_bytes().get(1) == Some(&b':');
+        !climbs
+            && self.allowed_paths.iter().any(|allowed| {
+                if windows {
+                    file.len() >= allowed.len()
+                        && file.is_char_boundary(allowed.len())
+                        && file[..allowed.len()].eq_ignore_ascii_case(allowed)
+                } else {
+                    file.starts_with(allowed.as_str())
+                }
+            })
+    }
 }
 
 /// A measurement is a name or `{"name": …, "rename": …}`.
@@ -379,6 +490,49 @@ mod tests {
         for (text, needle) in cases {
             let err = summarize(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn policy_keeps_groups_under_the_prefix_files_in_allowed_paths_and_data_at_home() {
+        let policy = ConfigPolicy::new("G", &["/srv/app/".to_owned()]);
+        assert_eq!(policy.check(&summarize(LINUX).unwrap()), Ok(()));
+        let with_file = |file: &str| {
+            let text = format!(
+                r#"{{"logs": {{"logs_collected": {{"files": {{"collect_list": [
+                {{"file_path": {file:?}, "log_group_name": "G/app"}}]}}}}}}}}"#
+            );
+            policy.check(&summarize(&text).unwrap())
+        };
+        for ok in ["/var/log/app/*.log", "/srv/app/x.log", "c:\\programdata\\amazon\\agent.log"] {
+            assert_eq!(with_file(ok), Ok(()), "{ok}");
+        }
+        for refused in
+            ["/etc/shadow", "/var/log/../../etc/shadow", "/root/.aws/credentials", "C:\\Users\\x", "var/log/x"]
+        {
+            let err = with_file(refused).unwrap_err().to_string();
+            assert!(err.contains(refused.replace('\\', "\\\\").as_str()) && err.contains("allowed paths"), "{err}");
+        }
+        let outside = r#"{"logs": {"logs_collected": {"files": {"collect_list": [
+            {"file_path": "/var/log/x", "log_group_name": "web/{instance_id}"}]}}}}"#;
+        let err = policy.check(&summarize(outside).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("\"web/{instance_id}\"") && err.contains("\"G/\""), "{err}");
+        // A group named like the prefix but not under it.
+        let sibling = outside.replace("web/{instance_id}", "Gx/app");
+        assert!(policy.check(&summarize(&sibling).unwrap()).is_err());
+        for (text, path) in [
+            (
+                r#"{"agent": {"credentials": {"role_arn": "arn:aws:iam::999999999999:role/x"}}, "metrics": {"metrics_collected": {}}}"#,
+                "$.agent.credentials",
+            ),
+            (
+                r#"{"logs": {"endpoint_override": "https://example.invalid", "logs_collected": {}}}"#,
+                "$.logs.endpoint_override",
+            ),
+            (r#"{"metrics": {"endpoint_override": "x", "metrics_collected": {}}}"#, "$.metrics.endpoint_override"),
+        ] {
+            let err = policy.check(&summarize(text).unwrap()).unwrap_err().to_string();
+            assert!(err.contains(path) && err.contains("refused"), "{err}");
         }
     }
 

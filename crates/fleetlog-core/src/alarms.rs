@@ -132,6 +132,8 @@ mod tests {
     fn config(memory: Option<&str>, disk: Option<DiskMetric>) -> AgentConfigSummary {
         AgentConfigSummary {
             log_groups: BTreeSet::new(),
+            file_paths: BTreeSet::new(),
+            redirects: Vec::new(),
             collects_collectd: false,
             metrics_namespace: "CWAgent".into(),
             memory_metric: memory.map(str::to_owned),
