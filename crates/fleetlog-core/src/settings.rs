@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use crate::agent_config::ConfigPolicy;
 use crate::alarms::AlarmThresholds;
-use crate::commands::AGENT_PARAMETER_PREFIX;
+use crate::commands::{AGENT_PARAMETER_PREFIX, AgentDocument, DEFAULT_DOCUMENT_VERSION};
 use crate::log_groups::RetentionDays;
 use crate::readiness::ReadinessPolicy;
 use crate::tags::ManagementTag;
@@ -16,6 +17,10 @@ pub const ENROLLER_VARIABLES: &[(&str, Option<&str>)] = &[
     ("FLEETLOG_PROFILE_TAG_KEY", Some("fleetlog:profile")),
     ("FLEETLOG_CONFIG_PARAMETER_PREFIX", Some("AmazonCloudWatch-fleetlog")),
     ("FLEETLOG_ENROLLMENT_TABLE", None),
+    ("FLEETLOG_AGENT_DOCUMENT", None),
+    ("FLEETLOG_AGENT_DOCUMENT_VERSION", Some(DEFAULT_DOCUMENT_VERSION)),
+    ("FLEETLOG_LOG_GROUP_PREFIX", None),
+    ("FLEETLOG_ALLOWED_LOG_PATHS", Some("")),
     ("FLEETLOG_LOG_RETENTION_DAYS", Some("3")),
     ("FLEETLOG_LOG_GROUP_KMS_KEY_ARN", Some("")),
     ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", None),
@@ -59,6 +64,10 @@ pub struct EnrollerSettings {
     pub profile_tag_key: String,
     pub config_parameter_prefix: String,
     pub enrollment_table: String,
+    /// fleetlog's SSM Command document (the stack's `AgentDocument`), and the version commands run.
+    pub agent_document: AgentDocument,
+    /// What an agent config may name: groups under the stack's prefix, files in the allowed paths.
+    pub config_policy: ConfigPolicy,
     pub retention: RetentionDays,
     pub kms_key_arn: Option<String>,
     pub subscription: SubscriptionDestination,
@@ -151,7 +160,26 @@ impl EnrollerSettings {
             ));
         }
 
+        let version = get("FLEETLOG_AGENT_DOCUMENT_VERSION")?;
+        if version != DEFAULT_DOCUMENT_VERSION && version.parse::<u32>().map_or(true, |v| v == 0) {
+            return Err(invalid(
+                "FLEETLOG_AGENT_DOCUMENT_VERSION",
+                &version,
+                format!("expected {DEFAULT_DOCUMENT_VERSION} or a document version number"),
+            ));
+        }
+        let extra_paths: Vec<String> = get("FLEETLOG_ALLOWED_LOG_PATHS")?
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let log_group_prefix = get("FLEETLOG_LOG_GROUP_PREFIX")?;
+        crate::log_groups::LogGroupName::new(format!("{log_group_prefix}/x"))
+            .map_err(|e| invalid("FLEETLOG_LOG_GROUP_PREFIX", &log_group_prefix, e.to_string()))?;
+
         Ok(Self {
+            agent_document: AgentDocument { name: get("FLEETLOG_AGENT_DOCUMENT")?, version },
+            config_policy: ConfigPolicy::new(log_group_prefix, &extra_paths),
             management_tag: ManagementTag { key: tag_key, value: get("FLEETLOG_MANAGEMENT_TAG_VALUE")? },
             profile_tag_key: get("FLEETLOG_PROFILE_TAG_KEY")?,
             config_parameter_prefix: prefix,
@@ -179,6 +207,7 @@ impl EnrollerSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent_config::DEFAULT_ALLOWED_PATHS;
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -188,6 +217,8 @@ mod tests {
 
     const MINIMAL: &[(&str, &str)] = &[
         ("FLEETLOG_ENROLLMENT_TABLE", "fleetlog-enrollments"),
+        ("FLEETLOG_AGENT_DOCUMENT", "fleetlog-agent"),
+        ("FLEETLOG_LOG_GROUP_PREFIX", "CCP-logs-acme-123456789012-us-east-1"),
         ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", "arn:aws:firehose:us-east-1:123456789012:deliverystream/raw"),
         ("FLEETLOG_SUBSCRIPTION_ROLE_ARN", "arn:aws:iam::123456789012:role/logs-to-firehose"),
     ];
@@ -202,6 +233,8 @@ mod tests {
         assert_eq!(s.subscription.filter_name, "fleetlog");
         assert_eq!(s.kms_key_arn, None);
         assert_eq!(s.dead_letter_queue_url, None);
+        assert_eq!(s.agent_document, AgentDocument { name: "fleetlog-agent".into(), version: "$DEFAULT".into() });
+        assert_eq!(s.config_policy.allowed_paths, DEFAULT_ALLOWED_PATHS);
     }
 
     #[test]
@@ -222,8 +255,10 @@ mod tests {
     fn missing_and_malformed_values_name_the_variable() {
         let err = EnrollerSettings::from_lookup(env(&[])).unwrap_err();
         assert_eq!(err, SettingsError::Missing("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN"));
-        let no_table = env(&MINIMAL[1..]);
-        assert_eq!(EnrollerSettings::from_lookup(no_table), Err(SettingsError::Missing("FLEETLOG_ENROLLMENT_TABLE")));
+        for required in ["FLEETLOG_ENROLLMENT_TABLE", "FLEETLOG_AGENT_DOCUMENT", "FLEETLOG_LOG_GROUP_PREFIX"] {
+            let without: Vec<(&str, &str)> = MINIMAL.iter().copied().filter(|(k, _)| *k != required).collect();
+            assert_eq!(EnrollerSettings::from_lookup(env(&without)), Err(SettingsError::Missing(required)));
+        }
 
         let with = |extra: (&'static str, &'static str)| {
             let mut pairs = MINIMAL.to_vec();
@@ -238,12 +273,26 @@ mod tests {
         assert!(with(("FLEETLOG_READINESS_TIMEOUT_SECONDS", "5")).contains("60 to 43200"));
         assert!(with(("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", "nope")).contains("expected the ARN"));
         assert!(with(("FLEETLOG_SUBSCRIPTION_ROLE_ARN", "")).contains("FLEETLOG_SUBSCRIPTION_ROLE_ARN"));
+        assert!(with(("FLEETLOG_AGENT_DOCUMENT_VERSION", "latest")).contains("document version number"));
+        assert!(with(("FLEETLOG_LOG_GROUP_PREFIX", "bad prefix")).contains("FLEETLOG_LOG_GROUP_PREFIX"));
+    }
+
+    #[test]
+    fn allowed_paths_extend_the_defaults() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("FLEETLOG_ALLOWED_LOG_PATHS", " /srv/app/ , /opt/web/logs/ "));
+        let s = EnrollerSettings::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(&s.config_policy.allowed_paths[DEFAULT_ALLOWED_PATHS.len()..], ["/srv/app/", "/opt/web/logs/"]);
+        pairs.push(("FLEETLOG_AGENT_DOCUMENT_VERSION", "3"));
+        assert_eq!(EnrollerSettings::from_lookup(env(&pairs)).unwrap().agent_document.version, "3");
     }
 
     #[test]
     fn lambda_destinations_need_no_role() {
         let s = EnrollerSettings::from_lookup(env(&[
             ("FLEETLOG_ENROLLMENT_TABLE", "t"),
+            ("FLEETLOG_AGENT_DOCUMENT", "d"),
+            ("FLEETLOG_LOG_GROUP_PREFIX", "p"),
             ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:fleetlog-etl"),
         ]))
         .unwrap();
