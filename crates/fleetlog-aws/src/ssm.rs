@@ -30,7 +30,8 @@ pub async fn send_command(
     let parameters: HashMap<String, Vec<String>> = spec.parameters.clone().into_iter().collect();
     let output = client
         .send_command()
-        .document_name(spec.document)
+        .document_name(&spec.document)
+        .document_version(&spec.document_version)
         .set_instance_ids(Some(instance_ids.to_vec()))
         .set_parameters(Some(parameters))
         .comment(spec.comment.clone())

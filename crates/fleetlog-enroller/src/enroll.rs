@@ -2,21 +2,21 @@
 //!
 //! I/O is batched across the run: one DescribeInstances per 200 instances, one BatchGetItem per 100,
 //! one GetParameters per 10 configs, each log group ensured once, and one SendCommand per
-//! (document, parameters) for up to 50 instances.
+//! (document version, parameters) for up to 50 instances.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use fleetlog_aws::store::{Claim, EnrollmentStore};
 use fleetlog_aws::{AwsError, Clients, ErrorKind, alarms, ec2, logs, ssm};
+use fleetlog_core::Instance;
 use fleetlog_core::agent_config::{self, AgentConfigSummary};
 use fleetlog_core::alarms::alarms_for;
 use fleetlog_core::batching::{MAX_SEND_COMMAND_TARGETS, group_in_chunks};
-use fleetlog_core::commands::{CommandSpec, ConfigParameterName, configure_agent, install_agent};
+use fleetlog_core::commands::{CommandSpec, ConfigParameterName};
 use fleetlog_core::log_groups::LogGroupName;
 use fleetlog_core::plan::{Decision, EnrollmentRecord, EnrollmentStatus, SkipReason, decide};
 use fleetlog_core::settings::EnrollerSettings;
 use fleetlog_core::tags::ManagementTag;
-use fleetlog_core::{Instance, Platform};
 use futures::StreamExt;
 use tracing::{info, warn};
 
@@ -138,6 +138,7 @@ impl Enroller {
                         "agent config parameter {name} does not exist; publish it with `fleetlog configs publish`"
                     )),
                     Some(p) => agent_config::summarize(&p.value)
+                        .and_then(|summary| self.settings.config_policy.check(&summary).map(|()| summary))
                         .map(|summary| (p.version, summary))
                         .map_err(|e| format!("parameter {name} (version {}): {e}", p.version)),
                 };
@@ -183,17 +184,11 @@ impl Enroller {
         let enrollees = self.claim(enrollees, outcomes).await;
         let claimed: Vec<String> = enrollees.iter().map(|e| e.instance.id.clone()).collect();
         let enrollees = self.ensure_log_groups(enrollees, outcomes).await;
-        let enrollees = self.send_commands(enrollees, |_| install_agent(), outcomes).await;
+        let document = &self.settings.agent_document;
         let enrollees = self
             .send_commands(
                 enrollees,
-                |e| {
-                    configure_agent(
-                        e.instance.platform,
-                        &e.parameter,
-                        e.instance.platform == Platform::Linux && e.config.collects_collectd,
-                    )
-                },
+                |e| document.configure(e.instance.platform, &e.parameter, e.config.collects_collectd),
                 outcomes,
             )
             .await;
@@ -319,7 +314,7 @@ impl Enroller {
             for (id, result) in results {
                 match result {
                     Ok(command_id) => {
-                        info!(instance_id = %id, document = spec.document, command_id = %command_id, "Command sent");
+                        info!(instance_id = %id, document = %spec.document, command_id = %command_id, "Command sent");
                         if let Some(e) = by_id.get_mut(&id) {
                             e.command_ids.push(command_id);
                         }

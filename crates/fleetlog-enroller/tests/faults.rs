@@ -32,6 +32,8 @@ const CONFIG: &str = r#"{"logs": {"logs_collected": {"files": {"collect_list": [
 fn settings() -> EnrollerSettings {
     let env = HashMap::from([
         ("FLEETLOG_ENROLLMENT_TABLE", "t"),
+        ("FLEETLOG_AGENT_DOCUMENT", "fleetlog-agent"),
+        ("FLEETLOG_LOG_GROUP_PREFIX", "G"),
         ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:etl"),
         ("FLEETLOG_DEAD_LETTER_QUEUE_URL", DLQ_URL),
     ]);

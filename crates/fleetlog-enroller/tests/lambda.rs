@@ -11,18 +11,19 @@ use fleetlog_aws::store::EnrollmentStore;
 use fleetlog_cli::emulator::{ACCOUNT, Emulator, REGION};
 use fleetlog_cli::local::{ENROLLMENT_TABLE, LocalStack, MANAGEMENT_TAG};
 use fleetlog_core::Platform;
-use fleetlog_core::agent_config::TemplateVars;
 use fleetlog_core::events::ec2_state_change_event;
 use fleetlog_core::plan::EnrollmentStatus;
-use fleetlog_fake_runtime::{Answer, NOWHERE, aws_at, run_function};
+use fleetlog_fake_runtime::{Answer, NOWHERE, aws_at, deployment_bootstrap, run_function};
 use serde_json::{Value, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_fleetlog-enroller");
 const DLQ_URL: &str = "http://127.0.0.1:9/123456789012/fleetlog-enroll-dlq";
 
 /// The stack's settings (AWS itself is out of reach: [`NOWHERE`]).
-const SETTINGS: [(&str, &str); 3] = [
+const SETTINGS: [(&str, &str); 5] = [
     ("FLEETLOG_ENROLLMENT_TABLE", "fleetlog-enrollment"),
+    ("FLEETLOG_AGENT_DOCUMENT", "fleetlog-agent"),
+    ("FLEETLOG_LOG_GROUP_PREFIX", "CCP-logs-acme-123456789012-us-east-1"),
     ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:etl"),
     ("FLEETLOG_DEAD_LETTER_QUEUE_URL", DLQ_URL),
 ];
@@ -76,19 +77,22 @@ async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
 
 #[tokio::test]
 async fn the_lambda_binary_enrolls_an_instance_on_the_emulator() {
+    enrolls_an_instance_on_the_emulator(Path::new(BINARY)).await;
+}
+
+/// The artifact that would be uploaded: the deployment zip's `bootstrap` enrolls the same way.
+#[tokio::test]
+#[ignore = "needs scripts/package's zips (FLEETLOG_LAMBDA_ZIPS); scripts/test runs it"]
+async fn the_deployment_zip_enrolls_an_instance_on_the_emulator() {
+    enrolls_an_instance_on_the_emulator(&deployment_bootstrap("fleetlog-enroller")).await;
+}
+
+async fn enrolls_an_instance_on_the_emulator(binary: &Path) {
     let emulator = Emulator::start().unwrap();
     let stack = LocalStack::deploy(&emulator.sdk_config().await).await.unwrap();
     let configs = PathBuf::from("../../agent-configs");
-    let vars = TemplateVars { log_group_prefix: stack.log_group_prefix.clone() };
-    let (_, published) = fleetlog_cli::configs::publish(
-        &stack.clients.ssm,
-        &[configs],
-        fleetlog_cli::DEFAULT_PARAMETER_PREFIX,
-        &vars,
-        false,
-    )
-    .await
-    .unwrap();
+    let (_, published) =
+        fleetlog_cli::configs::publish(&stack.clients.ssm, &[configs], &stack.rendering(), false).await.unwrap();
     assert!(published);
     let id = stack.launch(Platform::Linux, &[MANAGEMENT_TAG], 1).await.unwrap().remove(0);
 
@@ -97,7 +101,7 @@ async fn the_lambda_binary_enrolls_an_instance_on_the_emulator() {
     let mut env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     env.extend(aws_at(&emulator.endpoint));
     let event = ec2_state_change_event(&id, "running", ACCOUNT, REGION);
-    let run = run_function(Path::new(BINARY), &env, vec![("running", serde_json::to_vec(&event).unwrap())]).await;
+    let run = run_function(binary, &env, vec![("running", serde_json::to_vec(&event).unwrap())]).await;
 
     let Answer::Response(body) = &run.answers[0].1 else { panic!("{:?}\n{}", run.answers[0], run.stdout) };
     let answer: Value = serde_json::from_slice(body).unwrap();
@@ -105,6 +109,7 @@ async fn the_lambda_binary_enrolls_an_instance_on_the_emulator() {
     let record = EnrollmentStore::new(stack.clients.dynamodb.clone(), ENROLLMENT_TABLE).get(&id).await.unwrap();
     assert_eq!(record.map(|r| r.status), Some(EnrollmentStatus::Enrolled));
     let commands = stack.clients.ssm.list_commands().instance_id(&id).send().await.unwrap();
-    assert_eq!(commands.commands().len(), 2, "install and configure");
+    let documents: Vec<&str> = commands.commands().iter().filter_map(|c| c.document_name()).collect();
+    assert_eq!(documents, [fleetlog_cli::local::AGENT_DOCUMENT], "one command: fleetlog's document");
     assert_eq!(run.metric("Enrolled"), 1, "{}", run.stdout);
 }

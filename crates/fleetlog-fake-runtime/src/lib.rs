@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,6 +29,33 @@ pub fn aws_at(endpoint: &str) -> [(&str, &str); 6] {
         ("AWS_ENDPOINT_URL", endpoint),
         ("AWS_MAX_ATTEMPTS", "1"),
     ]
+}
+
+/// The `bootstrap` of a function's deployment zip, as Lambda unpacks it: `FLEETLOG_LAMBDA_ZIPS` names
+/// the folder `scripts/package` builds into (`FUNCTION/bootstrap.zip`). The zip tests are `#[ignore]`d
+/// for plain `cargo test`; `scripts/test` packages and runs them.
+pub fn deployment_bootstrap(function: &str) -> PathBuf {
+    let zips = std::env::var_os("FLEETLOG_LAMBDA_ZIPS").map(PathBuf::from).unwrap_or_else(|| {
+        panic!("FLEETLOG_LAMBDA_ZIPS is not set: run scripts/package, then point it at target/lambda")
+    });
+    let zip = zips.join(function).join("bootstrap.zip");
+    assert!(zip.is_file(), "no deployment zip at {} (scripts/package builds it)", zip.display());
+    let dir = std::env::temp_dir().join(format!("fleetlog-zip-{}-{function}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Python's zipfile unpacks as Lambda does, and python3 is on every machine scripts/test runs on.
+    let status = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&zip)
+        .arg(&dir)
+        .status()
+        .expect("python3 -m zipfile");
+    assert!(status.success(), "cannot unpack {}", zip.display());
+    let bootstrap = dir.join("bootstrap");
+    assert!(bootstrap.is_file(), "{} holds no bootstrap at its root, so Lambda could not start it", zip.display());
+    // zipfile drops the execute bit the zip records; Lambda keeps it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).expect("chmod bootstrap");
+    bootstrap
 }
 
 /// What the function posted back for an invocation.
