@@ -10,10 +10,21 @@ use aws_lambda_events::firehose::KinesisFirehoseResponse;
 use fleetlog_etl::corpus::firehose_event;
 use fleetlog_etl::decode::gzip;
 use fleetlog_etl::firehose::{PROCESSING_FAILED, transform};
-use fleetlog_fake_runtime::{Answer, NOWHERE, aws_at, run_function};
+use fleetlog_fake_runtime::{Answer, NOWHERE, aws_at, deployment_bootstrap, run_function};
 
 #[tokio::test]
 async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
+    answers_each_event(Path::new(env!("CARGO_BIN_EXE_fleetlog-etl"))).await;
+}
+
+/// The artifact that would be uploaded: the deployment zip's `bootstrap` answers the same way.
+#[tokio::test]
+#[ignore = "needs scripts/package's zips (FLEETLOG_LAMBDA_ZIPS); scripts/test runs it"]
+async fn the_deployment_zip_answers_each_event_over_the_runtime_api() {
+    answers_each_event(&deployment_bootstrap("fleetlog-etl")).await;
+}
+
+async fn answers_each_event(binary: &Path) {
     let corpus = firehose_event(200_000, 11).event;
     let not_gzip = r#"{"records":[{"recordId":"r1","approximateArrivalTimestamp":1,"data":"bm90IGd6aXA="}]}"#;
     // As a subscription-filter target it puts records to Firehose, here a port where nothing listens:
@@ -35,7 +46,7 @@ async fn the_lambda_binary_answers_each_event_over_the_runtime_api() {
         ("awslogs", serde_json::to_vec(&awslogs).unwrap()),
         ("too-big", serde_json::to_vec(&too_big).unwrap()),
     ];
-    let run = run_function(Path::new(env!("CARGO_BIN_EXE_fleetlog-etl")), &env, events).await;
+    let run = run_function(binary, &env, events).await;
     let answers = &run.answers;
     let ids: Vec<&str> = answers.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["batch", "not-gzip", "unknown", "not-an-object", "awslogs", "too-big"]);
