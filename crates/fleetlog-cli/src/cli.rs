@@ -36,6 +36,10 @@ pub struct GlobalArgs {
     /// Send every AWS request here (a local emulator, a VPC endpoint).
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
+    /// The fleetlog CloudFormation stack: its outputs name the table, document, bucket, workgroup and
+    /// log group prefix, so none is typed by hand (a flag still wins over an output).
+    #[arg(long, global = true, env = "FLEETLOG_STACK")]
+    pub stack: Option<String>,
     /// How to print results: tables for people, JSON or CSV for scripts.
     #[arg(long, short, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -83,6 +87,9 @@ pub enum Command {
     },
     /// Run SQL (or a named query) on the log table: Athena, or --local with an embedded engine.
     Query(QueryArgs),
+    /// Deploy or update the stack (infra/fleetlog.yaml): the Lambda zips and the template go to the
+    /// code bucket under content addresses, so a new build is always deployed.
+    Deploy(DeployArgs),
     /// The whole pipeline on this machine, against a local AWS API emulator on 127.0.0.1.
     #[command(subcommand)]
     Local(LocalCommand),
@@ -123,14 +130,19 @@ pub struct ConfigArgs {
     /// Build the log group prefix CCP-logs-NAME-ACCOUNT_ID-REGION (account id from STS).
     #[arg(long, env = "FLEETLOG_ACCOUNT_NAME")]
     pub account_name: Option<String>,
+    /// Also let configs read files under this folder (repeat, or comma-separate); by default only
+    /// /var/log/, the agent's own logs and C:\ProgramData\Amazon\. The enroller reads the same variable.
+    #[arg(long = "allow-path", env = "FLEETLOG_ALLOWED_LOG_PATHS", value_delimiter = ',', value_name = "FOLDER")]
+    pub allow_path: Vec<String>,
 }
 
-/// Where the deployed stack keeps things; defaults are the stack's.
+/// Where the deployed stack keeps things: a flag (or its variable), else the `--stack` output, else
+/// the local deployment's name.
 #[derive(Debug, Args, Clone)]
 pub struct DeploymentArgs {
-    /// The enrollment table (DynamoDB).
-    #[arg(long, env = "FLEETLOG_ENROLLMENT_TABLE", default_value = "fleetlog-enrollments")]
-    pub table: String,
+    /// The enrollment table (DynamoDB) [default: the stack's EnrollmentTable, else fleetlog-enrollments].
+    #[arg(long, env = "FLEETLOG_ENROLLMENT_TABLE")]
+    pub table: Option<String>,
     /// The management tag key (exact case).
     #[arg(long, env = "FLEETLOG_MANAGEMENT_TAG_KEY", default_value = "fleetlog:managed")]
     pub tag_key: String,
@@ -140,6 +152,13 @@ pub struct DeploymentArgs {
     /// The name of fleetlog's subscription filters.
     #[arg(long, env = "FLEETLOG_SUBSCRIPTION_FILTER_NAME", default_value = "fleetlog")]
     pub filter_name: String,
+    /// fleetlog's SSM Command document, which `offboard` sends to stop the agent [default: the
+    /// stack's AgentDocument, else fleetlog-agent].
+    #[arg(long, env = "FLEETLOG_AGENT_DOCUMENT")]
+    pub agent_document: Option<String>,
+    /// The document version commands run: a number, or $DEFAULT.
+    #[arg(long, env = "FLEETLOG_AGENT_DOCUMENT_VERSION", default_value = fleetlog_core::commands::DEFAULT_DOCUMENT_VERSION)]
+    pub agent_document_version: String,
 }
 
 #[derive(Debug, Args)]
@@ -158,18 +177,45 @@ pub struct QueryArgs {
     /// on dt and hour skip the objects of other partitions, as on Athena.
     #[arg(long)]
     pub local: bool,
-    /// With --local: s3://bucket/prefix (AWS or --endpoint-url) or a folder of downloaded objects.
-    #[arg(long, env = "FLEETLOG_LOG_SOURCE", default_value = "s3://fleetlog-logs/logs/")]
-    pub source: String,
-    /// Athena workgroup (results location, encryption and scan limit come from it).
-    #[arg(long, env = "FLEETLOG_ATHENA_WORKGROUP", default_value = "fleetlog")]
-    pub workgroup: String,
-    /// Glue database.
-    #[arg(long, env = "FLEETLOG_ATHENA_DATABASE", default_value = fleetlog_etl::schema::DATABASE)]
-    pub database: String,
+    /// With --local: s3://bucket/prefix (AWS or --endpoint-url) or a folder of downloaded objects
+    /// [default: the stack's LogSource, else s3://fleetlog-logs/logs/].
+    #[arg(long, env = "FLEETLOG_LOG_SOURCE")]
+    pub source: Option<String>,
+    /// Athena workgroup (results location, encryption and scan limit come from it) [default: the
+    /// stack's WorkGroup, else fleetlog].
+    #[arg(long, env = "FLEETLOG_ATHENA_WORKGROUP")]
+    pub workgroup: Option<String>,
+    /// Glue database [default: the stack's Database, else fleetlog].
+    #[arg(long, env = "FLEETLOG_ATHENA_DATABASE")]
+    pub database: Option<String>,
     /// Give up waiting for Athena after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Build the zips first: scripts/package [--arch arm64|x86_64]. The code bucket must exist in \
+                        the stack's region. The stack needs CAPABILITY_IAM (it creates roles); deploy passes it.")]
+pub struct DeployArgs {
+    /// S3 bucket for the Lambda zips and the template (content-addressed keys under fleetlog/).
+    #[arg(long, env = "FLEETLOG_CODE_BUCKET")]
+    pub code_bucket: String,
+    /// Where scripts/package left the zips (FUNCTION/bootstrap.zip).
+    #[arg(long, default_value = "target/lambda")]
+    pub zips: PathBuf,
+    /// A stack parameter, KEY=VALUE (repeat): AccountName, Architecture, AthenaQueryRoleArns, …
+    #[arg(long = "parameter", short = 'p', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub parameters: Vec<(String, String)>,
+    /// Give up waiting for CloudFormation after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

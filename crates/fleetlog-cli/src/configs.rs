@@ -5,12 +5,23 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_ssm::types::{ParameterTier as SsmTier, ParameterType};
-use fleetlog_core::agent_config::{AgentConfigSummary, ParameterTier, TemplateVars, render_template, summarize};
+use fleetlog_core::agent_config::{
+    AgentConfigSummary, ConfigPolicy, ParameterTier, TemplateVars, render_template, summarize,
+};
 use fleetlog_core::commands::ConfigParameterName;
 use serde_json::{Value, json};
 
 use crate::output::{Report, Table};
 use crate::sdk_error;
+
+/// How configs are named, rendered and checked: the deployment's parameter prefix, the values of the
+/// template variables, and the policy the enroller applies at enrollment.
+#[derive(Debug, Clone)]
+pub struct Rendering {
+    pub parameter_prefix: String,
+    pub vars: TemplateVars,
+    pub policy: ConfigPolicy,
+}
 
 /// One agent config file, checked and rendered for publishing.
 #[derive(Debug, Clone)]
@@ -59,8 +70,10 @@ pub fn config_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Checks and renders one file: structure, name, template variables, and size for Parameter Store.
-pub fn load(path: &Path, prefix: &str, vars: &TemplateVars) -> Result<AgentConfigFile, InvalidConfig> {
+/// Checks and renders one file: structure, name, template variables, policy (log groups under the
+/// prefix, files in the allowed paths, no redirection) and size for Parameter Store.
+pub fn load(path: &Path, rendering: &Rendering) -> Result<AgentConfigFile, InvalidConfig> {
+    let (prefix, vars) = (rendering.parameter_prefix.as_str(), &rendering.vars);
     let invalid = |problem: String| InvalidConfig { path: path.to_owned(), problem };
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let (platform, profile, parameter) =
@@ -68,6 +81,7 @@ pub fn load(path: &Path, prefix: &str, vars: &TemplateVars) -> Result<AgentConfi
     let template = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
     let text = render_template(&template, vars).map_err(|e| invalid(e.to_string()))?;
     let summary = summarize(&text).map_err(|e| invalid(e.to_string()))?;
+    rendering.policy.check(&summary).map_err(|e| invalid(e.to_string()))?;
     // Stored compact: the size that counts against the tier limit is the stored one.
     let value: Value = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
     let rendered = value.to_string();
@@ -75,15 +89,11 @@ pub fn load(path: &Path, prefix: &str, vars: &TemplateVars) -> Result<AgentConfi
     Ok(AgentConfigFile { path: path.to_owned(), parameter, platform, profile, rendered, summary, tier })
 }
 
-pub fn load_all(
-    paths: &[PathBuf],
-    prefix: &str,
-    vars: &TemplateVars,
-) -> Result<(Vec<AgentConfigFile>, Vec<InvalidConfig>)> {
+pub fn load_all(paths: &[PathBuf], rendering: &Rendering) -> Result<(Vec<AgentConfigFile>, Vec<InvalidConfig>)> {
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for path in config_paths(paths)? {
-        match load(&path, prefix, vars) {
+        match load(&path, rendering) {
             Ok(config) => good.push(config),
             Err(e) => bad.push(e),
         }
@@ -104,8 +114,8 @@ fn invalid_json(bad: &[InvalidConfig]) -> Vec<Value> {
 }
 
 /// `configs validate`: `Err` when any file is invalid (after reporting all of them).
-pub fn validate(paths: &[PathBuf], prefix: &str, vars: &TemplateVars) -> Result<(Report, bool)> {
-    let (good, bad) = load_all(paths, prefix, vars)?;
+pub fn validate(paths: &[PathBuf], rendering: &Rendering) -> Result<(Report, bool)> {
+    let (good, bad) = load_all(paths, rendering)?;
     let mut table = Table::new(&["file", "parameter", "platform", "log groups", "bytes", "tier"]);
     let mut items = Vec::new();
     for c in &good {
@@ -153,11 +163,10 @@ fn same_config(a: &str, b: &str) -> bool {
 pub async fn publish(
     ssm: &aws_sdk_ssm::Client,
     paths: &[PathBuf],
-    prefix: &str,
-    vars: &TemplateVars,
+    rendering: &Rendering,
     force: bool,
 ) -> Result<(Report, bool)> {
-    let (good, bad) = load_all(paths, prefix, vars)?;
+    let (good, bad) = load_all(paths, rendering)?;
     if !bad.is_empty() {
         let report = Report {
             json: json!({ "published": [], "invalid": invalid_json(&bad) }),
@@ -213,13 +222,8 @@ pub async fn publish(
 }
 
 /// `configs diff`: local (rendered) against stored, as a unified diff of pretty-printed JSON.
-pub async fn diff(
-    ssm: &aws_sdk_ssm::Client,
-    paths: &[PathBuf],
-    prefix: &str,
-    vars: &TemplateVars,
-) -> Result<(Report, bool)> {
-    let (good, bad) = load_all(paths, prefix, vars)?;
+pub async fn diff(ssm: &aws_sdk_ssm::Client, paths: &[PathBuf], rendering: &Rendering) -> Result<(Report, bool)> {
+    let (good, bad) = load_all(paths, rendering)?;
     let mut table = Table::new(&["parameter", "file", "stored version", "status"]);
     let mut items = Vec::new();
     let mut notes = Vec::new();

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use fleetlog_core::Platform;
-use fleetlog_core::agent_config::TemplateVars;
 use fleetlog_core::events::ec2_state_change_event;
 use fleetlog_core::tags::ManagementTag;
 use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, drain_queue};
@@ -103,15 +102,8 @@ async fn bring_up(n: &mut Narrator, configs: &Path) -> Result<(Emulator, LocalSt
     ));
 
     n.step("Publishing the CloudWatch agent configs from agent-configs/ to Parameter Store");
-    let vars = TemplateVars { log_group_prefix: stack.log_group_prefix.clone() };
-    let (report, ok) = crate::configs::publish(
-        &stack.clients.ssm,
-        &[configs.to_owned()],
-        crate::DEFAULT_PARAMETER_PREFIX,
-        &vars,
-        false,
-    )
-    .await?;
+    let (report, ok) =
+        crate::configs::publish(&stack.clients.ssm, &[configs.to_owned()], &stack.rendering(), false).await?;
     n.report(&report)?;
     if !ok {
         bail!("the agent configs in {} are invalid", configs.display());
@@ -179,6 +171,10 @@ fn fleet_for(stack: &LocalStack) -> Fleet {
         &stack.config,
         FleetOptions {
             management_tag: ManagementTag { key: MANAGEMENT_TAG.0.into(), value: MANAGEMENT_TAG.1.into() },
+            agent_document: fleetlog_core::commands::AgentDocument {
+                name: crate::local::AGENT_DOCUMENT.into(),
+                version: fleetlog_core::commands::DEFAULT_DOCUMENT_VERSION.into(),
+            },
             table: ENROLLMENT_TABLE.into(),
             subscription_filter: "fleetlog".into(),
         },

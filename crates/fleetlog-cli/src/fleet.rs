@@ -12,6 +12,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_ssm::types::InstanceInformationStringFilter;
 use fleetlog_aws::Clients;
 use fleetlog_aws::store::EnrollmentStore;
+use fleetlog_core::commands::{AgentDocument, ConfigParameterName};
 use fleetlog_core::events::{FLEETLOG_SOURCE, RECONCILE_REQUEST, reconcile_request_detail};
 use fleetlog_core::instance::is_instance_id;
 use fleetlog_core::plan::{Decision, EnrollmentRecord, SkipReason, decide};
@@ -29,6 +30,8 @@ use crate::sdk_error;
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
     pub management_tag: ManagementTag,
+    /// fleetlog's SSM document, which `offboard` sends to stop the agent.
+    pub agent_document: AgentDocument,
     pub table: String,
     pub subscription_filter: String,
 }
@@ -142,10 +145,13 @@ impl Fleet {
         })
     }
 
-    /// `offboard`: remove the management tag and ask the enroller to offboard them now. Logs stay.
+    /// `offboard`: stop the agent on enrolled running instances (while they still carry the tag the
+    /// role's SendCommand grant requires), remove the management tag and ask the enroller to offboard
+    /// them now. Logs stay.
     pub async fn offboard(&self, ids: &[String]) -> Result<Report> {
         let ids = checked_ids(ids)?;
         let instances = self.existing(&ids).await?;
+        let stopped = self.stop_agents(&instances).await?;
         let key = &self.options.management_tag.key;
         self.clients
             .ec2
@@ -156,18 +162,48 @@ impl Fleet {
             .await
             .map_err(sdk_error("DeleteTags"))?;
         self.request_check(&ids).await?;
-        let mut table = Table::new(&["instance", "action"]);
+        let mut table = Table::new(&["instance", "agent", "action"]);
         let mut items = Vec::new();
         for i in &instances {
-            table
-                .row(vec![i.id.clone(), "tag removed; the enroller removes its alarms and ends its enrollment".into()]);
-            items.push(json!({ "instance_id": i.id, "untagged": true }));
+            let agent = stopped.get(&i.id).cloned().unwrap_or_else(|| "not enrolled here; left alone".to_owned());
+            table.row(vec![
+                i.id.clone(),
+                agent.clone(),
+                "tag removed; the enroller removes its alarms and ends its enrollment".into(),
+            ]);
+            items.push(json!({ "instance_id": i.id, "untagged": true, "agent": agent }));
         }
         Ok(Report {
             json: json!({ "instances": items }),
             tables: vec![table],
             notes: vec!["Log groups and the logs already collected are kept.".into()],
         })
+    }
+
+    /// Sends fleetlog's document with `action=stop` to each running instance enrolled with a config,
+    /// and says per instance what came of it. A failure to stop does not stop the offboarding.
+    async fn stop_agents(&self, instances: &[Instance]) -> Result<BTreeMap<String, String>> {
+        let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
+        let records = self.store.get_many(&ids).await?;
+        let mut said = BTreeMap::new();
+        for instance in instances {
+            let Some(record) = records.get(&instance.id).filter(|r| r.is_enrolled()) else { continue };
+            if instance.state != InstanceState::Running {
+                said.insert(instance.id.clone(), format!("not stopped: the instance is {}", instance.state.as_str()));
+                continue;
+            }
+            let Ok(parameter) = ConfigParameterName::new(record.config_parameter.clone()) else { continue };
+            let spec = self.options.agent_document.stop(&parameter);
+            let outcome =
+                match fleetlog_aws::ssm::send_command(&self.clients.ssm, &spec, std::slice::from_ref(&instance.id))
+                    .await
+                {
+                    Ok(command_id) => format!("stop sent (command {command_id})"),
+                    Err(e) => format!("not stopped: {e}"),
+                };
+            said.insert(instance.id.clone(), outcome);
+        }
+        Ok(said)
     }
 
     /// `reconcile`: ask for a sweep, or with `dry_run` print what a sweep would do.

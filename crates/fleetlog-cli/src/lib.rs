@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod local;
 pub mod output;
 pub mod query;
+pub mod stack;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,17 +19,21 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use clap::CommandFactory;
-use fleetlog_core::agent_config::TemplateVars;
+use fleetlog_core::agent_config::{ConfigPolicy, TemplateVars};
 use fleetlog_core::log_groups::default_log_group_prefix;
 use fleetlog_core::tags::ManagementTag;
 
-use cli::{Cli, Command, ConfigArgs, ConfigsCommand, DeploymentArgs, GlobalArgs, LocalCommand, QueryArgs};
+use cli::{Cli, Command, ConfigArgs, ConfigsCommand, DeployArgs, DeploymentArgs, GlobalArgs, LocalCommand, QueryArgs};
 use output::Report;
+use stack::{StackOutputs, outputs, setting};
 
 /// Agent config parameters are named `{prefix}-{platform}[-{profile}]`; the enroller's default.
 pub const DEFAULT_PARAMETER_PREFIX: &str = "AmazonCloudWatch-fleetlog";
 /// `configs validate` without a prefix renders templates with this example.
 const EXAMPLE_LOG_GROUP_PREFIX: &str = "CCP-logs-example-123456789012-us-east-1";
+/// Names the CLI uses without `--stack` or a flag: the local deployment's (`fleetlog local`).
+const DEFAULT_TABLE: &str = local::ENROLLMENT_TABLE;
+const DEFAULT_WORKGROUP: &str = "fleetlog";
 
 /// Turns an SDK error into one line: the service's code and message, or the cause chain of a
 /// connection failure.
@@ -92,18 +97,19 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Configs(command) => run_configs(global, command).await,
         Command::Enroll { instances, deployment } => {
-            Ok(fleet(global, &deployment).await.enroll(&instances).await?.into())
+            Ok(fleet(global, &deployment).await?.enroll(&instances).await?.into())
         }
         Command::Offboard { instances, deployment } => {
-            Ok(fleet(global, &deployment).await.offboard(&instances).await?.into())
+            Ok(fleet(global, &deployment).await?.offboard(&instances).await?.into())
         }
         Command::Status { instances, deployment } => {
-            Ok(fleet(global, &deployment).await.status(&instances).await?.into())
+            Ok(fleet(global, &deployment).await?.status(&instances).await?.into())
         }
         Command::Reconcile { dry_run, deployment } => {
-            Ok(fleet(global, &deployment).await.reconcile(dry_run).await?.into())
+            Ok(fleet(global, &deployment).await?.reconcile(dry_run).await?.into())
         }
         Command::Query(args) => run_query(global, args).await.map(Outcome::from),
+        Command::Deploy(args) => run_deploy(global, args).await.map(Outcome::from),
         Command::Local(LocalCommand::Demo { configs }) => {
             Ok(demo::demo(&configs, global.output == output::OutputFormat::Table).await?.into())
         }
@@ -118,26 +124,77 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     }
 }
 
-async fn fleet(global: &GlobalArgs, deployment: &DeploymentArgs) -> fleet::Fleet {
+/// The stack's outputs when `--stack` names one.
+async fn stack_outputs(global: &GlobalArgs, config: &SdkConfig) -> Result<Option<StackOutputs>> {
+    match &global.stack {
+        Some(name) => Ok(Some(StackOutputs::read(config, name).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn fleet(global: &GlobalArgs, deployment: &DeploymentArgs) -> Result<fleet::Fleet> {
     let config = sdk_config(global).await;
-    fleet::Fleet::new(
+    let stack = stack_outputs(global, &config).await?;
+    let stack = stack.as_ref();
+    Ok(fleet::Fleet::new(
         &config,
         fleet::FleetOptions {
             management_tag: ManagementTag { key: deployment.tag_key.clone(), value: deployment.tag_value.clone() },
-            table: deployment.table.clone(),
+            agent_document: fleetlog_core::commands::AgentDocument {
+                name: setting(
+                    deployment.agent_document.as_deref(),
+                    stack,
+                    outputs::AGENT_DOCUMENT,
+                    local::AGENT_DOCUMENT,
+                )?,
+                version: deployment.agent_document_version.clone(),
+            },
+            table: setting(deployment.table.as_deref(), stack, outputs::ENROLLMENT_TABLE, DEFAULT_TABLE)?,
             subscription_filter: deployment.filter_name.clone(),
         },
-    )
+    ))
+}
+
+async fn run_deploy(global: &GlobalArgs, args: DeployArgs) -> Result<Report> {
+    let Some(stack) = global.stack.clone() else {
+        bail!("name the stack to deploy with --stack NAME (or FLEETLOG_STACK)");
+    };
+    let config = sdk_config(global).await;
+    let s3 = local::s3_client(&config);
+    let options = stack::DeployOptions {
+        stack,
+        code_bucket: args.code_bucket,
+        zips: args.zips,
+        parameters: args.parameters,
+        timeout: Duration::from_secs(args.timeout),
+    };
+    stack::deploy(&config, &s3, &options).await
 }
 
 fn config_paths(args: &ConfigArgs) -> Vec<PathBuf> {
     if args.paths.is_empty() { vec![default_configs_dir()] } else { args.paths.clone() }
 }
 
-/// The log group prefix templates are rendered with: given, or built from the account name.
+/// How configs are rendered and checked: the log group prefix (given, or built from the account
+/// name) fills the templates and bounds the groups they may name.
+async fn rendering(global: &GlobalArgs, args: &ConfigArgs, config: Option<&SdkConfig>) -> Result<configs::Rendering> {
+    let vars = template_vars(global, args, config).await?;
+    let policy = ConfigPolicy::new(vars.log_group_prefix.clone(), &args.allow_path);
+    Ok(configs::Rendering { parameter_prefix: args.parameter_prefix.clone(), vars, policy })
+}
+
 async fn template_vars(global: &GlobalArgs, args: &ConfigArgs, config: Option<&SdkConfig>) -> Result<TemplateVars> {
     if let Some(prefix) = &args.log_group_prefix {
         return Ok(TemplateVars { log_group_prefix: prefix.clone() });
+    }
+    if global.stack.is_some() && args.account_name.is_none() {
+        let config = match config {
+            Some(c) => c.clone(),
+            None => sdk_config(global).await,
+        };
+        if let Some(outputs) = stack_outputs(global, &config).await? {
+            return Ok(TemplateVars { log_group_prefix: outputs.get(outputs::LOG_GROUP_PREFIX)?.to_owned() });
+        }
     }
     let (name, config) = match (&args.account_name, config) {
         // Validation talks to no AWS account: it renders with an example prefix.
@@ -156,20 +213,19 @@ async fn template_vars(global: &GlobalArgs, args: &ConfigArgs, config: Option<&S
 async fn run_configs(global: &GlobalArgs, command: ConfigsCommand) -> Result<Outcome> {
     let (report, success) = match command {
         ConfigsCommand::Validate(args) => {
-            let vars = template_vars(global, &args, None).await?;
-            configs::validate(&config_paths(&args), &args.parameter_prefix, &vars)?
+            configs::validate(&config_paths(&args), &rendering(global, &args, None).await?)?
         }
         ConfigsCommand::Publish { args, force } => {
             let config = sdk_config(global).await;
-            let vars = template_vars(global, &args, Some(&config)).await?;
+            let rendering = rendering(global, &args, Some(&config)).await?;
             let ssm = aws_sdk_ssm::Client::new(&config);
-            configs::publish(&ssm, &config_paths(&args), &args.parameter_prefix, &vars, force).await?
+            configs::publish(&ssm, &config_paths(&args), &rendering, force).await?
         }
         ConfigsCommand::Diff(args) => {
             let config = sdk_config(global).await;
-            let vars = template_vars(global, &args, Some(&config)).await?;
+            let rendering = rendering(global, &args, Some(&config)).await?;
             let ssm = aws_sdk_ssm::Client::new(&config);
-            configs::diff(&ssm, &config_paths(&args), &args.parameter_prefix, &vars).await?
+            configs::diff(&ssm, &config_paths(&args), &rendering).await?
         }
     };
     Ok(Outcome { report: Some(report), success })
@@ -180,9 +236,21 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
         return Ok(query::list_named());
     }
     let sql = query::resolve_sql(args.sql.as_deref().unwrap_or_default()).to_owned();
+    // Only a stack lookup needs AWS before the query itself (a folder source needs none at all).
+    let stack = match &global.stack {
+        Some(_) => stack_outputs(global, &sdk_config(global).await).await?,
+        None => None,
+    };
+    let stack = stack.as_ref();
     if args.local {
+        let source = setting(
+            args.source.as_deref(),
+            stack,
+            outputs::LOG_SOURCE,
+            &format!("s3://{}/{}", local::BUCKET, local::LOGS_PREFIX),
+        )?;
         // A folder needs no AWS configuration (nor its lookups and warnings when there is none).
-        let objects = match query::LocalSource::parse(&args.source) {
+        let objects = match query::LocalSource::parse(&source) {
             query::LocalSource::Dir(dir) => query::LocalObjects::in_folder(&dir)?,
             query::LocalSource::S3 { bucket, prefix } => {
                 let s3 = local::s3_client(&sdk_config(global).await);
@@ -197,7 +265,7 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
         let note = format!(
             "{} row(s); read {read} of {count} object(s) under {} with the embedded engine.",
             result.rows.len(),
-            args.source
+            source
         );
         let stats = serde_json::json!({ "engine": "local", "objects": count, "objects_read": read });
         return Ok(result.report(stats, vec![note]));
@@ -205,8 +273,8 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
     let config = sdk_config(global).await;
     let athena = aws_sdk_athena::Client::new(&config);
     let options = query::AthenaOptions {
-        workgroup: args.workgroup,
-        database: args.database,
+        workgroup: setting(args.workgroup.as_deref(), stack, outputs::WORK_GROUP, DEFAULT_WORKGROUP)?,
+        database: setting(args.database.as_deref(), stack, outputs::DATABASE, fleetlog_etl::schema::DATABASE)?,
         timeout: Duration::from_secs(args.timeout),
     };
     let (result, stats) = query::run_athena(&athena, &sql, &options).await?;

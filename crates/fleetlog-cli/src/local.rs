@@ -31,6 +31,8 @@ use crate::sdk_error;
 pub const ENROLL_QUEUE: &str = "fleetlog-enroll";
 pub const ENROLL_DLQ: &str = "fleetlog-enroll-dlq";
 pub const ENROLLMENT_TABLE: &str = "fleetlog-enrollments";
+/// fleetlog's SSM Command document, named as the stack names it (`{stack}-agent`, stack `fleetlog`).
+pub const AGENT_DOCUMENT: &str = "fleetlog-agent";
 pub const BUCKET: &str = "fleetlog-logs";
 /// The subscription filters' destination. In AWS this stream runs the ETL as its transformation;
 /// the emulator cannot, so it lands raw payloads under `raw/` for [`LogPump`].
@@ -116,6 +118,7 @@ impl LocalStack {
             events.put_targets().rule(rule).targets(target).send().await.map_err(sdk_error("PutTargets"))?;
         }
 
+        create_agent_document(&clients.ssm).await?;
         fleetlog_aws::store::EnrollmentStore::new(clients.dynamodb.clone(), ENROLLMENT_TABLE)
             .create_table_if_missing()
             .await?;
@@ -154,7 +157,18 @@ impl LocalStack {
             ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN".to_owned(), self.raw_stream_arn.clone()),
             ("FLEETLOG_SUBSCRIPTION_ROLE_ARN".to_owned(), SUBSCRIPTION_ROLE_ARN.to_owned()),
             ("FLEETLOG_DEAD_LETTER_QUEUE_URL".to_owned(), self.dlq_url.clone()),
+            ("FLEETLOG_AGENT_DOCUMENT".to_owned(), AGENT_DOCUMENT.to_owned()),
+            ("FLEETLOG_LOG_GROUP_PREFIX".to_owned(), self.log_group_prefix.clone()),
         ])
+    }
+
+    /// How `configs publish` renders and checks configs for this deployment.
+    pub fn rendering(&self) -> crate::configs::Rendering {
+        crate::configs::Rendering {
+            parameter_prefix: crate::DEFAULT_PARAMETER_PREFIX.to_owned(),
+            vars: fleetlog_core::agent_config::TemplateVars { log_group_prefix: self.log_group_prefix.clone() },
+            policy: fleetlog_core::agent_config::ConfigPolicy::new(self.log_group_prefix.clone(), &[]),
+        }
     }
 
     /// The enroller, configured as the stack configures it (plus `overrides`), on `clients`.
@@ -246,6 +260,24 @@ impl LocalStack {
 /// S3 with path-style addressing, which the emulator needs (no per-bucket host names on loopback).
 pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build())
+}
+
+/// fleetlog's Command document, as the stack creates it ([`fleetlog_core::commands::agent_document`]).
+async fn create_agent_document(ssm: &aws_sdk_ssm::Client) -> Result<()> {
+    let content = fleetlog_core::commands::agent_document().to_string();
+    let created = ssm
+        .create_document()
+        .name(AGENT_DOCUMENT)
+        .document_type(aws_sdk_ssm::types::DocumentType::Command)
+        .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+        .content(content)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_document_already_exists()) => Ok(()),
+        Err(e) => Err(sdk_error("CreateDocument")(e)),
+    }
 }
 
 async fn create_queue(

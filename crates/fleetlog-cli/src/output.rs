@@ -116,6 +116,14 @@ pub fn progress_bar(len: usize, message: String, show: bool) -> ProgressBar {
     progress
 }
 
+/// A spinner with a changing message on stderr, for waits of unknown length (hidden when stderr is
+/// not a terminal).
+pub fn spinner(message: &str) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner().with_message(message.to_owned());
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    spinner
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

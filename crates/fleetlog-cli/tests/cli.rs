@@ -8,7 +8,7 @@ use std::process::Output;
 
 use aws_sdk_ec2::types::InstanceType;
 use fleetlog_cli::emulator::{Emulator, REGION};
-use fleetlog_cli::local::LocalStack;
+use fleetlog_cli::local::{AGENT_DOCUMENT, LocalStack};
 use fleetlog_core::Platform;
 use fleetlog_enroller::State;
 use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, drain_queue};
@@ -147,6 +147,32 @@ fn configs_validate_reports_tiers_and_refuses_bad_configs() {
     let misnamed = write(dir.path(), "macos.json", "{}");
     fails_with(&fleetlog(None, &["configs", "validate", misnamed.to_str().unwrap()]), "must be named linux");
     fails_with(&fleetlog(None, &["configs", "validate", "/no/such/path.json"]), "does not exist");
+
+    // Policy: groups under the prefix, files in the allowed paths, nothing sent elsewhere.
+    let group_outside = write(
+        dir.path(),
+        "linux-outside.json",
+        r#"{"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/var/log/x", "log_group_name": "web/{instance_id}"}]}}}}"#,
+    );
+    fails_with(
+        &fleetlog(None, &["configs", "validate", group_outside.to_str().unwrap()]),
+        "outside fleetlog's log groups",
+    );
+    let shadow = write(
+        dir.path(),
+        "linux-shadow.json",
+        r#"{"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/etc/shadow", "log_group_name": "${fleetlog:LogGroupPrefix}/x"}]}}}}"#,
+    );
+    let shadow_arg = shadow.to_str().unwrap();
+    fails_with(&fleetlog(None, &["configs", "validate", shadow_arg]), "outside the allowed paths");
+    // An operator can allow a folder.
+    json_of(&fleetlog(None, &["configs", "validate", "-o", "json", "--allow-path", "/etc/", shadow_arg]));
+    let redirect = write(
+        dir.path(),
+        "linux-redirect.json",
+        r#"{"logs": {"endpoint_override": "https://logs.example.invalid", "logs_collected": {}}}"#,
+    );
+    fails_with(&fleetlog(None, &["configs", "validate", redirect.to_str().unwrap()]), "$.logs.endpoint_override");
 }
 
 #[tokio::test]
@@ -241,6 +267,17 @@ async fn enroll_status_offboard_and_reconcile() {
 
     let offboarded = json_of(&local.run(&["offboard", "-o", "json", &id]));
     assert_eq!(offboarded["instances"][0]["untagged"], true);
+    // The agent is stopped through fleetlog's document while the tag still admits the command.
+    let agent = offboarded["instances"][0]["agent"].as_str().unwrap();
+    assert!(agent.starts_with("stop sent"), "{offboarded}");
+    let commands = local.stack.clients.ssm.list_commands().instance_id(&id).send().await.unwrap();
+    let stops = commands
+        .commands()
+        .iter()
+        .filter(|c| c.document_name() == Some(AGENT_DOCUMENT))
+        .filter(|c| c.parameters().and_then(|p| p.get("action")).is_some_and(|a| a == &["stop"]))
+        .count();
+    assert_eq!(stops, 1, "{commands:?}");
     assert_eq!(local.deliver().await, 1);
     let after = json_of(&local.run(&["status", "-o", "json", &id]));
     assert_eq!(after["instances"][0]["status"], "offboarded");

@@ -1,0 +1,270 @@
+//! The deployed stack: `--stack NAME` reads its outputs so no resource name is typed by hand, and
+//! `fleetlog deploy` puts the Lambda code and the template in S3 under content addresses and creates
+//! or updates the stack.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_config::SdkConfig;
+use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::output::{Report, Table, spinner};
+use crate::sdk_error;
+
+/// infra/fleetlog.yaml, the template `deploy` deploys.
+pub const TEMPLATE: &str = include_str!("../../../infra/fleetlog.yaml");
+
+/// The outputs the CLI reads, by name (infra/fleetlog.yaml declares them; the tests check).
+pub mod outputs {
+    pub const ENROLLMENT_TABLE: &str = "EnrollmentTable";
+    pub const AGENT_DOCUMENT: &str = "AgentDocument";
+    pub const LOG_GROUP_PREFIX: &str = "LogGroupPrefix";
+    pub const LOG_SOURCE: &str = "LogSource";
+    pub const WORK_GROUP: &str = "WorkGroup";
+    pub const DATABASE: &str = "Database";
+    pub const ALL: [&str; 6] = [ENROLLMENT_TABLE, AGENT_DOCUMENT, LOG_GROUP_PREFIX, LOG_SOURCE, WORK_GROUP, DATABASE];
+}
+
+/// A stack's outputs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackOutputs(pub BTreeMap<String, String>);
+
+impl StackOutputs {
+    pub async fn read(config: &SdkConfig, stack: &str) -> Result<Self> {
+        let cfn = aws_sdk_cloudformation::Client::new(config);
+        let out = cfn.describe_stacks().stack_name(stack).send().await.map_err(sdk_error("DescribeStacks"))?;
+        let found = out.stacks().first().with_context(|| format!("no stack named {stack}"))?;
+        Ok(Self(
+            found
+                .outputs()
+                .iter()
+                .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+                .collect(),
+        ))
+    }
+
+    /// An output the CLI needs, or a clear error naming the stack's missing output.
+    pub fn get(&self, key: &str) -> Result<&str> {
+        self.0.get(key).map(String::as_str).with_context(|| {
+            format!("the stack has no output {key}; is it a fleetlog stack, deployed from this version's infra/?")
+        })
+    }
+}
+
+/// The value a setting takes: a flag or its environment variable, else the stack's output (with
+/// `--stack`), else the built-in default.
+pub fn setting(given: Option<&str>, stack: Option<&StackOutputs>, output: &str, default: &str) -> Result<String> {
+    match (given, stack) {
+        (Some(v), _) => Ok(v.to_owned()),
+        (None, Some(outputs)) => outputs.get(output).map(str::to_owned),
+        (None, None) => Ok(default.to_owned()),
+    }
+}
+
+/// The two Lambda zips as cargo lambda writes them (`DIR/<binary>/bootstrap.zip`).
+pub const FUNCTIONS: [(&str, &str); 2] = [("fleetlog-enroller", "EnrollerCodeKey"), ("fleetlog-etl", "EtlCodeKey")];
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `fleetlog/<sha256>/<name>`: a new build is a new key, so CloudFormation sees the change.
+pub fn content_key(name: &str, bytes: &[u8]) -> String {
+    format!("fleetlog/{}/{name}", sha256_hex(bytes))
+}
+
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    pub stack: String,
+    pub code_bucket: String,
+    pub zips: PathBuf,
+    pub parameters: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+/// Uploads `bytes` under `key` unless an object is already there (same key, same content).
+async fn upload_once(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<bool> {
+    match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => return Ok(false),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
+        Err(e) => return Err(sdk_error("HeadObject")(e)),
+    }
+    s3.put_object().bucket(bucket).key(key).body(bytes.into()).send().await.map_err(sdk_error("PutObject"))?;
+    Ok(true)
+}
+
+fn read_zip(dir: &Path, function: &str) -> Result<Vec<u8>> {
+    let path = dir.join(function).join("bootstrap.zip");
+    std::fs::read(&path).with_context(|| format!("cannot read {} (scripts/package builds it)", path.display()))
+}
+
+/// `deploy`: code and template to S3 by content, then CreateStack or UpdateStack, waited for.
+pub async fn deploy(config: &SdkConfig, s3: &aws_sdk_s3::Client, options: &DeployOptions) -> Result<Report> {
+    let mut parameters: BTreeMap<String, String> = options.parameters.iter().cloned().collect();
+    parameters.insert("CodeBucket".into(), options.code_bucket.clone());
+    let mut uploads = Table::new(&["object", "result"]);
+    for (function, parameter) in FUNCTIONS {
+        let zip = read_zip(&options.zips, function)?;
+        let key = content_key(&format!("{function}.zip"), &zip);
+        let uploaded = upload_once(s3, &options.code_bucket, &key, zip).await?;
+        uploads.row(vec![format!("s3://{}/{key}", options.code_bucket), uploaded_word(uploaded)]);
+        parameters.insert(parameter.into(), key);
+    }
+    let template_key = content_key("fleetlog.yaml", TEMPLATE.as_bytes());
+    let uploaded = upload_once(s3, &options.code_bucket, &template_key, TEMPLATE.as_bytes().to_vec()).await?;
+    uploads.row(vec![format!("s3://{}/{template_key}", options.code_bucket), uploaded_word(uploaded)]);
+    let template_url = object_url(config, &options.code_bucket, &template_key);
+
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+    let exists = match cfn.describe_stacks().stack_name(&options.stack).send().await {
+        Ok(out) => out.stacks().first().is_some_and(|s| s.stack_status() != Some(&StackStatus::DeleteComplete)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.meta().message().is_some_and(|m| m.contains("does not exist"))) =>
+        {
+            false
+        }
+        Err(e) => return Err(sdk_error("DescribeStacks")(e)),
+    };
+    let stack_parameters: Vec<Parameter> =
+        parameters.iter().map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build()).collect();
+    let action = if exists {
+        let updated = cfn
+            .update_stack()
+            .stack_name(&options.stack)
+            .template_url(&template_url)
+            .set_parameters(Some(stack_parameters))
+            .capabilities(Capability::CapabilityIam)
+            .send()
+            .await;
+        match updated {
+            Ok(_) => "updated",
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.meta().message().is_some_and(|m| m.contains("No updates"))) =>
+            {
+                "unchanged"
+            }
+            Err(e) => return Err(sdk_error("UpdateStack")(e)),
+        }
+    } else {
+        cfn.create_stack()
+            .stack_name(&options.stack)
+            .template_url(&template_url)
+            .set_parameters(Some(stack_parameters))
+            .capabilities(Capability::CapabilityIam)
+            .send()
+            .await
+            .map_err(sdk_error("CreateStack"))?;
+        "created"
+    };
+    if action != "unchanged" {
+        wait_for_stack(&cfn, &options.stack, options.timeout).await?;
+    }
+    let outputs = StackOutputs::read(config, &options.stack).await?;
+    let mut table = Table::new(&["output", "value"]).titled(format!("Stack {} {action}:", options.stack));
+    for (k, v) in &outputs.0 {
+        table.row(vec![k.clone(), v.clone()]);
+    }
+    Ok(Report {
+        json: json!({ "stack": options.stack, "action": action, "parameters": parameters, "outputs": outputs.0 }),
+        tables: vec![uploads, table],
+        notes: vec![format!(
+            "Point the CLI at it with --stack {0} (or FLEETLOG_STACK={0}); `fleetlog configs publish --stack {0}` stores config changes.",
+            options.stack
+        )],
+    })
+}
+
+fn uploaded_word(uploaded: bool) -> String {
+    if uploaded { "uploaded".into() } else { "already there".into() }
+}
+
+/// The S3 URL CloudFormation fetches a template from: the endpoint's (an emulator's) when one is
+/// set, else the bucket's regional virtual-hosted URL.
+fn object_url(config: &SdkConfig, bucket: &str, key: &str) -> String {
+    match config.endpoint_url() {
+        Some(endpoint) => format!("{}/{bucket}/{key}", endpoint.trim_end_matches('/')),
+        None => {
+            let region = config.region().map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
+            format!("https://{bucket}.s3.{region}.amazonaws.com/{key}")
+        }
+    }
+}
+
+/// Waits for the stack to settle, with a spinner; a failed or rolled-back stack is an error naming
+/// the first failed resource.
+async fn wait_for_stack(cfn: &aws_sdk_cloudformation::Client, stack: &str, timeout: Duration) -> Result<()> {
+    let bar = spinner("waiting for CloudFormation");
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let out = cfn.describe_stacks().stack_name(stack).send().await.map_err(sdk_error("DescribeStacks"))?;
+        let status = out.stacks().first().and_then(|s| s.stack_status().cloned());
+        let text = status.as_ref().map_or("unknown", |s| s.as_str()).to_owned();
+        bar.set_message(text.clone());
+        if text.ends_with("_COMPLETE") && !text.contains("ROLLBACK") && !text.contains("IN_PROGRESS") {
+            bar.finish_and_clear();
+            return Ok(());
+        }
+        if text.ends_with("FAILED") || text.contains("ROLLBACK") {
+            bar.finish_and_clear();
+            let events =
+                cfn.describe_stack_events().stack_name(stack).send().await.map_err(sdk_error("DescribeStackEvents"))?;
+            let reason = events
+                .stack_events()
+                .iter()
+                .find(|e| e.resource_status().is_some_and(|s| s.as_str().ends_with("FAILED")))
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e.logical_resource_id().unwrap_or_default(),
+                        e.resource_status_reason().unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            bail!("stack {stack} is {text}: {reason}");
+        }
+        if tokio::time::Instant::now() > deadline {
+            bar.finish_and_clear();
+            bail!(
+                "stack {stack} still {text} after {}s; `aws cloudformation describe-stack-events` says why",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_address_content() {
+        let a = content_key("fleetlog-etl.zip", b"one");
+        assert_eq!(a, content_key("fleetlog-etl.zip", b"one"));
+        assert_ne!(a, content_key("fleetlog-etl.zip", b"two"));
+        assert!(a.starts_with("fleetlog/") && a.ends_with("/fleetlog-etl.zip") && a.len() == 9 + 64 + 17, "{a}");
+    }
+
+    #[test]
+    fn settings_come_from_flags_then_the_stack_then_defaults() {
+        let outputs = StackOutputs(BTreeMap::from([("EnrollmentTable".to_owned(), "stack-table".to_owned())]));
+        assert_eq!(setting(Some("flag"), Some(&outputs), "EnrollmentTable", "d").unwrap(), "flag");
+        assert_eq!(setting(None, Some(&outputs), "EnrollmentTable", "d").unwrap(), "stack-table");
+        assert_eq!(setting(None, None, "EnrollmentTable", "d").unwrap(), "d");
+        let err = setting(None, Some(&outputs), "WorkGroup", "d").unwrap_err().to_string();
+        assert!(err.contains("no output WorkGroup"), "{err}");
+    }
+
+    #[test]
+    fn the_template_fits_a_template_url() {
+        // `deploy` always sends the template by URL: a body takes at most 51,200 bytes, which the
+        // template outgrew; a URL takes up to 1 MB.
+        assert!(TEMPLATE.len() < 1_000_000);
+    }
+}
