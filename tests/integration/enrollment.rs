@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::types::AttributeValue::S;
 use fleetlog_aws::store::{CLAIM_SECONDS, Claim};
+use fleetlog_cli::local::AGENT_DOCUMENT;
 use fleetlog_core::Platform;
 use fleetlog_core::plan::EnrollmentStatus;
 use fleetlog_enroller::Work;
@@ -33,24 +34,19 @@ async fn tagged_linux_and_windows_instances_are_enrolled() {
     let report = fleet.deliver(2).await;
     assert_eq!((report.messages, report.retried), (2, 0));
 
+    // One command per instance: fleetlog's own document, with only fenced parameters.
     let linux_commands = fleet.commands_for(&linux).await;
-    let documents: BTreeSet<_> = linux_commands.iter().map(|c| c.document.as_str()).collect();
-    assert_eq!(documents, BTreeSet::from(["AWS-ConfigureAWSPackage", "AWS-RunShellScript"]));
-    let install = linux_commands.iter().find(|c| c.document == "AWS-ConfigureAWSPackage").unwrap();
-    assert_eq!(install.parameters["action"], ["Install"]);
-    assert_eq!(install.parameters["name"], ["AmazonCloudWatchAgent"]);
-    let script =
-        linux_commands.iter().find(|c| c.document == "AWS-RunShellScript").unwrap().parameters["commands"].join("\n");
-    assert!(script.contains("-c ssm:AmazonCloudWatch-fleetlog-linux"), "{script}");
-    assert!(script.contains("collectd"), "the Linux config collects collectd metrics: {script}");
-
+    assert_eq!(linux_commands.len(), 1, "{linux_commands:?}");
+    assert_eq!(linux_commands[0].document, AGENT_DOCUMENT);
+    let parameters = &linux_commands[0].parameters;
+    assert_eq!(parameters["action"], ["configure"]);
+    assert_eq!(parameters["configParameter"], ["AmazonCloudWatch-fleetlog-linux"]);
+    assert_eq!(parameters["collectd"], ["install"], "the Linux config collects collectd metrics");
     let windows_commands = fleet.commands_for(&windows).await;
-    let documents: BTreeSet<_> = windows_commands.iter().map(|c| c.document.as_str()).collect();
-    assert_eq!(documents, BTreeSet::from(["AWS-ConfigureAWSPackage", "AWS-RunPowerShellScript"]));
-    let script =
-        windows_commands.iter().find(|c| c.document == "AWS-RunPowerShellScript").unwrap().parameters["commands"]
-            .join("\n");
-    assert!(script.contains("-c ssm:AmazonCloudWatch-fleetlog-windows"), "{script}");
+    assert_eq!(windows_commands.len(), 1, "{windows_commands:?}");
+    assert_eq!(windows_commands[0].document, AGENT_DOCUMENT);
+    assert_eq!(windows_commands[0].parameters["configParameter"], ["AmazonCloudWatch-fleetlog-windows"]);
+    assert_eq!(windows_commands[0].parameters["collectd"], ["skip"]);
     assert!(linux_commands.iter().chain(&windows_commands).all(|c| !c.instance_ids.is_empty()));
 
     for group in LINUX_GROUPS.iter().chain(&WINDOWS_GROUPS) {
@@ -78,7 +74,7 @@ async fn tagged_linux_and_windows_instances_are_enrolled() {
         assert_eq!(record.platform, platform);
         assert_eq!(record.config_parameter, parameter);
         assert_eq!(record.config_version, 1);
-        assert_eq!(record.command_ids.len(), 2);
+        assert_eq!(record.command_ids.len(), 1, "one command: install and configure, in order");
         assert_eq!(record.log_groups.len(), 3);
         let mut alarms = fleet.alarms(id).await;
         alarms.sort();
@@ -121,7 +117,7 @@ async fn the_same_event_three_times_has_one_set_of_side_effects() {
     let report = fleet.deliver(1).await;
     assert_eq!(report.retried, 0);
 
-    assert_eq!(fleet.commands().await.len(), 2, "one install and one configure command");
+    assert_eq!(fleet.commands().await.len(), 1, "one command, sent once");
     assert_eq!(fleet.record(&id).await.unwrap(), after_first, "the record is untouched by the duplicate");
     assert_eq!(fleet.alarms(&id).await.len(), 4);
 }
@@ -137,7 +133,7 @@ async fn two_runs_at_once_on_the_same_instance_send_its_commands_once() {
     let (first, second) = tokio::join!(fleet.state.enroller.run(&work), other.run(&work));
     let outcomes = [first.unwrap().remove(&id).unwrap(), second.unwrap().remove(&id).unwrap()];
 
-    assert_eq!(fleet.commands().await.len(), 2, "one install and one configure command: {outcomes:?}");
+    assert_eq!(fleet.commands().await.len(), 1, "one command, sent once: {outcomes:?}");
     assert_eq!(outcomes.iter().filter(|o| matches!(o, Outcome::Enrolled { .. })).count(), 1, "{outcomes:?}");
     // The other run either waited for nothing (already enrolled) or is told to retry later, when the
     // record is there.
@@ -147,7 +143,7 @@ async fn two_runs_at_once_on_the_same_instance_send_its_commands_once() {
         let again = other.run(&work).await.unwrap().remove(&id).unwrap();
         assert!(matches!(again, Outcome::AlreadyEnrolled { .. }), "{again:?}");
     }
-    assert_eq!(fleet.commands().await.len(), 2);
+    assert_eq!(fleet.commands().await.len(), 1);
     assert_eq!(fleet.record(&id).await.unwrap().status, EnrollmentStatus::Enrolled);
 }
 
@@ -171,7 +167,7 @@ async fn an_instance_another_run_holds_is_retried_later_not_failed() {
     let work = Work { instance_ids: BTreeSet::from([id.clone()]), reconcile: false };
     let outcome = fleet.state.enroller.run(&work).await.unwrap().remove(&id).unwrap();
     assert!(matches!(outcome, Outcome::Enrolled { .. }), "{outcome:?}");
-    assert_eq!(fleet.commands().await.len(), 2);
+    assert_eq!(fleet.commands().await.len(), 1);
 }
 
 #[tokio::test]
@@ -234,7 +230,7 @@ async fn a_burst_of_120_instances_is_batched_50_per_command() {
     let total: usize = calls.values().sum();
     println!("enroller AWS calls for 120 instances: {total} ({:.2} per instance): {calls:?}", total as f64 / 120.0);
     assert_eq!(calls.get("EC2:DescribeInstances"), Some(&2), "one read per handler invocation");
-    assert_eq!(calls.get("SSM:SendCommand"), Some(&6));
+    assert_eq!(calls.get("SSM:SendCommand"), Some(&3));
     assert_eq!(calls.get("CloudWatch:PutMetricAlarm"), Some(&480), "four alarms per instance");
     assert_eq!(calls.get("DynamoDB:UpdateItem"), Some(&120), "one claim per instance, none released");
     // Per instance: four alarms, its claim and its record; the reads, log groups and commands are batched.
@@ -246,15 +242,13 @@ async fn a_burst_of_120_instances_is_batched_50_per_command() {
         "{:?}",
         commands.iter().map(|c| c.instance_ids.len()).collect::<Vec<_>>()
     );
-    for document in ["AWS-ConfigureAWSPackage", "AWS-RunShellScript"] {
-        let of_doc: Vec<_> = commands.iter().filter(|c| c.document == document).collect();
-        let targets: Vec<&String> = of_doc.iter().flat_map(|c| &c.instance_ids).collect();
-        let unique: BTreeSet<&String> = targets.iter().copied().collect();
-        assert_eq!(targets.len(), 120, "{document}: every instance exactly once");
-        assert_eq!(unique.len(), 120);
-        // Two handler invocations (100 + 20 messages) → 50 + 50 + 20.
-        assert_eq!(of_doc.len(), 3, "{document}: batched into 3 calls");
-    }
+    assert!(commands.iter().all(|c| c.document == AGENT_DOCUMENT), "{commands:?}");
+    let targets: Vec<&String> = commands.iter().flat_map(|c| &c.instance_ids).collect();
+    let unique: BTreeSet<&String> = targets.iter().copied().collect();
+    assert_eq!(targets.len(), 120, "every instance exactly once");
+    assert_eq!(unique.len(), 120);
+    // Two handler invocations (100 + 20 messages) → 50 + 50 + 20.
+    assert_eq!(commands.len(), 3, "batched into 3 calls");
     for id in &ids {
         assert_eq!(fleet.record(id).await.map(|r| r.status), Some(EnrollmentStatus::Enrolled), "{id}");
     }
@@ -321,7 +315,7 @@ async fn reconcile_enrolls_missed_instances_and_applies_new_config_versions() {
     assert_eq!(missed_record.status, EnrollmentStatus::Enrolled);
     let drifted = fleet.record(&enrolled).await.unwrap();
     assert_eq!(drifted.config_version, 2, "re-applied with the new config version");
-    assert_eq!(fleet.commands_for(&enrolled).await.len(), 4, "install + configure, twice");
+    assert_eq!(fleet.commands_for(&enrolled).await.len(), 2, "configured twice");
     assert_eq!(fleet.record(&untagged).await, None);
 }
 
@@ -349,6 +343,53 @@ async fn permanent_failures_reach_the_dlq_with_a_reason() {
     );
     assert_eq!(fleet.record(&id).await, None);
     assert_eq!(fleet.visible_messages(&fleet.queue_url).await, 0);
+}
+
+/// A config written to Parameter Store by hand (not through `configs publish`) is checked as policy
+/// at enrollment: groups outside the prefix the role may manage, files outside the allowed paths and
+/// redirection of the agent's data are refused with the reason, and nothing is created or sent.
+#[tokio::test]
+async fn configs_that_break_policy_are_refused_at_enrollment() {
+    let fleet = Fleet::with_settings(&[("FLEETLOG_ALLOWED_LOG_PATHS", "/srv/app/")]).await;
+    let prefix = fleet.log_group_prefix.clone();
+    let files = |path: &str, group: &str| {
+        format!(
+            r#"{{"logs": {{"logs_collected": {{"files": {{"collect_list": [
+            {{"file_path": "{path}", "log_group_name": "{group}", "log_stream_name": "{{instance_id}}"}}]}}}}}}}}"#
+        )
+    };
+    let cases = [
+        ("outside", files("/var/log/app.log", "web/{instance_id}"), "outside fleetlog's log groups"),
+        ("shadow", files("/etc/shadow", &format!("{prefix}/x")), "outside the allowed paths"),
+        (
+            "redirect",
+            r#"{"agent": {"credentials": {"role_arn": "arn:aws:iam::999999999999:role/x"}}, "logs": {"logs_collected": {}}}"#
+                .to_owned(),
+            "$.agent.credentials",
+        ),
+        ("extended", files("/srv/app/app.log", &format!("{prefix}/app")), ""),
+    ];
+    let mut ids = Vec::new();
+    for (profile, config, _) in &cases {
+        fleet.put_parameter(&format!("AmazonCloudWatch-fleetlog-linux-{profile}"), config).await;
+        ids.push(fleet.launch(Platform::Linux, &[MANAGED, ("fleetlog:profile", profile)], 1).await.remove(0));
+    }
+    fleet.put_state_changes(&ids, "running").await;
+    fleet.deliver(ids.len()).await;
+
+    let dead = fleet.dead_letters().await;
+    for ((_, _, reason), id) in cases.iter().zip(&ids) {
+        if reason.is_empty() {
+            // A folder the operator allowed: enrolled.
+            assert_eq!(fleet.record(id).await.map(|r| r.status), Some(EnrollmentStatus::Enrolled));
+            continue;
+        }
+        assert!(dead.iter().any(|(body, r)| body.contains(id.as_str()) && r.contains(reason)), "{reason}: {dead:?}");
+        assert_eq!(fleet.record(id).await, None);
+        assert!(fleet.commands_for(id).await.is_empty(), "nothing was sent to {id}");
+    }
+    let stray = fleet.clients.logs.describe_log_groups().log_group_name_prefix("web/").send().await.unwrap();
+    assert!(stray.log_groups().is_empty(), "no group outside the prefix was created");
 }
 
 #[tokio::test]
@@ -399,28 +440,25 @@ async fn a_profile_tag_selects_its_own_config_and_retention_and_kms_settings_app
         ),
     ])
     .await;
-    let web = r#"{"logs": {"logs_collected": {"files": {"collect_list": [
-        {"file_path": "/var/log/nginx/access.log", "log_group_name": "web/{instance_id}", "log_stream_name": "{instance_id}"}]}}}}"#;
-    fleet.put_parameter("AmazonCloudWatch-fleetlog-linux-web", web).await;
+    let web = format!(
+        r#"{{"logs": {{"logs_collected": {{"files": {{"collect_list": [
+        {{"file_path": "/var/log/nginx/access.log", "log_group_name": "{}/web/{{instance_id}}", "log_stream_name": "{{instance_id}}"}}]}}}}}}}}"#,
+        fleet.log_group_prefix
+    );
+    fleet.put_parameter("AmazonCloudWatch-fleetlog-linux-web", &web).await;
     let id = fleet.launch(Platform::Linux, &[MANAGED, ("fleetlog:profile", "web")], 1).await.remove(0);
     fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
     fleet.deliver(1).await;
 
     let record = fleet.record(&id).await.unwrap();
     assert_eq!(record.config_parameter, "AmazonCloudWatch-fleetlog-linux-web");
-    assert_eq!(record.log_groups, [format!("web/{id}")], "{{instance_id}} resolved per instance");
-    let script = fleet
-        .commands_for(&id)
-        .await
-        .into_iter()
-        .find(|c| c.document == "AWS-RunShellScript")
-        .unwrap()
-        .parameters["commands"]
-        .join("\n");
-    assert!(script.contains("-c ssm:AmazonCloudWatch-fleetlog-linux-web"), "{script}");
-    assert!(!script.contains("collectd"), "this profile collects no collectd metrics");
-    let groups =
-        fleet.clients.logs.describe_log_groups().log_group_name_prefix(format!("web/{id}")).send().await.unwrap();
+    let group_name = format!("{}/web/{id}", fleet.log_group_prefix);
+    assert_eq!(record.log_groups, std::slice::from_ref(&group_name), "{{instance_id}} resolved per instance");
+    let commands = fleet.commands_for(&id).await;
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    assert_eq!(commands[0].parameters["configParameter"], ["AmazonCloudWatch-fleetlog-linux-web"]);
+    assert_eq!(commands[0].parameters["collectd"], ["skip"], "this profile collects no collectd metrics");
+    let groups = fleet.clients.logs.describe_log_groups().log_group_name_prefix(&group_name).send().await.unwrap();
     let group = &groups.log_groups()[0];
     assert_eq!(group.retention_in_days(), Some(14));
     assert_eq!(group.kms_key_id(), Some("arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"));

@@ -123,8 +123,13 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
             r
         })
         .collect();
+    // The ETL's own client: what it calls is checked against the role the stack gives it.
+    let recorder = fleetlog_tests::calls::CallRecorder::default();
+    let etl_firehose = aws_sdk_firehose::Client::from_conf(
+        aws_sdk_firehose::config::Builder::from(&config).interceptor(recorder.clone()).build(),
+    );
     let state = EtlState {
-        firehose: firehose.clone(),
+        firehose: etl_firehose.clone(),
         region: REGION.to_owned(),
         delivery_stream: None,
         retry: RetryPolicy::default(),
@@ -138,7 +143,8 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
         .iter()
         .flat_map(|r| r.data.0.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect::<Vec<_>>())
         .collect();
-    put_all(&firehose, "fleetlog-processed", lines, RetryPolicy::default()).await.unwrap();
+    put_all(&etl_firehose, "fleetlog-processed", lines, RetryPolicy::default()).await.unwrap();
+    fleetlog_tests::iam::Deployment::local(&[]).assert_allows("EtlRole", &recorder.requests());
 
     let processed = wait_for_objects(&s3, "processed/").await;
     let mut by_message: BTreeMap<String, Value> = BTreeMap::new();

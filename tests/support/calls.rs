@@ -1,4 +1,5 @@
-//! Counts the AWS API calls a client makes (operations, not retry attempts).
+//! Counts the AWS API calls a client makes (operations, not retry attempts), and records what IAM
+//! would authorise for each of them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -6,11 +7,15 @@ use std::sync::{Arc, Mutex};
 use aws_config::SdkConfig;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use fleetlog_aws::Clients;
+
+use crate::{ACCOUNT, REGION, iam};
 
 #[derive(Debug, Clone, Default)]
 pub struct CallCounter(Arc<Mutex<BTreeMap<String, usize>>>);
@@ -31,11 +36,13 @@ impl CallCounter {
         }
     }
 
-    /// The enroller's clients, every one counted.
-    pub fn clients(&self, config: &SdkConfig) -> Clients {
+    /// The enroller's clients, every call counted and its authorisations recorded.
+    pub fn clients(&self, config: &SdkConfig, recorder: &CallRecorder) -> Clients {
         macro_rules! counted {
             ($sdk:ident) => {
-                $sdk::Client::from_conf($sdk::config::Builder::from(config).interceptor(self.clone()).build())
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(config).interceptor(self.clone()).interceptor(recorder.clone()).build(),
+                )
             };
         }
         Clients {
@@ -65,4 +72,225 @@ impl Intercept for CallCounter {
         }
         Ok(())
     }
+}
+
+/// The tags each instance has now, as the fixture set them: what `ssm:resourceTag/…` reads when a
+/// command is sent.
+pub type InstanceTags = Arc<Mutex<BTreeMap<String, BTreeMap<String, String>>>>;
+
+/// Records, for every call a client makes, the requests IAM authorises for it ([`iam::Request`]).
+#[derive(Debug, Clone, Default)]
+pub struct CallRecorder {
+    requests: Arc<Mutex<Vec<iam::Request>>>,
+    pub tags: InstanceTags,
+}
+
+impl CallRecorder {
+    pub fn requests(&self) -> Vec<iam::Request> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Intercept for CallRecorder {
+    fn name(&self) -> &'static str {
+        "CallRecorder"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let tags = self.tags.lock().map(|t| t.clone()).unwrap_or_default();
+        let operation = cfg.load::<Metadata>().map(|m| format!("{}:{}", m.service(), m.name())).unwrap_or_default();
+        let found = authorisations(context.input(), &tags)
+            .unwrap_or_else(|| vec![iam::Request::new(&format!("unmodelled:{operation}"), "*")]);
+        if let Ok(mut requests) = self.requests.lock() {
+            requests.extend(found);
+        }
+        Ok(())
+    }
+}
+
+const ARN: &str = "arn:aws";
+
+fn logs_group(name: &str) -> String {
+    // CloudWatch Logs authorises group actions on the group's stream space (AccessDenied messages
+    // name "…:log-group:NAME:log-stream:"), so a grant on the bare group ARN does not cover them.
+    format!("{ARN}:logs:{REGION}:{ACCOUNT}:log-group:{name}:log-stream:")
+}
+
+fn queue_arn(url: &str) -> String {
+    let name = url.rsplit('/').next().unwrap_or_default();
+    format!("{ARN}:sqs:{REGION}:{ACCOUNT}:{name}")
+}
+
+fn table_arn(name: &str) -> String {
+    format!("{ARN}:dynamodb:{REGION}:{ACCOUNT}:table/{name}")
+}
+
+/// The KMS use a call on an encrypted queue or table implies (the stack encrypts both with its key).
+fn via(service: &str, actions: &[&str]) -> Vec<iam::Request> {
+    actions
+        .iter()
+        .map(|a| {
+            iam::Request::new(a, iam::STACK_KEY_ARN).with("kms:ViaService", format!("{service}.{REGION}.amazonaws.com"))
+        })
+        .collect()
+}
+
+/// The requests IAM authorises for one SDK call; `None` for an operation not modelled here.
+fn authorisations(
+    input: &aws_smithy_runtime_api::client::interceptors::context::Input,
+    tags: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Option<Vec<iam::Request>> {
+    use iam::Request as R;
+    macro_rules! input {
+        ($ty:ty) => {
+            input.downcast_ref::<$ty>()
+        };
+    }
+    use aws_sdk_cloudwatch::operation as cw;
+    use aws_sdk_cloudwatchlogs::operation as logs;
+    use aws_sdk_dynamodb::operation as ddb;
+    use aws_sdk_sqs::operation as sqs;
+    use aws_sdk_ssm::operation as ssm;
+
+    if input!(aws_sdk_ec2::operation::describe_instances::DescribeInstancesInput).is_some() {
+        return Some(vec![R::new("ec2:DescribeInstances", "*")]);
+    }
+    if let Some(i) = input!(ssm::send_command::SendCommandInput) {
+        let document = i.document_name().unwrap_or_default();
+        let owner = if document.starts_with("AWS-") { "" } else { ACCOUNT };
+        let mut out = vec![R::new("ssm:SendCommand", format!("{ARN}:ssm:{REGION}:{owner}:document/{document}"))];
+        for id in i.instance_ids() {
+            let mut request = R::new("ssm:SendCommand", format!("{ARN}:ec2:{REGION}:{ACCOUNT}:instance/{id}"));
+            for (k, v) in tags.get(id).into_iter().flatten() {
+                request = request.with(&format!("ssm:resourceTag/{k}"), v.clone());
+            }
+            out.push(request);
+        }
+        return Some(out);
+    }
+    if let Some(i) = input!(ssm::get_parameters::GetParametersInput) {
+        let name = |n: &String| format!("{ARN}:ssm:{REGION}:{ACCOUNT}:parameter/{n}");
+        return Some(i.names().iter().map(|n| R::new("ssm:GetParameters", name(n))).collect());
+    }
+    if let Some(i) = input!(logs::create_log_group::CreateLogGroupInput) {
+        let group = logs_group(i.log_group_name().unwrap_or_default());
+        let mut out = vec![R::new("logs:CreateLogGroup", group.clone())];
+        // Tags on create need logs:TagResource too, authorised on the bare group ARN (CreateLogGroup's
+        // API reference; AccessDenied messages name "…:log-group:NAME").
+        if i.tags().is_some_and(|t| !t.is_empty()) {
+            let bare = format!("{ARN}:logs:{REGION}:{ACCOUNT}:log-group:{}", i.log_group_name().unwrap_or_default());
+            out.push(R::new("logs:TagResource", bare));
+        }
+        if i.kms_key_id().is_some() {
+            out.push(R::new("logs:AssociateKmsKey", group));
+        }
+        return Some(out);
+    }
+    if let Some(i) = input!(logs::put_retention_policy::PutRetentionPolicyInput) {
+        return Some(vec![R::new("logs:PutRetentionPolicy", logs_group(i.log_group_name().unwrap_or_default()))]);
+    }
+    if let Some(i) = input!(logs::associate_kms_key::AssociateKmsKeyInput) {
+        return Some(vec![R::new("logs:AssociateKmsKey", logs_group(i.log_group_name().unwrap_or_default()))]);
+    }
+    if let Some(i) = input!(logs::describe_subscription_filters::DescribeSubscriptionFiltersInput) {
+        let group = logs_group(i.log_group_name().unwrap_or_default());
+        return Some(vec![R::new("logs:DescribeSubscriptionFilters", group)]);
+    }
+    if let Some(i) = input!(logs::put_subscription_filter::PutSubscriptionFilterInput) {
+        let mut out = vec![R::new("logs:PutSubscriptionFilter", logs_group(i.log_group_name().unwrap_or_default()))];
+        // Any destination but Lambda needs iam:PassRole on the role (PutSubscriptionFilter's API
+        // reference), and the request carries no iam:PassedToService
+        // (aws-cloudformation/cloudformation-coverage-roadmap issue 1784).
+        if let Some(role) = i.role_arn() {
+            out.push(R::new("iam:PassRole", role));
+        }
+        return Some(out);
+    }
+    if input!(logs::describe_log_groups::DescribeLogGroupsInput).is_some() {
+        // An action without resource-level permissions: only a statement on "*" grants it (the
+        // Service Authorization Reference lists no resource type for it).
+        return Some(vec![R::new("logs:DescribeLogGroups", "*")]);
+    }
+    let alarm = |name: &str| format!("{ARN}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}");
+    if let Some(i) = input!(cw::put_metric_alarm::PutMetricAlarmInput) {
+        return Some(vec![R::new("cloudwatch:PutMetricAlarm", alarm(i.alarm_name().unwrap_or_default()))]);
+    }
+    if let Some(i) = input!(cw::delete_alarms::DeleteAlarmsInput) {
+        return Some(i.alarm_names().iter().map(|n| R::new("cloudwatch:DeleteAlarms", alarm(n))).collect());
+    }
+    if input!(cw::describe_alarms::DescribeAlarmsInput).is_some() {
+        // Authorised on every alarm, whatever the prefix asked for (AccessDenied messages name
+        // "…:alarm:*"; aws-samples/amazon-cloudwatch-auto-alarms issue 1).
+        return Some(vec![R::new("cloudwatch:DescribeAlarms", alarm("*"))]);
+    }
+    let table = |action: &str, name: Option<&str>| {
+        let mut out = vec![R::new(action, table_arn(name.unwrap_or_default()))];
+        out.extend(via("dynamodb", &["kms:Decrypt"]));
+        Some(out)
+    };
+    if let Some(i) = input!(ddb::get_item::GetItemInput) {
+        return table("dynamodb:GetItem", i.table_name());
+    }
+    if let Some(i) = input!(ddb::put_item::PutItemInput) {
+        return table("dynamodb:PutItem", i.table_name());
+    }
+    if let Some(i) = input!(ddb::update_item::UpdateItemInput) {
+        return table("dynamodb:UpdateItem", i.table_name());
+    }
+    if let Some(i) = input!(ddb::delete_item::DeleteItemInput) {
+        return table("dynamodb:DeleteItem", i.table_name());
+    }
+    if let Some(i) = input!(ddb::scan::ScanInput) {
+        return table("dynamodb:Scan", i.table_name());
+    }
+    if let Some(i) = input!(ddb::batch_get_item::BatchGetItemInput) {
+        let names: Vec<&String> = i.request_items().map(|m| m.keys().collect()).unwrap_or_default();
+        let mut out: Vec<R> = names.iter().map(|n| R::new("dynamodb:BatchGetItem", table_arn(n))).collect();
+        out.extend(via("dynamodb", &["kms:Decrypt"]));
+        return Some(out);
+    }
+    if input!(ddb::describe_table::DescribeTableInput).is_some()
+        || input!(ddb::create_table::CreateTableInput).is_some()
+    {
+        return None;
+    }
+    let queue = |action: &str, url: Option<&str>, kms: &[&str]| {
+        let mut out = vec![R::new(action, queue_arn(url.unwrap_or_default()))];
+        out.extend(via("sqs", kms));
+        Some(out)
+    };
+    if let Some(i) = input!(sqs::receive_message::ReceiveMessageInput) {
+        return queue("sqs:ReceiveMessage", i.queue_url(), &["kms:Decrypt"]);
+    }
+    if let Some(i) = input!(sqs::send_message::SendMessageInput) {
+        return queue("sqs:SendMessage", i.queue_url(), &["kms:GenerateDataKey", "kms:Decrypt"]);
+    }
+    // SQS authorises its batch actions by the single ones.
+    if let Some(i) = input!(sqs::delete_message::DeleteMessageInput) {
+        return queue("sqs:DeleteMessage", i.queue_url(), &[]);
+    }
+    if let Some(i) = input!(sqs::delete_message_batch::DeleteMessageBatchInput) {
+        return queue("sqs:DeleteMessage", i.queue_url(), &[]);
+    }
+    if let Some(i) = input!(sqs::change_message_visibility::ChangeMessageVisibilityInput) {
+        return queue("sqs:ChangeMessageVisibility", i.queue_url(), &[]);
+    }
+    if let Some(i) = input!(sqs::change_message_visibility_batch::ChangeMessageVisibilityBatchInput) {
+        return queue("sqs:ChangeMessageVisibility", i.queue_url(), &[]);
+    }
+    if let Some(i) = input!(sqs::get_queue_attributes::GetQueueAttributesInput) {
+        return queue("sqs:GetQueueAttributes", i.queue_url(), &[]);
+    }
+    if let Some(i) = input!(aws_sdk_firehose::operation::put_record_batch::PutRecordBatchInput) {
+        let stream = i.delivery_stream_name().unwrap_or_default();
+        return Some(vec![R::new(
+            "firehose:PutRecordBatch",
+            format!("{ARN}:firehose:{REGION}:{ACCOUNT}:deliverystream/{stream}"),
+        )]);
+    }
+    None
 }

@@ -19,7 +19,8 @@ use fleetlog_enroller::State;
 use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, DrainReport, drain_queue};
 use serde_json::Value;
 
-use crate::calls::CallCounter;
+use crate::calls::{CallCounter, CallRecorder};
+use crate::iam::Deployment;
 use crate::{ACCOUNT, Emulator, REGION};
 use fleetlog_cli::local::LocalStack;
 
@@ -50,6 +51,21 @@ pub struct Fleet {
     pub state: State,
     /// The AWS calls the enroller (not the fixture) made.
     pub enroller_calls: CallCounter,
+    /// What IAM authorises for each of them; when the fleet is dropped, every one is evaluated
+    /// against the role the stack gives the enroller, so each scenario is also an IAM test.
+    pub enroller_requests: CallRecorder,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let requests = self.enroller_requests.requests();
+        if !requests.is_empty() {
+            Deployment::local(&[]).assert_allows("EnrollerRole", &requests);
+        }
+    }
 }
 
 impl Fleet {
@@ -64,7 +80,9 @@ impl Fleet {
         let config = emulator.sdk_config().await;
         let stack = LocalStack::deploy(&config).await.expect("deploy fleetlog into the emulator");
         let enroller_calls = CallCounter::default();
-        let enroller = stack.enroller(overrides, enroller_calls.clients(&config)).expect("enroller settings");
+        let enroller_requests = CallRecorder::default();
+        let enroller =
+            stack.enroller(overrides, enroller_calls.clients(&config, &enroller_requests)).expect("enroller settings");
         let fleet = Self {
             emulator,
             config,
@@ -77,6 +95,7 @@ impl Fleet {
             stack,
             state: State::new(enroller),
             enroller_calls,
+            enroller_requests,
         };
         fleet.publish_config("linux.json", "AmazonCloudWatch-fleetlog-linux").await;
         fleet.publish_config("windows.json", "AmazonCloudWatch-fleetlog-windows").await;
@@ -127,6 +146,11 @@ impl Fleet {
     pub async fn launch(&self, platform: Platform, tags: &[(&str, &str)], count: i32) -> Vec<String> {
         let ids = self.stack.launch(platform, tags, count).await.expect("RunInstances");
         assert_eq!(ids.len(), usize::try_from(count).unwrap());
+        if let Ok(mut known) = self.enroller_requests.tags.lock() {
+            for id in &ids {
+                known.insert(id.clone(), tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+            }
+        }
         self.wait_for_state(&ids, "running").await;
         ids
     }
@@ -181,6 +205,9 @@ impl Fleet {
         }
         let instance =
             fleetlog_aws::ec2::describe_instances(&self.clients.ec2, &[id.to_owned()]).await.unwrap().remove(0);
+        if let Ok(mut known) = self.enroller_requests.tags.lock() {
+            known.insert(id.to_owned(), instance.tags.clone());
+        }
         self.put_events(vec![events::tag_change_event(id, &[key], &instance.tags, ACCOUNT, REGION)]).await;
     }
 

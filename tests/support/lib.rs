@@ -4,6 +4,7 @@
 
 pub mod calls;
 pub mod fleet;
+pub mod iam;
 
 pub use fleetlog_cli::emulator::{ACCOUNT, Emulator, REGION};
 
