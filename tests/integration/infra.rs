@@ -19,6 +19,7 @@ use fleetlog_core::metrics::{Counter, NAMESPACE};
 use fleetlog_core::settings::ENROLLER_VARIABLES;
 use fleetlog_enroller::Work;
 use fleetlog_etl::schema::{COLUMNS, DATABASE, PARTITION_KEYS, TABLE};
+use fleetlog_tests::calls::{CallCounter, CallRecorder};
 use fleetlog_tests::fleet::{Fleet, MANAGED};
 use fleetlog_tests::iam::{Deployment, Request};
 use fleetlog_tests::{ACCOUNT, REGION, start_emulator};
@@ -703,4 +704,91 @@ fn role_policies_pass_the_iam_linter() {
     assert!(findings.iter().filter(|f| explained(f)).count() <= 1, "{stdout}");
     let unexplained: Vec<&Value> = findings.iter().filter(|f| !explained(f)).collect();
     assert!(unexplained.is_empty(), "parliament: {unexplained:#?}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The stack's OperatorPolicy allows every call the CLI's fleet and config commands make, on the
+/// resources they make them on: enroll, status of one instance and of the fleet, reconcile (dry run
+/// and request), offboard (which stops the agent through the document), configs publish, `--stack`.
+/// The stack's QueryRole allows `query --local` over the log bucket.
+#[tokio::test]
+async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
+    let fleet = Fleet::new().await;
+    // The CLI tags instances the enroller then acts on: both see the same tags.
+    let recorder = CallRecorder::sharing_tags(&fleet.enroller_requests);
+    let clients = CallCounter::default().clients(&fleet.config, &recorder);
+    let recorded = |builder: aws_sdk_eventbridge::config::Builder| builder.interceptor(recorder.clone()).build();
+    let events =
+        aws_sdk_eventbridge::Client::from_conf(recorded(aws_sdk_eventbridge::config::Builder::from(&fleet.config)));
+    let options = fleetlog_cli::fleet::FleetOptions {
+        management_tag: fleetlog_core::tags::ManagementTag { key: MANAGED.0.into(), value: MANAGED.1.into() },
+        agent_document: fleetlog_core::commands::AgentDocument {
+            name: fleetlog_cli::local::AGENT_DOCUMENT.into(),
+            version: fleetlog_core::commands::DEFAULT_DOCUMENT_VERSION.into(),
+        },
+        table: fleetlog_cli::local::ENROLLMENT_TABLE.into(),
+        subscription_filter: "fleetlog".into(),
+    };
+    let cli = fleetlog_cli::fleet::Fleet::with_clients(clients.clone(), events, options);
+    let id = fleet.launch(Platform::Linux, &[], 1).await.remove(0);
+    cli.enroll(std::slice::from_ref(&id)).await.unwrap();
+    fleet.deliver(1).await;
+    cli.status(std::slice::from_ref(&id)).await.unwrap();
+    cli.status(&[]).await.unwrap();
+    cli.reconcile(true).await.unwrap();
+    cli.reconcile(false).await.unwrap();
+    let offboarded = cli.offboard(std::slice::from_ref(&id)).await.unwrap();
+    assert!(offboarded.json["instances"][0]["agent"].as_str().unwrap().starts_with("stop sent"), "{}", offboarded.json);
+    fleet.deliver(2).await;
+    fleetlog_cli::configs::publish(&clients.ssm, &[repo("agent-configs")], &fleet.stack.rendering(), true)
+        .await
+        .unwrap();
+    let cfn = aws_sdk_cloudformation::Client::from_conf(
+        aws_sdk_cloudformation::config::Builder::from(&fleet.config).interceptor(recorder.clone()).build(),
+    );
+    // No stack is deployed here; the request is what counts.
+    let _ = cfn.describe_stacks().stack_name("fleetlog").send().await;
+
+    let requests = recorder.requests();
+    let actions: BTreeSet<&str> = requests.iter().map(|r| r.action.as_str()).collect();
+    for expected in [
+        "ec2:DescribeInstances",
+        "ec2:CreateTags",
+        "ec2:DeleteTags",
+        "events:PutEvents",
+        "ssm:SendCommand",
+        "ssm:PutParameter",
+        "ssm:GetParameter",
+        "ssm:ListCommandInvocations",
+        "dynamodb:Scan",
+        "logs:DescribeSubscriptionFilters",
+        "cloudwatch:DescribeAlarms",
+        "cloudformation:DescribeStacks",
+    ] {
+        assert!(actions.contains(expected), "the CLI made no {expected} call: {actions:?}");
+    }
+    let deployment = Deployment::local(&[]);
+    let operator = format!("arn:aws:iam::{ACCOUNT}:role/Operator");
+    let refused = deployment.refusals_with_policy("OperatorPolicy", &operator, &requests);
+    assert!(refused.is_empty(), "a real account would refuse:\n{}", refused.join("\n"));
+
+    // query --local reads the log bucket as the QueryRole.
+    let s3 = fleetlog_cli::local::s3_client(&fleet.config);
+    s3.put_object()
+        .bucket(fleetlog_cli::local::BUCKET)
+        .key("logs/dt=2026-12-02/hour=00/part-1")
+        .body(br#"{"event_id":"1","timestamp":1,"message":"m"}"#.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let query = CallRecorder::default();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&fleet.config).force_path_style(true).interceptor(query.clone()).build(),
+    );
+    let objects = fleetlog_cli::query::LocalObjects::in_s3(&s3, fleetlog_cli::local::BUCKET, "logs/").await.unwrap();
+    let ctx = fleetlog_cli::query::local_session(objects.into_table(false)).await.unwrap();
+    let result = fleetlog_cli::query::run_local(&ctx, "SELECT count(*) FROM logs").await.unwrap();
+    assert_eq!(result.rows.len(), 1);
+    let actions: BTreeSet<String> = query.requests().iter().map(|r| r.action.clone()).collect();
+    assert!(actions.contains("s3:GetObject") && actions.contains("s3:ListBucket"), "{actions:?}");
+    deployment.assert_allows("QueryRole", &query.requests());
 }

@@ -86,6 +86,11 @@ pub struct CallRecorder {
 }
 
 impl CallRecorder {
+    /// A recorder that reads and writes the same instance tags as `other` (one account's instances).
+    pub fn sharing_tags(other: &CallRecorder) -> Self {
+        Self { requests: Arc::default(), tags: other.tags.clone() }
+    }
+
     pub fn requests(&self) -> Vec<iam::Request> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
@@ -101,6 +106,7 @@ impl Intercept for CallRecorder {
         context: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        track_tags(context.input(), &self.tags);
         let tags = self.tags.lock().map(|t| t.clone()).unwrap_or_default();
         let operation = cfg.load::<Metadata>().map(|m| format!("{}:{}", m.service(), m.name())).unwrap_or_default();
         let found = authorisations(context.input(), &tags)
@@ -109,6 +115,27 @@ impl Intercept for CallRecorder {
             requests.extend(found);
         }
         Ok(())
+    }
+}
+
+/// Tags a recorded client sets or removes change what later conditions read.
+fn track_tags(input: &aws_smithy_runtime_api::client::interceptors::context::Input, tags: &InstanceTags) {
+    let Ok(mut known) = tags.lock() else { return };
+    if let Some(i) = input.downcast_ref::<aws_sdk_ec2::operation::create_tags::CreateTagsInput>() {
+        for id in i.resources() {
+            let entry = known.entry(id.clone()).or_default();
+            for tag in i.tags() {
+                entry.insert(tag.key().unwrap_or_default().to_owned(), tag.value().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    if let Some(i) = input.downcast_ref::<aws_sdk_ec2::operation::delete_tags::DeleteTagsInput>() {
+        for id in i.resources() {
+            let entry = known.entry(id.clone()).or_default();
+            for tag in i.tags() {
+                entry.remove(tag.key().unwrap_or_default());
+            }
+        }
     }
 }
 
@@ -284,6 +311,53 @@ fn authorisations(
     }
     if let Some(i) = input!(sqs::get_queue_attributes::GetQueueAttributesInput) {
         return queue("sqs:GetQueueAttributes", i.queue_url(), &[]);
+    }
+    // The CLI's calls.
+    let instance = |id: &String| format!("{ARN}:ec2:{REGION}:{ACCOUNT}:instance/{id}");
+    if let Some(i) = input!(aws_sdk_ec2::operation::create_tags::CreateTagsInput) {
+        return Some(i.resources().iter().map(|id| R::new("ec2:CreateTags", instance(id))).collect());
+    }
+    if let Some(i) = input!(aws_sdk_ec2::operation::delete_tags::DeleteTagsInput) {
+        return Some(i.resources().iter().map(|id| R::new("ec2:DeleteTags", instance(id))).collect());
+    }
+    if let Some(i) = input!(aws_sdk_eventbridge::operation::put_events::PutEventsInput) {
+        let bus = format!("{ARN}:events:{REGION}:{ACCOUNT}:event-bus/default");
+        // events:source is checked per entry.
+        return Some(
+            i.entries()
+                .iter()
+                .map(|e| R::new("events:PutEvents", bus.clone()).with("events:source", e.source().unwrap_or_default()))
+                .collect(),
+        );
+    }
+    if let Some(i) = input!(aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksInput) {
+        // Authorised on the stack's id, `stack/NAME/UUID`.
+        let stack = i.stack_name().unwrap_or_default();
+        let id = format!("{ARN}:cloudformation:{REGION}:{ACCOUNT}:stack/{stack}/1b2c3d4e-0000-4000-8000-000000000000");
+        return Some(vec![R::new("cloudformation:DescribeStacks", id)]);
+    }
+    let parameter = |name: Option<&str>| format!("{ARN}:ssm:{REGION}:{ACCOUNT}:parameter/{}", name.unwrap_or_default());
+    if let Some(i) = input!(ssm::get_parameter::GetParameterInput) {
+        return Some(vec![R::new("ssm:GetParameter", parameter(i.name()))]);
+    }
+    if let Some(i) = input!(ssm::put_parameter::PutParameterInput) {
+        return Some(vec![R::new("ssm:PutParameter", parameter(i.name()))]);
+    }
+    // Neither takes a resource-level permission.
+    if input!(ssm::list_command_invocations::ListCommandInvocationsInput).is_some() {
+        return Some(vec![R::new("ssm:ListCommandInvocations", "*")]);
+    }
+    if input!(ssm::describe_instance_information::DescribeInstanceInformationInput).is_some() {
+        return Some(vec![R::new("ssm:DescribeInstanceInformation", "*")]);
+    }
+    if let Some(i) = input!(aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Input) {
+        return Some(vec![R::new("s3:ListBucket", format!("{ARN}:s3:::{}", i.bucket().unwrap_or_default()))]);
+    }
+    if let Some(i) = input!(aws_sdk_s3::operation::get_object::GetObjectInput) {
+        let object = format!("{ARN}:s3:::{}/{}", i.bucket().unwrap_or_default(), i.key().unwrap_or_default());
+        let mut out = vec![R::new("s3:GetObject", object)];
+        out.extend(via("s3", &["kms:Decrypt"]));
+        return Some(out);
     }
     if let Some(i) = input!(aws_sdk_firehose::operation::put_record_batch::PutRecordBatchInput) {
         let stream = i.delivery_stream_name().unwrap_or_default();

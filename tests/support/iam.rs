@@ -429,6 +429,30 @@ impl Deployment {
         out
     }
 
+    /// The statements of a managed policy the stack creates.
+    pub fn managed_policy_statements(&self, policy: &str) -> Vec<Statement> {
+        let props = self.resolve(&self.resource(policy)["Properties"]);
+        statements(&props["PolicyDocument"], policy)
+    }
+
+    /// Like [`Deployment::refusals`], for a principal holding the stack's managed `policy`.
+    pub fn refusals_with_policy(&self, policy: &str, principal: &str, requests: &[Request]) -> Vec<String> {
+        let identity = self.managed_policy_statements(policy);
+        let resources = self.resource_statements();
+        let mut refused: Vec<String> = requests
+            .iter()
+            .map(|r| self.as_stack_request(r))
+            .filter_map(|request| match evaluate(&identity, &resources, principal, &request) {
+                Verdict::Allowed(_) => None,
+                Verdict::ExplicitlyDenied(sid) => Some(format!("{policy}: {request}: denied by {sid}")),
+                Verdict::ImplicitlyDenied => Some(format!("{policy}: {request}: no statement of {policy} allows it")),
+            })
+            .collect();
+        refused.sort();
+        refused.dedup();
+        refused
+    }
+
     pub fn role_arn(&self, role: &str) -> String {
         self.attribute(role, "Arn").as_str().unwrap().to_owned()
     }

@@ -63,9 +63,13 @@ pub fn checked_ids(ids: &[String]) -> Result<Vec<String>> {
 
 impl Fleet {
     pub fn new(config: &aws_config::SdkConfig, options: FleetOptions) -> Self {
-        let clients = Clients::new(config);
+        Self::with_clients(Clients::new(config), aws_sdk_eventbridge::Client::new(config), options)
+    }
+
+    /// On given clients (the tests record what each call asks of IAM).
+    pub fn with_clients(clients: Clients, events: aws_sdk_eventbridge::Client, options: FleetOptions) -> Self {
         let store = EnrollmentStore::new(clients.dynamodb.clone(), options.table.clone());
-        Self { events: aws_sdk_eventbridge::Client::new(config), clients, store, options }
+        Self { events, clients, store, options }
     }
 
     /// Reads the instances, failing with their names if any does not exist.
