@@ -426,3 +426,58 @@ async fn local_up_serves_the_other_commands_until_interrupted() {
     let after = fleetlog(Some(&endpoint), &["status", "-o", "json"]);
     assert!(!after.status.success(), "the emulator is stopped with it");
 }
+
+/// `deploy` creates the stack in the emulator from placeholder zips, and `--stack` then names every
+/// resource: `status` reads the stack's table, `configs publish` renders with the stack's prefix.
+#[tokio::test]
+async fn deploy_then_commands_find_everything_through_the_stack() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let config = emulator.sdk_config().await;
+    fleetlog_cli::local::s3_client(&config).create_bucket().bucket("code").send().await.unwrap();
+    let zips = tempfile::tempdir().unwrap();
+    for function in ["fleetlog-enroller", "fleetlog-etl"] {
+        std::fs::create_dir_all(zips.path().join(function)).unwrap();
+        std::fs::write(zips.path().join(function).join("bootstrap.zip"), b"PK\x05\x06").unwrap();
+    }
+    let run = |args: &[&str]| fleetlog(Some(&emulator.endpoint), args);
+    let zips_arg = zips.path().to_str().unwrap();
+    let deployed = json_of(&run(&[
+        "deploy",
+        "--stack",
+        "fleetlog",
+        "--code-bucket",
+        "code",
+        "--zips",
+        zips_arg,
+        "-p",
+        "AccountName=acme",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(deployed["action"], "created", "{deployed}");
+    let table = deployed["outputs"]["EnrollmentTable"].as_str().unwrap();
+    assert_ne!(table, "fleetlog-enrollments", "the stack names its own table");
+
+    let status = json_of(&run(&["status", "--stack", "fleetlog", "-o", "json"]));
+    assert!(status["summary"].is_object(), "{status}");
+    let published =
+        json_of(&run(&["configs", "publish", "--stack", "fleetlog", "-o", "json", configs_dir().to_str().unwrap()]));
+    assert_eq!(published["invalid"], serde_json::json!([]), "{published}");
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let stored = ssm.get_parameter().name("AmazonCloudWatch-fleetlog-linux").send().await.unwrap();
+    let value = stored.parameter().unwrap().value().unwrap();
+    assert!(value.contains("CCP-logs-acme-123456789012-us-east-1/system"), "{value}");
+    // A flag still wins over the stack's output; an unknown stack is a clear error.
+    let dir = configs_dir();
+    let validate = |extra: &[&str]| {
+        let mut args = vec!["configs", "validate", "--stack", "fleetlog", "-o", "json"];
+        args.extend_from_slice(extra);
+        args.push(dir.to_str().unwrap());
+        let out = json_of(&run(&args));
+        out["valid"][0]["log_groups"][0].as_str().unwrap().to_owned()
+    };
+    assert!(validate(&[]).starts_with("CCP-logs-acme-123456789012-us-east-1/"));
+    assert!(validate(&["--log-group-prefix", "Other"]).starts_with("Other/"));
+    fails_with(&run(&["status", "--stack", "no-such-stack"]), "DescribeStacks");
+    fails_with(&run(&["deploy", "--code-bucket", "code"]), "--stack");
+}
