@@ -314,25 +314,25 @@ async fn the_enrollers_role_allows_every_call_it_makes() {
     let calls = fleet.enroller_calls.snapshot();
     assert!(calls.contains_key("DynamoDB:DeleteItem"), "the failed enrollment released its claim: {calls:?}");
     let requests = fleet.enroller_requests.requests();
-    let actions: BTreeSet<&str> = requests.iter().map(|r| r.action.as_str()).collect();
-    for expected in [
-        "ec2:DescribeInstances",
-        "ssm:SendCommand",
-        "ssm:GetParameters",
-        "logs:CreateLogGroup",
-        "logs:PutRetentionPolicy",
-        "logs:PutSubscriptionFilter",
-        "iam:PassRole",
-        "cloudwatch:PutMetricAlarm",
-        "cloudwatch:DescribeAlarms",
-        "cloudwatch:DeleteAlarms",
-        "dynamodb:PutItem",
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "kms:Decrypt",
-    ] {
-        assert!(actions.contains(expected), "the scenario made no {expected} call: {actions:?}");
-    }
+    fleetlog_tests::iam::assert_made(
+        &requests,
+        &[
+            "ec2:DescribeInstances",
+            "ssm:SendCommand",
+            "ssm:GetParameters",
+            "logs:CreateLogGroup",
+            "logs:PutRetentionPolicy",
+            "logs:PutSubscriptionFilter",
+            "iam:PassRole",
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:DeleteAlarms",
+            "dynamodb:PutItem",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "kms:Decrypt",
+        ],
+    );
     Deployment::local(&[]).assert_allows("EnrollerRole", &requests);
 }
 
@@ -749,23 +749,23 @@ async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
     let _ = cfn.describe_stacks().stack_name("fleetlog").send().await;
 
     let requests = recorder.requests();
-    let actions: BTreeSet<&str> = requests.iter().map(|r| r.action.as_str()).collect();
-    for expected in [
-        "ec2:DescribeInstances",
-        "ec2:CreateTags",
-        "ec2:DeleteTags",
-        "events:PutEvents",
-        "ssm:SendCommand",
-        "ssm:PutParameter",
-        "ssm:GetParameter",
-        "ssm:ListCommandInvocations",
-        "dynamodb:Scan",
-        "logs:DescribeSubscriptionFilters",
-        "cloudwatch:DescribeAlarms",
-        "cloudformation:DescribeStacks",
-    ] {
-        assert!(actions.contains(expected), "the CLI made no {expected} call: {actions:?}");
-    }
+    fleetlog_tests::iam::assert_made(
+        &requests,
+        &[
+            "ec2:DescribeInstances",
+            "ec2:CreateTags",
+            "ec2:DeleteTags",
+            "events:PutEvents",
+            "ssm:SendCommand",
+            "ssm:PutParameter",
+            "ssm:GetParameter",
+            "ssm:ListCommandInvocations",
+            "dynamodb:Scan",
+            "logs:DescribeSubscriptionFilters",
+            "cloudwatch:DescribeAlarms",
+            "cloudformation:DescribeStacks",
+        ],
+    );
     let deployment = Deployment::local(&[]);
     let operator = format!("arn:aws:iam::{ACCOUNT}:role/Operator");
     let refused = deployment.refusals_with_policy("OperatorPolicy", &operator, &requests);
@@ -788,7 +788,6 @@ async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
     let ctx = fleetlog_cli::query::local_session(objects.into_table(false)).await.unwrap();
     let result = fleetlog_cli::query::run_local(&ctx, "SELECT count(*) FROM logs").await.unwrap();
     assert_eq!(result.rows.len(), 1);
-    let actions: BTreeSet<String> = query.requests().iter().map(|r| r.action.clone()).collect();
-    assert!(actions.contains("s3:GetObject") && actions.contains("s3:ListBucket"), "{actions:?}");
+    fleetlog_tests::iam::assert_made(&query.requests(), &["s3:GetObject", "s3:ListBucket"]);
     deployment.assert_allows("QueryRole", &query.requests());
 }

@@ -48,6 +48,14 @@ impl fmt::Display for Request {
     }
 }
 
+/// Panics unless the requests include each of these actions: a scenario meant to exercise them did.
+pub fn assert_made(requests: &[Request], expected: &[&str]) {
+    let made: std::collections::BTreeSet<&str> = requests.iter().map(|r| r.action.as_str()).collect();
+    for action in expected {
+        assert!(made.contains(action), "no {action} request was made: {made:?}");
+    }
+}
+
 /// `*` any run, `?` one character.
 pub fn wildcard_match(pattern: &str, text: &str, ignore_case: bool) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = if ignore_case {

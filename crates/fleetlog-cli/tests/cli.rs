@@ -481,3 +481,40 @@ async fn deploy_then_commands_find_everything_through_the_stack() {
     fails_with(&run(&["status", "--stack", "no-such-stack"]), "DescribeStacks");
     fails_with(&run(&["deploy", "--code-bucket", "code"]), "--stack");
 }
+
+/// A `credential_process` profile supplies the CLI's credentials (aws-config's feature, enabled for
+/// the CLI only): the process runs, and the command works with what it printed.
+#[tokio::test]
+async fn a_credential_process_profile_supplies_credentials() {
+    let local = Local::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let script = write(
+        dir.path(),
+        "creds.sh",
+        &format!(
+            "#!/bin/sh\ntouch '{}'\necho '{{\"Version\": 1, \"AccessKeyId\": \"test\", \"SecretAccessKey\": \"test\"}}'\n",
+            marker.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = write(
+        dir.path(),
+        "config",
+        &format!("[profile operator]\nregion = {REGION}\ncredential_process = {}\n", script.display()),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetlog"))
+        .args(["--profile", "operator", "status", "-o", "json"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", &local.emulator.endpoint)
+        .output()
+        .unwrap();
+    let status = json_of(&out);
+    assert!(status["summary"].is_object(), "{status}");
+    assert!(marker.exists(), "the credential process was not run");
+}

@@ -92,10 +92,14 @@ pub struct Run {
 impl Run {
     /// The sum of a counter over the embedded-metric lines the function printed.
     pub fn metric(&self, name: &str) -> u64 {
+        // An EMF line is a JSON object with an `_aws` member, wherever it stands: the deployment
+        // build's serde_json orders keys, the workspace's (feature-unified) keeps insertion order.
         self.stdout
             .lines()
-            .filter(|line| line.starts_with(r#"{"_aws""#))
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()[name].as_u64())
+            .filter(|line| line.starts_with('{'))
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|value| value.get("_aws").is_some())
+            .filter_map(|value| value[name].as_u64())
             .sum()
     }
 }
