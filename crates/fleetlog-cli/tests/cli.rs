@@ -518,3 +518,64 @@ async fn a_credential_process_profile_supplies_credentials() {
     assert!(status["summary"].is_object(), "{status}");
     assert!(marker.exists(), "the credential process was not run");
 }
+
+/// An IAM Identity Center (SSO) profile supplies the CLI's credentials: with a cached `aws sso login`
+/// token, the CLI asks the SSO portal (here a small fake on 127.0.0.1, `AWS_ENDPOINT_URL_SSO`) for the
+/// role's credentials with that token, then the command works with them.
+#[tokio::test]
+async fn an_sso_profile_supplies_credentials() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let local = Local::new().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = write(
+        home.path(),
+        "config",
+        &format!(
+            "[profile dev]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = LogReaders\nregion = {REGION}\n\n\
+             [sso-session corp]\nsso_start_url = https://example.awsapps.com/start\nsso_region = {REGION}\n"
+        ),
+    );
+    // Where `aws sso login` caches the token: ~/.aws/sso/cache/<sha1 of the session name>.json.
+    let cache = home.path().join(".aws/sso/cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let token = r#"{"accessToken": "cached-token", "expiresAt": "2099-01-01T00:00:00Z", "region": "us-east-1", "startUrl": "https://example.awsapps.com/start"}"#;
+    write(&cache, "ee0bfd2552fbd840c02cc48b6e823320543c450f.json", token);
+
+    let portal = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let portal_url = format!("http://{}", portal.local_addr().unwrap());
+    let served = tokio::spawn(async move {
+        let (mut stream, _) = portal.accept().await.unwrap();
+        let mut request = vec![0u8; 8192];
+        let n = stream.read(&mut request).await.unwrap();
+        let request = String::from_utf8_lossy(&request[..n]).to_string();
+        let expiration = (chrono::Utc::now() + chrono::Duration::hours(1)).timestamp_millis();
+        let body = format!(
+            r#"{{"roleCredentials":{{"accessKeyId":"test","secretAccessKey":"test","sessionToken":"t","expiration":{expiration}}}}}"#
+        );
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(answer.as_bytes()).await.unwrap();
+        request
+    });
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetlog"))
+        .args(["--profile", "dev", "status", "-o", "json"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", &local.emulator.endpoint)
+        .env("AWS_ENDPOINT_URL_SSO", &portal_url)
+        .output()
+        .await
+        .unwrap();
+    let status = json_of(&out);
+    assert!(status["summary"].is_object(), "{status}");
+    let request = served.await.unwrap().to_lowercase();
+    assert!(request.starts_with("get /federation/credentials"), "{request}");
+    assert!(request.contains("role_name=logreaders") && request.contains("account_id=123456789012"), "{request}");
+    assert!(request.contains("x-amz-sso_bearer_token: cached-token"), "{request}");
+}
