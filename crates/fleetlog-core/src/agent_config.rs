@@ -86,8 +86,8 @@ pub enum DiskMetric {
 
 /// Parses and checks a CloudWatch agent configuration.
 pub fn summarize(text: &str) -> Result<AgentConfigSummary, AgentConfigError> {
-    let root: Value = serde_json::from_str(text).map_err(|e| AgentConfigError::NotJson(e.to_string()))?;
-    let root = root.as_object().ok_or_else(|| invalid("$", "must be a JSON object"))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| AgentConfigError::NotJson(e.to_string()))?;
+    let root = value.as_object().ok_or_else(|| invalid("$", "must be a JSON object"))?;
     if let Some(unknown) = root.keys().find(|k| !TOP_LEVEL_SECTIONS.contains(&k.as_str())) {
         return Err(invalid(
             format!("$.{unknown}"),
@@ -105,23 +105,19 @@ pub fn summarize(text: &str) -> Result<AgentConfigSummary, AgentConfigError> {
         None => (BTreeSet::new(), BTreeSet::new()),
     };
     let mut redirects = Vec::new();
-    find_redirects(&Value::Object(root.clone()), "$", &mut redirects);
-    let metrics = match root.get("metrics") {
-        Some(m) => Some(object(m, "$.metrics")?),
-        None => None,
+    find_redirects(&value, "$", &mut redirects);
+    let mut summary = AgentConfigSummary {
+        log_groups,
+        file_paths,
+        redirects,
+        collects_collectd: false,
+        metrics_namespace: "CWAgent".into(),
+        memory_metric: None,
+        disk_metric: None,
     };
-    let summary = match metrics {
-        Some(metrics) => metrics_summary(metrics, log_groups, file_paths, redirects)?,
-        None => AgentConfigSummary {
-            log_groups,
-            file_paths,
-            redirects,
-            collects_collectd: false,
-            metrics_namespace: "CWAgent".into(),
-            memory_metric: None,
-            disk_metric: None,
-        },
-    };
+    if let Some(metrics) = root.get("metrics") {
+        add_metrics(&mut summary, object(metrics, "$.metrics")?)?;
+    }
     Ok(summary)
 }
 
@@ -222,20 +218,17 @@ fn check_event_levels(entry: &Map<String, Value>, path: &str) -> Result<(), Agen
     Ok(())
 }
 
-fn metrics_summary(
-    metrics: &Map<String, Value>,
-    log_groups: BTreeSet<LogGroupTemplate>,
-    file_paths: BTreeSet<String>,
-    redirects: Vec<(String, String)>,
-) -> Result<AgentConfigSummary, AgentConfigError> {
+/// What the metrics section means for fleetlog: collectd, the namespace, and the per-instance metrics
+/// alarms can use.
+fn add_metrics(summary: &mut AgentConfigSummary, metrics: &Map<String, Value>) -> Result<(), AgentConfigError> {
     let collected =
         metrics.get("metrics_collected").ok_or_else(|| invalid("$.metrics", "missing \"metrics_collected\""))?;
     let collected = object(collected, "$.metrics.metrics_collected")?;
-    let namespace = match metrics.get("namespace") {
-        None => "CWAgent".to_owned(),
-        Some(Value::String(ns)) if !ns.is_empty() => ns.clone(),
+    match metrics.get("namespace") {
+        None => {}
+        Some(Value::String(ns)) if !ns.is_empty() => summary.metrics_namespace.clone_from(ns),
         Some(_) => return Err(invalid("$.metrics.namespace", "must be a non-empty string")),
-    };
+    }
     // Alarms use the InstanceId dimension alone, which exists only when the agent aggregates by it.
     let per_instance = metrics
         .get("aggregation_dimensions")
@@ -266,15 +259,10 @@ fn metrics_summary(
     } else {
         None
     };
-    Ok(AgentConfigSummary {
-        log_groups,
-        file_paths,
-        redirects,
-        collects_collectd: collected.contains_key("collectd"),
-        metrics_namespace: namespace,
-        memory_metric,
-        disk_metric,
-    })
+    summary.collects_collectd = collected.contains_key("collectd");
+    summary.memory_metric = memory_metric;
+    summary.disk_metric = disk_metric;
+    Ok(())
 }
 
 /// Files the shipped configs read, and the agent's own logs: what a config may read by default.
