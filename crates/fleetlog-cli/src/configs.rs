@@ -23,6 +23,18 @@ pub struct Rendering {
     pub policy: ConfigPolicy,
 }
 
+impl Rendering {
+    /// Configs named under `parameter_prefix`, rendered with `log_group_prefix` and held to it, reading
+    /// files under the default paths and `extra_paths`.
+    pub fn new(parameter_prefix: &str, log_group_prefix: &str, extra_paths: &[String]) -> Self {
+        Self {
+            parameter_prefix: parameter_prefix.to_owned(),
+            vars: TemplateVars { log_group_prefix: log_group_prefix.to_owned() },
+            policy: ConfigPolicy::new(log_group_prefix, extra_paths),
+        }
+    }
+}
+
 /// One agent config file, checked and rendered for publishing.
 #[derive(Debug, Clone)]
 pub struct AgentConfigFile {

@@ -19,7 +19,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use clap::CommandFactory;
-use fleetlog_core::agent_config::{ConfigPolicy, TemplateVars};
 use fleetlog_core::log_groups::default_log_group_prefix;
 use fleetlog_core::tags::ManagementTag;
 
@@ -175,30 +174,35 @@ fn config_paths(args: &ConfigArgs) -> Vec<PathBuf> {
     if args.paths.is_empty() { vec![default_configs_dir()] } else { args.paths.clone() }
 }
 
-/// How configs are rendered and checked: the log group prefix (given, or built from the account
-/// name) fills the templates and bounds the groups they may name.
+/// How configs are rendered and checked: the log group prefix fills the templates and bounds the
+/// groups they may name.
 async fn rendering(global: &GlobalArgs, args: &ConfigArgs, config: Option<&SdkConfig>) -> Result<configs::Rendering> {
-    let vars = template_vars(global, args, config).await?;
-    let policy = ConfigPolicy::new(vars.log_group_prefix.clone(), &args.allow_path);
-    Ok(configs::Rendering { parameter_prefix: args.parameter_prefix.clone(), vars, policy })
+    let prefix = log_group_prefix(global, args, config).await?;
+    Ok(configs::Rendering::new(&args.parameter_prefix, &prefix, &args.allow_path))
 }
 
-async fn template_vars(global: &GlobalArgs, args: &ConfigArgs, config: Option<&SdkConfig>) -> Result<TemplateVars> {
+/// The log group prefix: given, the stack's output, built from the account name, or (validating
+/// without AWS) an example.
+async fn log_group_prefix(global: &GlobalArgs, args: &ConfigArgs, config: Option<&SdkConfig>) -> Result<String> {
     if let Some(prefix) = &args.log_group_prefix {
-        return Ok(TemplateVars { log_group_prefix: prefix.clone() });
+        return Ok(prefix.clone());
     }
     if global.stack.is_some() && args.account_name.is_none() {
+        let built;
         let config = match config {
-            Some(c) => c.clone(),
-            None => sdk_config(global).await,
+            Some(c) => c,
+            None => {
+                built = sdk_config(global).await;
+                &built
+            }
         };
-        if let Some(outputs) = stack_outputs(global, &config).await? {
-            return Ok(TemplateVars { log_group_prefix: outputs.get(outputs::LOG_GROUP_PREFIX)?.to_owned() });
+        if let Some(outputs) = stack_outputs(global, config).await? {
+            return Ok(outputs.get(outputs::LOG_GROUP_PREFIX)?.to_owned());
         }
     }
     let (name, config) = match (&args.account_name, config) {
         // Validation talks to no AWS account: it renders with an example prefix.
-        (_, None) => return Ok(TemplateVars { log_group_prefix: EXAMPLE_LOG_GROUP_PREFIX.to_owned() }),
+        (_, None) => return Ok(EXAMPLE_LOG_GROUP_PREFIX.to_owned()),
         (None, Some(_)) => bail!("give --log-group-prefix, or --account-name to build CCP-logs-NAME-ACCOUNT_ID-REGION"),
         (Some(name), Some(config)) => (name, config),
     };
@@ -207,7 +211,7 @@ async fn template_vars(global: &GlobalArgs, args: &ConfigArgs, config: Option<&S
     let account = identity.account().context("STS returned no account id")?;
     let region =
         config.region().map(ToString::to_string).or_else(|| global.region.clone()).context("no AWS region set")?;
-    Ok(TemplateVars { log_group_prefix: default_log_group_prefix(name, account, &region) })
+    Ok(default_log_group_prefix(name, account, &region))
 }
 
 async fn run_configs(global: &GlobalArgs, command: ConfigsCommand) -> Result<Outcome> {

@@ -164,11 +164,7 @@ impl LocalStack {
 
     /// How `configs publish` renders and checks configs for this deployment.
     pub fn rendering(&self) -> crate::configs::Rendering {
-        crate::configs::Rendering {
-            parameter_prefix: crate::DEFAULT_PARAMETER_PREFIX.to_owned(),
-            vars: fleetlog_core::agent_config::TemplateVars { log_group_prefix: self.log_group_prefix.clone() },
-            policy: fleetlog_core::agent_config::ConfigPolicy::new(self.log_group_prefix.clone(), &[]),
-        }
+        crate::configs::Rendering::new(crate::DEFAULT_PARAMETER_PREFIX, &self.log_group_prefix, &[])
     }
 
     /// The enroller, configured as the stack configures it (plus `overrides`), on `clients`.

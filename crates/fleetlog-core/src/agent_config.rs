@@ -280,9 +280,11 @@ pub struct ConfigPolicy {
 }
 
 impl ConfigPolicy {
+    /// The defaults plus `extra_paths` as an operator wrote them (surrounding spaces and empty
+    /// entries of a comma-separated list are ignored).
     pub fn new(log_group_prefix: impl Into<String>, extra_paths: &[String]) -> Self {
         let mut allowed_paths: Vec<String> = DEFAULT_ALLOWED_PATHS.iter().map(|p| (*p).to_owned()).collect();
-        allowed_paths.extend(extra_paths.iter().filter(|p| !p.is_empty()).cloned());
+        allowed_paths.extend(extra_paths.iter().map(|p| p.trim()).filter(|p| !p.is_empty()).map(str::to_owned));
         Self { log_group_prefix: log_group_prefix.into(), allowed_paths }
     }
 

@@ -168,11 +168,7 @@ impl EnrollerSettings {
                 format!("expected {DEFAULT_DOCUMENT_VERSION} or a document version number"),
             ));
         }
-        let extra_paths: Vec<String> = get("FLEETLOG_ALLOWED_LOG_PATHS")?
-            .split(',')
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
+        let extra_paths: Vec<String> = get("FLEETLOG_ALLOWED_LOG_PATHS")?.split(',').map(str::to_owned).collect();
         let log_group_prefix = get("FLEETLOG_LOG_GROUP_PREFIX")?;
         crate::log_groups::LogGroupName::new(format!("{log_group_prefix}/x"))
             .map_err(|e| invalid("FLEETLOG_LOG_GROUP_PREFIX", &log_group_prefix, e.to_string()))?;
