@@ -719,16 +719,7 @@ async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
     let recorded = |builder: aws_sdk_eventbridge::config::Builder| builder.interceptor(recorder.clone()).build();
     let events =
         aws_sdk_eventbridge::Client::from_conf(recorded(aws_sdk_eventbridge::config::Builder::from(&fleet.config)));
-    let options = fleetlog_cli::fleet::FleetOptions {
-        management_tag: fleetlog_core::tags::ManagementTag { key: MANAGED.0.into(), value: MANAGED.1.into() },
-        agent_document: fleetlog_core::commands::AgentDocument {
-            name: fleetlog_cli::local::AGENT_DOCUMENT.into(),
-            version: fleetlog_core::commands::DEFAULT_DOCUMENT_VERSION.into(),
-        },
-        table: fleetlog_cli::local::ENROLLMENT_TABLE.into(),
-        subscription_filter: "fleetlog".into(),
-    };
-    let cli = fleetlog_cli::fleet::Fleet::with_clients(clients.clone(), events, options);
+    let cli = fleetlog_cli::fleet::Fleet::with_clients(clients.clone(), events, fleet.stack.fleet_options());
     let id = fleet.launch(Platform::Linux, &[], 1).await.remove(0);
     cli.enroll(std::slice::from_ref(&id)).await.unwrap();
     fleet.deliver(1).await;

@@ -9,13 +9,12 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use fleetlog_core::Platform;
 use fleetlog_core::events::ec2_state_change_event;
-use fleetlog_core::tags::ManagementTag;
 use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, drain_queue};
 use fleetlog_enroller::{MetricsOutput, State};
 use serde_json::Value;
 
 use crate::emulator::{ACCOUNT, Emulator, REGION};
-use crate::fleet::{Fleet, FleetOptions};
+use crate::fleet::Fleet;
 use crate::local::{BUCKET, ENROLLMENT_TABLE, LOGS_PREFIX, LocalStack, LogPump, MANAGEMENT_TAG};
 use crate::output::{OutputFormat, Report};
 use crate::query::{LocalObjects, local_session, resolve_sql, run_local};
@@ -166,21 +165,6 @@ async fn write_logs(stack: &LocalStack, group: &str, instance_id: &str, lines: &
     Ok(())
 }
 
-fn fleet_for(stack: &LocalStack) -> Fleet {
-    Fleet::new(
-        &stack.config,
-        FleetOptions {
-            management_tag: ManagementTag { key: MANAGEMENT_TAG.0.into(), value: MANAGEMENT_TAG.1.into() },
-            agent_document: fleetlog_core::commands::AgentDocument {
-                name: crate::local::AGENT_DOCUMENT.into(),
-                version: fleetlog_core::commands::DEFAULT_DOCUMENT_VERSION.into(),
-            },
-            table: ENROLLMENT_TABLE.into(),
-            subscription_filter: "fleetlog".into(),
-        },
-    )
-}
-
 /// The whole pipeline, narrated, ending in a query answer checked against what was written.
 pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
     let mut n = Narrator { step: 0, total: 10, to_stdout: narrate_on_stdout };
@@ -217,7 +201,7 @@ pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
         "{} messages in {} invocation(s); {} left for retry.",
         drained.messages, drained.invocations, drained.retried
     ));
-    let fleet = fleet_for(&stack);
+    let fleet = Fleet::new(&stack.config, stack.fleet_options());
     let all_ids: Vec<String> = ids.values().cloned().collect();
     let status = fleet.status(&all_ids).await?;
     n.say("What `fleetlog status` now shows:");

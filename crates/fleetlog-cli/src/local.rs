@@ -162,6 +162,22 @@ impl LocalStack {
         ])
     }
 
+    /// What the CLI's fleet commands need to know about this deployment.
+    pub fn fleet_options(&self) -> crate::fleet::FleetOptions {
+        crate::fleet::FleetOptions {
+            management_tag: fleetlog_core::tags::ManagementTag {
+                key: MANAGEMENT_TAG.0.to_owned(),
+                value: MANAGEMENT_TAG.1.to_owned(),
+            },
+            agent_document: fleetlog_core::commands::AgentDocument {
+                name: AGENT_DOCUMENT.to_owned(),
+                version: fleetlog_core::commands::DEFAULT_DOCUMENT_VERSION.to_owned(),
+            },
+            table: ENROLLMENT_TABLE.to_owned(),
+            subscription_filter: "fleetlog".to_owned(),
+        }
+    }
+
     /// How `configs publish` renders and checks configs for this deployment.
     pub fn rendering(&self) -> crate::configs::Rendering {
         crate::configs::Rendering::new(crate::DEFAULT_PARAMETER_PREFIX, &self.log_group_prefix, &[])
