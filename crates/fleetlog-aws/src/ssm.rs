@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_ssm::operation::send_command::SendCommandError;
-use fleetlog_core::batching::MAX_SEND_COMMAND_TARGETS;
+use fleetlog_core::batching::{MAX_SEND_COMMAND_TARGETS, group_in_chunks};
 use fleetlog_core::commands::CommandSpec;
 
 use crate::error::{AwsError, ErrorKind, classify};
@@ -50,6 +50,28 @@ pub async fn send_command(
         .and_then(|c| c.command_id())
         .map(str::to_owned)
         .ok_or_else(|| AwsError::new("ssm:SendCommand", ErrorKind::Transient, "response carried no command id"))
+}
+
+/// Sends each instance its spec: one call per distinct spec for up to 50 instances. When a call fails
+/// because some instance is not SSM-managed yet, each instance of it is sent alone to find which.
+/// Returns, per instance, its command id or why it was not sent.
+pub async fn send_commands(
+    client: &aws_sdk_ssm::Client,
+    targets: impl IntoIterator<Item = (CommandSpec, String)>,
+) -> Vec<(String, Result<String, AwsError>)> {
+    let mut results = Vec::new();
+    for (spec, ids) in group_in_chunks(targets, MAX_SEND_COMMAND_TARGETS) {
+        match send_command(client, &spec, &ids).await {
+            Err(e) if e.kind == ErrorKind::NotReady && ids.len() > 1 => {
+                for id in ids {
+                    let result = send_command(client, &spec, std::slice::from_ref(&id)).await;
+                    results.push((id, result));
+                }
+            }
+            other => results.extend(ids.into_iter().map(|id| (id, other.clone()))),
+        }
+    }
+    results
 }
 
 /// A stored agent configuration.

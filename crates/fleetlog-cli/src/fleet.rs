@@ -184,12 +184,14 @@ impl Fleet {
         })
     }
 
-    /// Sends fleetlog's document with `action=stop` to each running instance enrolled with a config,
-    /// and says per instance what came of it. A failure to stop does not stop the offboarding.
+    /// Sends fleetlog's document with `action=stop` to each running instance enrolled with a config
+    /// (batched like the enroller's commands), and says per instance what came of it. A failure to stop
+    /// does not stop the offboarding.
     async fn stop_agents(&self, instances: &[Instance]) -> Result<BTreeMap<String, String>> {
         let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
         let records = self.store.get_many(&ids).await?;
         let mut said = BTreeMap::new();
+        let mut targets = Vec::new();
         for instance in instances {
             let Some(record) = records.get(&instance.id).filter(|r| r.is_enrolled()) else { continue };
             if instance.state != InstanceState::Running {
@@ -197,15 +199,14 @@ impl Fleet {
                 continue;
             }
             let Ok(parameter) = ConfigParameterName::new(record.config_parameter.clone()) else { continue };
-            let spec = self.options.agent_document.stop(&parameter);
-            let outcome =
-                match fleetlog_aws::ssm::send_command(&self.clients.ssm, &spec, std::slice::from_ref(&instance.id))
-                    .await
-                {
-                    Ok(command_id) => format!("stop sent (command {command_id})"),
-                    Err(e) => format!("not stopped: {e}"),
-                };
-            said.insert(instance.id.clone(), outcome);
+            targets.push((self.options.agent_document.stop(&parameter), instance.id.clone()));
+        }
+        for (id, result) in fleetlog_aws::ssm::send_commands(&self.clients.ssm, targets).await {
+            let outcome = match result {
+                Ok(command_id) => format!("stop sent (command {command_id})"),
+                Err(e) => format!("not stopped: {e}"),
+            };
+            said.insert(id, outcome);
         }
         Ok(said)
     }

@@ -7,11 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fleetlog_aws::store::{Claim, EnrollmentStore};
-use fleetlog_aws::{AwsError, Clients, ErrorKind, alarms, ec2, logs, ssm};
+use fleetlog_aws::{AwsError, Clients, alarms, ec2, logs, ssm};
 use fleetlog_core::Instance;
 use fleetlog_core::agent_config::{self, AgentConfigSummary};
 use fleetlog_core::alarms::alarms_for;
-use fleetlog_core::batching::{MAX_SEND_COMMAND_TARGETS, group_in_chunks};
 use fleetlog_core::commands::{CommandSpec, ConfigParameterName};
 use fleetlog_core::log_groups::LogGroupName;
 use fleetlog_core::plan::{Decision, EnrollmentRecord, EnrollmentStatus, SkipReason, decide};
@@ -282,8 +281,8 @@ impl Enroller {
         kept
     }
 
-    /// Sends one command per distinct spec to up to 50 instances. When a batch fails because some
-    /// instance is not SSM-managed yet, each instance of it is sent alone to find which.
+    /// Sends each enrollee its command ([`ssm::send_commands`]: batched, and split to find instances
+    /// SSM does not manage yet); those whose command failed drop out.
     async fn send_commands<'a>(
         &self,
         enrollees: Vec<Enrollee<'a>>,
@@ -296,33 +295,17 @@ impl Enroller {
             keyed.push((spec_for(&e), e.instance.id.clone()));
             by_id.insert(e.instance.id.clone(), e);
         }
-        for (spec, ids) in group_in_chunks(keyed, MAX_SEND_COMMAND_TARGETS) {
-            let result = ssm::send_command(&self.clients.ssm, &spec, &ids).await;
-            let results: Vec<(String, Result<String, AwsError>)> = match result {
-                Err(e) if e.kind == ErrorKind::NotReady && ids.len() > 1 => {
-                    let mut singles = Vec::with_capacity(ids.len());
-                    for id in &ids {
-                        singles.push((
-                            id.clone(),
-                            ssm::send_command(&self.clients.ssm, &spec, std::slice::from_ref(id)).await,
-                        ));
+        for (id, result) in ssm::send_commands(&self.clients.ssm, keyed).await {
+            match result {
+                Ok(command_id) => {
+                    info!(instance_id = %id, command_id = %command_id, "Command sent");
+                    if let Some(e) = by_id.get_mut(&id) {
+                        e.command_ids.push(command_id);
                     }
-                    singles
                 }
-                other => ids.iter().map(|id| (id.clone(), other.clone())).collect(),
-            };
-            for (id, result) in results {
-                match result {
-                    Ok(command_id) => {
-                        info!(instance_id = %id, document = %spec.document, command_id = %command_id, "Command sent");
-                        if let Some(e) = by_id.get_mut(&id) {
-                            e.command_ids.push(command_id);
-                        }
-                    }
-                    Err(err) => {
-                        by_id.remove(&id);
-                        outcomes.insert(id, Outcome::from_error(&err));
-                    }
+                Err(err) => {
+                    by_id.remove(&id);
+                    outcomes.insert(id, Outcome::from_error(&err));
                 }
             }
         }
