@@ -445,15 +445,19 @@ impl Deployment {
 
     /// Like [`Deployment::refusals`], for a principal holding the stack's managed `policy`.
     pub fn refusals_with_policy(&self, policy: &str, principal: &str, requests: &[Request]) -> Vec<String> {
-        let identity = self.managed_policy_statements(policy);
+        self.refusals_of(policy, &self.managed_policy_statements(policy), principal, requests)
+    }
+
+    /// Every request `principal`, holding `identity` (named `owner` in the messages), would be refused.
+    fn refusals_of(&self, owner: &str, identity: &[Statement], principal: &str, requests: &[Request]) -> Vec<String> {
         let resources = self.resource_statements();
         let mut refused: Vec<String> = requests
             .iter()
             .map(|r| self.as_stack_request(r))
-            .filter_map(|request| match evaluate(&identity, &resources, principal, &request) {
+            .filter_map(|request| match evaluate(identity, &resources, principal, &request) {
                 Verdict::Allowed(_) => None,
-                Verdict::ExplicitlyDenied(sid) => Some(format!("{policy}: {request}: denied by {sid}")),
-                Verdict::ImplicitlyDenied => Some(format!("{policy}: {request}: no statement of {policy} allows it")),
+                Verdict::ExplicitlyDenied(sid) => Some(format!("{owner}: {request}: denied by {sid}")),
+                Verdict::ImplicitlyDenied => Some(format!("{owner}: {request}: no statement of {owner} allows it")),
             })
             .collect();
         refused.sort();
@@ -549,23 +553,7 @@ impl Deployment {
 
     /// Every request `role` would be refused, with why: an empty list when all are allowed.
     pub fn refusals(&self, role: &str, requests: &[Request]) -> Vec<String> {
-        let identity = self.role_statements(role);
-        let resources = self.resource_statements();
-        let principal = self.role_arn(role);
-        let mut refused = Vec::new();
-        for request in requests {
-            let request = self.as_stack_request(request);
-            match evaluate(&identity, &resources, &principal, &request) {
-                Verdict::Allowed(_) => {}
-                Verdict::ExplicitlyDenied(sid) => refused.push(format!("{role}: {request}: denied by {sid}")),
-                Verdict::ImplicitlyDenied => {
-                    refused.push(format!("{role}: {request}: no statement of {role} allows it"));
-                }
-            }
-        }
-        refused.sort();
-        refused.dedup();
-        refused
+        self.refusals_of(role, &self.role_statements(role), &self.role_arn(role), requests)
     }
 
     /// Panics naming every request `role` would be refused.
