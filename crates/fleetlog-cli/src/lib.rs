@@ -131,6 +131,14 @@ async fn stack_outputs(global: &GlobalArgs, config: &SdkConfig) -> Result<Option
     }
 }
 
+/// The SDK configuration already loaded, else a new one.
+async fn loaded_or_new(global: &GlobalArgs, loaded: Option<SdkConfig>) -> SdkConfig {
+    match loaded {
+        Some(config) => config,
+        None => sdk_config(global).await,
+    }
+}
+
 async fn fleet(global: &GlobalArgs, deployment: &DeploymentArgs) -> Result<fleet::Fleet> {
     let config = sdk_config(global).await;
     let stack = stack_outputs(global, &config).await?;
@@ -240,9 +248,14 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
         return Ok(query::list_named());
     }
     let sql = query::resolve_sql(args.sql.as_deref().unwrap_or_default()).to_owned();
-    // Only a stack lookup needs AWS before the query itself (a folder source needs none at all).
-    let stack = match &global.stack {
-        Some(_) => stack_outputs(global, &sdk_config(global).await).await?,
+    // Only a stack lookup needs AWS before the query itself (a folder source needs none at all); the
+    // SDK configuration it loads serves the query too.
+    let loaded = match &global.stack {
+        Some(_) => Some(sdk_config(global).await),
+        None => None,
+    };
+    let stack = match &loaded {
+        Some(config) => stack_outputs(global, config).await?,
         None => None,
     };
     let stack = stack.as_ref();
@@ -257,7 +270,7 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
         let objects = match query::LocalSource::parse(&source) {
             query::LocalSource::Dir(dir) => query::LocalObjects::in_folder(&dir)?,
             query::LocalSource::S3 { bucket, prefix } => {
-                let s3 = local::s3_client(&sdk_config(global).await);
+                let s3 = local::s3_client(&loaded_or_new(global, loaded).await);
                 query::LocalObjects::in_s3(&s3, &bucket, &prefix).await?
             }
         };
@@ -274,8 +287,7 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
         let stats = serde_json::json!({ "engine": "local", "objects": count, "objects_read": read });
         return Ok(result.report(stats, vec![note]));
     }
-    let config = sdk_config(global).await;
-    let athena = aws_sdk_athena::Client::new(&config);
+    let athena = aws_sdk_athena::Client::new(&loaded_or_new(global, loaded).await);
     let options = query::AthenaOptions {
         workgroup: setting(args.workgroup.as_deref(), stack, outputs::WORK_GROUP, DEFAULT_WORKGROUP)?,
         database: setting(args.database.as_deref(), stack, outputs::DATABASE, fleetlog_etl::schema::DATABASE)?,
