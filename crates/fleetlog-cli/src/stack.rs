@@ -120,6 +120,8 @@ pub async fn deploy(config: &SdkConfig, s3: &aws_sdk_s3::Client, options: &Deplo
     let template_url = object_url(config, &options.code_bucket, &template_key);
 
     let cfn = aws_sdk_cloudformation::Client::new(config);
+    // CloudFormation answers both "no such stack" and "nothing to update" with a ValidationError the
+    // SDK does not model as a type, so the message is what tells them apart.
     let exists = match cfn.describe_stacks().stack_name(&options.stack).send().await {
         Ok(out) => out.stacks().first().is_some_and(|s| s.stack_status() != Some(&StackStatus::DeleteComplete)),
         Err(e)
