@@ -514,7 +514,7 @@ fn lambdas_pass_the_checks_lambda_makes_at_create_time() {
                 visibility >= timeout,
                 "{queue}'s visibility timeout {visibility}s < {logical}'s timeout {timeout}s"
             );
-            let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{}", deployment_name(queue));
+            let queue_arn = deployment.arn(queue);
             let mut needs: Vec<Request> = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
                 .map(|a| Request::new(a, queue_arn.clone()))
                 .to_vec();
@@ -535,13 +535,6 @@ fn lambdas_pass_the_checks_lambda_makes_at_create_time() {
     let reserving = Deployment::local(&[("EtlReservedConcurrency", serde_json::json!("20"))]);
     let etl = reserving.resolve(&resource(&t, "Etl")["ReservedConcurrentExecutions"]);
     assert_eq!(etl, serde_json::json!("20"));
-}
-
-fn deployment_name(logical: &str) -> String {
-    match logical {
-        "EnrollQueue" => fleetlog_cli::local::ENROLL_QUEUE.to_owned(),
-        other => panic!("no local name for {other}"),
-    }
 }
 
 /// The buckets: the log bucket is read only by Firehose, the query roles and (when enabled) the
@@ -638,13 +631,12 @@ fn rule_targets_have_a_dead_letter_queue_and_retries() {
         if r["Type"].as_str() != Some("AWS::Events::Rule") {
             continue;
         }
-        let rule = deployment
-            .resolve(&serde_yaml_ng::from_str::<Yaml>(&format!("!GetAtt {}.Arn", name.as_str().unwrap())).unwrap());
+        let rule = deployment.arn(name.as_str().unwrap());
         for target in deployment.resolve(&r["Properties"]["Targets"]).as_array().unwrap() {
             targets += 1;
             assert!(target["RetryPolicy"]["MaximumRetryAttempts"].as_u64().is_some(), "{name:?}");
             let dlq = target["DeadLetterConfig"]["Arn"].as_str().unwrap_or_else(|| panic!("{name:?} has no DLQ"));
-            let send = Request::new("sqs:SendMessage", dlq).with("aws:SourceArn", rule.as_str().unwrap());
+            let send = Request::new("sqs:SendMessage", dlq).with("aws:SourceArn", rule.as_str());
             let v = fleetlog_tests::iam::evaluate(&[], &resources, "events.amazonaws.com", &send);
             assert!(matches!(v, fleetlog_tests::iam::Verdict::Allowed(_)), "{name:?} cannot dead-letter: {v:?}");
         }

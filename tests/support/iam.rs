@@ -465,8 +465,9 @@ impl Deployment {
         refused
     }
 
-    pub fn role_arn(&self, role: &str) -> String {
-        self.attribute(role, "Arn").as_str().unwrap().to_owned()
+    /// The ARN of a resource (`!GetAtt NAME.Arn`).
+    pub fn arn(&self, logical: &str) -> String {
+        self.attribute(logical, "Arn").as_str().unwrap().to_owned()
     }
 
     /// Every resource policy in the template (bucket, queue and key policies), by what they protect.
@@ -553,7 +554,7 @@ impl Deployment {
 
     /// Every request `role` would be refused, with why: an empty list when all are allowed.
     pub fn refusals(&self, role: &str, requests: &[Request]) -> Vec<String> {
-        self.refusals_of(role, &self.role_statements(role), &self.role_arn(role), requests)
+        self.refusals_of(role, &self.role_statements(role), &self.arn(role), requests)
     }
 
     /// Panics naming every request `role` would be refused.
