@@ -280,11 +280,6 @@ fn authorisations(
         out.extend(via("dynamodb", &["kms:Decrypt"]));
         return Some(out);
     }
-    if input!(ddb::describe_table::DescribeTableInput).is_some()
-        || input!(ddb::create_table::CreateTableInput).is_some()
-    {
-        return None;
-    }
     let queue = |action: &str, url: Option<&str>, kms: &[&str]| {
         let mut out = vec![R::new(action, queue_arn(url.unwrap_or_default()))];
         out.extend(via("sqs", kms));
