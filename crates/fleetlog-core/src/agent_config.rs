@@ -1,8 +1,9 @@
 //! CloudWatch agent configurations: what fleetlog needs to know about one, and checks that it is one.
 //!
-//! The structure checked is the documented one (agent / metrics / logs sections; `collect_list` entries
-//! with `file_path` or `event_name` and a `log_group_name`). fleetlog reads from it the log groups to
-//! create, whether collectd must be installed, and which memory/disk metrics can carry alarms.
+//! The structure checked is the agent's own schema (agent / metrics / logs sections; every
+//! `logs_collected` section it knows — files, Windows events, journald, application signals — with
+//! their `log_group_name`s). fleetlog reads from it the log groups to create, whether collectd must be
+//! installed, and which memory/disk metrics can carry alarms.
 
 use std::collections::BTreeSet;
 
@@ -166,56 +167,148 @@ fn log_groups(logs: &Value) -> Result<LogSources, AgentConfigError> {
     let mut files = BTreeSet::new();
     for (kind, section) in collected {
         let path = format!("$.logs.logs_collected.{kind}");
+        let section = object(section, &path)?;
         let required = match kind.as_str() {
-            "files" => "file_path",
-            "windows_events" => "event_name",
-            // Other collectors (emf, prometheus, …) name no log group fleetlog must create.
-            _ => continue,
+            "files" => Some("file_path"),
+            "windows_events" => Some("event_name"),
+            "journald" => None,
+            "application_signals" => {
+                // One group, optional in the agent's schema (it then writes outside fleetlog's groups).
+                let template = LogGroupTemplate(string(section, "log_group_name", &path)?.to_owned());
+                groups.insert(checked_template(template, &path)?);
+                continue;
+            }
+            _ => {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "unknown section; the agent accepts only {LOGS_COLLECTED_SECTIONS:?} and refuses to start with any other"
+                    ),
+                ));
+            }
         };
-        let list = object(section, &path)?
+        let list = section
             .get("collect_list")
             .and_then(Value::as_array)
             .ok_or_else(|| invalid(&path, "missing \"collect_list\" array"))?;
         for (i, entry) in list.iter().enumerate() {
             let entry_path = format!("{path}.collect_list[{i}]");
             let entry = object(entry, &entry_path)?;
-            let source = string(entry, required, &entry_path)?;
-            if kind == "files" {
-                files.insert(source.to_owned());
+            if let Some(required) = required {
+                let source = string(entry, required, &entry_path)?;
+                if kind == "files" {
+                    files.insert(source.to_owned());
+                }
             }
-            if kind == "windows_events" {
-                check_event_levels(entry, &entry_path)?;
+            match kind.as_str() {
+                "windows_events" => check_event_selection(entry, &entry_path)?,
+                "journald" => check_journald_entry(entry, &entry_path)?,
+                _ => {}
             }
             let template = LogGroupTemplate(string(entry, "log_group_name", &entry_path)?.to_owned());
-            if template.as_str().replace(INSTANCE_ID_PLACEHOLDER, "").contains(['{', '}']) {
-                return Err(invalid(
-                    format!("{entry_path}.log_group_name"),
-                    "only the {instance_id} placeholder is supported in log group names",
-                ));
-            }
-            // Validate with a sample id so `{instance_id}` names are checked like concrete ones.
-            template.for_instance("i-0123456789abcdef0")?;
-            groups.insert(template);
+            groups.insert(checked_template(template, &entry_path)?);
         }
     }
     Ok((groups, files))
 }
 
-fn check_event_levels(entry: &Map<String, Value>, path: &str) -> Result<(), AgentConfigError> {
-    let levels = entry
-        .get("event_levels")
-        .and_then(Value::as_array)
-        .filter(|l| !l.is_empty())
-        .ok_or_else(|| invalid(path, "missing non-empty \"event_levels\" array"))?;
-    for level in levels {
-        if !level.as_str().is_some_and(|l| WINDOWS_EVENT_LEVELS.contains(&l)) {
+/// Every section the agent's schema allows under `logs.logs_collected` (its `translator/config/
+/// schema.json`, `additionalProperties: false`): the agent refuses a config with any other.
+pub const LOGS_COLLECTED_SECTIONS: [&str; 4] = ["files", "windows_events", "journald", "application_signals"];
+
+fn checked_template(template: LogGroupTemplate, path: &str) -> Result<LogGroupTemplate, AgentConfigError> {
+    if template.as_str().replace(INSTANCE_ID_PLACEHOLDER, "").contains(['{', '}']) {
+        return Err(invalid(
+            format!("{path}.log_group_name"),
+            "only the {instance_id} placeholder is supported in log group names",
+        ));
+    }
+    // Validate with a sample id so `{instance_id}` names are checked like concrete ones.
+    template.for_instance("i-0123456789abcdef0")?;
+    Ok(template)
+}
+
+/// journald priorities, by name or number, as the agent's schema lists them.
+const JOURNALD_PRIORITIES: [&str; 16] =
+    ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "0", "1", "2", "3", "4", "5", "6", "7"];
+
+/// A journald entry's selectors, as the agent's schema types them: `units` (unit names), `priority`,
+/// `matches` (journal field → value, each object one alternative) and `filters` (include/exclude
+/// regular expressions on the message).
+fn check_journald_entry(entry: &Map<String, Value>, path: &str) -> Result<(), AgentConfigError> {
+    if let Some(units) = entry.get("units") {
+        let units = units
+            .as_array()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| invalid(format!("{path}.units"), "must be a non-empty array of unit names"))?;
+        if let Some(bad) = units.iter().find(|u| !u.as_str().is_some_and(|u| !u.is_empty() && u.len() <= 256)) {
+            return Err(invalid(format!("{path}.units"), format!("{bad} is not a unit name")));
+        }
+    }
+    if let Some(priority) = entry.get("priority")
+        && !priority.as_str().is_some_and(|p| JOURNALD_PRIORITIES.contains(&p))
+    {
+        return Err(invalid(format!("{path}.priority"), format!("{priority} is not one of {JOURNALD_PRIORITIES:?}")));
+    }
+    if let Some(matches) = entry.get("matches") {
+        let ok = matches.as_array().is_some_and(|m| {
+            !m.is_empty() && m.iter().all(|group| group.as_object().is_some_and(|g| g.values().all(Value::is_string)))
+        });
+        if !ok {
             return Err(invalid(
-                format!("{path}.event_levels"),
-                format!("{level} is not one of {WINDOWS_EVENT_LEVELS:?}"),
+                format!("{path}.matches"),
+                "must be a non-empty array of objects mapping journal fields to string values",
             ));
         }
     }
-    Ok(())
+    check_filters(entry, path)
+}
+
+/// `filters`: `{"type": "include" | "exclude", "expression": REGEX}` entries.
+fn check_filters(entry: &Map<String, Value>, path: &str) -> Result<(), AgentConfigError> {
+    let Some(filters) = entry.get("filters") else { return Ok(()) };
+    let ok = filters.as_array().is_some_and(|f| {
+        f.iter().all(|filter| {
+            filter.get("type").and_then(Value::as_str).is_some_and(|t| t == "include" || t == "exclude")
+                && filter.get("expression").is_some_and(Value::is_string)
+        })
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            format!("{path}.filters"),
+            "each filter must be {\"type\": \"include\" or \"exclude\", \"expression\": a regular expression}",
+        ))
+    }
+}
+
+/// A Windows event log entry must select events: by level, id or filter (the agent's schema asks
+/// for at least one).
+fn check_event_selection(entry: &Map<String, Value>, path: &str) -> Result<(), AgentConfigError> {
+    if !["event_levels", "event_ids", "filters"].iter().any(|k| entry.contains_key(*k)) {
+        return Err(invalid(path, "select events with \"event_levels\", \"event_ids\" or \"filters\""));
+    }
+    if let Some(levels) = entry.get("event_levels") {
+        let levels = levels
+            .as_array()
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| invalid(format!("{path}.event_levels"), "must be a non-empty array"))?;
+        for level in levels {
+            if !level.as_str().is_some_and(|l| WINDOWS_EVENT_LEVELS.contains(&l)) {
+                return Err(invalid(
+                    format!("{path}.event_levels"),
+                    format!("{level} is not one of {WINDOWS_EVENT_LEVELS:?}"),
+                ));
+            }
+        }
+    }
+    if let Some(ids) = entry.get("event_ids")
+        && !ids.as_array().is_some_and(|ids| ids.iter().all(|id| id.as_u64().is_some_and(|id| id <= 65_535)))
+    {
+        return Err(invalid(format!("{path}.event_ids"), "must be an array of event ids from 0 to 65535"));
+    }
+    check_filters(entry, path)
 }
 
 /// What the metrics section means for fleetlog: collectd, the namespace, and the per-instance metrics
@@ -455,6 +548,49 @@ mod tests {
         assert_eq!(summarize(good).unwrap().log_groups.len(), 1);
         let bad_level = good.replace("WARNING", "LOUD");
         assert!(summarize(&bad_level).unwrap_err().to_string().contains("LOUD"));
+        let by_id = good.replace(r#""event_levels": ["ERROR", "WARNING"]"#, r#""event_ids": [4624, 4625]"#);
+        assert_eq!(summarize(&by_id).unwrap().log_groups.len(), 1);
+        let unselected = good.replace(r#""event_levels": ["ERROR", "WARNING"], "#, "");
+        assert!(summarize(&unselected).unwrap_err().to_string().contains("event_ids"));
+        let bad_id = good.replace(r#""event_levels": ["ERROR", "WARNING"]"#, r#""event_ids": [70000]"#);
+        assert!(summarize(&bad_id).unwrap_err().to_string().contains("65535"));
+    }
+
+    #[test]
+    fn journald_sections_name_groups_and_their_selectors_are_checked() {
+        let good = r#"{"logs": {"logs_collected": {"journald": {"collect_list": [
+            {"log_group_name": "G/system", "log_stream_name": "{instance_id}", "priority": "info"},
+            {"log_group_name": "G/security", "matches": [{"SYSLOG_FACILITY": "4"}, {"SYSLOG_FACILITY": "10"}]},
+            {"log_group_name": "G/ssh", "units": ["sshd.service"],
+             "filters": [{"type": "exclude", "expression": "Connection closed"}]}]}}}}"#;
+        let s = summarize(good).unwrap();
+        let groups: Vec<_> = s.log_groups.iter().map(LogGroupTemplate::as_str).collect();
+        assert_eq!(groups, ["G/security", "G/ssh", "G/system"], "every journald group gets retention and a filter");
+        assert!(s.file_paths.is_empty(), "journald reads no files");
+        for (from, to, needle) in [
+            (r#""priority": "info""#, r#""priority": "loud""#, "priority"),
+            (r#""units": ["sshd.service"]"#, r#""units": []"#, "units"),
+            (r#"{"SYSLOG_FACILITY": "4"}"#, r#"{"SYSLOG_FACILITY": 4}"#, "matches"),
+            (r#""type": "exclude""#, r#""type": "drop""#, "filters"),
+            (r#"{"log_group_name": "G/ssh", "#, "{", "log_group_name"),
+        ] {
+            let bad = good.replace(from, to);
+            assert_ne!(bad, good);
+            let err = summarize(&bad).unwrap_err().to_string();
+            assert!(err.contains(needle) && err.contains("journald"), "{to}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_section_the_agent_knows_is_understood_and_others_are_refused() {
+        let signals = r#"{"logs": {"logs_collected": {"application_signals": {"log_group_name": "G/signals"}}}}"#;
+        let groups: Vec<_> = summarize(signals).unwrap().log_groups.iter().map(|g| g.as_str().to_owned()).collect();
+        assert_eq!(groups, ["G/signals"]);
+        let unnamed = r#"{"logs": {"logs_collected": {"application_signals": {}}}}"#;
+        assert!(summarize(unnamed).unwrap_err().to_string().contains("log_group_name"));
+        let unknown = r#"{"logs": {"logs_collected": {"syslog": {"collect_list": []}}}}"#;
+        let err = summarize(unknown).unwrap_err().to_string();
+        assert!(err.contains("$.logs.logs_collected.syslog") && err.contains("journald"), "{err}");
     }
 
     #[test]
