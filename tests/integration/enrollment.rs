@@ -65,12 +65,19 @@ async fn tagged_linux_and_windows_instances_are_enrolled() {
         assert_eq!(filter.role_arn(), Some(ROLE_ARN));
     }
 
+    // Enrolling until the commands report back; the status-change events then say they succeeded.
+    for id in [&linux, &windows] {
+        assert_eq!(fleet.record(id).await.map(|r| r.status), Some(EnrollmentStatus::Enrolling));
+    }
+    let outcomes = fleet.report_command_outcomes(2).await;
+    assert_eq!((outcomes.messages, outcomes.retried), (2, 0));
     for (id, platform, parameter) in [
         (&linux, "linux", "AmazonCloudWatch-fleetlog-linux"),
         (&windows, "windows", "AmazonCloudWatch-fleetlog-windows"),
     ] {
         let record = fleet.record(id).await.expect("enrollment recorded");
         assert_eq!(record.status, EnrollmentStatus::Enrolled);
+        assert_eq!((record.attempts, record.failure.clone()), (1, None));
         assert_eq!(record.platform, platform);
         assert_eq!(record.config_parameter, parameter);
         assert_eq!(record.config_version, 1);
@@ -129,7 +136,7 @@ async fn two_runs_at_once_on_the_same_instance_send_its_commands_once() {
     let fleet = Fleet::new().await;
     let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
     let other = fleet.stack.enroller(&[], fleet.clients.clone()).unwrap();
-    let work = Work { instance_ids: BTreeSet::from([id.clone()]), reconcile: false };
+    let work = Work { instance_ids: BTreeSet::from([id.clone()]), ..Work::default() };
     let (first, second) = tokio::join!(fleet.state.enroller.run(&work), other.run(&work));
     let outcomes = [first.unwrap().remove(&id).unwrap(), second.unwrap().remove(&id).unwrap()];
 
@@ -144,7 +151,7 @@ async fn two_runs_at_once_on_the_same_instance_send_its_commands_once() {
         assert!(matches!(again, Outcome::AlreadyEnrolled { .. }), "{again:?}");
     }
     assert_eq!(fleet.commands().await.len(), 1);
-    assert_eq!(fleet.record(&id).await.unwrap().status, EnrollmentStatus::Enrolled);
+    assert_eq!(fleet.record(&id).await.unwrap().status, EnrollmentStatus::Enrolling);
 }
 
 #[tokio::test]
@@ -164,7 +171,7 @@ async fn an_instance_another_run_holds_is_retried_later_not_failed() {
 
     // The other run gives up its claim (or it expires): the retry enrolls.
     store.release(&id, "another-run").await.unwrap();
-    let work = Work { instance_ids: BTreeSet::from([id.clone()]), reconcile: false };
+    let work = Work { instance_ids: BTreeSet::from([id.clone()]), ..Work::default() };
     let outcome = fleet.state.enroller.run(&work).await.unwrap().remove(&id).unwrap();
     assert!(matches!(outcome, Outcome::Enrolled { .. }), "{outcome:?}");
     assert_eq!(fleet.commands().await.len(), 1);
@@ -202,12 +209,17 @@ async fn enrollment_claims_exclude_each_other_expire_and_yield_to_a_current_reco
         log_groups: vec![],
         alarm_names: vec![],
         updated_at: "2026-11-30T00:00:00Z".into(),
+        attempts: 1,
+        sent_at: Some(now),
+        retry_at: None,
+        failure: None,
     };
-    store.put(&record).await.unwrap();
+    assert!(!store.put_claimed(&record, "b").await.unwrap(), "only the claim's owner writes the record");
+    assert!(store.put_claimed(&record, "c").await.unwrap());
     assert_eq!(store.claim(id, config, 1, "d", now + 5 + CLAIM_SECONDS).await.unwrap(), Claim::AlreadyCurrent);
     assert_eq!(store.claim(id, config, 2, "d", now + 5 + CLAIM_SECONDS).await.unwrap(), Claim::Granted);
     assert_eq!(store.get(id).await.unwrap(), Some(record.clone()), "a claim leaves the record as it was");
-    assert_eq!(store.list_enrolled().await.unwrap().len(), 1);
+    assert_eq!(store.list_active().await.unwrap().len(), 1);
     // Released from a record: the claim goes, the record stays.
     store.release(id, "d").await.unwrap();
     let attributes = item(id).await.unwrap().item().cloned().unwrap();
@@ -250,7 +262,7 @@ async fn a_burst_of_120_instances_is_batched_50_per_command() {
     // Two handler invocations (100 + 20 messages) → 50 + 50 + 20.
     assert_eq!(commands.len(), 3, "batched into 3 calls");
     for id in &ids {
-        assert_eq!(fleet.record(id).await.map(|r| r.status), Some(EnrollmentStatus::Enrolled), "{id}");
+        assert_eq!(fleet.record(id).await.map(|r| r.status), Some(EnrollmentStatus::Enrolling), "{id}");
     }
 }
 
@@ -284,7 +296,7 @@ async fn tag_removal_and_termination_offboard_and_keep_logs() {
     // Tagging it again enrolls it again.
     fleet.change_tag(&ids[0], "fleetlog:managed", Some("true")).await;
     fleet.deliver(1).await;
-    assert_eq!(fleet.record(&ids[0]).await.unwrap().status, EnrollmentStatus::Enrolled);
+    assert_eq!(fleet.record(&ids[0]).await.unwrap().status, EnrollmentStatus::Enrolling);
 }
 
 #[tokio::test]
@@ -312,7 +324,7 @@ async fn reconcile_enrolls_missed_instances_and_applies_new_config_versions() {
     assert_eq!((report.messages, report.retried), (1, 0));
 
     let missed_record = fleet.record(&missed).await.expect("missed instance enrolled by reconcile");
-    assert_eq!(missed_record.status, EnrollmentStatus::Enrolled);
+    assert_eq!(missed_record.status, EnrollmentStatus::Enrolling);
     let drifted = fleet.record(&enrolled).await.unwrap();
     assert_eq!(drifted.config_version, 2, "re-applied with the new config version");
     assert_eq!(fleet.commands_for(&enrolled).await.len(), 2, "configured twice");
@@ -381,7 +393,7 @@ async fn configs_that_break_policy_are_refused_at_enrollment() {
     for ((_, _, reason), id) in cases.iter().zip(&ids) {
         if reason.is_empty() {
             // A folder the operator allowed: enrolled.
-            assert_eq!(fleet.record(id).await.map(|r| r.status), Some(EnrollmentStatus::Enrolled));
+            assert_eq!(fleet.record(id).await.map(|r| r.status), Some(EnrollmentStatus::Enrolling));
             continue;
         }
         assert!(dead.iter().any(|(body, r)| body.contains(id.as_str()) && r.contains(reason)), "{reason}: {dead:?}");
@@ -419,14 +431,14 @@ async fn direct_eventbridge_invocation_enrolls_and_bad_payloads_are_errors() {
     let id = fleet.launch(Platform::Windows, &[MANAGED], 1).await.remove(0);
     let event = fleetlog_core::events::ec2_state_change_event(&id, "running", "123456789012", "us-east-1");
 
-    let answer = fleetlog_enroller::handle(&fleet.state, event).await.unwrap();
+    let answer = fleetlog_enroller::handle(&fleet.state, event, None).await.unwrap();
     assert_eq!(answer["outcomes"][&id]["outcome"], "enrolled", "{answer}");
-    assert_eq!(fleet.record(&id).await.unwrap().status, EnrollmentStatus::Enrolled);
+    assert_eq!(fleet.record(&id).await.unwrap().status, EnrollmentStatus::Enrolling);
 
-    let err = fleetlog_enroller::handle(&fleet.state, serde_json::json!({"hello": "world"})).await.unwrap_err();
+    let err = fleetlog_enroller::handle(&fleet.state, serde_json::json!({"hello": "world"}), None).await.unwrap_err();
     assert!(err.to_string().contains("neither an SQS batch nor an EventBridge event"), "{err}");
     let unsupported = serde_json::json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {}});
-    let err = fleetlog_enroller::handle(&fleet.state, unsupported).await.unwrap_err();
+    let err = fleetlog_enroller::handle(&fleet.state, unsupported, None).await.unwrap_err();
     assert!(err.to_string().contains("unsupported event"), "{err}");
 }
 
@@ -463,4 +475,110 @@ async fn a_profile_tag_selects_its_own_config_and_retention_and_kms_settings_app
     assert_eq!(group.retention_in_days(), Some(14));
     assert_eq!(group.kms_key_id(), Some("arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"));
     assert_eq!(fleet.alarms(&id).await.len(), 2, "no memory/disk metrics in this config: status and CPU alarms only");
+}
+
+#[tokio::test]
+async fn a_sweep_asks_ssm_about_commands_whose_status_event_never_came() {
+    let fleet = Fleet::new().await;
+    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
+    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
+    fleet.deliver(1).await;
+    // The emulator runs the command to Success; no event reports it.
+    let command = fleet.record(&id).await.unwrap().command_ids[0].clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _) =
+            fleetlog_aws::ssm::invocation_outcome(&fleet.clients.ssm, &command, &id).await.unwrap().unwrap();
+        if status == fleetlog_core::command_outcome::InvocationStatus::Success {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the emulator did not finish the command: {status:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let sweep = Work { reconcile: true, ..Work::default() };
+    let early = fleet.state.enroller.run(&sweep).await.unwrap();
+    assert!(matches!(early[&id], Outcome::AlreadyEnrolled { .. }), "not overdue yet, not asked: {early:?}");
+    // Sent an hour ago, as far as the record knows.
+    fleet
+        .clients
+        .dynamodb
+        .update_item()
+        .table_name(TABLE)
+        .key("instance_id", S(id.clone()))
+        .update_expression("SET sent_at = :sent")
+        .expression_attribute_values(
+            ":sent",
+            aws_sdk_dynamodb::types::AttributeValue::N((epoch_seconds() - 3600).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    fleet.enroller_calls.reset();
+
+    let outcomes = fleet.state.enroller.run(&sweep).await.unwrap();
+
+    assert!(matches!(outcomes[&id], Outcome::Configured { .. }), "{outcomes:?}");
+    assert_eq!(fleet.record(&id).await.unwrap().status, EnrollmentStatus::Enrolled);
+    let calls = fleet.enroller_calls.snapshot();
+    assert_eq!(
+        calls.get("SSM:ListCommandInvocations"),
+        Some(&1),
+        "one question for the one overdue command: {calls:?}"
+    );
+    assert_eq!(calls.get("SSM:SendCommand"), None, "nothing was sent again");
+}
+
+#[tokio::test]
+async fn enrollment_and_offboarding_at_once_leave_a_consistent_record() {
+    let fleet = Fleet::new().await;
+    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
+    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
+    fleet.deliver(1).await;
+    // A new config version for one run to enroll with, while another run, told that the management
+    // tag's value is now "off", offboards the same instance at the same time.
+    fleet.publish_config("linux.json", "AmazonCloudWatch-fleetlog-linux").await;
+    let enroller = fleet.stack.enroller(&[], fleet.clients.clone()).unwrap();
+    let offboarder = fleet.stack.enroller(&[("FLEETLOG_MANAGEMENT_TAG_VALUE", "off")], fleet.clients.clone()).unwrap();
+    let work = Work { instance_ids: BTreeSet::from([id.clone()]), ..Work::default() };
+
+    for round in 0..5 {
+        let (enrolled, offboarded) = tokio::join!(enroller.run(&work), offboarder.run(&work));
+        let (enrolled, offboarded) = (enrolled.unwrap().remove(&id).unwrap(), offboarded.unwrap().remove(&id).unwrap());
+        // Whichever claimed first acted; the other was deferred, so no write interleaved.
+        let record = fleet.record(&id).await.unwrap();
+        let mut alarms = fleet.alarms(&id).await;
+        alarms.sort();
+        let mut recorded = record.alarm_names.clone();
+        recorded.sort();
+        assert_eq!(alarms, recorded, "round {round}: {:?} after {enrolled:?} / {offboarded:?}", record.status);
+        if record.status == EnrollmentStatus::Offboarded {
+            assert!(alarms.is_empty());
+        } else {
+            assert_eq!(record.config_version, 2, "round {round}: {enrolled:?} / {offboarded:?}");
+        }
+    }
+    // Settled: the offboarder, alone, ends it.
+    offboarder.run(&work).await.unwrap();
+    assert_eq!(fleet.record(&id).await.unwrap().status, EnrollmentStatus::Offboarded);
+    assert!(fleet.alarms(&id).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_sweep_over_a_large_fleet_fans_out_into_per_instance_requests() {
+    let fleet = Fleet::new().await;
+    let n = fleetlog_enroller::enroll::FAN_OUT_ABOVE + 1;
+    let ids = fleet.launch(Platform::Linux, &[MANAGED], i32::try_from(n).unwrap()).await;
+    fleet.enroller_calls.reset();
+
+    let outcomes = fleet.state.enroller.run(&Work { reconcile: true, ..Work::default() }).await.unwrap();
+
+    assert!(ids.iter().all(|id| matches!(outcomes[id], Outcome::FannedOut)), "{outcomes:?}");
+    let calls = fleet.enroller_calls.snapshot();
+    assert_eq!(calls.get("SQS:SendMessageBatch"), Some(&n.div_ceil(10)), "{calls:?}");
+    assert_eq!(calls.get("SSM:SendCommand"), None, "the sweep itself enrolled nothing");
+    let report = fleet.deliver(n).await;
+    assert_eq!((report.messages, report.retried), (n, 0));
+    for id in &ids {
+        assert_eq!(fleet.record(id).await.map(|r| r.status), Some(EnrollmentStatus::Enrolling), "{id}");
+    }
 }

@@ -14,7 +14,9 @@ use aws_sdk_cloudformation::types::StackStatus;
 use fleetlog_core::Platform;
 use fleetlog_core::agent_config::{TemplateVars, render_template};
 use fleetlog_core::commands::ConfigParameterName;
-use fleetlog_core::events::{reconcile_request_rule_pattern, state_change_rule_pattern, tag_change_rule_pattern};
+use fleetlog_core::events::{
+    command_outcome_rule_pattern, reconcile_request_rule_pattern, state_change_rule_pattern, tag_change_rule_pattern,
+};
 use fleetlog_core::metrics::{Counter, NAMESPACE};
 use fleetlog_core::settings::ENROLLER_VARIABLES;
 use fleetlog_enroller::Work;
@@ -101,15 +103,18 @@ fn rules_are_the_enrollers_patterns() {
     assert_eq!(pattern("StateChangeRule"), state_change_rule_pattern());
     assert_eq!(pattern("TagChangeRule"), tag_change_rule_pattern(&["fleetlog:managed", "fleetlog:profile"]));
     assert_eq!(pattern("RequestRule"), reconcile_request_rule_pattern());
+    let outcomes = Deployment::local(&[]).resolve(&resource(&t, "CommandOutcomeRule")["EventPattern"]);
+    assert_eq!(outcomes, command_outcome_rule_pattern(fleetlog_cli::local::AGENT_DOCUMENT));
     // The local deployment uses the same patterns.
     let local: BTreeMap<&str, Value> = fleetlog_cli::local::enroll_rules().into_iter().collect();
     assert_eq!(local["fleetlog-ec2-state"], pattern("StateChangeRule"));
     assert_eq!(local["fleetlog-ec2-tags"], pattern("TagChangeRule"));
     assert_eq!(local["fleetlog-requests"], pattern("RequestRule"));
+    assert_eq!(local["fleetlog-command-outcomes"], outcomes);
     // Every rule targets the enroll queue, and only these rules may send to it.
     let policy = json(&resource(&t, "EnrollQueuePolicy")["PolicyDocument"]);
     let allowed = policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"].as_array().unwrap().len();
-    assert_eq!(allowed, 4);
+    assert_eq!(allowed, 5);
     let source = resource(&t, "EnrollerQueueSource");
     assert_eq!(source["BatchSize"].as_u64(), Some(fleetlog_enroller::local::DEFAULT_BATCH_SIZE as u64));
     assert_eq!(json(&source["FunctionResponseTypes"]), serde_json::json!(["ReportBatchItemFailures"]));
@@ -306,10 +311,10 @@ async fn the_enrollers_role_allows_every_call_it_makes() {
         .put_state_changes(&[linux.clone(), windows.clone(), linux.clone(), profiled.clone(), failing], "running")
         .await;
     fleet.deliver(5).await;
-    assert!(fleet.record(&profiled).await.is_some_and(|r| r.is_enrolled()), "the profile config enrolled");
+    assert!(fleet.record(&profiled).await.is_some_and(|r| r.is_active()), "the profile config enrolled");
     fleet.change_tag(&windows, MANAGED.0, None).await;
     fleet.deliver(1).await;
-    fleet.state.enroller.run(&Work { instance_ids: BTreeSet::new(), reconcile: true }).await.unwrap();
+    fleet.state.enroller.run(&Work { reconcile: true, ..Work::default() }).await.unwrap();
 
     let calls = fleet.enroller_calls.snapshot();
     assert!(calls.contains_key("DynamoDB:DeleteItem"), "the failed enrollment released its claim: {calls:?}");
@@ -641,7 +646,7 @@ fn rule_targets_have_a_dead_letter_queue_and_retries() {
             assert!(matches!(v, fleetlog_tests::iam::Verdict::Allowed(_)), "{name:?} cannot dead-letter: {v:?}");
         }
     }
-    assert_eq!(targets, 4);
+    assert_eq!(targets, 5);
 }
 
 /// The pinned infra tools' bin folder: `scripts/test` exports it; otherwise the install script says

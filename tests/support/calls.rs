@@ -292,6 +292,9 @@ fn authorisations(
         return queue("sqs:SendMessage", i.queue_url(), &["kms:GenerateDataKey", "kms:Decrypt"]);
     }
     // SQS authorises its batch actions by the single ones.
+    if let Some(i) = input!(sqs::send_message_batch::SendMessageBatchInput) {
+        return queue("sqs:SendMessage", i.queue_url(), &["kms:GenerateDataKey", "kms:Decrypt"]);
+    }
     if let Some(i) = input!(sqs::delete_message::DeleteMessageInput) {
         return queue("sqs:DeleteMessage", i.queue_url(), &[]);
     }

@@ -218,6 +218,20 @@ impl Fleet {
         drain_queue(&self.state, &self.queue_url, &self.queue_arn, REGION, DEFAULT_BATCH_SIZE).await.expect("drain")
     }
 
+    /// Stands in for Run Command's status-change events (the emulator emits none): waits until
+    /// `expected` agent commands have a final status in SSM, puts their events on the bus, and lets
+    /// the enroller record them.
+    pub async fn report_command_outcomes(&self, expected: usize) -> DrainReport {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut reported = 0;
+        while reported < expected {
+            reported += self.stack.report_command_outcomes().await.expect("report command outcomes");
+            assert!(Instant::now() < deadline, "{reported} of {expected} agent commands reached a final status");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.deliver(expected).await
+    }
+
     pub async fn wait_for_messages(&self, queue_url: &str, expected: usize) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

@@ -1,4 +1,5 @@
-//! SQS calls the enroller makes itself: backoff for not-ready instances, and dead-lettering with a reason.
+//! SQS calls the enroller makes itself: backoff for not-ready instances, dead-lettering with a reason,
+//! and the per-instance requests a large sweep fans out into.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -92,4 +93,44 @@ pub async fn dead_letter(
         .await
         .map_err(|e| classify("sqs:SendMessage", e))?;
     Ok(())
+}
+
+/// SendMessageBatch takes at most 10 entries.
+const MAX_BATCH_SEND: usize = 10;
+
+/// Sends each body as its own message (ten per call). Returns the bodies SQS did not take, each with
+/// its error; a failed call fails all of its entries.
+pub async fn send_all(client: &aws_sdk_sqs::Client, queue_url: &str, bodies: &[String]) -> Vec<(String, AwsError)> {
+    let mut refused = Vec::new();
+    for chunk in bodies.chunks(MAX_BATCH_SEND) {
+        let entries: Result<Vec<_>, _> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build()
+            })
+            .collect();
+        let sent = match entries {
+            Ok(entries) => client
+                .send_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify("sqs:SendMessageBatch", e)),
+            Err(e) => Err(AwsError::new("sqs:SendMessageBatch", ErrorKind::Permanent, e.to_string())),
+        };
+        match sent {
+            Ok(out) => {
+                for failed in out.failed() {
+                    let body = failed.id().parse::<usize>().ok().and_then(|i| chunk.get(i));
+                    let message = failed.message().unwrap_or("refused").to_owned();
+                    let kind = if failed.sender_fault() { ErrorKind::Permanent } else { ErrorKind::Transient };
+                    refused.extend(body.map(|b| (b.clone(), AwsError::new("sqs:SendMessageBatch", kind, message))));
+                }
+            }
+            Err(e) => refused.extend(chunk.iter().map(|b| (b.clone(), e.clone()))),
+        }
+    }
+    refused
 }

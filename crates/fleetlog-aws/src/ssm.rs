@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_ssm::operation::send_command::SendCommandError;
 use fleetlog_core::batching::{MAX_SEND_COMMAND_TARGETS, group_in_chunks};
+use fleetlog_core::command_outcome::{CommandFailure, InvocationStatus, excerpt};
 use fleetlog_core::commands::CommandSpec;
 
 use crate::error::{AwsError, ErrorKind, classify};
@@ -105,4 +106,40 @@ pub async fn get_parameters(
         }
     }
     Ok(out)
+}
+
+/// What SSM says of one command on one instance now: its status and, when it failed, the first step
+/// that failed with the end of that step's output (ListCommandInvocations with details). `None` when
+/// SSM no longer knows the invocation (Run Command keeps 30 days of history).
+pub async fn invocation_outcome(
+    client: &aws_sdk_ssm::Client,
+    command_id: &str,
+    instance_id: &str,
+) -> Result<Option<(InvocationStatus, Option<CommandFailure>)>, AwsError> {
+    let out = client
+        .list_command_invocations()
+        .command_id(command_id)
+        .instance_id(instance_id)
+        .details(true)
+        .send()
+        .await
+        .map_err(|e| classify("ssm:ListCommandInvocations", e))?;
+    let Some(invocation) = out.command_invocations().first() else { return Ok(None) };
+    let status = InvocationStatus::parse(invocation.status().map_or("Pending", |s| s.as_str()));
+    let InvocationStatus::Failed(failed) = &status else { return Ok(Some((status, None))) };
+    let step = invocation
+        .command_plugins()
+        .iter()
+        // A step its precondition skips (the other platform's) reports Success.
+        .find(|p| {
+            p.status().is_some_and(|s| matches!(InvocationStatus::parse(s.as_str()), InvocationStatus::Failed(_)))
+        })
+        .or_else(|| invocation.command_plugins().last());
+    let failure = CommandFailure {
+        command_id: command_id.to_owned(),
+        status: failed.clone(),
+        step: step.and_then(|p| p.name()).map(str::to_owned),
+        output: excerpt(step.and_then(|p| p.output()).unwrap_or_default()),
+    };
+    Ok(Some((status, Some(failure))))
 }

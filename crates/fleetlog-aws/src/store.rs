@@ -128,21 +128,10 @@ impl EnrollmentStore {
         Ok(self.get_many(&[id.to_owned()]).await?.remove(id))
     }
 
-    pub async fn put(&self, record: &EnrollmentRecord) -> Result<(), AwsError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(record)?))
-            .send()
-            .await
-            .map_err(|e| classify("dynamodb:PutItem", e))?;
-        Ok(())
-    }
-
     /// Claims an instance before enrolling it with this config version, so two runs that both read it
     /// as not enrolled (duplicate deliveries in two batches at once) do not both send it commands: a
-    /// conditional write on its item, granted unless another unexpired claim is on it or it already
-    /// records this config version. `now` is in epoch seconds.
+    /// conditional write on its item, granted unless another unexpired claim is on it or it is already
+    /// current for this config version at `now` (epoch seconds; see [`EnrollmentRecord::is_current`]).
     pub async fn claim(
         &self,
         id: &str,
@@ -152,20 +141,17 @@ impl EnrollmentStore {
         now: i64,
     ) -> Result<Claim, AwsError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("instance_id", s(id))
-            .update_expression("SET claim_owner = :owner, claim_expires = :expires")
+            .claim_request(id, owner, now)
             .condition_expression(
                 "(attribute_not_exists(claim_expires) OR claim_expires < :now) \
-                 AND NOT (#status = :enrolled AND config_parameter = :parameter AND config_version = :version)",
+                 AND NOT (config_parameter = :parameter AND config_version = :version \
+                          AND (#status IN (:enrolling, :enrolled) \
+                               OR (#status = :failed AND (attribute_not_exists(retry_at) OR retry_at > :now))))",
             )
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":expires", n(now + CLAIM_SECONDS))
-            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":enrolling", s(EnrollmentStatus::Enrolling.as_str()))
             .expression_attribute_values(":enrolled", s(EnrollmentStatus::Enrolled.as_str()))
+            .expression_attribute_values(":failed", s(EnrollmentStatus::Failed.as_str()))
             .expression_attribute_values(":parameter", s(config_parameter))
             .expression_attribute_values(":version", n(config_version))
             .send()
@@ -173,8 +159,96 @@ impl EnrollmentStore {
         if condition_held(result, "dynamodb:UpdateItem")? {
             return Ok(Claim::Granted);
         }
-        let current = self.get(id).await?.is_some_and(|r| r.is_current(config_parameter, config_version));
+        let current = self.get(id).await?.is_some_and(|r| r.is_current(config_parameter, config_version, now));
         Ok(if current { Claim::AlreadyCurrent } else { Claim::Held })
+    }
+
+    /// Claims an enrolled instance before offboarding it, so an enrollment running at the same time
+    /// cannot write its record over the offboarding (or the other way round). `false`: another run
+    /// holds it.
+    pub async fn claim_for_offboarding(&self, id: &str, owner: &str, now: i64) -> Result<bool, AwsError> {
+        let result = self
+            .claim_request(id, owner, now)
+            .condition_expression(
+                "attribute_exists(#status) AND (attribute_not_exists(claim_expires) OR claim_expires < :now)",
+            )
+            .expression_attribute_names("#status", "status")
+            .send()
+            .await;
+        condition_held(result, "dynamodb:UpdateItem")
+    }
+
+    fn claim_request(
+        &self,
+        id: &str,
+        owner: &str,
+        now: i64,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("instance_id", s(id))
+            .update_expression("SET claim_owner = :owner, claim_expires = :expires")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":expires", n(now + CLAIM_SECONDS))
+            .expression_attribute_values(":now", n(now))
+    }
+
+    /// Writes the record that ends `owner`'s claim, if the claim is still `owner`'s (it may have
+    /// expired and been taken by another run, whose write then wins). `false`: not written.
+    pub async fn put_claimed(&self, record: &EnrollmentRecord, owner: &str) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)?))
+            .condition_expression("claim_owner = :owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        condition_held(result, "dynamodb:PutItem")
+    }
+
+    /// Records a command's outcome: the status, failure and retry time of `record`, written only while
+    /// the item is still `enrolling` with that command (a newer enrollment or an offboarding wins; a
+    /// duplicate report finds nothing to change). `false`: not written.
+    pub async fn record_outcome(&self, record: &EnrollmentRecord, command_id: &str) -> Result<bool, AwsError> {
+        let mut set = vec!["#status = :status", "updated_at = :updated"];
+        let mut remove = Vec::new();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("instance_id", s(&record.instance_id))
+            .condition_expression("#status = :enrolling AND contains(command_ids, :command)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(record.status.as_str()))
+            .expression_attribute_values(":updated", s(&record.updated_at))
+            .expression_attribute_values(":enrolling", s(EnrollmentStatus::Enrolling.as_str()))
+            .expression_attribute_values(":command", s(command_id));
+        match &record.failure {
+            Some(failure) => {
+                let value = serde_dynamo::to_attribute_value(failure).map_err(|e| {
+                    AwsError::new("dynamodb", ErrorKind::Permanent, format!("failure of {}: {e}", record.instance_id))
+                })?;
+                set.push("failure = :failure");
+                request = request.expression_attribute_values(":failure", value);
+            }
+            None => remove.push("failure"),
+        }
+        match record.retry_at {
+            Some(at) => {
+                set.push("retry_at = :retry");
+                request = request.expression_attribute_values(":retry", n(at));
+            }
+            None => remove.push("retry_at"),
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let result = request.update_expression(expression).send().await;
+        condition_held(result, "dynamodb:UpdateItem")
     }
 
     /// Ends this owner's claim on an instance it did not enroll, so a retry need not wait for it to
@@ -208,15 +282,15 @@ impl EnrollmentStore {
         condition_held(on_record, "dynamodb:UpdateItem").map(drop)
     }
 
-    /// Every record whose status is `enrolled` (paginated scan; used by reconcile and `status`).
-    pub async fn list_enrolled(&self) -> Result<Vec<EnrollmentRecord>, AwsError> {
+    /// Every record not offboarded (paginated scan; used by reconcile).
+    pub async fn list_active(&self) -> Result<Vec<EnrollmentRecord>, AwsError> {
         let mut pages = self
             .client
             .scan()
             .table_name(&self.table)
-            .filter_expression("#s = :enrolled")
+            .filter_expression("#s <> :offboarded")
             .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":enrolled", s(EnrollmentStatus::Enrolled.as_str()))
+            .expression_attribute_values(":offboarded", s(EnrollmentStatus::Offboarded.as_str()))
             .consistent_read(true)
             .into_paginator()
             .send();
@@ -302,6 +376,10 @@ mod tests {
             log_groups: vec![],
             alarm_names: vec![],
             updated_at: "2026-11-30T00:00:00Z".into(),
+            attempts: 1,
+            sent_at: None,
+            retry_at: None,
+            failure: None,
         }
     }
 
@@ -359,6 +437,15 @@ mod tests {
             log_groups: vec!["g".into()],
             alarm_names: vec![],
             updated_at: "2026-11-22T00:00:00Z".into(),
+            attempts: 2,
+            sent_at: Some(1_764_000_000),
+            retry_at: Some(1_764_000_120),
+            failure: Some(fleetlog_core::command_outcome::CommandFailure {
+                command_id: "b".into(),
+                status: "Failed".into(),
+                step: Some("agentLinux".into()),
+                output: "config not found".into(),
+            }),
         };
         let item = to_item(&record).unwrap();
         assert_eq!(item["config_version"], n(7), "numbers stay numbers, as the claim's conditions compare them");

@@ -201,6 +201,19 @@ pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
         "{} messages in {} invocation(s); {} left for retry.",
         drained.messages, drained.invocations, drained.retried
     ));
+    n.say("Each enrolled instance is `enrolling` until its agent command reports back. The emulator runs\ncommands but emits no status-change events, so they are put on the bus here from SSM's answer;\nthe stack's rule routes them to the same queue, and the enroller records each outcome.");
+    let sent = state.enroller.store.get_many(&ids.values().cloned().collect::<Vec<_>>()).await?.len();
+    let mut reported = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reported < sent {
+        reported += stack.report_command_outcomes().await?;
+        if Instant::now() > deadline {
+            bail!("only {reported} of {sent} agent commands reported an outcome");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drained = drain_queue(&state, &stack.queue_url, &stack.queue_arn, REGION, DEFAULT_BATCH_SIZE).await?;
+    n.say(&format!("{reported} command outcomes recorded ({} messages).", drained.messages));
     let fleet = Fleet::new(&stack.config, stack.fleet_options());
     let all_ids: Vec<String> = ids.values().cloned().collect();
     let status = fleet.status(&all_ids).await?;
@@ -212,7 +225,7 @@ pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
     let records = state.enroller.store.get_many(&all_ids).await?;
     let mut written: BTreeMap<(String, String), usize> = BTreeMap::new();
     for (k, (name, id)) in ids.iter().enumerate() {
-        let Some(record) = records.get(id).filter(|r| r.is_enrolled()) else { continue };
+        let Some(record) = records.get(id).filter(|r| r.is_active()) else { continue };
         for (g, group) in record.log_groups.iter().enumerate() {
             let source = group.rsplit('/').next().unwrap_or(group).to_owned();
             let count = 5 + (k * 7 + g * 3) % 11;
@@ -299,6 +312,7 @@ pub async fn up(configs: &Path) -> Result<()> {
         if drained.messages > 0 {
             println!("enroller: {} message(s), {} left for retry", drained.messages, drained.retried);
         }
+        stack.report_command_outcomes().await?;
         let carried = pump.pump(&stack).await?;
         if carried.payloads > 0 {
             println!(

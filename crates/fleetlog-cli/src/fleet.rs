@@ -193,7 +193,7 @@ impl Fleet {
         let mut said = BTreeMap::new();
         let mut targets = Vec::new();
         for instance in instances {
-            let Some(record) = records.get(&instance.id).filter(|r| r.is_enrolled()) else { continue };
+            let Some(record) = records.get(&instance.id).filter(|r| r.is_active()) else { continue };
             if instance.state != InstanceState::Running {
                 said.insert(instance.id.clone(), format!("not stopped: the instance is {}", instance.state.as_str()));
                 continue;
@@ -221,7 +221,7 @@ impl Fleet {
                 ..Report::default()
             });
         }
-        let work = Work { instance_ids: BTreeSet::new(), reconcile: true };
+        let work = Work { reconcile: true, ..Work::default() };
         let plan = plan(&self.clients, &self.store, &self.options.management_tag, &work).await?;
         let mut table = Table::new(&["instance", "would", "why"]);
         let mut items = Vec::new();
@@ -251,7 +251,7 @@ impl Fleet {
         let groups: BTreeSet<String> = records.values().flat_map(|r| r.log_groups.iter().cloned()).collect();
         let group_status = self.log_group_status(groups).await?;
         let enrolled: BTreeMap<&str, &EnrollmentRecord> =
-            records.iter().filter(|(_, r)| r.is_enrolled()).map(|(id, r)| (id.as_str(), r)).collect();
+            records.iter().filter(|(_, r)| r.is_active()).map(|(id, r)| (id.as_str(), r)).collect();
         let commands = self.command_statuses(&enrolled, whole_fleet).await?;
         let alarms = if whole_fleet {
             fleetlog_aws::alarms::list_alarms_by_instance(&self.clients.cloudwatch).await?
@@ -307,7 +307,8 @@ impl Fleet {
             tables.push(counts);
         }
         tables.push(table);
-        Ok(Report { json: json!({ "summary": summary, "instances": rows }), tables, notes: Vec::new() })
+        let notes = rows.iter().filter_map(|r| Some(format!("{}: {}", r.instance_id, r.failure.as_ref()?))).collect();
+        Ok(Report { json: json!({ "summary": summary, "instances": rows }), tables, notes })
     }
 
     /// SSM's view of each instance (PingStatus); absent instances have not registered.
@@ -428,7 +429,7 @@ impl Fleet {
         alarms: &BTreeMap<String, Vec<String>>,
     ) -> InstanceStatus {
         let decision = decide(Some(instance), &self.options.management_tag, record);
-        let enrolled = record.filter(|r| r.is_enrolled());
+        let enrolled = record.filter(|r| r.is_active());
         InstanceStatus {
             instance_id: instance.id.clone(),
             state: instance.state.as_str().to_owned(),
@@ -449,6 +450,7 @@ impl Fleet {
                 .map(|r| r.log_groups.iter().filter_map(|g| groups.get(g).cloned()).collect())
                 .unwrap_or_default(),
             alarms: enrolled.and_then(|_| alarms.get(&instance.id).cloned()).unwrap_or_default(),
+            failure: enrolled.and_then(describe_failure),
             updated_at: record.map(|r| r.updated_at.clone()),
         }
     }
@@ -498,14 +500,17 @@ pub struct InstanceStatus {
     pub config: Option<String>,
     pub log_groups: Vec<LogGroupStatus>,
     pub alarms: Vec<String>,
+    /// Why the agent command failed (status `failed`), and when it is tried again.
+    pub failure: Option<String>,
     pub updated_at: Option<String>,
 }
 
 /// Where an instance stands, from the same decision the enroller makes.
 pub fn status_word(decision: &Decision, record: Option<&EnrollmentRecord>) -> &'static str {
-    let enrolled = record.is_some_and(EnrollmentRecord::is_enrolled);
+    let active = record.filter(|r| r.is_active());
     match decision {
-        Decision::Enroll if enrolled => "enrolled",
+        // enrolling, enrolled or failed: what the agent command's outcome said.
+        Decision::Enroll if let Some(r) = active => r.status.as_str(),
         Decision::Enroll => "awaiting enrollment",
         Decision::Offboard => "awaiting offboarding",
         Decision::Skip(SkipReason::TagCaseMismatch { .. }) => "tag case mismatch",
@@ -516,10 +521,23 @@ pub fn status_word(decision: &Decision, record: Option<&EnrollmentRecord>) -> &'
     }
 }
 
+/// A failed record's failure and what happens next, in words.
+fn describe_failure(record: &EnrollmentRecord) -> Option<String> {
+    let failure = record.failure.as_ref()?;
+    let next = match record.retry_at.and_then(|at| chrono::DateTime::from_timestamp(at, 0)) {
+        Some(at) => format!("attempt {} failed; retried at {}", record.attempts, at.to_rfc3339()),
+        None => format!(
+            "attempt {} failed; no attempts left: fix the cause, then `fleetlog enroll {}`",
+            record.attempts, record.instance_id
+        ),
+    };
+    Some(format!("{}; {next}", failure.describe()))
+}
+
 /// A plan entry in words: (action, why).
 pub fn describe_decision(decision: &Decision, record: Option<&EnrollmentRecord>) -> (&'static str, String) {
     match decision {
-        Decision::Enroll => match record.filter(|r| r.is_enrolled()) {
+        Decision::Enroll => match record.filter(|r| r.is_active()) {
             Some(r) => (
                 "check",
                 format!(

@@ -7,7 +7,8 @@
 //! enroller ([`fleetlog_enroller::local::drain_queue`]), and carrying raw subscription data from S3
 //! through the ETL's Firehose shape into the processed stream ([`LogPump`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
@@ -18,7 +19,10 @@ use aws_sdk_firehose::types::{CompressionFormat, DeliveryStreamType, ExtendedS3D
 use aws_sdk_sqs::types::QueueAttributeName;
 use fleetlog_aws::Clients;
 use fleetlog_core::Platform;
-use fleetlog_core::events::{reconcile_request_rule_pattern, state_change_rule_pattern, tag_change_rule_pattern};
+use fleetlog_core::events::{
+    FORWARDED_COMMAND_STATUSES, command_invocation_event, command_outcome_rule_pattern, reconcile_request_rule_pattern,
+    state_change_rule_pattern, tag_change_rule_pattern,
+};
 use fleetlog_core::log_groups::default_log_group_prefix;
 use fleetlog_core::settings::EnrollerSettings;
 use fleetlog_enroller::Enroller;
@@ -62,6 +66,7 @@ pub fn enroll_rules() -> Vec<(&'static str, serde_json::Value)> {
         ("fleetlog-ec2-state", state_change_rule_pattern()),
         ("fleetlog-ec2-tags", tag_change_rule_pattern(&["fleetlog:managed", "fleetlog:profile"])),
         ("fleetlog-requests", reconcile_request_rule_pattern()),
+        ("fleetlog-command-outcomes", command_outcome_rule_pattern(AGENT_DOCUMENT)),
     ]
 }
 
@@ -78,6 +83,8 @@ pub struct LocalStack {
     pub dlq_url: String,
     pub raw_stream_arn: String,
     pub log_group_prefix: String,
+    /// (command, instance) pairs [`LocalStack::report_command_outcomes`] has reported.
+    reported_commands: Arc<Mutex<BTreeSet<(String, String)>>>,
 }
 
 impl LocalStack {
@@ -147,6 +154,7 @@ impl LocalStack {
             dlq_url,
             raw_stream_arn,
             log_group_prefix: default_log_group_prefix(LOCAL_ACCOUNT_NAME, ACCOUNT, REGION),
+            reported_commands: Arc::default(),
         })
     }
 
@@ -157,6 +165,7 @@ impl LocalStack {
             ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN".to_owned(), self.raw_stream_arn.clone()),
             ("FLEETLOG_SUBSCRIPTION_ROLE_ARN".to_owned(), SUBSCRIPTION_ROLE_ARN.to_owned()),
             ("FLEETLOG_DEAD_LETTER_QUEUE_URL".to_owned(), self.dlq_url.clone()),
+            ("FLEETLOG_ENROLL_QUEUE_URL".to_owned(), self.queue_url.clone()),
             ("FLEETLOG_AGENT_DOCUMENT".to_owned(), AGENT_DOCUMENT.to_owned()),
             ("FLEETLOG_LOG_GROUP_PREFIX".to_owned(), self.log_group_prefix.clone()),
         ])
@@ -248,6 +257,44 @@ impl LocalStack {
             }
         }
         Ok(())
+    }
+
+    /// Stands in for Run Command's status-change events, which the emulator does not emit: puts on the
+    /// bus one "EC2 Command Invocation Status-change Notification" per invocation of fleetlog's
+    /// document that has reached a final status since the last call. Returns how many.
+    pub async fn report_command_outcomes(&self) -> Result<usize> {
+        let mut pages = self.clients.ssm.list_command_invocations().into_paginator().send();
+        let mut events = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(sdk_error("ListCommandInvocations"))?;
+            for invocation in page.command_invocations() {
+                let (Some(command_id), Some(instance_id), Some(status)) =
+                    (invocation.command_id(), invocation.instance_id(), invocation.status())
+                else {
+                    continue;
+                };
+                let status = status.as_str();
+                if invocation.document_name() != Some(AGENT_DOCUMENT) || !FORWARDED_COMMAND_STATUSES.contains(&status) {
+                    continue;
+                }
+                let first = self
+                    .reported_commands
+                    .lock()
+                    .map_or(true, |mut reported| reported.insert((command_id.to_owned(), instance_id.to_owned())));
+                if first {
+                    events.push(command_invocation_event(
+                        instance_id,
+                        command_id,
+                        AGENT_DOCUMENT,
+                        status,
+                        ACCOUNT,
+                        REGION,
+                    ));
+                }
+            }
+        }
+        self.put_events(&events).await?;
+        Ok(events.len())
     }
 
     /// Messages visible on a queue (SQS's approximate count).

@@ -78,6 +78,21 @@ impl Local {
         self.stack.launch(Platform::Linux, tags, 1).await.unwrap().remove(0)
     }
 
+    /// Puts the agent commands' status-change events on the bus (the emulator emits none) once
+    /// `expected` have finished, and lets the enroller record them.
+    async fn report_command_outcomes(&self, expected: usize) {
+        let mut reported = 0;
+        for _ in 0..100 {
+            reported += self.stack.report_command_outcomes().await.unwrap();
+            if reported >= expected {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(reported, expected, "agent commands that reached a final status");
+        assert_eq!(self.deliver().await, expected);
+    }
+
     /// Lets the enroller consume the queue, as Lambda's SQS trigger would.
     async fn deliver(&self) -> usize {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -230,6 +245,9 @@ async fn enroll_status_offboard_and_reconcile() {
     assert_eq!(enrolled["instances"][0]["tagged"], true);
     assert_eq!(local.deliver().await, 1, "enroll asks the enroller through the request rule");
     let status = json_of(&local.run(&["status", "-o", "json", &id]));
+    assert_eq!(status["instances"][0]["status"], "enrolling", "until the agent command reports back");
+    local.report_command_outcomes(1).await;
+    let status = json_of(&local.run(&["status", "-o", "json", &id]));
     let row = &status["instances"][0];
     assert_eq!(row["status"], "enrolled");
     assert_eq!(row["config"], "AmazonCloudWatch-fleetlog-linux v1");
@@ -258,9 +276,11 @@ async fn enroll_status_offboard_and_reconcile() {
     json_of(&local.run(&["reconcile", "-o", "json"]));
     assert_eq!(local.deliver().await, 1);
     let fleet = json_of(&local.run(&["status", "-o", "json"]));
-    assert_eq!(fleet["summary"]["enrolled"], 2, "{}", fleet["summary"]);
+    assert_eq!(fleet["summary"]["enrolled"], 1, "{}", fleet["summary"]);
+    assert_eq!(fleet["summary"]["enrolling"], 1, "{}", fleet["summary"]);
     // The whole-fleet view reads alarms in one listing and each command once: same answer per row.
-    for row in fleet["instances"].as_array().unwrap().iter().filter(|r| r["status"] == "enrolled") {
+    let rows = fleet["instances"].as_array().unwrap();
+    for row in rows.iter().filter(|r| r["status"] == "enrolled" || r["status"] == "enrolling") {
         assert_eq!(row["alarms"].as_array().unwrap().len(), 4, "{row}");
         assert!(!row["commands"].as_array().unwrap().is_empty(), "{row}");
     }

@@ -4,15 +4,21 @@
 //! instance, so out-of-order and duplicate events cannot enroll an instance that no longer qualifies.
 
 use aws_lambda_events::cloudwatch_events::ec2::InstanceStateChange;
+use aws_lambda_events::cloudwatch_events::ssm::EC2CommandInvocationStatusChange;
 use aws_lambda_events::cloudwatch_events::tag::TagChangeOnResource;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::Value;
 
+use crate::command_outcome::{CommandReport, InvocationStatus};
 use crate::instance::{InstanceState, is_instance_id};
 
 pub const EC2_STATE_CHANGE: &str = "EC2 Instance State-change Notification";
 pub const TAG_CHANGE: &str = "Tag Change on Resource";
 pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+/// Run Command's per-instance result of a command.
+pub const COMMAND_INVOCATION_STATUS: &str = "EC2 Command Invocation Status-change Notification";
+/// The invocation statuses the outcome rule forwards: the final ones.
+pub const FORWARDED_COMMAND_STATUSES: [&str; 4] = ["Success", "Failed", "TimedOut", "Cancelled"];
 /// Operators (the CLI) can ask for a sweep with a custom event of this detail-type.
 pub const RECONCILE_REQUEST: &str = "fleetlog Reconcile Request";
 pub const FLEETLOG_SOURCE: &str = "fleetlog";
@@ -26,6 +32,8 @@ pub enum Trigger {
     TagChange { instance_id: String, changed_keys: Vec<String> },
     /// An operator asked fleetlog to look at this instance now (`fleetlog enroll`/`offboard`).
     Check { instance_id: String },
+    /// fleetlog's agent command finished on an instance.
+    CommandStatus(CommandReport),
     /// Sweep the whole fleet (schedule or operator request).
     Reconcile,
 }
@@ -37,6 +45,7 @@ impl Trigger {
             Trigger::StateChange { instance_id, .. }
             | Trigger::TagChange { instance_id, .. }
             | Trigger::Check { instance_id } => Some(instance_id),
+            Trigger::CommandStatus(report) => Some(&report.instance_id),
             Trigger::Reconcile => None,
         }
     }
@@ -86,6 +95,18 @@ pub fn trigger_from_event(event: EventBridgeEvent<Value>) -> Result<Trigger, Eve
             let id = arn.rsplit_once("instance/").map(|(_, id)| id).unwrap_or_default();
             let instance_id = checked_instance_id(id).map_err(malformed)?;
             Ok(Trigger::TagChange { instance_id, changed_keys: detail.changed_tag_keys })
+        }
+        ("aws.ssm", COMMAND_INVOCATION_STATUS) => {
+            let detail: EC2CommandInvocationStatusChange =
+                serde_json::from_value(event.detail.clone()).map_err(|e| malformed(e.to_string()))?;
+            if detail.command_id.is_empty() || detail.status.is_empty() {
+                return Err(malformed("empty command-id or status".into()));
+            }
+            Ok(Trigger::CommandStatus(CommandReport {
+                instance_id: checked_instance_id(&detail.instance_id).map_err(malformed)?,
+                command_id: detail.command_id,
+                status: InvocationStatus::parse(&detail.status),
+            }))
         }
         ("aws.events", SCHEDULED_EVENT) => Ok(Trigger::Reconcile),
         (FLEETLOG_SOURCE, RECONCILE_REQUEST) => match event.detail.get("instance-id") {
@@ -140,6 +161,45 @@ pub fn ec2_state_change_event(instance_id: &str, state: &str, account: &str, reg
         "region": region,
         "resources": [format!("arn:aws:ec2:{region}:{account}:instance/{instance_id}")],
         "detail": { "instance-id": instance_id, "state": state }
+    })
+}
+
+/// The EventBridge pattern of the rule that follows fleetlog's agent commands: final statuses of
+/// invocations of its own document only.
+pub fn command_outcome_rule_pattern(document_name: &str) -> Value {
+    serde_json::json!({
+        "source": ["aws.ssm"],
+        "detail-type": [COMMAND_INVOCATION_STATUS],
+        "detail": { "document-name": [document_name], "status": FORWARDED_COMMAND_STATUSES }
+    })
+}
+
+/// Builds the event Run Command emits when an invocation changes status (the local stack and tests
+/// stand in for it; the emulator emits none).
+pub fn command_invocation_event(
+    instance_id: &str,
+    command_id: &str,
+    document_name: &str,
+    status: &str,
+    account: &str,
+    region: &str,
+) -> Value {
+    serde_json::json!({
+        "version": "0",
+        "id": format!("{command_id}-{instance_id}-{status}"),
+        "detail-type": COMMAND_INVOCATION_STATUS,
+        "source": "aws.ssm",
+        "account": account,
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "region": region,
+        "resources": [format!("arn:aws:ec2:{region}:{account}:instance/{instance_id}")],
+        "detail": {
+            "command-id": command_id,
+            "document-name": document_name,
+            "instance-id": instance_id,
+            "requested-date-time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "status": status
+        }
     })
 }
 
@@ -246,6 +306,26 @@ mod tests {
             "detail-type": RECONCILE_REQUEST, "source": FLEETLOG_SOURCE, "detail": { "instance-id": "i-x; rm" },
         });
         assert!(matches!(parse_trigger(&bad.to_string()), Err(EventError::Malformed { .. })));
+    }
+
+    #[test]
+    fn command_invocation_events_report_an_instance_s_outcome() {
+        let event = command_invocation_event("i-0123456789abcdef0", "c-1", "fleetlog-agent", "Failed", "1", "r");
+        assert_eq!(
+            parse_trigger(&event.to_string()),
+            Ok(Trigger::CommandStatus(CommandReport {
+                instance_id: "i-0123456789abcdef0".into(),
+                command_id: "c-1".into(),
+                status: InvocationStatus::Failed("Failed".into()),
+            }))
+        );
+        let mut no_command = event.clone();
+        no_command["detail"].as_object_mut().unwrap().remove("command-id");
+        let err = parse_trigger(&no_command.to_string()).unwrap_err();
+        assert!(err.to_string().contains("command-id"), "{err}");
+        let mut bad_instance = event;
+        bad_instance["detail"]["instance-id"] = "mi-0123456789abcdef0".into();
+        assert!(matches!(parse_trigger(&bad_instance.to_string()), Err(EventError::Malformed { .. })));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod agent_config;
 pub mod alarms;
 pub mod batching;
+pub mod command_outcome;
 pub mod commands;
 pub mod events;
 pub mod instance;

@@ -37,6 +37,10 @@ counters! {
     /// Another enrollment run was enrolling the instance: retried later, not a failure.
     EnrollmentDeferred,
     DeadLettered,
+    /// An agent command succeeded on an instance.
+    AgentConfigured,
+    /// An agent command failed on an instance (each attempt; `EnrollmentFailed` counts the last).
+    AgentCommandFailed,
     /// ETL: log events written as JSON records.
     LogEventsTransformed,
     /// ETL: Firehose records handed back to the stream because they did not fit the response.

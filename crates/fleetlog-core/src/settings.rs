@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::agent_config::ConfigPolicy;
 use crate::alarms::AlarmThresholds;
+use crate::command_outcome::RetryPolicy;
 use crate::commands::{AGENT_PARAMETER_PREFIX, AgentDocument, DEFAULT_DOCUMENT_VERSION};
 use crate::log_groups::RetentionDays;
 use crate::readiness::ReadinessPolicy;
@@ -32,7 +33,10 @@ pub const ENROLLER_VARIABLES: &[(&str, Option<&str>)] = &[
     ("FLEETLOG_MEMORY_ALARM_PERCENT", Some("90")),
     ("FLEETLOG_DISK_ALARM_PERCENT", Some("90")),
     ("FLEETLOG_READINESS_TIMEOUT_SECONDS", Some("900")),
+    ("FLEETLOG_COMMAND_ATTEMPTS", Some("3")),
+    ("FLEETLOG_COMMAND_OVERDUE_SECONDS", Some("900")),
     ("FLEETLOG_DEAD_LETTER_QUEUE_URL", Some("")),
+    ("FLEETLOG_ENROLL_QUEUE_URL", Some("")),
 ];
 
 /// The default of one of [`ENROLLER_VARIABLES`] (`None` for required or unknown variables).
@@ -74,9 +78,15 @@ pub struct EnrollerSettings {
     pub alarm_topic_arn: Option<String>,
     pub thresholds: AlarmThresholds,
     pub readiness: ReadinessPolicy,
+    /// How often a failed agent command is sent again.
+    pub command_retry: RetryPolicy,
+    /// A command still without an outcome this long after it was sent is asked about by the sweep.
+    pub command_overdue: Duration,
     /// Permanent failures are sent here with their reason. Without it they go back to the queue and
     /// reach the redrive DLQ after the queue's maxReceiveCount.
     pub dead_letter_queue_url: Option<String>,
+    /// The enroller's own queue: a large sweep sends per-instance requests to it.
+    pub enroll_queue_url: Option<String>,
 }
 
 impl EnrollerSettings {
@@ -151,6 +161,14 @@ impl EnrollerSettings {
                     )
                 },
             )?;
+        let whole = |name: &'static str, range: std::ops::RangeInclusive<u64>| -> Result<u64, SettingsError> {
+            let v = get(name)?;
+            v.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+                invalid(name, &v, format!("expected a whole number from {} to {}", range.start(), range.end()))
+            })
+        };
+        let command_attempts = u32::try_from(whole("FLEETLOG_COMMAND_ATTEMPTS", 1..=10)?).unwrap_or(1);
+        let command_overdue = Duration::from_secs(whole("FLEETLOG_COMMAND_OVERDUE_SECONDS", 60..=86_400)?);
         let tag_key = get("FLEETLOG_MANAGEMENT_TAG_KEY")?;
         if tag_key.len() > 128 {
             return Err(invalid(
@@ -195,7 +213,10 @@ impl EnrollerSettings {
                 disk_used_percent: number("FLEETLOG_DISK_ALARM_PERCENT")?,
             },
             readiness: ReadinessPolicy { give_up_after, ..ReadinessPolicy::default() },
+            command_retry: RetryPolicy { max_attempts: command_attempts, ..RetryPolicy::default() },
+            command_overdue,
             dead_letter_queue_url: optional("FLEETLOG_DEAD_LETTER_QUEUE_URL")?,
+            enroll_queue_url: optional("FLEETLOG_ENROLL_QUEUE_URL")?,
         })
     }
 }
@@ -231,6 +252,8 @@ mod tests {
         assert_eq!(s.dead_letter_queue_url, None);
         assert_eq!(s.agent_document, AgentDocument { name: "fleetlog-agent".into(), version: "$DEFAULT".into() });
         assert_eq!(s.config_policy.allowed_paths, DEFAULT_ALLOWED_PATHS);
+        assert_eq!(s.command_retry, RetryPolicy::default());
+        assert_eq!(s.command_overdue, Duration::from_secs(900));
     }
 
     #[test]
@@ -267,6 +290,8 @@ mod tests {
         assert!(with(("FLEETLOG_CONFIG_PARAMETER_PREFIX", "fleetlog")).contains("AmazonCloudWatch-"));
         assert!(with(("FLEETLOG_CPU_ALARM_PERCENT", "150")).contains("percentage"));
         assert!(with(("FLEETLOG_READINESS_TIMEOUT_SECONDS", "5")).contains("60 to 43200"));
+        assert!(with(("FLEETLOG_COMMAND_ATTEMPTS", "0")).contains("from 1 to 10"));
+        assert!(with(("FLEETLOG_COMMAND_OVERDUE_SECONDS", "soon")).contains("FLEETLOG_COMMAND_OVERDUE_SECONDS"));
         assert!(with(("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", "nope")).contains("expected the ARN"));
         assert!(with(("FLEETLOG_SUBSCRIPTION_ROLE_ARN", "")).contains("FLEETLOG_SUBSCRIPTION_ROLE_ARN"));
         assert!(with(("FLEETLOG_AGENT_DOCUMENT_VERSION", "latest")).contains("document version number"));

@@ -5,12 +5,14 @@
 //! (document version, parameters) for up to 50 instances.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use fleetlog_aws::store::{Claim, EnrollmentStore};
-use fleetlog_aws::{AwsError, Clients, alarms, ec2, logs, ssm};
+use fleetlog_aws::{AwsError, Clients, alarms, ec2, logs, queue, ssm};
 use fleetlog_core::Instance;
 use fleetlog_core::agent_config::{self, AgentConfigSummary};
 use fleetlog_core::alarms::alarms_for;
+use fleetlog_core::command_outcome::{CommandFailure, CommandReport, InvocationStatus, Transition, transition};
 use fleetlog_core::commands::{CommandSpec, ConfigParameterName};
 use fleetlog_core::log_groups::LogGroupName;
 use fleetlog_core::plan::{Decision, EnrollmentRecord, EnrollmentStatus, SkipReason, decide};
@@ -23,11 +25,19 @@ use crate::outcome::Outcome;
 
 /// How many instances get their alarms and records written at once.
 const INSTANCE_CONCURRENCY: usize = 8;
+/// No new work starts this close to the invocation's deadline: the longest step (a batch of 50
+/// commands sent, or 8 instances' alarms and records) fits in it with room to answer.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+/// A sweep that finds more instances than this to enroll (one queue batch) sends each a request of
+/// its own instead, so the work spreads over invocations (and over the function's concurrency).
+pub const FAN_OUT_ABOVE: usize = 100;
 
 /// What a batch of events asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Work {
     pub instance_ids: BTreeSet<String>,
+    /// Outcomes of agent commands to record.
+    pub reports: Vec<CommandReport>,
     pub reconcile: bool,
 }
 
@@ -59,6 +69,8 @@ struct Enrollee<'a> {
     config: &'a AgentConfigSummary,
     log_groups: Vec<LogGroupName>,
     command_ids: Vec<String>,
+    /// The attempt number of the command this run sends (see [`EnrollmentRecord::next_attempt`]).
+    attempt: u32,
 }
 
 impl Enroller {
@@ -70,9 +82,40 @@ impl Enroller {
 
     /// Runs the work. An `Err` means nothing could be decided (the reads failed); per-instance
     /// failures are in the outcomes.
+    ///
+    /// Command reports are recorded first; an instance whose failed command is due for another try
+    /// joins the instances to enroll. A sweep also asks SSM about commands whose outcome is overdue.
     pub async fn run(&self, work: &Work) -> Result<Outcomes, AwsError> {
-        let plan = self.plan(work).await?;
+        self.run_until(work, None).await
+    }
+
+    /// [`Enroller::run`] within an invocation that ends at `deadline`: once it is near, nothing new
+    /// is started and the instances left are [`Outcome::Deferred`] (their messages retried).
+    pub async fn run_until(&self, work: &Work, deadline: Option<Instant>) -> Result<Outcomes, AwsError> {
+        let now = chrono::Utc::now().timestamp();
+        let deadline = Deadline(deadline);
         let mut outcomes = Outcomes::new();
+        let mut work = work.clone();
+        let reported = work.reports.iter().map(|r| &r.instance_id);
+        if deadline.near() {
+            for id in work.instance_ids.iter().chain(reported) {
+                settle(&mut outcomes, id.clone(), Deadline::outcome());
+            }
+            return Ok(outcomes);
+        }
+        if !work.reports.is_empty() {
+            let ids: Vec<String> = work.reports.iter().map(|r| r.instance_id.clone()).collect();
+            let mut records = self.store.get_many(&ids).await?;
+            let reports = work.reports.iter().map(|r| (r.clone(), None)).collect();
+            let due = self.record_outcomes(reports, &mut records, now, deadline, &mut outcomes).await;
+            work.instance_ids.extend(due);
+        }
+        let mut plan = self.plan(&work).await?;
+        if work.reconcile {
+            // A failure found now waits for its retry; a sweep after it sends the command again.
+            let overdue = self.ask_overdue(&plan.records, now).await;
+            self.record_outcomes(overdue, &mut plan.records, now, deadline, &mut outcomes).await;
+        }
         let mut to_enroll = Vec::new();
         let mut to_offboard = Vec::new();
         for (id, decision) in &plan.decisions {
@@ -83,13 +126,161 @@ impl Enroller {
                     if let SkipReason::TagCaseMismatch { key, value } = reason {
                         warn!(instance_id = %id, tag_key = %key, tag_value = %value, "Instance tagged in the wrong case is not enrolled; fix the tag to enroll it");
                     }
-                    outcomes.insert(id.clone(), Outcome::skipped(reason));
+                    settle(&mut outcomes, id.clone(), Outcome::skipped(reason));
                 }
             }
         }
-        self.enroll(to_enroll, &plan.records, &mut outcomes).await;
-        self.offboard(to_offboard, &plan.records, &mut outcomes).await;
+        let mut acted = Outcomes::new();
+        let fan_out = work.reconcile && to_enroll.len() > FAN_OUT_ABOVE;
+        self.enroll(to_enroll, &plan.records, now, deadline, fan_out, &mut acted).await;
+        self.offboard(to_offboard, &plan.records, now, deadline, &mut acted).await;
+        for (id, outcome) in acted {
+            settle(&mut outcomes, id, outcome);
+        }
         Ok(outcomes)
+    }
+
+    /// Records each report's outcome (see [`transition`]), in the table and in `records`, and returns
+    /// the instances whose failed command is due to be sent again. `failure`, when given, is what SSM
+    /// already said of it.
+    async fn record_outcomes(
+        &self,
+        reports: Vec<(CommandReport, Option<CommandFailure>)>,
+        records: &mut BTreeMap<String, EnrollmentRecord>,
+        now: i64,
+        deadline: Deadline,
+        outcomes: &mut Outcomes,
+    ) -> Vec<String> {
+        let policy = &self.settings.command_retry;
+        let mut due = Vec::new();
+        for (report, failure) in reports {
+            let id = report.instance_id.clone();
+            if deadline.near() {
+                settle(outcomes, id, Deadline::outcome());
+                continue;
+            }
+            let record = records.get(&id).cloned();
+            let outcome = match (transition(record.as_ref(), &report, now, policy), record.as_ref()) {
+                (Transition::Ignore(why), _) => {
+                    info!(instance_id = %id, command_id = %report.command_id, status = report.status.as_str(), why, "Command report changes nothing");
+                    Outcome::Skipped { reason: format!("command report: {why}") }
+                }
+                (Transition::Pending, _) => Outcome::Skipped { reason: "agent command still running".to_owned() },
+                (Transition::RetryDue, _) => {
+                    due.push(id);
+                    continue;
+                }
+                (Transition::RetryLater { seconds }, Some(record)) => Outcome::RetryPending {
+                    reason: record
+                        .failure
+                        .as_ref()
+                        .map_or_else(|| report.status.as_str().to_owned(), CommandFailure::describe),
+                    retry_in_seconds: u64::try_from(seconds).unwrap_or(0),
+                },
+                (Transition::Succeeded, Some(record)) => {
+                    let configured = EnrollmentRecord {
+                        status: EnrollmentStatus::Enrolled,
+                        failure: None,
+                        retry_at: None,
+                        updated_at: timestamp(),
+                        ..record.clone()
+                    };
+                    match self.store.record_outcome(&configured, &report.command_id).await {
+                        Ok(true) => {
+                            info!(instance_id = %id, command_id = %report.command_id, "Agent configured");
+                            records.insert(id.clone(), configured);
+                            Outcome::Configured { command_id: report.command_id.clone() }
+                        }
+                        Ok(false) => Outcome::Skipped { reason: "command report: the record changed meanwhile".into() },
+                        Err(err) => Outcome::from_error(&err),
+                    }
+                }
+                (Transition::Failed { retry_at }, Some(record)) => {
+                    let failure = match failure {
+                        Some(failure) => failure,
+                        None => self.failure_of(&report).await,
+                    };
+                    let failed = EnrollmentRecord {
+                        status: EnrollmentStatus::Failed,
+                        failure: Some(failure.clone()),
+                        retry_at,
+                        updated_at: timestamp(),
+                        ..record.clone()
+                    };
+                    match self.store.record_outcome(&failed, &report.command_id).await {
+                        Ok(true) => {
+                            let reason = failure.describe();
+                            warn!(instance_id = %id, attempt = record.attempts, retry_at, %reason, "Agent command failed");
+                            records.insert(id.clone(), failed);
+                            Outcome::CommandFailed {
+                                reason,
+                                retry_in_seconds: retry_at.map(|at| u64::try_from(at - now).unwrap_or(0)),
+                            }
+                        }
+                        Ok(false) => Outcome::Skipped { reason: "command report: the record changed meanwhile".into() },
+                        Err(err) => Outcome::from_error(&err),
+                    }
+                }
+                (_, None) => Outcome::Skipped { reason: "command report: no enrollment record".into() },
+            };
+            settle(outcomes, id, outcome);
+        }
+        due
+    }
+
+    /// The failed step and its output, from SSM; only the status when SSM cannot say more.
+    async fn failure_of(&self, report: &CommandReport) -> CommandFailure {
+        let bare = || CommandFailure {
+            command_id: report.command_id.clone(),
+            status: report.status.as_str().to_owned(),
+            step: None,
+            output: String::new(),
+        };
+        match ssm::invocation_outcome(&self.clients.ssm, &report.command_id, &report.instance_id).await {
+            Ok(Some((_, Some(failure)))) => failure,
+            Ok(_) => bare(),
+            Err(err) => {
+                warn!(instance_id = %report.instance_id, error = %err, "Could not read the failed command's output");
+                bare()
+            }
+        }
+    }
+
+    /// Asks SSM about each record still `enrolling` long after its command was sent: its
+    /// status-change event may have been lost. One ListCommandInvocations per such instance.
+    async fn ask_overdue(
+        &self,
+        records: &BTreeMap<String, EnrollmentRecord>,
+        now: i64,
+    ) -> Vec<(CommandReport, Option<CommandFailure>)> {
+        let after = i64::try_from(self.settings.command_overdue.as_secs()).unwrap_or(i64::MAX);
+        let overdue = records.values().filter(|r| r.outcome_overdue(now, after));
+        futures::stream::iter(overdue)
+            .filter_map(|record| async move {
+                let command_id = record.command_ids.last()?.clone();
+                let id = record.instance_id.clone();
+                let (status, failure) =
+                    match ssm::invocation_outcome(&self.clients.ssm, &command_id, &id).await {
+                        Ok(Some(found)) => found,
+                        Ok(None) => {
+                            let failure = CommandFailure {
+                                command_id: command_id.clone(),
+                                status: "Missing".into(),
+                                step: None,
+                                output: "SSM has no record of this command on the instance".into(),
+                            };
+                            (InvocationStatus::Failed("Missing".into()), Some(failure))
+                        }
+                        Err(err) => {
+                            warn!(instance_id = %id, error = %err, "Could not ask SSM about an overdue command");
+                            return None;
+                        }
+                    };
+                info!(instance_id = %id, command_id = %command_id, status = status.as_str(), "Asked SSM about an overdue command");
+                Some((CommandReport { instance_id: id, command_id, status }, failure))
+            })
+            .collect()
+            .await
     }
 
     /// What this run would do, changing nothing.
@@ -101,6 +292,9 @@ impl Enroller {
         &self,
         instances: Vec<&Instance>,
         records: &BTreeMap<String, EnrollmentRecord>,
+        now: i64,
+        deadline: Deadline,
+        fan_out: bool,
         outcomes: &mut Outcomes,
     ) {
         if instances.is_empty() {
@@ -155,7 +349,8 @@ impl Enroller {
                 }
                 None => continue,
             };
-            if records.get(&instance.id).is_some_and(|r| r.is_current(parameter.as_str(), version)) {
+            let record = records.get(&instance.id);
+            if record.is_some_and(|r| r.is_current(parameter.as_str(), version, now)) {
                 info!(instance_id = %instance.id, config = %parameter, version, "Instance already enrolled with this config");
                 outcomes.insert(
                     instance.id.clone(),
@@ -168,6 +363,7 @@ impl Enroller {
             match log_groups {
                 Ok(log_groups) => enrollees.push(Enrollee {
                     instance,
+                    attempt: EnrollmentRecord::next_attempt(record, parameter.as_str(), version),
                     parameter,
                     version,
                     config,
@@ -180,9 +376,15 @@ impl Enroller {
             }
         }
 
-        let enrollees = self.claim(enrollees, outcomes).await;
+        if fan_out && enrollees.len() > FAN_OUT_ABOVE {
+            return self.fan_out(enrollees.iter().map(|e| e.instance.id.clone()).collect(), outcomes).await;
+        }
+        let enrollees = deadline.admit(enrollees, |e| &e.instance.id, outcomes);
+        let enrollees = self.claim(enrollees, now, outcomes).await;
         let claimed: Vec<String> = enrollees.iter().map(|e| e.instance.id.clone()).collect();
         let enrollees = self.ensure_log_groups(enrollees, outcomes).await;
+        // Claimed but not sent: released below, retried by the message.
+        let enrollees = deadline.admit(enrollees, |e| &e.instance.id, outcomes);
         let document = &self.settings.agent_document;
         let enrollees = self
             .send_commands(
@@ -209,10 +411,31 @@ impl Enroller {
             .await;
     }
 
+    /// Sends each instance a request of its own on the enroll queue (a large sweep's fan-out); without
+    /// a queue to send to, they are enrolled here after all, on the next sweep's retry.
+    async fn fan_out(&self, ids: Vec<String>, outcomes: &mut Outcomes) {
+        let Some(url) = self.settings.enroll_queue_url.as_deref() else {
+            for id in ids {
+                outcomes.insert(id, Outcome::Deferred { reason: "no enroll queue to fan out to".into() });
+            }
+            return;
+        };
+        let bodies: Vec<String> = ids.iter().map(|id| check_request(id).to_string()).collect();
+        let refused = queue::send_all(&self.clients.sqs, url, &bodies).await;
+        let refused: BTreeMap<String, AwsError> = refused.into_iter().collect();
+        info!(instances = ids.len(), refused = refused.len(), "Sweep fanned out into per-instance requests");
+        for (id, body) in ids.into_iter().zip(bodies) {
+            let outcome = match refused.get(&body) {
+                Some(err) => Outcome::from_error(err),
+                None => Outcome::FannedOut,
+            };
+            outcomes.insert(id, outcome);
+        }
+    }
+
     /// Claims each instance for this run. Those another run is enrolling are retried later; those it
     /// has just enrolled with the same config are done.
-    async fn claim<'a>(&self, enrollees: Vec<Enrollee<'a>>, outcomes: &mut Outcomes) -> Vec<Enrollee<'a>> {
-        let now = chrono::Utc::now().timestamp();
+    async fn claim<'a>(&self, enrollees: Vec<Enrollee<'a>>, now: i64, outcomes: &mut Outcomes) -> Vec<Enrollee<'a>> {
         let claims: Vec<(Enrollee<'a>, Result<Claim, AwsError>)> = futures::stream::iter(enrollees)
             .map(|e| async move {
                 let claim =
@@ -323,19 +546,25 @@ impl Enroller {
         }
         let record = EnrollmentRecord {
             instance_id: e.instance.id.clone(),
-            status: EnrollmentStatus::Enrolled,
+            status: EnrollmentStatus::Enrolling,
             platform: e.instance.platform.to_string(),
             config_parameter: e.parameter.to_string(),
             config_version: e.version,
             command_ids: e.command_ids.clone(),
             log_groups: e.log_groups.iter().map(ToString::to_string).collect(),
             alarm_names: alarms.into_iter().map(|a| a.name).collect(),
-            updated_at: now(),
+            updated_at: timestamp(),
+            attempts: e.attempt,
+            sent_at: Some(chrono::Utc::now().timestamp()),
+            retry_at: None,
+            failure: None,
         };
-        if let Err(err) = self.store.put(&record).await {
-            return Outcome::from_error(&err);
+        match self.store.put_claimed(&record, &self.claim_owner).await {
+            Ok(true) => {}
+            Ok(false) => return lost_claim(),
+            Err(err) => return Outcome::from_error(&err),
         }
-        info!(instance_id = %e.instance.id, config = %e.parameter, version = e.version, "Instance enrolled");
+        info!(instance_id = %e.instance.id, config = %e.parameter, version = e.version, attempt = e.attempt, "Agent command sent; instance enrolling");
         Outcome::Enrolled {
             config_parameter: record.config_parameter,
             config_version: e.version,
@@ -343,10 +572,21 @@ impl Enroller {
         }
     }
 
-    async fn offboard(&self, ids: Vec<String>, records: &BTreeMap<String, EnrollmentRecord>, outcomes: &mut Outcomes) {
+    async fn offboard(
+        &self,
+        ids: Vec<String>,
+        records: &BTreeMap<String, EnrollmentRecord>,
+        now: i64,
+        deadline: Deadline,
+        outcomes: &mut Outcomes,
+    ) {
+        let ids = deadline.admit(ids, |id| id, outcomes);
         let finished: Vec<(String, Outcome)> = futures::stream::iter(ids)
             .map(|id| async move {
-                let outcome = self.offboard_one(&id, records.get(&id)).await;
+                let outcome = match records.get(&id) {
+                    Some(record) => self.offboard_claimed(record, now).await,
+                    None => Outcome::Skipped { reason: "no enrollment record".into() },
+                };
                 (id, outcome)
             })
             .buffer_unordered(INSTANCE_CONCURRENCY)
@@ -355,28 +595,103 @@ impl Enroller {
         outcomes.extend(finished);
     }
 
-    async fn offboard_one(&self, id: &str, record: Option<&EnrollmentRecord>) -> Outcome {
+    /// Offboards under a claim, like enrollment, so the two cannot interleave their writes.
+    async fn offboard_claimed(&self, record: &EnrollmentRecord, now: i64) -> Outcome {
+        let id = &record.instance_id;
+        match self.store.claim_for_offboarding(id, &self.claim_owner, now).await {
+            Ok(true) => {}
+            Ok(false) => {
+                info!(instance_id = %id, "Instance is being enrolled or offboarded by another run; retried later");
+                return Outcome::Deferred { reason: "another run holds this instance; retried later".into() };
+            }
+            Err(err) => return Outcome::from_error(&err),
+        }
+        let outcome = self.offboard_one(record).await;
+        if !matches!(outcome, Outcome::Offboarded { .. })
+            && let Err(err) = self.store.release(id, &self.claim_owner).await
+        {
+            warn!(instance_id = %id, error = %err, "Offboarding claim not released; it expires by itself");
+        }
+        outcome
+    }
+
+    async fn offboard_one(&self, record: &EnrollmentRecord) -> Outcome {
+        let id = &record.instance_id;
         let deleted = match alarms::delete_instance_alarms(&self.clients.cloudwatch, id).await {
             Ok(deleted) => deleted,
             Err(err) => return Outcome::from_error(&err),
         };
-        if let Some(record) = record {
-            let ended = EnrollmentRecord {
-                status: EnrollmentStatus::Offboarded,
-                alarm_names: Vec::new(),
-                updated_at: now(),
-                ..record.clone()
-            };
-            if let Err(err) = self.store.put(&ended).await {
-                return Outcome::from_error(&err);
-            }
+        let ended = EnrollmentRecord {
+            status: EnrollmentStatus::Offboarded,
+            alarm_names: Vec::new(),
+            retry_at: None,
+            updated_at: timestamp(),
+            ..record.clone()
+        };
+        match self.store.put_claimed(&ended, &self.claim_owner).await {
+            Ok(true) => {}
+            Ok(false) => return lost_claim(),
+            Err(err) => return Outcome::from_error(&err),
         }
         info!(instance_id = %id, alarms_deleted = deleted.len(), "Instance offboarded; its logs are kept");
         Outcome::Offboarded { alarms_deleted: deleted }
     }
 }
 
-fn now() -> String {
+/// When the invocation ends, if it was told.
+#[derive(Debug, Clone, Copy)]
+struct Deadline(Option<Instant>);
+
+impl Deadline {
+    fn near(self) -> bool {
+        self.0.is_some_and(|at| Instant::now() + DEADLINE_MARGIN >= at)
+    }
+
+    /// All of `items` while there is time; none once the deadline is near (each then deferred).
+    fn admit<T>(self, items: Vec<T>, id: impl Fn(&T) -> &String, outcomes: &mut Outcomes) -> Vec<T> {
+        if !self.near() {
+            return items;
+        }
+        for item in &items {
+            outcomes.insert(id(item).clone(), Self::outcome());
+        }
+        if !items.is_empty() {
+            warn!(instances = items.len(), "The invocation's deadline is near; the rest is retried");
+        }
+        Vec::new()
+    }
+
+    fn outcome() -> Outcome {
+        Outcome::Deferred { reason: "the invocation's deadline is near; retried".into() }
+    }
+}
+
+/// An operator's request to look at one instance, as the enroll queue receives it.
+fn check_request(instance_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "source": fleetlog_core::events::FLEETLOG_SOURCE,
+        "detail-type": fleetlog_core::events::RECONCILE_REQUEST,
+        "detail": fleetlog_core::events::reconcile_request_detail(Some(instance_id)),
+    })
+}
+
+/// Keeps the outcome that says most about an instance when one run produces two (a command report
+/// and a decision): a decision that did nothing does not hide what the report recorded.
+fn settle(outcomes: &mut Outcomes, id: String, outcome: Outcome) {
+    let quiet = matches!(outcome, Outcome::AlreadyEnrolled { .. } | Outcome::Skipped { .. });
+    if !(quiet && outcomes.contains_key(&id)) {
+        outcomes.insert(id, outcome);
+    }
+}
+
+/// This run's claim expired before its write and another run took the instance over: that run's
+/// write stands, and this message is retried to see the result.
+fn lost_claim() -> Outcome {
+    Outcome::Deferred { reason: "the claim on this instance expired and another run took it; retried later".into() }
+}
+
+fn timestamp() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -395,7 +710,7 @@ pub async fn plan(
         for instance in ec2::list_managed_instances(&clients.ec2, tag).await? {
             instances.insert(instance.id.clone(), instance);
         }
-        for record in store.list_enrolled().await? {
+        for record in store.list_active().await? {
             records.insert(record.instance_id.clone(), record);
         }
         ids.extend(instances.keys().cloned());

@@ -7,7 +7,7 @@ pub mod local;
 pub mod outcome;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -50,7 +50,8 @@ impl State {
 }
 
 /// Entry point: an SQS batch (event source mapping) or an EventBridge event (direct target).
-pub async fn handle(state: &State, payload: Value) -> Result<Value, HandlerError> {
+/// `deadline`: when the invocation times out; work not started before it nears is retried.
+pub async fn handle(state: &State, payload: Value, deadline: Option<Instant>) -> Result<Value, HandlerError> {
     let is_sqs = payload
         .get("Records")
         .and_then(Value::as_array)
@@ -58,26 +59,33 @@ pub async fn handle(state: &State, payload: Value) -> Result<Value, HandlerError
     if is_sqs {
         let event: SqsEvent =
             serde_json::from_value(payload).map_err(|e| HandlerError::UnknownPayload(e.to_string()))?;
-        let response = handle_sqs(state, event).await;
+        let response = handle_sqs(state, event, deadline).await;
         return serde_json::to_value(response).map_err(|e| HandlerError::UnknownPayload(e.to_string()));
     }
     if payload.get("detail-type").is_some() {
         let event: EventBridgeEvent<Value> =
             serde_json::from_value(payload).map_err(|e| HandlerError::UnknownPayload(e.to_string()))?;
-        return handle_event(state, event).await;
+        return handle_event(state, event, deadline).await;
     }
     Err(HandlerError::UnknownPayload("expected \"Records\" from aws:sqs or an EventBridge \"detail-type\"".into()))
 }
 
 /// A direct EventBridge invocation. Transient and not-ready outcomes fail the invocation so Lambda's
 /// asynchronous retries try again; permanent ones are logged and reported.
-pub async fn handle_event(state: &State, event: EventBridgeEvent<Value>) -> Result<Value, HandlerError> {
+pub async fn handle_event(
+    state: &State,
+    event: EventBridgeEvent<Value>,
+    deadline: Option<Instant>,
+) -> Result<Value, HandlerError> {
     let trigger = trigger_from_event(event)?;
-    let outcomes = state.enroller.run(&work_for([&trigger])).await?;
+    let outcomes = state.enroller.run_until(&work_for([&trigger]), deadline).await?;
     emit_metrics(state.metrics, &outcomes, 0);
     for outcome in outcomes.values() {
         match verdict(outcome) {
             Verdict::Retry(reason) | Verdict::NotReady(reason) => return Err(HandlerError::Retry(reason)),
+            Verdict::Backoff(delay) => {
+                return Err(HandlerError::Retry(format!("agent command failed; retried in {} s", delay.as_secs())));
+            }
             Verdict::DeadLetter(reason) => error!(%reason, "Enrollment failed permanently"),
             Verdict::Done => {}
         }
@@ -87,7 +95,7 @@ pub async fn handle_event(state: &State, event: EventBridgeEvent<Value>) -> Resu
 
 /// An SQS batch, answered with partial batch failures: only messages that must be retried are
 /// reported; everything else is deleted by Lambda.
-pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
+pub async fn handle_sqs(state: &State, event: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     let mut parsed: Vec<(&SqsMessage, Trigger)> = Vec::new();
     let mut dead_lettered = 0;
@@ -102,7 +110,7 @@ pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
             }
         }
     }
-    let outcomes = match state.enroller.run(&work_for(parsed.iter().map(|(_, t)| t))).await {
+    let outcomes = match state.enroller.run_until(&work_for(parsed.iter().map(|(_, t)| t)), deadline).await {
         Ok(outcomes) => outcomes,
         Err(e) => {
             error!(error = %e, "Enrollment run failed; the whole batch will be retried");
@@ -121,6 +129,17 @@ pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
                 true
             }
             Verdict::NotReady(reason) => !back_off_or_give_up(state, message, &reason, &mut dead_lettered).await,
+            Verdict::Backoff(delay) => {
+                info!(
+                    message_id = message.message_id.as_deref(),
+                    delay_s = delay.as_secs(),
+                    "Agent command failed; it is sent again after the wait"
+                );
+                if let Err(e) = change_visibility(state, message, delay).await {
+                    warn!(error = %e, "Could not set the retry delay; the queue's visibility timeout applies");
+                }
+                true
+            }
             Verdict::DeadLetter(reason) => {
                 error!(message_id = message.message_id.as_deref(), %reason, "Enrollment failed permanently");
                 !dead_letter(state, message, &reason, &mut dead_lettered).await
@@ -139,11 +158,10 @@ pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
 pub fn work_for<'a>(triggers: impl IntoIterator<Item = &'a Trigger>) -> Work {
     let mut work = Work::default();
     for trigger in triggers {
-        match trigger.instance_id() {
-            Some(id) => {
-                work.instance_ids.insert(id.to_owned());
-            }
-            None => work.reconcile = true,
+        match trigger {
+            Trigger::CommandStatus(report) => work.reports.push(report.clone()),
+            Trigger::Reconcile => work.reconcile = true,
+            other => work.instance_ids.extend(other.instance_id().map(str::to_owned)),
         }
     }
     work
@@ -236,7 +254,14 @@ fn emit_metrics(output: MetricsOutput, outcomes: &Outcomes, dead_lettered: u64) 
             Outcome::Failed { .. } => count(Counter::EnrollmentFailed),
             Outcome::Deferred { .. } => count(Counter::EnrollmentDeferred),
             Outcome::TagCaseMismatch { .. } => count(Counter::TagCaseMismatch),
-            Outcome::Skipped { .. } => {}
+            Outcome::Configured { .. } => count(Counter::AgentConfigured),
+            Outcome::CommandFailed { retry_in_seconds, .. } => {
+                count(Counter::AgentCommandFailed);
+                if retry_in_seconds.is_none() {
+                    count(Counter::EnrollmentFailed);
+                }
+            }
+            Outcome::Skipped { .. } | Outcome::RetryPending { .. } | Outcome::FannedOut => {}
         }
     }
     let mut all: Vec<(Counter, u64)> = counts.into_iter().collect();

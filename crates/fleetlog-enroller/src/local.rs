@@ -44,7 +44,7 @@ pub async fn drain_queue(
         report.messages += batch.len();
         let mut event = SqsEvent::default();
         event.records = batch;
-        let response = handle_sqs(state, event).await;
+        let response = handle_sqs(state, event, None).await;
         let failed: BTreeSet<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
         report.retried += failed.len();
         let done: Vec<(&String, &String)> = receipts.iter().filter(|(id, _)| !failed.contains(id.as_str())).collect();

@@ -18,7 +18,8 @@ async fn main() -> Result<(), Error> {
     let state = State::new(Enroller::new(settings, Clients::new(&config)));
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handle(state, event.payload).await.map_err(Error::from)
+        let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        handle(state, event.payload, Some(std::time::Instant::now() + left)).await.map_err(Error::from)
     }))
     .await
 }

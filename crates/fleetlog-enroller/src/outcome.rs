@@ -16,9 +16,26 @@ pub enum Outcome {
         config_parameter: String,
         config_version: i64,
     },
+    /// The agent command succeeded: the instance is `enrolled`.
+    Configured {
+        command_id: String,
+    },
+    /// The agent command failed and the failure is recorded; it is sent again in
+    /// `retry_in_seconds`, or (`None`) the attempts are used up and the instance stays `failed`.
+    CommandFailed {
+        reason: String,
+        retry_in_seconds: Option<u64>,
+    },
+    /// A failure recorded earlier, whose retry is not due yet (a repeated report).
+    RetryPending {
+        reason: String,
+        retry_in_seconds: u64,
+    },
     Offboarded {
         alarms_deleted: Vec<String>,
     },
+    /// A large sweep sent the instance a request of its own on the enroll queue.
+    FannedOut,
     Skipped {
         reason: String,
     },
@@ -76,6 +93,8 @@ pub enum Verdict {
     Retry(String),
     /// Retry with readiness backoff.
     NotReady(String),
+    /// Deliver the message again after this long (a failed command's retry).
+    Backoff(std::time::Duration),
     /// Retrying cannot help: dead-letter with this reason.
     DeadLetter(String),
 }
@@ -86,6 +105,14 @@ pub fn verdict(outcome: &Outcome) -> Verdict {
         Outcome::Failed { transient: false, reason } => Verdict::DeadLetter(reason.clone()),
         Outcome::NotReady { reason } => Verdict::NotReady(reason.clone()),
         Outcome::Deferred { reason } => Verdict::Retry(reason.clone()),
+        Outcome::CommandFailed { retry_in_seconds: Some(s), .. }
+        | Outcome::RetryPending { retry_in_seconds: s, .. } => {
+            // A second past the retry time, so the redelivered message finds the retry due.
+            Verdict::Backoff(std::time::Duration::from_secs(s.saturating_add(1)))
+        }
+        Outcome::CommandFailed { retry_in_seconds: None, reason } => {
+            Verdict::DeadLetter(format!("agent command failed on every attempt: {reason}"))
+        }
         _ => Verdict::Done,
     }
 }

@@ -107,7 +107,7 @@ async fn enrolls_an_instance_on_the_emulator(binary: &Path) {
     let answer: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(answer["outcomes"][&id]["outcome"], "enrolled", "{answer}");
     let record = EnrollmentStore::new(stack.clients.dynamodb.clone(), ENROLLMENT_TABLE).get(&id).await.unwrap();
-    assert_eq!(record.map(|r| r.status), Some(EnrollmentStatus::Enrolled));
+    assert_eq!(record.map(|r| r.status), Some(EnrollmentStatus::Enrolling), "until its command reports back");
     let commands = stack.clients.ssm.list_commands().instance_id(&id).send().await.unwrap();
     let documents: Vec<&str> = commands.commands().iter().filter_map(|c| c.document_name()).collect();
     assert_eq!(documents, [fleetlog_cli::local::AGENT_DOCUMENT], "one command: fleetlog's document");
