@@ -213,6 +213,7 @@ async fn enrollment_claims_exclude_each_other_expire_and_yield_to_a_current_reco
         sent_at: Some(now),
         retry_at: None,
         failure: None,
+        last_log_at: None,
     };
     assert!(!store.put_claimed(&record, "b").await.unwrap(), "only the claim's owner writes the record");
     assert!(store.put_claimed(&record, "c").await.unwrap());
@@ -581,4 +582,60 @@ async fn a_sweep_over_a_large_fleet_fans_out_into_per_instance_requests() {
     for id in &ids {
         assert_eq!(fleet.record(id).await.map(|r| r.status), Some(EnrollmentStatus::Enrolling), "{id}");
     }
+}
+
+#[tokio::test]
+async fn an_instance_is_delivering_while_the_pipeline_carries_its_logs_and_silent_when_they_stop() {
+    let window = std::time::Duration::from_secs(3);
+    let fleet = Fleet::with_settings(&[("FLEETLOG_FRESHNESS_WINDOW_SECONDS", "3")]).await;
+    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
+    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
+    fleet.deliver(1).await;
+    let options = fleetlog_cli::fleet::FleetOptions { freshness_window: window, ..fleet.stack.fleet_options() };
+    let cli = fleetlog_cli::fleet::Fleet::new(&fleet.config, options);
+    let status =
+        |report: fleetlog_cli::output::Report| report.json["instances"][0]["status"].as_str().unwrap().to_owned();
+    assert_eq!(status(cli.status(std::slice::from_ref(&id)).await.unwrap()), "enrolling");
+    fleet.report_command_outcomes(1).await;
+    assert_eq!(
+        status(cli.status(std::slice::from_ref(&id)).await.unwrap()),
+        "enrolled",
+        "nothing yet, too early to say"
+    );
+
+    // A line as the agent would write it, carried by the subscription, Firehose and the ETL, which
+    // reports the instance on the enroll queue.
+    let group = format!("{}/system", fleet.log_group_prefix);
+    let logs = &fleet.clients.logs;
+    logs.create_log_stream().log_group_name(&group).log_stream_name(&id).send().await.unwrap();
+    let event = aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+        .timestamp(epoch_seconds() * 1000)
+        .message("Dec  2 05:00:00 ip-10-0-0-1 systemd[1]: Started Session 1 of user ec2-user.")
+        .build()
+        .unwrap();
+    logs.put_log_events().log_group_name(&group).log_stream_name(&id).log_events(event).send().await.unwrap();
+    let mut pump = fleetlog_cli::local::LogPump::default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while pump.pump(&fleet.stack).await.unwrap().events == 0 {
+        assert!(std::time::Instant::now() < deadline, "the log line never came through the subscription");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    fleet.deliver(1).await;
+    assert!(fleet.record(&id).await.unwrap().last_log_at.is_some(), "the enroller kept when its logs arrived");
+    assert_eq!(status(cli.status(std::slice::from_ref(&id)).await.unwrap()), "delivering");
+
+    tokio::time::sleep(window + std::time::Duration::from_millis(500)).await;
+    assert_eq!(status(cli.status(std::slice::from_ref(&id)).await.unwrap()), "silent");
+    let fleet_view = cli.status(&[]).await.unwrap();
+    assert_eq!(fleet_view.json["summary"]["silent"], 1, "{}", fleet_view.json["summary"]);
+
+    // What the ETL's report asks of IAM, as its role in the stack grants it.
+    let recorder = fleetlog_tests::calls::CallRecorder::default();
+    let clients = fleetlog_tests::calls::CallCounter::default().clients(&fleet.config, &recorder);
+    let reports = fleetlog_etl::SightingReports::new(clients.sqs, fleet.queue_url.clone(), window);
+    let sighting = fleetlog_core::freshness::Sighting { instance_id: id.clone(), newest_ms: epoch_seconds() * 1000 };
+    reports.report(vec![sighting]).await;
+    fleetlog_tests::iam::Deployment::local(&[]).assert_allows("EtlRole", &recorder.requests());
+    fleet.deliver(1).await;
+    assert_eq!(status(cli.status(std::slice::from_ref(&id)).await.unwrap()), "delivering", "logs again");
 }

@@ -134,6 +134,7 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
         delivery_stream: None,
         retry: RetryPolicy::default(),
         metrics: MetricsOutput::Stderr,
+        sightings: None,
     };
     let response: aws_lambda_events::firehose::KinesisFirehoseResponse =
         serde_json::from_str(fleetlog_etl::handle_firehose(&state, &event).await.unwrap().get()).unwrap();

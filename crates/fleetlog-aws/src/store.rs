@@ -251,6 +251,26 @@ impl EnrollmentStore {
         condition_held(result, "dynamodb:UpdateItem")
     }
 
+    /// Records the newest log event time the pipeline carried for an instance, unless the record
+    /// already has a newer one. Items without a record (or only a claim) are left alone. `false`: not
+    /// written.
+    pub async fn record_logs_seen(&self, id: &str, newest_ms: i64) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("instance_id", s(id))
+            .update_expression("SET last_log_at = :seen")
+            .condition_expression(
+                "attribute_exists(#status) AND (attribute_not_exists(last_log_at) OR last_log_at < :seen)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":seen", n(newest_ms))
+            .send()
+            .await;
+        condition_held(result, "dynamodb:UpdateItem")
+    }
+
     /// Ends this owner's claim on an instance it did not enroll, so a retry need not wait for it to
     /// expire. An item that held only the claim (a first enrollment) is deleted; a record keeps
     /// everything but the claim. A claim that is no longer this owner's is left alone.
@@ -380,6 +400,7 @@ mod tests {
             sent_at: None,
             retry_at: None,
             failure: None,
+            last_log_at: None,
         }
     }
 
@@ -446,6 +467,7 @@ mod tests {
                 step: Some("agentLinux".into()),
                 output: "config not found".into(),
             }),
+            last_log_at: Some(1_764_000_000_123),
         };
         let item = to_item(&record).unwrap();
         assert_eq!(item["config_version"], n(7), "numbers stay numbers, as the claim's conditions compare them");

@@ -152,6 +152,10 @@ pub struct DeploymentArgs {
     /// The name of fleetlog's subscription filters.
     #[arg(long, env = "FLEETLOG_SUBSCRIPTION_FILTER_NAME", default_value = "fleetlog")]
     pub filter_name: String,
+    /// Seconds an enrolled instance may go without its logs reaching fleetlog before `status` calls
+    /// it silent (the stack's FreshnessWindowSeconds).
+    #[arg(long, env = "FLEETLOG_FRESHNESS_WINDOW_SECONDS", default_value_t = 1800)]
+    pub freshness_window: u64,
     /// fleetlog's SSM Command document, which `offboard` sends to stop the agent [default: the
     /// stack's AgentDocument, else fleetlog-agent].
     #[arg(long, env = "FLEETLOG_AGENT_DOCUMENT")]

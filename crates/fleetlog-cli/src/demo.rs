@@ -194,8 +194,9 @@ pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
 
     n.step("Running the enroller on the queue");
     n.say("The emulator invokes no Lambdas, so this does what Lambda's SQS trigger does: receive a batch,\ncall the enroller's handler (the same entry point the Lambda uses), delete what it finished.\nThe enroller's own log lines and metrics (JSON) appear on stderr as it runs.");
-    let enroller = stack.enroller(&[], stack.clients.clone())?;
-    let state = State { metrics: MetricsOutput::Stderr, ..State::new(enroller) };
+    let mut enroller = stack.enroller(&[], stack.clients.clone())?;
+    enroller.metrics = MetricsOutput::Stderr;
+    let state = State::new(enroller);
     let drained = drain_queue(&state, &stack.queue_url, &stack.queue_arn, REGION, DEFAULT_BATCH_SIZE).await?;
     n.say(&format!(
         "{} messages in {} invocation(s); {} left for retry.",
@@ -305,7 +306,9 @@ pub async fn up(configs: &Path) -> Result<()> {
          The enroll queue is drained and logs are carried every 2 s. Ctrl-C stops the emulator.",
         emulator.endpoint
     ));
-    let state = State { metrics: MetricsOutput::Stderr, ..State::new(stack.enroller(&[], stack.clients.clone())?) };
+    let mut enroller = stack.enroller(&[], stack.clients.clone())?;
+    enroller.metrics = MetricsOutput::Stderr;
+    let state = State::new(enroller);
     let mut pump = LogPump::default();
     loop {
         let drained = drain_queue(&state, &stack.queue_url, &stack.queue_arn, REGION, DEFAULT_BATCH_SIZE).await?;

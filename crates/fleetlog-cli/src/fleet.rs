@@ -14,6 +14,7 @@ use fleetlog_aws::Clients;
 use fleetlog_aws::store::EnrollmentStore;
 use fleetlog_core::commands::{AgentDocument, ConfigParameterName};
 use fleetlog_core::events::{FLEETLOG_SOURCE, RECONCILE_REQUEST, reconcile_request_detail};
+use fleetlog_core::freshness::Liveness;
 use fleetlog_core::instance::is_instance_id;
 use fleetlog_core::plan::{Decision, EnrollmentRecord, SkipReason, decide};
 use fleetlog_core::tags::ManagementTag;
@@ -34,6 +35,8 @@ pub struct FleetOptions {
     pub agent_document: AgentDocument,
     pub table: String,
     pub subscription_filter: String,
+    /// How long an enrolled instance may go without logs before it is `silent`.
+    pub freshness_window: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -434,7 +437,7 @@ impl Fleet {
             instance_id: instance.id.clone(),
             state: instance.state.as_str().to_owned(),
             platform: instance.platform.to_string(),
-            status: status_word(&decision, record).to_owned(),
+            status: status_word(&decision, record, self.options.freshness_window).to_owned(),
             tag: instance.tags.get(&self.options.management_tag.key).cloned(),
             ssm: ping.unwrap_or_else(|| "not registered".to_owned()),
             commands: enrolled
@@ -506,11 +509,18 @@ pub struct InstanceStatus {
 }
 
 /// Where an instance stands, from the same decision the enroller makes.
-pub fn status_word(decision: &Decision, record: Option<&EnrollmentRecord>) -> &'static str {
+pub fn status_word(
+    decision: &Decision,
+    record: Option<&EnrollmentRecord>,
+    window: std::time::Duration,
+) -> &'static str {
     let active = record.filter(|r| r.is_active());
+    let now_ms = chrono::Utc::now().timestamp_millis();
     match decision {
-        // enrolling, enrolled or failed: what the agent command's outcome said.
-        Decision::Enroll if let Some(r) = active => r.status.as_str(),
+        // delivering or silent once the agent is configured; else enrolling or failed.
+        Decision::Enroll if let Some(r) = active => {
+            Liveness::of(r, now_ms, window).map_or(r.status.as_str(), Liveness::as_str)
+        }
         Decision::Enroll => "awaiting enrollment",
         Decision::Offboard => "awaiting offboarding",
         Decision::Skip(SkipReason::TagCaseMismatch { .. }) => "tag case mismatch",

@@ -27,7 +27,7 @@ use fleetlog_core::log_groups::default_log_group_prefix;
 use fleetlog_core::settings::EnrollerSettings;
 use fleetlog_enroller::Enroller;
 use fleetlog_etl::put::{RetryPolicy, put_all};
-use fleetlog_etl::{EtlState, MetricsOutput};
+use fleetlog_etl::{EtlState, MetricsOutput, SightingReports};
 
 use crate::emulator::{ACCOUNT, REGION};
 use crate::sdk_error;
@@ -184,6 +184,7 @@ impl LocalStack {
             },
             table: ENROLLMENT_TABLE.to_owned(),
             subscription_filter: "fleetlog".to_owned(),
+            freshness_window: fleetlog_core::freshness::DEFAULT_FRESHNESS_WINDOW,
         }
     }
 
@@ -312,6 +313,11 @@ impl LocalStack {
             retry: RetryPolicy::default(),
             // The CLI's own output is on stdout.
             metrics: MetricsOutput::Stderr,
+            sightings: Some(Arc::new(SightingReports::new(
+                self.clients.sqs.clone(),
+                self.queue_url.clone(),
+                fleetlog_core::freshness::DEFAULT_FRESHNESS_WINDOW,
+            ))),
         }
     }
 }

@@ -180,6 +180,7 @@ mod tests {
             sent_at: Some(1_000),
             retry_at,
             failure: None,
+            last_log_at: None,
         }
     }
 

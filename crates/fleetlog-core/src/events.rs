@@ -10,6 +10,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::Value;
 
 use crate::command_outcome::{CommandReport, InvocationStatus};
+use crate::freshness::{LOGS_SEEN, Sighting};
 use crate::instance::{InstanceState, is_instance_id};
 
 pub const EC2_STATE_CHANGE: &str = "EC2 Instance State-change Notification";
@@ -34,6 +35,8 @@ pub enum Trigger {
     Check { instance_id: String },
     /// fleetlog's agent command finished on an instance.
     CommandStatus(CommandReport),
+    /// The log ETL carried these instances' logs.
+    LogsSeen(Vec<Sighting>),
     /// Sweep the whole fleet (schedule or operator request).
     Reconcile,
 }
@@ -46,7 +49,7 @@ impl Trigger {
             | Trigger::TagChange { instance_id, .. }
             | Trigger::Check { instance_id } => Some(instance_id),
             Trigger::CommandStatus(report) => Some(&report.instance_id),
-            Trigger::Reconcile => None,
+            Trigger::Reconcile | Trigger::LogsSeen(_) => None,
         }
     }
 }
@@ -109,6 +112,17 @@ pub fn trigger_from_event(event: EventBridgeEvent<Value>) -> Result<Trigger, Eve
             }))
         }
         ("aws.events", SCHEDULED_EVENT) => Ok(Trigger::Reconcile),
+        (FLEETLOG_SOURCE, LOGS_SEEN) => {
+            #[derive(serde::Deserialize)]
+            struct Detail {
+                sightings: Vec<Sighting>,
+            }
+            let detail: Detail = serde_json::from_value(event.detail.clone()).map_err(|e| malformed(e.to_string()))?;
+            for s in &detail.sightings {
+                checked_instance_id(&s.instance_id).map_err(malformed)?;
+            }
+            Ok(Trigger::LogsSeen(detail.sightings))
+        }
         (FLEETLOG_SOURCE, RECONCILE_REQUEST) => match event.detail.get("instance-id") {
             None => Ok(Trigger::Reconcile),
             Some(id) => {
@@ -326,6 +340,16 @@ mod tests {
         let mut bad_instance = event;
         bad_instance["detail"]["instance-id"] = "mi-0123456789abcdef0".into();
         assert!(matches!(parse_trigger(&bad_instance.to_string()), Err(EventError::Malformed { .. })));
+    }
+
+    #[test]
+    fn the_etls_reports_name_instances_and_times() {
+        let sightings = vec![Sighting { instance_id: "i-0123456789abcdef0".into(), newest_ms: 42 }];
+        let body = crate::freshness::logs_seen_request(&sightings);
+        assert_eq!(parse_trigger(&body.to_string()), Ok(Trigger::LogsSeen(sightings)));
+        let mut bad = body;
+        bad["detail"]["sightings"][0]["instance_id"] = "host-1".into();
+        assert!(matches!(parse_trigger(&bad.to_string()), Err(EventError::Malformed { .. })));
     }
 
     #[test]

@@ -41,6 +41,10 @@ counters! {
     AgentConfigured,
     /// An agent command failed on an instance (each attempt; `EnrollmentFailed` counts the last).
     AgentCommandFailed,
+    /// Per sweep: enrolled instances whose logs have not reached fleetlog within the window.
+    InstancesSilent,
+    /// Per sweep: instances whose agent command failed.
+    InstancesFailed,
     /// ETL: log events written as JSON records.
     LogEventsTransformed,
     /// ETL: Firehose records handed back to the stream because they did not fit the response.
@@ -71,26 +75,42 @@ impl MetricsOutput {
     }
 }
 
+impl MetricsOutput {
+    /// Writes levels (a sweep's counts of the fleet), zeros included: an alarm on a level must see it
+    /// fall back to zero.
+    pub fn emit_gauges(self, levels: &[(Counter, u64)]) {
+        let line = emf_document(levels, chrono::Utc::now().timestamp_millis()).to_string();
+        match self {
+            MetricsOutput::Stdout => println!("{line}"),
+            MetricsOutput::Stderr => eprintln!("{line}"),
+        }
+    }
+}
+
 /// One EMF document with the given counts (zero counts are left out); `None` when all are zero.
 pub fn emf_line(counts: &[(Counter, u64)], timestamp_ms: i64) -> Option<String> {
-    let nonzero: Vec<_> = counts.iter().filter(|(_, n)| *n > 0).collect();
+    let nonzero: Vec<(Counter, u64)> = counts.iter().copied().filter(|(_, n)| *n > 0).collect();
     if nonzero.is_empty() {
         return None;
     }
+    Some(emf_document(&nonzero, timestamp_ms).to_string())
+}
+
+fn emf_document(counts: &[(Counter, u64)], timestamp_ms: i64) -> serde_json::Value {
     let mut doc = json!({
         "_aws": {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [[]],
-                "Metrics": nonzero.iter().map(|(c, _)| json!({"Name": c.name(), "Unit": "Count"})).collect::<Vec<_>>()
+                "Metrics": counts.iter().map(|(c, _)| json!({"Name": c.name(), "Unit": "Count"})).collect::<Vec<_>>()
             }]
         }
     });
-    for (counter, n) in nonzero {
+    for (counter, n) in counts {
         doc[counter.name()] = json!(n);
     }
-    Some(doc.to_string())
+    doc
 }
 
 #[cfg(test)]

@@ -34,6 +34,10 @@ pub struct EnrollmentRecord {
     /// Why the last command failed (status `failed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<CommandFailure>,
+    /// The newest log event time fleetlog's pipeline has carried for the instance (epoch
+    /// milliseconds; see [`crate::freshness`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_log_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +184,7 @@ mod tests {
             sent_at: Some(100),
             retry_at: None,
             failure: None,
+            last_log_at: None,
         }
     }
 

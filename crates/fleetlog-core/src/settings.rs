@@ -35,6 +35,7 @@ pub const ENROLLER_VARIABLES: &[(&str, Option<&str>)] = &[
     ("FLEETLOG_READINESS_TIMEOUT_SECONDS", Some("900")),
     ("FLEETLOG_COMMAND_ATTEMPTS", Some("3")),
     ("FLEETLOG_COMMAND_OVERDUE_SECONDS", Some("900")),
+    ("FLEETLOG_FRESHNESS_WINDOW_SECONDS", Some("1800")),
     ("FLEETLOG_DEAD_LETTER_QUEUE_URL", Some("")),
     ("FLEETLOG_ENROLL_QUEUE_URL", Some("")),
 ];
@@ -82,6 +83,8 @@ pub struct EnrollerSettings {
     pub command_retry: RetryPolicy,
     /// A command still without an outcome this long after it was sent is asked about by the sweep.
     pub command_overdue: Duration,
+    /// An enrolled instance whose logs have not reached fleetlog for this long is `silent`.
+    pub freshness_window: Duration,
     /// Permanent failures are sent here with their reason. Without it they go back to the queue and
     /// reach the redrive DLQ after the queue's maxReceiveCount.
     pub dead_letter_queue_url: Option<String>,
@@ -169,6 +172,7 @@ impl EnrollerSettings {
         };
         let command_attempts = u32::try_from(whole("FLEETLOG_COMMAND_ATTEMPTS", 1..=10)?).unwrap_or(1);
         let command_overdue = Duration::from_secs(whole("FLEETLOG_COMMAND_OVERDUE_SECONDS", 60..=86_400)?);
+        let freshness_window = Duration::from_secs(whole("FLEETLOG_FRESHNESS_WINDOW_SECONDS", 1..=604_800)?);
         let tag_key = get("FLEETLOG_MANAGEMENT_TAG_KEY")?;
         if tag_key.len() > 128 {
             return Err(invalid(
@@ -215,6 +219,7 @@ impl EnrollerSettings {
             readiness: ReadinessPolicy { give_up_after, ..ReadinessPolicy::default() },
             command_retry: RetryPolicy { max_attempts: command_attempts, ..RetryPolicy::default() },
             command_overdue,
+            freshness_window,
             dead_letter_queue_url: optional("FLEETLOG_DEAD_LETTER_QUEUE_URL")?,
             enroll_queue_url: optional("FLEETLOG_ENROLL_QUEUE_URL")?,
         })
@@ -254,6 +259,7 @@ mod tests {
         assert_eq!(s.config_policy.allowed_paths, DEFAULT_ALLOWED_PATHS);
         assert_eq!(s.command_retry, RetryPolicy::default());
         assert_eq!(s.command_overdue, Duration::from_secs(900));
+        assert_eq!(s.freshness_window, crate::freshness::DEFAULT_FRESHNESS_WINDOW);
     }
 
     #[test]

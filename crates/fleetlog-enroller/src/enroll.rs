@@ -14,7 +14,9 @@ use fleetlog_core::agent_config::{self, AgentConfigSummary};
 use fleetlog_core::alarms::alarms_for;
 use fleetlog_core::command_outcome::{CommandFailure, CommandReport, InvocationStatus, Transition, transition};
 use fleetlog_core::commands::{CommandSpec, ConfigParameterName};
+use fleetlog_core::freshness::{Liveness, Sighting, needs_write};
 use fleetlog_core::log_groups::LogGroupName;
+use fleetlog_core::metrics::{Counter, MetricsOutput};
 use fleetlog_core::plan::{Decision, EnrollmentRecord, EnrollmentStatus, SkipReason, decide};
 use fleetlog_core::settings::EnrollerSettings;
 use fleetlog_core::tags::ManagementTag;
@@ -38,6 +40,8 @@ pub struct Work {
     pub instance_ids: BTreeSet<String>,
     /// Outcomes of agent commands to record.
     pub reports: Vec<CommandReport>,
+    /// Instances whose logs the ETL carried.
+    pub sightings: Vec<Sighting>,
     pub reconcile: bool,
 }
 
@@ -57,6 +61,8 @@ pub struct Enroller {
     pub settings: EnrollerSettings,
     pub clients: Clients,
     pub store: EnrollmentStore,
+    /// Where the run's embedded-metric lines go.
+    pub metrics: MetricsOutput,
     /// Names this enroller's claims on instances (see [`EnrollmentStore::claim`]).
     claim_owner: String,
 }
@@ -71,13 +77,15 @@ struct Enrollee<'a> {
     command_ids: Vec<String>,
     /// The attempt number of the command this run sends (see [`EnrollmentRecord::next_attempt`]).
     attempt: u32,
+    /// What the record knew of its logs: a new config does not forget they were arriving.
+    last_log_at: Option<i64>,
 }
 
 impl Enroller {
     pub fn new(settings: EnrollerSettings, clients: Clients) -> Self {
         let store = EnrollmentStore::new(clients.dynamodb.clone(), settings.enrollment_table.clone());
         let claim_owner = format!("{:016x}", fastrand::u64(..));
-        Self { settings, clients, store, claim_owner }
+        Self { settings, clients, store, metrics: MetricsOutput::Stdout, claim_owner }
     }
 
     /// Runs the work. An `Err` means nothing could be decided (the reads failed); per-instance
@@ -103,6 +111,9 @@ impl Enroller {
             }
             return Ok(outcomes);
         }
+        if !work.sightings.is_empty() {
+            self.record_sightings(&work.sightings).await?;
+        }
         if !work.reports.is_empty() {
             let ids: Vec<String> = work.reports.iter().map(|r| r.instance_id.clone()).collect();
             let mut records = self.store.get_many(&ids).await?;
@@ -115,6 +126,7 @@ impl Enroller {
             // A failure found now waits for its retry; a sweep after it sends the command again.
             let overdue = self.ask_overdue(&plan.records, now).await;
             self.record_outcomes(overdue, &mut plan.records, now, deadline, &mut outcomes).await;
+            self.report_health(&plan.records, now);
         }
         let mut to_enroll = Vec::new();
         let mut to_offboard = Vec::new();
@@ -226,6 +238,55 @@ impl Enroller {
             settle(outcomes, id, outcome);
         }
         due
+    }
+
+    /// Keeps the newest log time of each instance the ETL reported, writing a record at most once per
+    /// interval ([`needs_write`]): one BatchGetItem per 100 instances reported, one UpdateItem per
+    /// record due.
+    async fn record_sightings(&self, sightings: &[Sighting]) -> Result<(), AwsError> {
+        let mut newest: BTreeMap<&str, i64> = BTreeMap::new();
+        for s in sightings {
+            let t = newest.entry(s.instance_id.as_str()).or_insert(s.newest_ms);
+            *t = (*t).max(s.newest_ms);
+        }
+        let ids: Vec<String> = newest.keys().map(|id| (*id).to_owned()).collect();
+        let records = self.store.get_many(&ids).await?;
+        let window = self.settings.freshness_window;
+        let due = newest.into_iter().filter(|(id, t)| records.get(*id).is_some_and(|r| needs_write(r, *t, window)));
+        let written: Vec<bool> = futures::stream::iter(due)
+            .map(|(id, t)| async move {
+                self.store.record_logs_seen(id, t).await.unwrap_or_else(|err| {
+                    warn!(instance_id = id, error = %err, "Could not record that the instance's logs arrived");
+                    false
+                })
+            })
+            .buffer_unordered(INSTANCE_CONCURRENCY)
+            .collect()
+            .await;
+        let count = written.iter().filter(|w| **w).count();
+        info!(reported = ids.len(), recorded = count, "Log arrivals recorded");
+        Ok(())
+    }
+
+    /// A sweep's view of the whole fleet, logged and published as gauges the stack alarms on.
+    fn report_health(&self, records: &BTreeMap<String, EnrollmentRecord>, now: i64) {
+        let now_ms = now.saturating_mul(1000);
+        let window = self.settings.freshness_window;
+        let mut silent = Vec::new();
+        let mut failed = Vec::new();
+        for record in records.values().filter(|r| r.is_active()) {
+            if record.status == EnrollmentStatus::Failed {
+                failed.push(record.instance_id.as_str());
+            } else if Liveness::of(record, now_ms, window) == Some(Liveness::Silent) {
+                silent.push(record.instance_id.as_str());
+            }
+        }
+        if !silent.is_empty() || !failed.is_empty() {
+            warn!(?silent, ?failed, "Instances whose logs are not arriving");
+        }
+        let count = |v: &Vec<&str>| u64::try_from(v.len()).unwrap_or(u64::MAX);
+        self.metrics
+            .emit_gauges(&[(Counter::InstancesSilent, count(&silent)), (Counter::InstancesFailed, count(&failed))]);
     }
 
     /// The failed step and its output, from SSM; only the status when SSM cannot say more.
@@ -364,6 +425,7 @@ impl Enroller {
                 Ok(log_groups) => enrollees.push(Enrollee {
                     instance,
                     attempt: EnrollmentRecord::next_attempt(record, parameter.as_str(), version),
+                    last_log_at: record.and_then(|r| r.last_log_at),
                     parameter,
                     version,
                     config,
@@ -558,6 +620,7 @@ impl Enroller {
             sent_at: Some(chrono::Utc::now().timestamp()),
             retry_at: None,
             failure: None,
+            last_log_at: e.last_log_at,
         };
         match self.store.put_claimed(&record, &self.claim_owner).await {
             Ok(true) => {}

@@ -40,12 +40,11 @@ pub enum HandlerError {
 pub struct State {
     pub enroller: Enroller,
     pub queue_urls: QueueUrls,
-    pub metrics: MetricsOutput,
 }
 
 impl State {
     pub fn new(enroller: Enroller) -> Self {
-        Self { enroller, queue_urls: QueueUrls::default(), metrics: MetricsOutput::Stdout }
+        Self { enroller, queue_urls: QueueUrls::default() }
     }
 }
 
@@ -79,7 +78,7 @@ pub async fn handle_event(
 ) -> Result<Value, HandlerError> {
     let trigger = trigger_from_event(event)?;
     let outcomes = state.enroller.run_until(&work_for([&trigger]), deadline).await?;
-    emit_metrics(state.metrics, &outcomes, 0);
+    emit_metrics(state.enroller.metrics, &outcomes, 0);
     for outcome in outcomes.values() {
         match verdict(outcome) {
             Verdict::Retry(reason) | Verdict::NotReady(reason) => return Err(HandlerError::Retry(reason)),
@@ -149,7 +148,7 @@ pub async fn handle_sqs(state: &State, event: SqsEvent, deadline: Option<Instant
             response.add_failure(message.message_id.clone().unwrap_or_default());
         }
     }
-    emit_metrics(state.metrics, &outcomes, dead_lettered);
+    emit_metrics(state.enroller.metrics, &outcomes, dead_lettered);
     info!(messages = event.records.len(), retried = response.batch_item_failures.len(), "Batch processed");
     response
 }
@@ -160,6 +159,7 @@ pub fn work_for<'a>(triggers: impl IntoIterator<Item = &'a Trigger>) -> Work {
     for trigger in triggers {
         match trigger {
             Trigger::CommandStatus(report) => work.reports.push(report.clone()),
+            Trigger::LogsSeen(sightings) => work.sightings.extend(sightings.iter().cloned()),
             Trigger::Reconcile => work.reconcile = true,
             other => work.instance_ids.extend(other.instance_id().map(str::to_owned)),
         }

@@ -280,6 +280,7 @@ fn record(status: EnrollmentStatus, attempts: u32, retry_at: Option<i64>) -> Enr
         sent_at: Some(chrono::Utc::now().timestamp() - 60),
         retry_at,
         failure: None,
+        last_log_at: None,
     }
 }
 

@@ -2,6 +2,8 @@
 //! within Lambda's 6 MB synchronous response limit. What does not fit is handed back for re-ingestion.
 
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
+use fleetlog_core::freshness::Sighting;
+use fleetlog_core::instance::is_instance_id;
 use fleetlog_core::metrics::Counter;
 use serde_json::value::RawValue;
 
@@ -29,6 +31,8 @@ pub struct Transformed {
     pub response: Box<RawValue>,
     pub reingest: Vec<Vec<u8>>,
     pub stats: Stats,
+    /// The instances whose logs this batch answered, with the newest event time of each record.
+    pub seen: Vec<Sighting>,
 }
 
 impl Transformed {
@@ -43,6 +47,7 @@ impl Transformed {
 struct Tally {
     reingest: Vec<Vec<u8>>,
     stats: Stats,
+    seen: Vec<Sighting>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +234,7 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
                 yielded.add(plain.len(), cost);
                 out.stats.events_out += count;
                 response.record(id, OK, &lines, &partition_keys(&envelope));
+                out.seen.extend(sighting(&envelope));
                 continue;
             }
             cost
@@ -259,7 +265,17 @@ fn transform_within(event: &KinesisFirehoseEvent, region: &str, budget: usize) -
         };
         hand_back(&mut out, &mut response, id, payloads);
     }
-    Transformed { response: response.finish(), reingest: out.reingest, stats: out.stats }
+    Transformed { response: response.finish(), reingest: out.reingest, stats: out.stats, seen: out.seen }
+}
+
+/// The instance a record's stream is named after (fleetlog's agent configs name streams so), with
+/// the record's newest event time.
+pub fn sighting(envelope: &Envelope<'_>) -> Option<Sighting> {
+    if !is_instance_id(&envelope.log_stream) {
+        return None;
+    }
+    let newest_ms = envelope.log_events.iter().map(|e| e.timestamp).max()?;
+    Some(Sighting { instance_id: envelope.log_stream.to_string(), newest_ms })
 }
 
 /// Envelope bytes that need not reappear in its records: the envelope's keys, message type and

@@ -17,6 +17,7 @@ pub mod transform;
 use aws_lambda_events::encodings::MillisecondTimestamp;
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseRecordMetadata};
 
+use fleetlog_core::freshness::{MAX_SIGHTINGS_PER_REPORT, Sighting, SightingThrottle, logs_seen_request};
 use fleetlog_core::metrics::Counter;
 pub use fleetlog_core::metrics::MetricsOutput;
 use serde_json::value::RawValue;
@@ -39,7 +40,8 @@ pub enum EtlError {
 }
 
 /// Every environment variable the ETL Lambda reads (infra/ sets exactly these).
-pub const ENV_VARIABLES: &[&str] = &["FLEETLOG_DELIVERY_STREAM"];
+pub const ENV_VARIABLES: &[&str] =
+    &["FLEETLOG_DELIVERY_STREAM", "FLEETLOG_ENROLL_QUEUE_URL", "FLEETLOG_FRESHNESS_WINDOW_SECONDS"];
 
 /// Built once per process.
 #[derive(Debug, Clone)]
@@ -51,6 +53,41 @@ pub struct EtlState {
     pub retry: RetryPolicy,
     /// Where the embedded-metric line of each invocation goes.
     pub metrics: MetricsOutput,
+    /// Where whose logs were carried is reported (`FLEETLOG_ENROLL_QUEUE_URL`); `None`: nowhere.
+    pub sightings: Option<std::sync::Arc<SightingReports>>,
+}
+
+/// Tells the enroller, through its queue, which instances' logs the ETL carried (see
+/// [`fleetlog_core::freshness`]): each instance at most once per interval per container, a thousand
+/// to a message. A report that cannot be sent is logged and skipped; it never fails a batch.
+#[derive(Debug)]
+pub struct SightingReports {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub throttle: std::sync::Mutex<SightingThrottle>,
+}
+
+impl SightingReports {
+    pub fn new(sqs: aws_sdk_sqs::Client, queue_url: String, window: std::time::Duration) -> Self {
+        Self { sqs, queue_url, throttle: std::sync::Mutex::new(SightingThrottle::new(window)) }
+    }
+
+    pub async fn report(&self, seen: Vec<Sighting>) {
+        let due = match self.throttle.lock() {
+            Ok(mut throttle) => throttle.admit(seen),
+            Err(_) => return,
+        };
+        for chunk in due.chunks(MAX_SIGHTINGS_PER_REPORT) {
+            let body = logs_seen_request(chunk).to_string();
+            if let Err(e) = self.sqs.send_message().queue_url(&self.queue_url).message_body(body).send().await {
+                tracing::warn!(
+                    error = %aws_smithy_types::error::display::DisplayErrorContext(&e),
+                    instances = chunk.len(),
+                    "Could not report whose logs arrived; reported again after the interval"
+                );
+            }
+        }
+    }
 }
 
 /// What the Lambda is invoked with, read in one pass (the runtime deserialises it): a CloudWatch Logs
@@ -172,6 +209,9 @@ pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> 
     // Counted once the batch is settled: a failed re-ingest fails the invocation, and Firehose's
     // retry counts it.
     state.metrics.emit(&out.stats.counters());
+    if let Some(reports) = &state.sightings {
+        reports.report(out.seen).await;
+    }
     Ok(out.response)
 }
 
@@ -191,6 +231,9 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
     let records: Vec<Vec<u8>> = lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
     let count = records.len();
     put_all(&state.firehose, stream, records, state.retry).await?;
+    if let Some(reports) = &state.sightings {
+        reports.report(firehose::sighting(&envelope).into_iter().collect()).await;
+    }
     let counts = [(Counter::LogEventsTransformed, u64::try_from(count).unwrap_or(u64::MAX))];
     state.metrics.emit(&counts);
     Ok(count)

@@ -29,6 +29,7 @@ fn firehose_shape_state() -> EtlState {
         delivery_stream: None,
         retry: FAST,
         metrics: MetricsOutput::Stderr,
+        sightings: None,
     }
 }
 
@@ -134,6 +135,7 @@ async fn subscription_target_puts_one_record_per_event_and_ignores_control_messa
         delivery_stream: Some("fleetlog-processed".into()),
         retry: FAST,
         metrics: MetricsOutput::Stderr,
+        sightings: None,
     };
     let envelope = serde_json::json!({
         "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "g/security", "logStream": "i-01234567",

@@ -1,0 +1,193 @@
+//! Whether an enrolled instance's logs are arriving, from what fleetlog's own pipeline carried.
+//!
+//! The log ETL knows, per batch, which instances' streams it carried and the newest event time of
+//! each (a stream is named after its instance). It reports them to the enroller as a "fleetlog Logs
+//! Seen" request on the enroll queue, each instance at most once per [`REPORT_INTERVAL_DIVISOR`]th of
+//! the freshness window per ETL container ([`SightingThrottle`]); the enroller keeps the newest time
+//! in the instance's record (`last_log_at`), written at most as often. Stream metadata
+//! (`lastIngestionTime`) would cost no ETL work but is eventually consistent "typically in less
+//! than an hour" (CloudWatch Logs API reference, LogStream), longer than the window.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{EnrollmentRecord, EnrollmentStatus};
+
+/// How long an enrolled instance may go without a log event reaching fleetlog before it is `silent`.
+pub const DEFAULT_FRESHNESS_WINDOW: Duration = Duration::from_secs(30 * 60);
+/// Reports and record writes per instance happen at most every window / this.
+pub const REPORT_INTERVAL_DIVISOR: u32 = 4;
+/// Instances per "Logs Seen" request: about 100 bytes each, well inside SQS's 256 KiB.
+pub const MAX_SIGHTINGS_PER_REPORT: usize = 1000;
+
+/// The detail-type of the ETL's report.
+pub const LOGS_SEEN: &str = "fleetlog Logs Seen";
+
+/// One instance's logs, as one batch of the pipeline carried them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    pub instance_id: String,
+    /// The newest event time carried (epoch milliseconds).
+    pub newest_ms: i64,
+}
+
+/// Where an enrolled instance's logs stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Logs reached fleetlog within the window.
+    Delivering,
+    /// Nothing for longer than the window (counted from enrollment when nothing ever came).
+    Silent,
+    /// Enrolled less than a window ago and nothing yet: too early to say.
+    Awaiting,
+}
+
+impl Liveness {
+    /// `None` for records that are not `enrolled` (their status says more).
+    pub fn of(record: &EnrollmentRecord, now_ms: i64, window: Duration) -> Option<Self> {
+        if record.status != EnrollmentStatus::Enrolled {
+            return None;
+        }
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        if let Some(last) = record.last_log_at {
+            return Some(if now_ms - last <= window_ms { Self::Delivering } else { Self::Silent });
+        }
+        let sent_ms = record.sent_at.map(|s| s.saturating_mul(1000));
+        Some(match sent_ms {
+            Some(sent) if now_ms - sent <= window_ms => Self::Awaiting,
+            _ => Self::Silent,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivering => "delivering",
+            Self::Silent => "silent",
+            Self::Awaiting => "enrolled",
+        }
+    }
+}
+
+/// The interval between two reports, or two record writes, for one instance.
+pub fn report_interval(window: Duration) -> Duration {
+    window / REPORT_INTERVAL_DIVISOR
+}
+
+/// Whether a record needs `newest_ms` written: it has no time yet, or one older by an interval.
+pub fn needs_write(record: &EnrollmentRecord, newest_ms: i64, window: Duration) -> bool {
+    let interval = i64::try_from(report_interval(window).as_millis()).unwrap_or(i64::MAX);
+    record.is_active() && record.last_log_at.is_none_or(|last| newest_ms - last >= interval)
+}
+
+/// Keeps an ETL container's reports to one per instance per interval: its memory of what it last
+/// reported, by instance.
+#[derive(Debug, Clone)]
+pub struct SightingThrottle {
+    interval_ms: i64,
+    reported: HashMap<String, i64>,
+}
+
+impl SightingThrottle {
+    pub fn new(window: Duration) -> Self {
+        let interval_ms = i64::try_from(report_interval(window).as_millis()).unwrap_or(i64::MAX);
+        Self { interval_ms, reported: HashMap::new() }
+    }
+
+    /// The sightings of a batch worth reporting (newer by an interval than the last report of the
+    /// instance), remembered as reported.
+    pub fn admit(&mut self, batch: impl IntoIterator<Item = Sighting>) -> Vec<Sighting> {
+        let mut newest: HashMap<String, i64> = HashMap::new();
+        for s in batch {
+            let t = newest.entry(s.instance_id).or_insert(s.newest_ms);
+            *t = (*t).max(s.newest_ms);
+        }
+        let mut out = Vec::new();
+        for (instance_id, newest_ms) in newest {
+            let due = self.reported.get(&instance_id).is_none_or(|last| newest_ms - last >= self.interval_ms);
+            if due {
+                self.reported.insert(instance_id.clone(), newest_ms);
+                out.push(Sighting { instance_id, newest_ms });
+            }
+        }
+        out.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        out
+    }
+}
+
+/// The report as the enroll queue receives it (an EventBridge-shaped body, like operators' requests).
+pub fn logs_seen_request(sightings: &[Sighting]) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "source": crate::events::FLEETLOG_SOURCE,
+        "detail-type": LOGS_SEEN,
+        "detail": { "sightings": sightings },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: EnrollmentStatus, last_log_at: Option<i64>) -> EnrollmentRecord {
+        EnrollmentRecord {
+            instance_id: "i-01234567".into(),
+            status,
+            platform: "linux".into(),
+            config_parameter: "AmazonCloudWatch-fleetlog-linux".into(),
+            config_version: 1,
+            command_ids: vec!["c".into()],
+            log_groups: vec![],
+            alarm_names: vec![],
+            updated_at: "2026-12-01T00:00:00Z".into(),
+            attempts: 1,
+            sent_at: Some(1_000),
+            retry_at: None,
+            failure: None,
+            last_log_at,
+        }
+    }
+
+    const WINDOW: Duration = Duration::from_secs(1800);
+
+    #[test]
+    fn enrolled_instances_are_delivering_silent_or_too_new_to_tell() {
+        let now = 10_000_000;
+        let seen = record(EnrollmentStatus::Enrolled, Some(now - 1_800_000));
+        assert_eq!(Liveness::of(&seen, now, WINDOW), Some(Liveness::Delivering), "the window's edge is inside");
+        assert_eq!(Liveness::of(&seen, now + 1, WINDOW), Some(Liveness::Silent));
+        let never = record(EnrollmentStatus::Enrolled, None);
+        assert_eq!(Liveness::of(&never, 1_000_000 + 1_800_000, WINDOW), Some(Liveness::Awaiting));
+        assert_eq!(Liveness::of(&never, 1_000_000 + 1_800_001, WINDOW), Some(Liveness::Silent));
+        for status in [EnrollmentStatus::Enrolling, EnrollmentStatus::Failed, EnrollmentStatus::Offboarded] {
+            assert_eq!(Liveness::of(&record(status, Some(now)), now, WINDOW), None, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn records_are_written_once_per_interval() {
+        let r = record(EnrollmentStatus::Enrolled, Some(1_000_000));
+        assert!(!needs_write(&r, 1_000_000 + 449_999, WINDOW));
+        assert!(needs_write(&r, 1_000_000 + 450_000, WINDOW), "a quarter of the window later");
+        assert!(needs_write(&record(EnrollmentStatus::Enrolling, None), 1, WINDOW), "logs before the outcome count");
+        assert!(!needs_write(&record(EnrollmentStatus::Offboarded, None), 1, WINDOW));
+    }
+
+    #[test]
+    fn a_container_reports_each_instance_once_per_interval_with_its_newest_time() {
+        let mut throttle = SightingThrottle::new(WINDOW);
+        let s = |id: &str, t: i64| Sighting { instance_id: id.into(), newest_ms: t };
+        let first = throttle.admit([s("i-2", 5), s("i-1", 10), s("i-1", 30)]);
+        assert_eq!(first, [s("i-1", 30), s("i-2", 5)]);
+        assert!(throttle.admit([s("i-1", 30 + 449_999)]).is_empty(), "reported a moment ago");
+        assert_eq!(throttle.admit([s("i-1", 30 + 450_000), s("i-3", 1)]), [s("i-1", 450_030), s("i-3", 1)]);
+    }
+
+    #[test]
+    fn reports_are_eventbridge_shaped_requests() {
+        let body = logs_seen_request(&[Sighting { instance_id: "i-0123456789abcdef0".into(), newest_ms: 7 }]);
+        assert_eq!(body["detail-type"], LOGS_SEEN);
+        assert_eq!(body["detail"]["sightings"][0]["newest_ms"], 7);
+    }
+}
