@@ -639,3 +639,83 @@ async fn an_instance_is_delivering_while_the_pipeline_carries_its_logs_and_silen
     fleet.deliver(1).await;
     assert_eq!(status(cli.status(std::slice::from_ref(&id)).await.unwrap()), "delivering", "logs again");
 }
+
+#[tokio::test]
+async fn a_sweep_repairs_what_was_changed_by_hand() {
+    let fleet = Fleet::new().await;
+    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
+    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
+    fleet.deliver(1).await;
+    fleet.report_command_outcomes(1).await;
+    let system = format!("{}/system", fleet.log_group_prefix);
+    let security = format!("{}/security", fleet.log_group_prefix);
+    let logs = &fleet.clients.logs;
+    let cloudwatch = &fleet.clients.cloudwatch;
+    // By hand: retention changed, fleetlog's filter deleted, an alarm deleted, and an alarm for a
+    // metric the config does not collect.
+    logs.put_retention_policy().log_group_name(&system).retention_in_days(7).send().await.unwrap();
+    logs.delete_subscription_filter().log_group_name(&security).filter_name("fleetlog").send().await.unwrap();
+    let alarms = fleet.alarms(&id).await;
+    let cpu = alarms.iter().find(|a| a.ends_with("cpu-high")).unwrap().clone();
+    cloudwatch.delete_alarms().alarm_names(&cpu).send().await.unwrap();
+    let stale = format!("fleetlog-{id}-swap-high");
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(&stale)
+        .namespace("CWAgent")
+        .metric_name("swap_used_percent")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .threshold(90.0)
+        .period(300)
+        .evaluation_periods(1)
+        .send()
+        .await
+        .unwrap();
+
+    // The dry run names each of them, per resource, and changes nothing.
+    let cli = fleetlog_cli::fleet::Fleet::new(&fleet.config, fleet.stack.fleet_options());
+    let drift_of = |report: fleetlog_cli::output::Report| -> Vec<String> {
+        let plan = report.json["plan"].as_array().unwrap().clone();
+        let entry = plan.into_iter().find(|p| p["instance_id"] == id.as_str()).unwrap();
+        entry["drift"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_owned()).collect()
+    };
+    let planned = drift_of(cli.reconcile(true).await.unwrap());
+    for expected in [
+        format!("{system}: retention 7 → 3"),
+        format!("{security}: filter missing"),
+        format!("alarm missing: {cpu}"),
+        format!("alarm stale: {stale}"),
+    ] {
+        assert!(planned.contains(&expected), "{expected} not in {planned:?}");
+    }
+    assert_eq!(drift_of(cli.reconcile(true).await.unwrap()), planned, "the dry run changed nothing");
+
+    let outcomes = fleet.state.enroller.run(&Work { reconcile: true, ..Work::default() }).await.unwrap();
+
+    let Outcome::Repaired { repairs } = &outcomes[&id] else { panic!("{outcomes:?}") };
+    for expected in [
+        format!("{system}: retention 7 → 3"),
+        format!("{security}: filter missing"),
+        format!("alarm missing: {cpu}"),
+        format!("alarm stale: {stale}"),
+    ] {
+        assert!(repairs.contains(&expected), "{expected} not in {repairs:?}");
+    }
+    let groups = logs.describe_log_groups().log_group_name_prefix(&system).send().await.unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(3));
+    let filters = logs.describe_subscription_filters().log_group_name(&security).send().await.unwrap();
+    assert_eq!(filters.subscription_filters()[0].filter_name(), Some("fleetlog"));
+    let mut now = fleet.alarms(&id).await;
+    now.sort();
+    let mut before = alarms;
+    before.sort();
+    assert_eq!(now, before, "the deleted alarm is back, the stale one gone");
+    // Nothing left to repair.
+    let again = fleet.state.enroller.run(&Work { reconcile: true, ..Work::default() }).await.unwrap();
+    assert!(matches!(again[&id], Outcome::AlreadyEnrolled { .. }), "{again:?}");
+    assert!(drift_of(cli.reconcile(true).await.unwrap()).is_empty());
+    // A new config version: the dry run says it will be re-applied.
+    fleet.publish_config("linux.json", "AmazonCloudWatch-fleetlog-linux").await;
+    assert_eq!(drift_of(cli.reconcile(true).await.unwrap()), ["config v1 → v2: re-applied"]);
+}

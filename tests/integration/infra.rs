@@ -747,6 +747,7 @@ async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
             "ssm:SendCommand",
             "ssm:PutParameter",
             "ssm:GetParameter",
+            "ssm:GetParameters",
             "ssm:ListCommandInvocations",
             "dynamodb:Scan",
             "logs:DescribeSubscriptionFilters",

@@ -73,12 +73,8 @@ async fn alarm_names(client: &aws_sdk_cloudwatch::Client, prefix: &str) -> Resul
     Ok(names)
 }
 
-/// Deletes every alarm fleetlog created for the instance; returns their names.
-pub async fn delete_instance_alarms(
-    client: &aws_sdk_cloudwatch::Client,
-    instance_id: &str,
-) -> Result<Vec<String>, AwsError> {
-    let names = list_instance_alarms(client, instance_id).await?;
+/// Deletes the named alarms.
+pub async fn delete_alarms(client: &aws_sdk_cloudwatch::Client, names: &[String]) -> Result<(), AwsError> {
     for chunk in names.chunks(MAX_DELETE_ALARMS) {
         client
             .delete_alarms()
@@ -87,5 +83,15 @@ pub async fn delete_instance_alarms(
             .await
             .map_err(|e| classify("cloudwatch:DeleteAlarms", e))?;
     }
+    Ok(())
+}
+
+/// Deletes every alarm fleetlog created for the instance; returns their names.
+pub async fn delete_instance_alarms(
+    client: &aws_sdk_cloudwatch::Client,
+    instance_id: &str,
+) -> Result<Vec<String>, AwsError> {
+    let names = list_instance_alarms(client, instance_id).await?;
+    delete_alarms(client, &names).await?;
     Ok(names)
 }

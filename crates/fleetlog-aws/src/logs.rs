@@ -2,27 +2,20 @@
 
 use aws_sdk_cloudwatchlogs::operation::create_log_group::CreateLogGroupError;
 use aws_sdk_cloudwatchlogs::types::SubscriptionFilter;
-use fleetlog_core::log_groups::{LogGroupName, RetentionDays};
-use fleetlog_core::settings::SubscriptionDestination;
+use fleetlog_core::drift::{Drift, FilterState, GroupSpec, GroupState, group_drift};
+use fleetlog_core::log_groups::LogGroupName;
 
 use crate::error::{AwsError, ErrorKind, classify};
 
 /// CloudWatch Logs allows two subscription filters per log group.
 pub const MAX_SUBSCRIPTION_FILTERS: usize = 2;
 
-/// What [`ensure_log_group`] changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogGroupChanges {
-    pub created: bool,
-    pub retention_set: bool,
-    pub filter_set: bool,
-}
-
 /// A log group that exists, as it stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingLogGroup {
     /// `None`: logs never expire.
     pub retention_days: Option<i32>,
+    pub kms_key_id: Option<String>,
 }
 
 /// The log group named exactly `name`, if it exists.
@@ -39,7 +32,10 @@ pub async fn find_log_group(
         .log_groups()
         .iter()
         .find(|g| g.log_group_name() == Some(name))
-        .map(|g| ExistingLogGroup { retention_days: g.retention_in_days() }))
+        .map(|g| ExistingLogGroup {
+            retention_days: g.retention_in_days(),
+            kms_key_id: g.kms_key_id().map(str::to_owned),
+        }))
 }
 
 /// The subscription filters on a log group (at most [`MAX_SUBSCRIPTION_FILTERS`]).
@@ -57,78 +53,100 @@ pub async fn subscription_filters(
         .unwrap_or_default())
 }
 
-/// Makes a log group match the desired state, changing only what differs (idempotent).
-/// Filters fleetlog did not create are never touched.
+/// The log group as it stands (`None`: it does not exist), with fleetlog's filter found by name.
+pub async fn observe_log_group(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    name: &str,
+    filter_name: &str,
+) -> Result<Option<GroupState>, AwsError> {
+    let Some(existing) = find_log_group(client, name).await? else { return Ok(None) };
+    let filters = subscription_filters(client, name).await?;
+    let (ours, others): (Vec<_>, Vec<_>) = filters.iter().partition(|f| f.filter_name() == Some(filter_name));
+    Ok(Some(GroupState {
+        retention_days: existing.retention_days,
+        kms_key_id: existing.kms_key_id,
+        filter: ours.first().map(|f| FilterState {
+            destination_arn: f.destination_arn().unwrap_or_default().to_owned(),
+            pattern: f.filter_pattern().unwrap_or_default().to_owned(),
+            role_arn: f.role_arn().map(str::to_owned),
+        }),
+        other_filters: others.iter().filter_map(|f| f.filter_name().map(str::to_owned)).collect(),
+    }))
+}
+
+/// Makes a log group match the desired state, changing only what differs (idempotent), and returns
+/// what it changed ([`group_drift`]). Filters fleetlog did not create are never touched.
 pub async fn ensure_log_group(
     client: &aws_sdk_cloudwatchlogs::Client,
     name: &LogGroupName,
-    retention: RetentionDays,
-    kms_key_arn: Option<&str>,
-    subscription: &SubscriptionDestination,
-) -> Result<LogGroupChanges, AwsError> {
-    let mut changes = LogGroupChanges::default();
-    let current_retention = match find_log_group(client, name.as_str()).await? {
-        Some(existing) => existing.retention_days,
-        None => {
-            let created = client
-                .create_log_group()
-                .log_group_name(name.as_str())
-                .set_kms_key_id(kms_key_arn.map(str::to_owned))
-                .tags("managed-by", "fleetlog")
-                .send()
-                .await;
-            match created {
-                Ok(_) => changes.created = true,
-                // Another invocation created it between our read and write: fine.
-                Err(e)
-                    if matches!(e.as_service_error(), Some(CreateLogGroupError::ResourceAlreadyExistsException(_))) => {
+    spec: &GroupSpec<'_>,
+) -> Result<Vec<Drift>, AwsError> {
+    let subscription = spec.subscription;
+    let state = observe_log_group(client, name.as_str(), &subscription.filter_name).await?;
+    let drift = group_drift(state.as_ref(), spec);
+    for change in &drift {
+        match change {
+            Drift::GroupMissing => {
+                let created = client
+                    .create_log_group()
+                    .log_group_name(name.as_str())
+                    .set_kms_key_id(spec.kms_key_arn.map(str::to_owned))
+                    .tags("managed-by", "fleetlog")
+                    .send()
+                    .await;
+                match created {
+                    Ok(_) => {}
+                    // Another invocation created it between our read and write: fine.
+                    Err(e)
+                        if matches!(
+                            e.as_service_error(),
+                            Some(CreateLogGroupError::ResourceAlreadyExistsException(_))
+                        ) => {}
+                    Err(e) => return Err(classify("logs:CreateLogGroup", e)),
                 }
-                Err(e) => return Err(classify("logs:CreateLogGroup", e)),
             }
-            None
+            Drift::Retention { to, .. } => {
+                client
+                    .put_retention_policy()
+                    .log_group_name(name.as_str())
+                    .retention_in_days(i32::try_from(*to).unwrap_or(i32::MAX))
+                    .send()
+                    .await
+                    .map_err(|e| classify("logs:PutRetentionPolicy", e))?;
+            }
+            Drift::KmsKey { to } => {
+                client
+                    .associate_kms_key()
+                    .log_group_name(name.as_str())
+                    .kms_key_id(to)
+                    .send()
+                    .await
+                    .map_err(|e| classify("logs:AssociateKmsKey", e))?;
+            }
+            Drift::FilterMissing | Drift::FilterAltered => {
+                let others = state.as_ref().map(|s| s.other_filters.as_slice()).unwrap_or_default();
+                if *change == Drift::FilterMissing && others.len() >= MAX_SUBSCRIPTION_FILTERS {
+                    return Err(AwsError::new(
+                        "logs:PutSubscriptionFilter",
+                        ErrorKind::Permanent,
+                        format!(
+                            "log group {name} already has {MAX_SUBSCRIPTION_FILTERS} subscription filters ({others:?}), the most CloudWatch Logs allows; fleetlog never removes filters it did not create, so remove one or exclude this group"
+                        ),
+                    ));
+                }
+                client
+                    .put_subscription_filter()
+                    .log_group_name(name.as_str())
+                    .filter_name(&subscription.filter_name)
+                    .filter_pattern(&subscription.filter_pattern)
+                    .destination_arn(&subscription.destination_arn)
+                    .set_role_arn(subscription.role_arn.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify("logs:PutSubscriptionFilter", e))?;
+            }
+            Drift::AlarmMissing(_) | Drift::AlarmStale(_) => {}
         }
-    };
-    let days = i32::try_from(retention.days()).unwrap_or(i32::MAX);
-    if current_retention != Some(days) {
-        client
-            .put_retention_policy()
-            .log_group_name(name.as_str())
-            .retention_in_days(days)
-            .send()
-            .await
-            .map_err(|e| classify("logs:PutRetentionPolicy", e))?;
-        changes.retention_set = true;
     }
-
-    let filters = subscription_filters(client, name.as_str()).await?;
-    let ours = filters.iter().find(|f| f.filter_name() == Some(subscription.filter_name.as_str()));
-    let up_to_date = ours.is_some_and(|f| {
-        f.destination_arn() == Some(subscription.destination_arn.as_str())
-            && f.filter_pattern().unwrap_or_default() == subscription.filter_pattern
-            && f.role_arn() == subscription.role_arn.as_deref()
-    });
-    if !up_to_date {
-        if ours.is_none() && filters.len() >= MAX_SUBSCRIPTION_FILTERS {
-            let others: Vec<_> = filters.iter().filter_map(|f| f.filter_name()).collect();
-            return Err(AwsError::new(
-                "logs:PutSubscriptionFilter",
-                ErrorKind::Permanent,
-                format!(
-                    "log group {name} already has {MAX_SUBSCRIPTION_FILTERS} subscription filters ({others:?}), the most CloudWatch Logs allows; fleetlog never removes filters it did not create, so remove one or exclude this group"
-                ),
-            ));
-        }
-        client
-            .put_subscription_filter()
-            .log_group_name(name.as_str())
-            .filter_name(&subscription.filter_name)
-            .filter_pattern(&subscription.filter_pattern)
-            .destination_arn(&subscription.destination_arn)
-            .set_role_arn(subscription.role_arn.clone())
-            .send()
-            .await
-            .map_err(|e| classify("logs:PutSubscriptionFilter", e))?;
-        changes.filter_set = true;
-    }
-    Ok(changes)
+    Ok(drift)
 }

@@ -156,6 +156,10 @@ pub struct DeploymentArgs {
     /// it silent (the stack's FreshnessWindowSeconds).
     #[arg(long, env = "FLEETLOG_FRESHNESS_WINDOW_SECONDS", default_value_t = 1800)]
     pub freshness_window: u64,
+    /// The retention in days fleetlog sets on log groups (the stack's LogRetentionDays), which
+    /// `reconcile --dry-run` checks groups against.
+    #[arg(long, env = "FLEETLOG_LOG_RETENTION_DAYS", default_value_t = 3)]
+    pub retention_days: u32,
     /// fleetlog's SSM Command document, which `offboard` sends to stop the agent [default: the
     /// stack's AgentDocument, else fleetlog-agent].
     #[arg(long, env = "FLEETLOG_AGENT_DOCUMENT")]

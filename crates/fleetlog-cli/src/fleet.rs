@@ -12,10 +12,13 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_ssm::types::InstanceInformationStringFilter;
 use fleetlog_aws::Clients;
 use fleetlog_aws::store::EnrollmentStore;
+use fleetlog_core::alarms::{AlarmThresholds, alarms_for};
 use fleetlog_core::commands::{AgentDocument, ConfigParameterName};
+use fleetlog_core::drift::{Drift, alarm_drift};
 use fleetlog_core::events::{FLEETLOG_SOURCE, RECONCILE_REQUEST, reconcile_request_detail};
 use fleetlog_core::freshness::Liveness;
 use fleetlog_core::instance::is_instance_id;
+use fleetlog_core::log_groups::RetentionDays;
 use fleetlog_core::plan::{Decision, EnrollmentRecord, SkipReason, decide};
 use fleetlog_core::tags::ManagementTag;
 use fleetlog_core::{Instance, InstanceState};
@@ -37,6 +40,8 @@ pub struct FleetOptions {
     pub subscription_filter: String,
     /// How long an enrolled instance may go without logs before it is `silent`.
     pub freshness_window: std::time::Duration,
+    /// The retention fleetlog sets on log groups (what `reconcile --dry-run` compares with).
+    pub retention: RetentionDays,
 }
 
 #[derive(Debug, Clone)]
@@ -226,18 +231,97 @@ impl Fleet {
         }
         let work = Work { reconcile: true, ..Work::default() };
         let plan = plan(&self.clients, &self.store, &self.options.management_tag, &work).await?;
-        let mut table = Table::new(&["instance", "would", "why"]);
+        let checked: Vec<&EnrollmentRecord> = plan
+            .decisions
+            .iter()
+            .filter(|(_, d)| **d == Decision::Enroll)
+            .filter_map(|(id, _)| plan.records.get(id).filter(|r| r.is_active()))
+            .collect();
+        let drift = self.drift(&checked).await?;
+        let mut table = Table::new(&["instance", "would", "why", "drift"]);
         let mut items = Vec::new();
         for (id, decision) in &plan.decisions {
             let (action, why) = describe_decision(decision, plan.records.get(id));
-            table.row(vec![id.clone(), action.to_owned(), why.clone()]);
-            items.push(json!({ "instance_id": id, "action": action, "reason": why }));
+            let found = drift.get(id).cloned().unwrap_or_default();
+            table.row(vec![id.clone(), action.to_owned(), why.clone(), found.join("\n")]);
+            items.push(json!({ "instance_id": id, "action": action, "reason": why, "drift": found }));
         }
         Ok(Report {
             json: json!({ "dry_run": true, "plan": items }),
             tables: vec![table.titled("Reconcile plan (nothing was changed):")],
             notes: Vec::new(),
         })
+    }
+
+    /// What a sweep would find and repair for enrolled instances, per resource, changing nothing: the
+    /// config version it would re-apply, log groups whose retention or fleetlog's filter changed, and
+    /// alarms missing or left over ([`fleetlog_core::drift`]). Each group is read once, the alarms in
+    /// one listing, the configs ten to a call.
+    async fn drift(&self, records: &[&EnrollmentRecord]) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if records.is_empty() {
+            return Ok(out);
+        }
+        let names: Vec<String> =
+            records.iter().map(|r| r.config_parameter.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let configs = fleetlog_aws::ssm::get_parameters(&self.clients.ssm, &names).await?;
+        let alarms = fleetlog_aws::alarms::list_alarms_by_instance(&self.clients.cloudwatch).await?;
+        let groups: BTreeSet<&str> = records.iter().flat_map(|r| r.log_groups.iter().map(String::as_str)).collect();
+        let filter = &self.options.subscription_filter;
+        let observed: Vec<Result<(String, Vec<Drift>)>> = futures::stream::iter(groups)
+            .map(|name| async move {
+                let state = fleetlog_aws::logs::observe_log_group(&self.clients.logs, name, filter).await?;
+                let days = self.options.retention.days();
+                let drift = match state {
+                    None => vec![Drift::GroupMissing],
+                    Some(state) => {
+                        let mut drift = Vec::new();
+                        if state.retention_days != i32::try_from(days).ok() {
+                            drift.push(Drift::Retention { from: state.retention_days, to: days });
+                        }
+                        if state.filter.is_none() {
+                            drift.push(Drift::FilterMissing);
+                        }
+                        drift
+                    }
+                };
+                Ok((name.to_owned(), drift))
+            })
+            .buffer_unordered(STATUS_CONCURRENCY)
+            .collect()
+            .await;
+        let mut group_drift: BTreeMap<String, Vec<Drift>> = BTreeMap::new();
+        for result in observed {
+            let (name, drift) = result?;
+            group_drift.insert(name, drift);
+        }
+        for record in records {
+            let lines = out.entry(record.instance_id.clone()).or_default();
+            let stored = configs.get(&record.config_parameter).and_then(Option::as_ref);
+            match stored {
+                None => lines.push(format!("config {} missing: nothing to re-apply", record.config_parameter)),
+                Some(p) if p.version != record.config_version => {
+                    lines.push(format!("config v{} → v{}: re-applied", record.config_version, p.version));
+                }
+                Some(p) => {
+                    if let Ok(summary) = fleetlog_core::agent_config::summarize(&p.value) {
+                        let expected: BTreeSet<String> =
+                            alarms_for(&record.instance_id, &summary, &AlarmThresholds::default())
+                                .into_iter()
+                                .map(|a| a.name)
+                                .collect();
+                        let there: BTreeSet<String> =
+                            alarms.get(&record.instance_id).into_iter().flatten().cloned().collect();
+                        lines.extend(alarm_drift(&expected, &there).iter().map(ToString::to_string));
+                    }
+                }
+            }
+            for group in &record.log_groups {
+                lines.extend(group_drift.get(group).into_iter().flatten().map(|d| format!("{group}: {d}")));
+            }
+        }
+        out.retain(|_, lines| !lines.is_empty());
+        Ok(out)
     }
 
     /// `status`: the named instances, or every instance in the region with a summary.

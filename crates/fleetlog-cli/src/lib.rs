@@ -159,6 +159,7 @@ async fn fleet(global: &GlobalArgs, deployment: &DeploymentArgs) -> Result<fleet
             table: setting(deployment.table.as_deref(), stack, outputs::ENROLLMENT_TABLE, DEFAULT_TABLE)?,
             subscription_filter: deployment.filter_name.clone(),
             freshness_window: std::time::Duration::from_secs(deployment.freshness_window),
+            retention: fleetlog_core::log_groups::RetentionDays::new(deployment.retention_days)?,
         },
     ))
 }

@@ -185,6 +185,7 @@ impl LocalStack {
             table: ENROLLMENT_TABLE.to_owned(),
             subscription_filter: "fleetlog".to_owned(),
             freshness_window: fleetlog_core::freshness::DEFAULT_FRESHNESS_WINDOW,
+            retention: fleetlog_core::log_groups::RetentionDays::default(),
         }
     }
 

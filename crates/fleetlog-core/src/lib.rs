@@ -8,6 +8,7 @@ pub mod alarms;
 pub mod batching;
 pub mod command_outcome;
 pub mod commands;
+pub mod drift;
 pub mod events;
 pub mod freshness;
 pub mod instance;

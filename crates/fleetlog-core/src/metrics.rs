@@ -41,6 +41,8 @@ counters! {
     AgentConfigured,
     /// An agent command failed on an instance (each attempt; `EnrollmentFailed` counts the last).
     AgentCommandFailed,
+    /// A sweep put an instance's log groups or alarms back as fleetlog set them.
+    InstancesRepaired,
     /// Per sweep: enrolled instances whose logs have not reached fleetlog within the window.
     InstancesSilent,
     /// Per sweep: instances whose agent command failed.

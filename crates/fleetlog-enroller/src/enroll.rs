@@ -14,6 +14,7 @@ use fleetlog_core::agent_config::{self, AgentConfigSummary};
 use fleetlog_core::alarms::alarms_for;
 use fleetlog_core::command_outcome::{CommandFailure, CommandReport, InvocationStatus, Transition, transition};
 use fleetlog_core::commands::{CommandSpec, ConfigParameterName};
+use fleetlog_core::drift::{Drift, GroupSpec, alarm_drift};
 use fleetlog_core::freshness::{Liveness, Sighting, needs_write};
 use fleetlog_core::log_groups::LogGroupName;
 use fleetlog_core::metrics::{Counter, MetricsOutput};
@@ -143,8 +144,7 @@ impl Enroller {
             }
         }
         let mut acted = Outcomes::new();
-        let fan_out = work.reconcile && to_enroll.len() > FAN_OUT_ABOVE;
-        self.enroll(to_enroll, &plan.records, now, deadline, fan_out, &mut acted).await;
+        self.enroll(to_enroll, &plan.records, now, deadline, work.reconcile, &mut acted).await;
         self.offboard(to_offboard, &plan.records, now, deadline, &mut acted).await;
         for (id, outcome) in acted {
             settle(&mut outcomes, id, outcome);
@@ -355,7 +355,7 @@ impl Enroller {
         records: &BTreeMap<String, EnrollmentRecord>,
         now: i64,
         deadline: Deadline,
-        fan_out: bool,
+        sweep: bool,
         outcomes: &mut Outcomes,
     ) {
         if instances.is_empty() {
@@ -401,6 +401,7 @@ impl Enroller {
             .collect();
 
         let mut enrollees = Vec::new();
+        let mut checks = Vec::new();
         for (instance, parameter) in wanted {
             let (version, config) = match configs.get(parameter.as_str()) {
                 Some(Ok((version, config))) => (*version, config),
@@ -417,6 +418,7 @@ impl Enroller {
                     instance.id.clone(),
                     Outcome::AlreadyEnrolled { config_parameter: parameter.to_string(), config_version: version },
                 );
+                checks.extend(record.filter(|r| r.status != EnrollmentStatus::Failed).map(|r| (instance, config, r)));
                 continue;
             }
             let log_groups: Result<Vec<_>, _> =
@@ -438,7 +440,11 @@ impl Enroller {
             }
         }
 
-        if fan_out && enrollees.len() > FAN_OUT_ABOVE {
+        if sweep {
+            let checks = deadline.admit(checks, |(i, _, _)| &i.id, outcomes);
+            self.repair_drift(checks, outcomes).await;
+        }
+        if sweep && enrollees.len() > FAN_OUT_ABOVE {
             return self.fan_out(enrollees.iter().map(|e| e.instance.id.clone()).collect(), outcomes).await;
         }
         let enrollees = deadline.admit(enrollees, |e| &e.instance.id, outcomes);
@@ -538,16 +544,12 @@ impl Enroller {
         let groups: BTreeSet<LogGroupName> = enrollees.iter().flat_map(|e| e.log_groups.iter().cloned()).collect();
         let mut failed: BTreeMap<LogGroupName, AwsError> = BTreeMap::new();
         for group in groups {
-            let result = logs::ensure_log_group(
-                &self.clients.logs,
-                &group,
-                self.settings.retention,
-                self.settings.kms_key_arn.as_deref(),
-                &self.settings.subscription,
-            )
-            .await;
+            let result = logs::ensure_log_group(&self.clients.logs, &group, &self.group_spec()).await;
             match result {
-                Ok(changes) => info!(log_group = %group, ?changes, "Log group ready"),
+                Ok(changes) => {
+                    let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                    info!(log_group = %group, ?changes, "Log group ready");
+                }
                 Err(e) => {
                     warn!(log_group = %group, error = %e, "Log group could not be prepared");
                     failed.insert(group, e);
@@ -564,6 +566,95 @@ impl Enroller {
             }
         }
         kept
+    }
+
+    /// What every log group fleetlog manages must be.
+    fn group_spec(&self) -> GroupSpec<'_> {
+        GroupSpec {
+            retention: self.settings.retention,
+            kms_key_arn: self.settings.kms_key_arn.as_deref(),
+            subscription: &self.settings.subscription,
+        }
+    }
+
+    /// A sweep's look at instances that need no new command: their log groups and alarms are put back
+    /// as enrollment left them ([`fleetlog_core::drift`]), each distinct group once and the alarms of
+    /// the whole fleet in one listing. Every repair is logged; an instance with any is `Repaired`.
+    async fn repair_drift(
+        &self,
+        checks: Vec<(&Instance, &AgentConfigSummary, &EnrollmentRecord)>,
+        outcomes: &mut Outcomes,
+    ) {
+        if checks.is_empty() {
+            return;
+        }
+        let groups: BTreeSet<LogGroupName> = checks
+            .iter()
+            .flat_map(|(_, _, r)| r.log_groups.iter().filter_map(|g| LogGroupName::new(g.as_str()).ok()))
+            .collect();
+        let spec = self.group_spec();
+        let mut group_repairs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for group in groups {
+            match logs::ensure_log_group(&self.clients.logs, &group, &spec).await {
+                Ok(drift) if !drift.is_empty() => {
+                    let repairs: Vec<String> = drift.iter().map(ToString::to_string).collect();
+                    warn!(log_group = %group, ?repairs, "Log group drifted from what fleetlog set; repaired");
+                    group_repairs.insert(group.to_string(), repairs);
+                }
+                Ok(_) => {}
+                Err(err) => warn!(log_group = %group, error = %err, "Log group drift could not be repaired"),
+            }
+        }
+        let existing = match alarms::list_alarms_by_instance(&self.clients.cloudwatch).await {
+            Ok(existing) => existing,
+            Err(err) => {
+                warn!(error = %err, "Alarms could not be listed; their drift is checked by the next sweep");
+                return;
+            }
+        };
+        for (instance, config, record) in checks {
+            let specs = alarms_for(&instance.id, config, &self.settings.thresholds);
+            let expected: BTreeSet<String> = specs.iter().map(|a| a.name.clone()).collect();
+            let there: BTreeSet<String> = existing.get(&instance.id).into_iter().flatten().cloned().collect();
+            let mut repairs: Vec<String> = record
+                .log_groups
+                .iter()
+                .flat_map(|g| group_repairs.get(g).into_iter().flatten().map(move |r| format!("{g}: {r}")))
+                .collect();
+            let mut stale = Vec::new();
+            for drift in alarm_drift(&expected, &there) {
+                let result = match &drift {
+                    Drift::AlarmMissing(name) => match specs.iter().find(|a| a.name == *name) {
+                        Some(spec) => {
+                            alarms::put_alarm(&self.clients.cloudwatch, spec, self.settings.alarm_topic_arn.as_deref())
+                                .await
+                        }
+                        None => Ok(()),
+                    },
+                    Drift::AlarmStale(name) => {
+                        stale.push(name.clone());
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                };
+                match result {
+                    Ok(()) => repairs.push(drift.to_string()),
+                    Err(err) => {
+                        warn!(instance_id = %instance.id, error = %err, %drift, "Alarm drift could not be repaired")
+                    }
+                }
+            }
+            if !stale.is_empty()
+                && let Err(err) = alarms::delete_alarms(&self.clients.cloudwatch, &stale).await
+            {
+                warn!(instance_id = %instance.id, error = %err, "Stale alarms could not be deleted");
+                repairs.retain(|r| !r.starts_with("alarm stale"));
+            }
+            if !repairs.is_empty() {
+                warn!(instance_id = %instance.id, ?repairs, "Instance drifted from what fleetlog set; repaired");
+                outcomes.insert(instance.id.clone(), Outcome::Repaired { repairs });
+            }
+        }
     }
 
     /// Sends each enrollee its command ([`ssm::send_commands`]: batched, and split to find instances

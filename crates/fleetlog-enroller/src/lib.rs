@@ -261,6 +261,7 @@ fn emit_metrics(output: MetricsOutput, outcomes: &Outcomes, dead_lettered: u64) 
                     count(Counter::EnrollmentFailed);
                 }
             }
+            Outcome::Repaired { .. } => count(Counter::InstancesRepaired),
             Outcome::Skipped { .. } | Outcome::RetryPending { .. } | Outcome::FannedOut => {}
         }
     }

@@ -36,6 +36,10 @@ pub enum Outcome {
     },
     /// A large sweep sent the instance a request of its own on the enroll queue.
     FannedOut,
+    /// Enrolled with the current config, but its log groups or alarms had drifted: repaired.
+    Repaired {
+        repairs: Vec<String>,
+    },
     Skipped {
         reason: String,
     },
