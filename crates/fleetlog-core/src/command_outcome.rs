@@ -166,22 +166,7 @@ mod tests {
     use super::*;
 
     fn record(status: EnrollmentStatus, attempts: u32, retry_at: Option<i64>) -> EnrollmentRecord {
-        EnrollmentRecord {
-            instance_id: "i-01234567".into(),
-            status,
-            platform: "linux".into(),
-            config_parameter: "AmazonCloudWatch-fleetlog-linux".into(),
-            config_version: 1,
-            command_ids: vec!["cmd-2".into()],
-            log_groups: vec![],
-            alarm_names: vec![],
-            updated_at: "2026-12-01T00:00:00Z".into(),
-            attempts,
-            sent_at: Some(1_000),
-            retry_at,
-            failure: None,
-            last_log_at: None,
-        }
+        EnrollmentRecord { command_ids: vec!["cmd-2".into()], attempts, retry_at, ..EnrollmentRecord::sample(status) }
     }
 
     fn report(command_id: &str, status: &str) -> CommandReport {

@@ -131,22 +131,7 @@ mod tests {
     use super::*;
 
     fn record(status: EnrollmentStatus, last_log_at: Option<i64>) -> EnrollmentRecord {
-        EnrollmentRecord {
-            instance_id: "i-01234567".into(),
-            status,
-            platform: "linux".into(),
-            config_parameter: "AmazonCloudWatch-fleetlog-linux".into(),
-            config_version: 1,
-            command_ids: vec!["c".into()],
-            log_groups: vec![],
-            alarm_names: vec![],
-            updated_at: "2026-12-01T00:00:00Z".into(),
-            attempts: 1,
-            sent_at: Some(1_000),
-            retry_at: None,
-            failure: None,
-            last_log_at,
-        }
+        EnrollmentRecord { last_log_at, ..EnrollmentRecord::sample(status) }
     }
 
     const WINDOW: Duration = Duration::from_secs(1800);
@@ -182,6 +167,38 @@ mod tests {
         assert_eq!(first, [s("i-1", 30), s("i-2", 5)]);
         assert!(throttle.admit([s("i-1", 30 + 449_999)]).is_empty(), "reported a moment ago");
         assert_eq!(throttle.admit([s("i-1", 30 + 450_000), s("i-3", 1)]), [s("i-1", 450_030), s("i-3", 1)]);
+    }
+
+    /// The README's cost figures, from the throttles themselves: an hour of a fleet whose every
+    /// instance logs all the time, carried by two ETL containers that each answer a batch every 30 s.
+    #[test]
+    fn an_hour_of_steady_logs_costs_at_most_eight_reports_per_container_and_eight_writes_per_instance() {
+        const INSTANCES: usize = 1000;
+        let mut containers = [SightingThrottle::new(WINDOW), SightingThrottle::new(WINDOW)];
+        let mut records: Vec<EnrollmentRecord> = (0..INSTANCES)
+            .map(|i| EnrollmentRecord { instance_id: format!("i-{i:08x}"), ..record(EnrollmentStatus::Enrolled, None) })
+            .collect();
+        let (mut reported, mut messages, mut writes) = (0, 0, 0);
+        for second in (0..3600).step_by(30) {
+            let now_ms = second * 1000;
+            for container in &mut containers {
+                let batch = records.iter().map(|r| Sighting { instance_id: r.instance_id.clone(), newest_ms: now_ms });
+                let due = container.admit(batch);
+                reported += due.len();
+                messages += due.len().div_ceil(MAX_SIGHTINGS_PER_REPORT);
+                for s in due {
+                    let r = records.iter_mut().find(|r| r.instance_id == s.instance_id).unwrap();
+                    if needs_write(r, s.newest_ms, WINDOW) {
+                        r.last_log_at = Some(s.newest_ms);
+                        writes += 1;
+                    }
+                }
+            }
+        }
+        let per_instance = |n: usize| n as f64 / INSTANCES as f64;
+        assert!(per_instance(reported) <= 2.0 * 8.0, "{} reports per instance-hour", per_instance(reported));
+        assert!(per_instance(writes) <= 8.0, "{} writes per instance-hour", per_instance(writes));
+        assert!(messages <= 2 * 8, "{messages} messages for {INSTANCES} instances");
     }
 
     #[test]

@@ -104,6 +104,29 @@ impl EnrollmentRecord {
     }
 }
 
+#[cfg(test)]
+impl EnrollmentRecord {
+    /// A Linux instance's record: config version 1, command `cmd-1` sent at 1,000 s, one attempt.
+    pub(crate) fn sample(status: EnrollmentStatus) -> Self {
+        Self {
+            instance_id: "i-01234567".into(),
+            status,
+            platform: "linux".into(),
+            config_parameter: "AmazonCloudWatch-fleetlog-linux".into(),
+            config_version: 1,
+            command_ids: vec!["cmd-1".into()],
+            log_groups: vec![],
+            alarm_names: vec![],
+            updated_at: "2026-12-01T00:00:00Z".into(),
+            attempts: 1,
+            sent_at: Some(1_000),
+            retry_at: None,
+            failure: None,
+            last_log_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Managed and running: make sure it is enrolled with the current config.
@@ -170,22 +193,7 @@ mod tests {
     }
 
     fn record(status: EnrollmentStatus) -> EnrollmentRecord {
-        EnrollmentRecord {
-            instance_id: "i-01234567".into(),
-            status,
-            platform: "linux".into(),
-            config_parameter: "AmazonCloudWatch-fleetlog-linux".into(),
-            config_version: 2,
-            command_ids: vec![],
-            log_groups: vec![],
-            alarm_names: vec![],
-            updated_at: "2026-01-01T00:00:00Z".into(),
-            attempts: 1,
-            sent_at: Some(100),
-            retry_at: None,
-            failure: None,
-            last_log_at: None,
-        }
+        EnrollmentRecord { config_version: 2, sent_at: Some(100), ..EnrollmentRecord::sample(status) }
     }
 
     const MANAGED: &[(&str, &str)] = &[("fleetlog:managed", "true")];
