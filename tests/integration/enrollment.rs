@@ -410,9 +410,7 @@ async fn a_group_with_two_foreign_filters_is_a_clear_permanent_error() {
     let fleet = Fleet::new().await;
     let system = format!("{}/system", fleet.log_group_prefix);
     fleet.create_group_with_two_foreign_filters(&system).await;
-    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
-    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
-    fleet.deliver(1).await;
+    let id = fleet.enrolled(Platform::Linux).await;
 
     let dead = fleet.dead_letters().await;
     assert_eq!(dead.len(), 1);
@@ -481,9 +479,7 @@ async fn a_profile_tag_selects_its_own_config_and_retention_and_kms_settings_app
 #[tokio::test]
 async fn a_sweep_asks_ssm_about_commands_whose_status_event_never_came() {
     let fleet = Fleet::new().await;
-    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
-    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
-    fleet.deliver(1).await;
+    let id = fleet.enrolled(Platform::Linux).await;
     // The emulator runs the command to Success; no event reports it.
     let command = fleet.record(&id).await.unwrap().command_ids[0].clone();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -532,9 +528,7 @@ async fn a_sweep_asks_ssm_about_commands_whose_status_event_never_came() {
 #[tokio::test]
 async fn enrollment_and_offboarding_at_once_leave_a_consistent_record() {
     let fleet = Fleet::new().await;
-    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
-    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
-    fleet.deliver(1).await;
+    let id = fleet.enrolled(Platform::Linux).await;
     // A new config version for one run to enroll with, while another run, told that the management
     // tag's value is now "off", offboards the same instance at the same time.
     fleet.publish_config("linux.json", "AmazonCloudWatch-fleetlog-linux").await;
@@ -588,9 +582,7 @@ async fn a_sweep_over_a_large_fleet_fans_out_into_per_instance_requests() {
 async fn an_instance_is_delivering_while_the_pipeline_carries_its_logs_and_silent_when_they_stop() {
     let window = std::time::Duration::from_secs(3);
     let fleet = Fleet::with_settings(&[("FLEETLOG_FRESHNESS_WINDOW_SECONDS", "3")]).await;
-    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
-    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
-    fleet.deliver(1).await;
+    let id = fleet.enrolled(Platform::Linux).await;
     let options = fleetlog_cli::fleet::FleetOptions { freshness_window: window, ..fleet.stack.fleet_options() };
     let cli = fleetlog_cli::fleet::Fleet::new(&fleet.config, options);
     let status =
@@ -643,9 +635,7 @@ async fn an_instance_is_delivering_while_the_pipeline_carries_its_logs_and_silen
 #[tokio::test]
 async fn a_sweep_repairs_what_was_changed_by_hand() {
     let fleet = Fleet::new().await;
-    let id = fleet.launch(Platform::Linux, &[MANAGED], 1).await.remove(0);
-    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
-    fleet.deliver(1).await;
+    let id = fleet.enrolled(Platform::Linux).await;
     fleet.report_command_outcomes(1).await;
     let system = format!("{}/system", fleet.log_group_prefix);
     let security = format!("{}/security", fleet.log_group_prefix);
@@ -714,4 +704,45 @@ async fn a_sweep_repairs_what_was_changed_by_hand() {
     // A new config version: the dry run says it will be re-applied.
     fleet.publish_config("linux.json", "AmazonCloudWatch-fleetlog-linux").await;
     assert_eq!(drift_of(cli.reconcile(true).await.unwrap()), ["config v1 → v2: re-applied"]);
+}
+
+#[tokio::test]
+async fn an_instance_left_failed_is_tried_again_when_an_operator_asks() {
+    let fleet = Fleet::new().await;
+    let id = fleet.enrolled(Platform::Linux).await;
+    // Its last attempt failed (as the enroller records it; the emulator runs every command to Success).
+    let store = &fleet.state.enroller.store;
+    let sent = store.get(&id).await.unwrap().unwrap();
+    let failed = fleetlog_core::plan::EnrollmentRecord {
+        status: EnrollmentStatus::Failed,
+        attempts: 3,
+        failure: Some(fleetlog_core::command_outcome::CommandFailure {
+            command_id: sent.command_ids[0].clone(),
+            status: "Failed".into(),
+            step: Some("installAgent".into()),
+            output: "Failed to download the package".into(),
+        }),
+        ..sent.clone()
+    };
+    assert!(store.record_outcome(&failed, &sent.command_ids[0]).await.unwrap());
+    let cli = fleetlog_cli::fleet::Fleet::new(&fleet.config, fleet.stack.fleet_options());
+    let plan = cli.reconcile(true).await.unwrap();
+    assert!(plan.json.to_string().contains("no attempts left"), "{}", plan.json);
+    let status = cli.status(std::slice::from_ref(&id)).await.unwrap();
+    assert_eq!(status.json["instances"][0]["status"], "failed");
+    assert!(
+        status.notes[0].contains("installAgent") && status.notes[0].contains("Failed to download"),
+        "{:?}",
+        status.notes
+    );
+
+    // A sweep leaves it failed: its attempts are used up.
+    fleet.state.enroller.run(&Work { reconcile: true, ..Work::default() }).await.unwrap();
+    assert_eq!(fleet.commands_for(&id).await.len(), 1);
+    // `fleetlog enroll` asks again: one more command, a fresh set of attempts.
+    cli.enroll(std::slice::from_ref(&id)).await.unwrap();
+    fleet.deliver(1).await;
+    assert_eq!(fleet.commands_for(&id).await.len(), 2);
+    let retried = fleet.record(&id).await.unwrap();
+    assert_eq!((retried.status, retried.attempts, retried.failure), (EnrollmentStatus::Enrolling, 1, None));
 }

@@ -155,6 +155,16 @@ impl Fleet {
         ids
     }
 
+    /// Launches one managed instance and lets the enroller enroll it from its `running` event; its
+    /// command's outcome is not reported yet (it is `enrolling`).
+    pub async fn enrolled(&self, platform: Platform) -> String {
+        let id = self.launch(platform, &[MANAGED], 1).await.remove(0);
+        self.put_state_changes(std::slice::from_ref(&id), "running").await;
+        let report = self.deliver(1).await;
+        assert_eq!((report.messages, report.retried), (1, 0), "{id} enrolled");
+        id
+    }
+
     pub async fn wait_for_state(&self, ids: &[String], state: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

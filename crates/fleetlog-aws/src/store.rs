@@ -163,6 +163,19 @@ impl EnrollmentStore {
         Ok(if current { Claim::AlreadyCurrent } else { Claim::Held })
     }
 
+    /// Claims an instance whose command failed, for an operator's retry: granted unless another
+    /// unexpired claim is on it, or it is no longer `failed`.
+    pub async fn claim_failed(&self, id: &str, owner: &str, now: i64) -> Result<Claim, AwsError> {
+        let result = self
+            .claim_request(id, owner, now)
+            .condition_expression("#status = :failed AND (attribute_not_exists(claim_expires) OR claim_expires < :now)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":failed", s(EnrollmentStatus::Failed.as_str()))
+            .send()
+            .await;
+        Ok(if condition_held(result, "dynamodb:UpdateItem")? { Claim::Granted } else { Claim::Held })
+    }
+
     /// Claims an enrolled instance before offboarding it, so an enrollment running at the same time
     /// cannot write its record over the offboarding (or the other way round). `false`: another run
     /// holds it.

@@ -19,7 +19,7 @@ use fleetlog_core::events::{FLEETLOG_SOURCE, RECONCILE_REQUEST, reconcile_reques
 use fleetlog_core::freshness::Liveness;
 use fleetlog_core::instance::is_instance_id;
 use fleetlog_core::log_groups::RetentionDays;
-use fleetlog_core::plan::{Decision, EnrollmentRecord, SkipReason, decide};
+use fleetlog_core::plan::{Decision, EnrollmentRecord, EnrollmentStatus, SkipReason, decide};
 use fleetlog_core::tags::ManagementTag;
 use fleetlog_core::{Instance, InstanceState};
 use fleetlog_enroller::{Work, plan};
@@ -632,11 +632,20 @@ fn describe_failure(record: &EnrollmentRecord) -> Option<String> {
 pub fn describe_decision(decision: &Decision, record: Option<&EnrollmentRecord>) -> (&'static str, String) {
     match decision {
         Decision::Enroll => match record.filter(|r| r.is_active()) {
+            Some(r) if r.status == EnrollmentStatus::Failed => (
+                "check",
+                match r.retry_at.and_then(|at| chrono::DateTime::from_timestamp(at, 0)) {
+                    Some(at) => format!("failed (attempt {}); sent again from {}", r.attempts, at.to_rfc3339()),
+                    None => format!("failed (attempt {}), no attempts left; `fleetlog enroll` tries again", r.attempts),
+                },
+            ),
             Some(r) => (
                 "check",
                 format!(
-                    "enrolled with {} v{}; re-applied only if the config changed",
-                    r.config_parameter, r.config_version
+                    "{} with {} v{}; re-applied only if the config changed",
+                    r.status.as_str(),
+                    r.config_parameter,
+                    r.config_version
                 ),
             ),
             None => ("enroll", "managed and running, not enrolled yet".to_owned()),

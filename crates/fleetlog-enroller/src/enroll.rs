@@ -43,6 +43,9 @@ pub struct Work {
     pub reports: Vec<CommandReport>,
     /// Instances whose logs the ETL carried.
     pub sightings: Vec<Sighting>,
+    /// Instances an operator asked about (`fleetlog enroll`): one whose command failed is tried
+    /// again at once, with a fresh set of attempts.
+    pub asked: BTreeSet<String>,
     pub reconcile: bool,
 }
 
@@ -80,6 +83,8 @@ struct Enrollee<'a> {
     attempt: u32,
     /// What the record knew of its logs: a new config does not forget they were arriving.
     last_log_at: Option<i64>,
+    /// An operator asked to try this failed instance again.
+    retry_asked: bool,
 }
 
 impl Enroller {
@@ -144,7 +149,8 @@ impl Enroller {
             }
         }
         let mut acted = Outcomes::new();
-        self.enroll(to_enroll, &plan.records, now, deadline, work.reconcile, &mut acted).await;
+        let enrolling = Enrolling { now, deadline, sweep: work.reconcile, asked: &work.asked };
+        self.enroll(to_enroll, &plan.records, &enrolling, &mut acted).await;
         self.offboard(to_offboard, &plan.records, now, deadline, &mut acted).await;
         for (id, outcome) in acted {
             settle(&mut outcomes, id, outcome);
@@ -353,14 +359,13 @@ impl Enroller {
         &self,
         instances: Vec<&Instance>,
         records: &BTreeMap<String, EnrollmentRecord>,
-        now: i64,
-        deadline: Deadline,
-        sweep: bool,
+        run: &Enrolling<'_>,
         outcomes: &mut Outcomes,
     ) {
         if instances.is_empty() {
             return;
         }
+        let Enrolling { now, deadline, sweep, asked } = *run;
         // Which configuration each instance gets.
         let mut wanted: Vec<(&Instance, ConfigParameterName)> = Vec::new();
         for instance in instances {
@@ -412,7 +417,9 @@ impl Enroller {
                 None => continue,
             };
             let record = records.get(&instance.id);
-            if record.is_some_and(|r| r.is_current(parameter.as_str(), version, now)) {
+            let retry_asked =
+                asked.contains(&instance.id) && record.is_some_and(|r| r.status == EnrollmentStatus::Failed);
+            if !retry_asked && record.is_some_and(|r| r.is_current(parameter.as_str(), version, now)) {
                 info!(instance_id = %instance.id, config = %parameter, version, "Instance already enrolled with this config");
                 outcomes.insert(
                     instance.id.clone(),
@@ -426,8 +433,13 @@ impl Enroller {
             match log_groups {
                 Ok(log_groups) => enrollees.push(Enrollee {
                     instance,
-                    attempt: EnrollmentRecord::next_attempt(record, parameter.as_str(), version),
+                    attempt: if retry_asked {
+                        1
+                    } else {
+                        EnrollmentRecord::next_attempt(record, parameter.as_str(), version)
+                    },
                     last_log_at: record.and_then(|r| r.last_log_at),
+                    retry_asked,
                     parameter,
                     version,
                     config,
@@ -506,8 +518,11 @@ impl Enroller {
     async fn claim<'a>(&self, enrollees: Vec<Enrollee<'a>>, now: i64, outcomes: &mut Outcomes) -> Vec<Enrollee<'a>> {
         let claims: Vec<(Enrollee<'a>, Result<Claim, AwsError>)> = futures::stream::iter(enrollees)
             .map(|e| async move {
-                let claim =
-                    self.store.claim(&e.instance.id, e.parameter.as_str(), e.version, &self.claim_owner, now).await;
+                let claim = if e.retry_asked {
+                    self.store.claim_failed(&e.instance.id, &self.claim_owner, now).await
+                } else {
+                    self.store.claim(&e.instance.id, e.parameter.as_str(), e.version, &self.claim_owner, now).await
+                };
                 (e, claim)
             })
             .buffer_unordered(INSTANCE_CONCURRENCY)
@@ -790,6 +805,16 @@ impl Enroller {
         info!(instance_id = %id, alarms_deleted = deleted.len(), "Instance offboarded; its logs are kept");
         Outcome::Offboarded { alarms_deleted: deleted }
     }
+}
+
+/// What one run's enrollment works within.
+#[derive(Debug, Clone, Copy)]
+struct Enrolling<'a> {
+    now: i64,
+    deadline: Deadline,
+    /// A sweep: fan out when large, and repair drift of current instances.
+    sweep: bool,
+    asked: &'a BTreeSet<String>,
 }
 
 /// When the invocation ends, if it was told.

@@ -161,6 +161,10 @@ pub fn work_for<'a>(triggers: impl IntoIterator<Item = &'a Trigger>) -> Work {
             Trigger::CommandStatus(report) => work.reports.push(report.clone()),
             Trigger::LogsSeen(sightings) => work.sightings.extend(sightings.iter().cloned()),
             Trigger::Reconcile => work.reconcile = true,
+            Trigger::Check { instance_id } => {
+                work.instance_ids.insert(instance_id.clone());
+                work.asked.insert(instance_id.clone());
+            }
             other => work.instance_ids.extend(other.instance_id().map(str::to_owned)),
         }
     }
