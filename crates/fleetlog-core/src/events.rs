@@ -23,6 +23,8 @@ pub const FORWARDED_COMMAND_STATUSES: [&str; 4] = ["Success", "Failed", "TimedOu
 /// Operators (the CLI) can ask for a sweep with a custom event of this detail-type.
 pub const RECONCILE_REQUEST: &str = "fleetlog Reconcile Request";
 pub const FLEETLOG_SOURCE: &str = "fleetlog";
+/// Marks a request a sweep handed on to the queue, in its detail (see [`Trigger::Check`]).
+pub const FROM_SWEEP: &str = "from-sweep";
 
 /// Why the enroller was woken up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +33,9 @@ pub enum Trigger {
     StateChange { instance_id: String, state: InstanceState },
     /// Tags on an instance changed; `changed_keys` names the keys that were added, changed or removed.
     TagChange { instance_id: String, changed_keys: Vec<String> },
-    /// An operator asked fleetlog to look at this instance now (`fleetlog enroll`/`offboard`).
-    Check { instance_id: String },
+    /// Look at this instance now: an operator asked (`fleetlog enroll`/`offboard`; `asked`), or a
+    /// large sweep handed it on.
+    Check { instance_id: String, asked: bool },
     /// fleetlog's agent command finished on an instance.
     CommandStatus(CommandReport),
     /// The log ETL carried these instances' logs.
@@ -47,7 +50,7 @@ impl Trigger {
         match self {
             Trigger::StateChange { instance_id, .. }
             | Trigger::TagChange { instance_id, .. }
-            | Trigger::Check { instance_id } => Some(instance_id),
+            | Trigger::Check { instance_id, .. } => Some(instance_id),
             Trigger::CommandStatus(report) => Some(&report.instance_id),
             Trigger::Reconcile | Trigger::LogsSeen(_) => None,
         }
@@ -127,7 +130,8 @@ pub fn trigger_from_event(event: EventBridgeEvent<Value>) -> Result<Trigger, Eve
             None => Ok(Trigger::Reconcile),
             Some(id) => {
                 let id = id.as_str().ok_or_else(|| malformed("instance-id is not a string".into()))?;
-                Ok(Trigger::Check { instance_id: checked_instance_id(id).map_err(malformed)? })
+                let asked = event.detail.get(FROM_SWEEP).and_then(Value::as_bool) != Some(true);
+                Ok(Trigger::Check { instance_id: checked_instance_id(id).map_err(malformed)?, asked })
             }
         },
         (source, detail_type) => {
@@ -315,7 +319,16 @@ mod tests {
             "detail-type": RECONCILE_REQUEST, "source": FLEETLOG_SOURCE,
             "detail": reconcile_request_detail(Some("i-0123456789abcdef0")),
         });
-        assert_eq!(parse_trigger(&event.to_string()), Ok(Trigger::Check { instance_id: "i-0123456789abcdef0".into() }));
+        assert_eq!(
+            parse_trigger(&event.to_string()),
+            Ok(Trigger::Check { instance_id: "i-0123456789abcdef0".into(), asked: true })
+        );
+        let mut handed_on = event.clone();
+        handed_on["detail"][FROM_SWEEP] = true.into();
+        assert_eq!(
+            parse_trigger(&handed_on.to_string()),
+            Ok(Trigger::Check { instance_id: "i-0123456789abcdef0".into(), asked: false })
+        );
         let bad = serde_json::json!({
             "detail-type": RECONCILE_REQUEST, "source": FLEETLOG_SOURCE, "detail": { "instance-id": "i-x; rm" },
         });

@@ -118,7 +118,7 @@ impl Enroller {
             return Ok(outcomes);
         }
         if !work.sightings.is_empty() {
-            self.record_sightings(&work.sightings).await?;
+            self.record_sightings(&work.sightings).await;
         }
         if !work.reports.is_empty() {
             let ids: Vec<String> = work.reports.iter().map(|r| r.instance_id.clone()).collect();
@@ -249,14 +249,20 @@ impl Enroller {
     /// Keeps the newest log time of each instance the ETL reported, writing a record at most once per
     /// interval ([`needs_write`]): one BatchGetItem per 100 instances reported, one UpdateItem per
     /// record due.
-    async fn record_sightings(&self, sightings: &[Sighting]) -> Result<(), AwsError> {
+    async fn record_sightings(&self, sightings: &[Sighting]) {
         let mut newest: BTreeMap<&str, i64> = BTreeMap::new();
         for s in sightings {
             let t = newest.entry(s.instance_id.as_str()).or_insert(s.newest_ms);
             *t = (*t).max(s.newest_ms);
         }
         let ids: Vec<String> = newest.keys().map(|id| (*id).to_owned()).collect();
-        let records = self.store.get_many(&ids).await?;
+        let records = match self.store.get_many(&ids).await {
+            Ok(records) => records,
+            Err(err) => {
+                warn!(error = %err, instances = ids.len(), "Log arrivals not recorded; the next report brings them");
+                return;
+            }
+        };
         let window = self.settings.freshness_window;
         let due = newest.into_iter().filter(|(id, t)| records.get(*id).is_some_and(|r| needs_write(r, *t, window)));
         let written: Vec<bool> = futures::stream::iter(due)
@@ -271,7 +277,6 @@ impl Enroller {
             .await;
         let count = written.iter().filter(|w| **w).count();
         info!(reported = ids.len(), recorded = count, "Log arrivals recorded");
-        Ok(())
     }
 
     /// A sweep's view of the whole fleet, logged and published as gauges the stack alarms on.
@@ -821,9 +826,14 @@ struct Enrolling<'a> {
 #[derive(Debug, Clone, Copy)]
 struct Deadline(Option<Instant>);
 
+/// Whether an invocation ending at `deadline` is too close to its end to start anything.
+pub fn deadline_near(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|at| Instant::now() + DEADLINE_MARGIN >= at)
+}
+
 impl Deadline {
     fn near(self) -> bool {
-        self.0.is_some_and(|at| Instant::now() + DEADLINE_MARGIN >= at)
+        deadline_near(self.0)
     }
 
     /// All of `items` while there is time; none once the deadline is near (each then deferred).
@@ -845,13 +855,16 @@ impl Deadline {
     }
 }
 
-/// An operator's request to look at one instance, as the enroll queue receives it.
+/// A sweep's request to look at one instance, as the enroll queue receives it: like an operator's,
+/// but not one (a failed instance is not tried again for it).
 fn check_request(instance_id: &str) -> serde_json::Value {
+    let mut detail = fleetlog_core::events::reconcile_request_detail(Some(instance_id));
+    detail[fleetlog_core::events::FROM_SWEEP] = serde_json::Value::Bool(true);
     serde_json::json!({
         "version": "0",
         "source": fleetlog_core::events::FLEETLOG_SOURCE,
         "detail-type": fleetlog_core::events::RECONCILE_REQUEST,
-        "detail": fleetlog_core::events::reconcile_request_detail(Some(instance_id)),
+        "detail": detail,
     })
 }
 
@@ -910,4 +923,17 @@ pub async fn plan(
         })
         .collect();
     Ok(Plan { instances, records, decisions })
+}
+
+#[cfg(test)]
+mod tests {
+    use fleetlog_core::events::{Trigger, parse_trigger};
+
+    use super::check_request;
+
+    #[test]
+    fn a_request_a_sweep_hands_on_is_not_an_operators() {
+        let handed_on = parse_trigger(&check_request("i-0123456789abcdef0").to_string());
+        assert_eq!(handed_on, Ok(Trigger::Check { instance_id: "i-0123456789abcdef0".into(), asked: false }));
+    }
 }

@@ -96,6 +96,13 @@ pub async fn handle_event(
 /// reported; everything else is deleted by Lambda.
 pub async fn handle_sqs(state: &State, event: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
+    if enroll::deadline_near(deadline) {
+        warn!(messages = event.records.len(), "The invocation's deadline is near; the whole batch is retried");
+        for message in &event.records {
+            response.add_failure(message.message_id.clone().unwrap_or_default());
+        }
+        return response;
+    }
     let mut parsed: Vec<(&SqsMessage, Trigger)> = Vec::new();
     let mut dead_lettered = 0;
     for message in &event.records {
@@ -161,9 +168,11 @@ pub fn work_for<'a>(triggers: impl IntoIterator<Item = &'a Trigger>) -> Work {
             Trigger::CommandStatus(report) => work.reports.push(report.clone()),
             Trigger::LogsSeen(sightings) => work.sightings.extend(sightings.iter().cloned()),
             Trigger::Reconcile => work.reconcile = true,
-            Trigger::Check { instance_id } => {
+            Trigger::Check { instance_id, asked } => {
                 work.instance_ids.insert(instance_id.clone());
-                work.asked.insert(instance_id.clone());
+                if *asked {
+                    work.asked.insert(instance_id.clone());
+                }
             }
             other => work.instance_ids.extend(other.instance_id().map(str::to_owned)),
         }
@@ -176,6 +185,8 @@ pub fn work_for<'a>(triggers: impl IntoIterator<Item = &'a Trigger>) -> Work {
 fn message_verdict(trigger: &Trigger, outcomes: &Outcomes) -> Verdict {
     match trigger.instance_id() {
         Some(id) => outcomes.get(id).map_or(Verdict::Done, verdict),
+        // Best effort: a lost report only delays `delivering` until the next one.
+        None if matches!(trigger, Trigger::LogsSeen(_)) => Verdict::Done,
         None => {
             for (id, outcome) in outcomes {
                 if let Verdict::Retry(reason) | Verdict::DeadLetter(reason) = verdict(outcome) {
