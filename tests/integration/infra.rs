@@ -136,7 +136,7 @@ fn each_lambda_gets_exactly_the_variables_it_reads() {
     let t = template();
     let enroller: BTreeSet<String> = ENROLLER_VARIABLES.iter().map(|(n, _)| (*n).to_owned()).collect();
     assert_eq!(variables(&t, "Enroller"), enroller);
-    let etl: BTreeSet<String> = fleetlog_etl::ENV_VARIABLES.iter().map(|n| (*n).to_owned()).collect();
+    let etl: BTreeSet<String> = fleetlog_core::settings::ETL_VARIABLES.iter().map(|(n, _)| (*n).to_owned()).collect();
     assert_eq!(variables(&t, "Etl"), etl);
     let architectures: BTreeSet<String> = t["Parameters"]["Architecture"]["AllowedValues"]
         .as_sequence()

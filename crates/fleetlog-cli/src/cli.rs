@@ -154,11 +154,11 @@ pub struct DeploymentArgs {
     pub filter_name: String,
     /// Seconds an enrolled instance may go without its logs reaching fleetlog before `status` calls
     /// it silent (the stack's FreshnessWindowSeconds).
-    #[arg(long, env = "FLEETLOG_FRESHNESS_WINDOW_SECONDS", default_value_t = 1800)]
+    #[arg(long, env = "FLEETLOG_FRESHNESS_WINDOW_SECONDS", default_value = fleetlog_core::settings::FRESHNESS_WINDOW_SECONDS)]
     pub freshness_window: u64,
     /// The retention in days fleetlog sets on log groups (the stack's LogRetentionDays), which
     /// `reconcile --dry-run` checks groups against.
-    #[arg(long, env = "FLEETLOG_LOG_RETENTION_DAYS", default_value_t = 3)]
+    #[arg(long, env = "FLEETLOG_LOG_RETENTION_DAYS", default_value_t = fleetlog_core::log_groups::DEFAULT_RETENTION_DAYS)]
     pub retention_days: u32,
     /// fleetlog's SSM Command document, which `offboard` sends to stop the agent [default: the
     /// stack's AgentDocument, else fleetlog-agent].

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::{EnrollmentRecord, EnrollmentStatus};
 
-/// How long an enrolled instance may go without a log event reaching fleetlog before it is `silent`.
+/// How long an enrolled instance may go without a log event reaching fleetlog before it is `silent`
+/// ([`crate::settings::FRESHNESS_WINDOW_SECONDS`] says the same for the settings tables).
 pub const DEFAULT_FRESHNESS_WINDOW: Duration = Duration::from_secs(30 * 60);
 /// Reports and record writes per instance happen at most every window / this.
 pub const REPORT_INTERVAL_DIVISOR: u32 = 4;
@@ -148,6 +149,11 @@ mod tests {
         for status in [EnrollmentStatus::Enrolling, EnrollmentStatus::Failed, EnrollmentStatus::Offboarded] {
             assert_eq!(Liveness::of(&record(status, Some(now)), now, WINDOW), None, "{status:?}");
         }
+    }
+
+    #[test]
+    fn the_default_window_is_the_settings_default() {
+        assert_eq!(DEFAULT_FRESHNESS_WINDOW.as_secs().to_string(), crate::settings::FRESHNESS_WINDOW_SECONDS);
     }
 
     #[test]

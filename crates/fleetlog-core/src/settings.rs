@@ -35,14 +35,79 @@ pub const ENROLLER_VARIABLES: &[(&str, Option<&str>)] = &[
     ("FLEETLOG_READINESS_TIMEOUT_SECONDS", Some("900")),
     ("FLEETLOG_COMMAND_ATTEMPTS", Some("3")),
     ("FLEETLOG_COMMAND_OVERDUE_SECONDS", Some("900")),
-    ("FLEETLOG_FRESHNESS_WINDOW_SECONDS", Some("1800")),
+    ("FLEETLOG_FRESHNESS_WINDOW_SECONDS", Some(FRESHNESS_WINDOW_SECONDS)),
     ("FLEETLOG_DEAD_LETTER_QUEUE_URL", Some("")),
     ("FLEETLOG_ENROLL_QUEUE_URL", Some("")),
 ];
 
+/// Every variable the log ETL reads, with its default, like [`ENROLLER_VARIABLES`].
+pub const ETL_VARIABLES: &[(&str, Option<&str>)] = &[
+    // The subscription-target entry shape puts records here; the Firehose shape needs none.
+    ("FLEETLOG_DELIVERY_STREAM", Some("")),
+    // Where whose logs arrived is reported (the enroll queue); empty: nowhere.
+    ("FLEETLOG_ENROLL_QUEUE_URL", Some("")),
+    ("FLEETLOG_FRESHNESS_WINDOW_SECONDS", Some(FRESHNESS_WINDOW_SECONDS)),
+];
+
+/// The freshness window's default (seconds), shared by the enroller, the ETL and the CLI.
+pub const FRESHNESS_WINDOW_SECONDS: &str = "1800";
+const FRESHNESS_WINDOW_RANGE: std::ops::RangeInclusive<u64> = 1..=604_800;
+
 /// The default of one of [`ENROLLER_VARIABLES`] (`None` for required or unknown variables).
 pub fn default_of(name: &str) -> Option<&'static str> {
     ENROLLER_VARIABLES.iter().find(|(n, _)| *n == name).and_then(|(_, d)| *d)
+}
+
+/// One variable of `table` through `lookup`: its value (trimmed), else its default.
+fn read(
+    table: &[(&str, Option<&'static str>)],
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, SettingsError> {
+    let default = table.iter().find(|(n, _)| *n == name).and_then(|(_, d)| *d);
+    match (lookup(name).filter(|v| !v.trim().is_empty()), default) {
+        (Some(v), _) => Ok(v.trim().to_owned()),
+        (None, Some(d)) => Ok(d.to_owned()),
+        (None, None) => Err(SettingsError::Missing(name)),
+    }
+}
+
+/// A whole number within `range`, or an error that names the variable and the range.
+fn whole(value: &str, name: &'static str, range: std::ops::RangeInclusive<u64>) -> Result<u64, SettingsError> {
+    value.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| SettingsError::Invalid {
+        name,
+        value: value.to_owned(),
+        reason: format!("expected a whole number from {} to {}", range.start(), range.end()),
+    })
+}
+
+/// The log ETL's configuration, read once from environment variables with clear errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtlSettings {
+    pub delivery_stream: Option<String>,
+    pub enroll_queue_url: Option<String>,
+    pub freshness_window: Duration,
+}
+
+impl EtlSettings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &'static str| read(ETL_VARIABLES, &lookup, name);
+        let optional = |name: &'static str| get(name).map(|v| Some(v).filter(|v| !v.is_empty()));
+        let window = get("FLEETLOG_FRESHNESS_WINDOW_SECONDS")?;
+        Ok(Self {
+            delivery_stream: optional("FLEETLOG_DELIVERY_STREAM")?,
+            enroll_queue_url: optional("FLEETLOG_ENROLL_QUEUE_URL")?,
+            freshness_window: Duration::from_secs(whole(
+                &window,
+                "FLEETLOG_FRESHNESS_WINDOW_SECONDS",
+                FRESHNESS_WINDOW_RANGE,
+            )?),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,14 +164,7 @@ impl EnrollerSettings {
 
     /// Reads settings through `lookup` (the environment in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |name: &'static str| -> Result<String, SettingsError> {
-            let default = default_of(name);
-            match (lookup(name).filter(|v| !v.trim().is_empty()), default) {
-                (Some(v), _) => Ok(v.trim().to_owned()),
-                (None, Some(d)) => Ok(d.to_owned()),
-                (None, None) => Err(SettingsError::Missing(name)),
-            }
-        };
+        let get = |name: &'static str| read(ENROLLER_VARIABLES, &lookup, name);
         let optional = |name: &'static str| get(name).map(|v| Some(v).filter(|v| !v.is_empty()));
         let invalid = |name: &'static str, value: &str, reason: String| SettingsError::Invalid {
             name,
@@ -164,15 +222,10 @@ impl EnrollerSettings {
                     )
                 },
             )?;
-        let whole = |name: &'static str, range: std::ops::RangeInclusive<u64>| -> Result<u64, SettingsError> {
-            let v = get(name)?;
-            v.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-                invalid(name, &v, format!("expected a whole number from {} to {}", range.start(), range.end()))
-            })
-        };
+        let whole = |name: &'static str, range: std::ops::RangeInclusive<u64>| whole(&get(name)?, name, range);
         let command_attempts = u32::try_from(whole("FLEETLOG_COMMAND_ATTEMPTS", 1..=10)?).unwrap_or(1);
         let command_overdue = Duration::from_secs(whole("FLEETLOG_COMMAND_OVERDUE_SECONDS", 60..=86_400)?);
-        let freshness_window = Duration::from_secs(whole("FLEETLOG_FRESHNESS_WINDOW_SECONDS", 1..=604_800)?);
+        let freshness_window = Duration::from_secs(whole("FLEETLOG_FRESHNESS_WINDOW_SECONDS", FRESHNESS_WINDOW_RANGE)?);
         let tag_key = get("FLEETLOG_MANAGEMENT_TAG_KEY")?;
         if tag_key.len() > 128 {
             return Err(invalid(
@@ -302,6 +355,37 @@ mod tests {
         assert!(with(("FLEETLOG_SUBSCRIPTION_ROLE_ARN", "")).contains("FLEETLOG_SUBSCRIPTION_ROLE_ARN"));
         assert!(with(("FLEETLOG_AGENT_DOCUMENT_VERSION", "latest")).contains("document version number"));
         assert!(with(("FLEETLOG_LOG_GROUP_PREFIX", "bad prefix")).contains("FLEETLOG_LOG_GROUP_PREFIX"));
+    }
+
+    #[test]
+    fn the_etls_settings_are_declared_and_checked_like_the_enrollers() {
+        let defaults = EtlSettings::from_lookup(|_| None).unwrap();
+        assert_eq!(
+            defaults,
+            EtlSettings {
+                delivery_stream: None,
+                enroll_queue_url: None,
+                freshness_window: crate::freshness::DEFAULT_FRESHNESS_WINDOW,
+            }
+        );
+        let err = EtlSettings::from_lookup(|k| (k == "FLEETLOG_FRESHNESS_WINDOW_SECONDS").then(|| "0".into()));
+        assert!(err.unwrap_err().to_string().contains("FLEETLOG_FRESHNESS_WINDOW_SECONDS"));
+        let seen = std::cell::RefCell::new(Vec::new());
+        let _ = EtlSettings::from_lookup(|k| {
+            seen.borrow_mut().push(k.to_owned());
+            None
+        });
+        for name in seen.borrow().iter() {
+            assert!(ETL_VARIABLES.iter().any(|(n, _)| n == name), "{name} is read but not declared");
+        }
+        let window = "FLEETLOG_FRESHNESS_WINDOW_SECONDS";
+        let etl = ETL_VARIABLES.iter().find(|(n, _)| *n == window).and_then(|(_, d)| *d);
+        assert_eq!(etl, default_of(window), "one window for both");
+        assert_eq!(
+            default_of("FLEETLOG_LOG_RETENTION_DAYS"),
+            Some(crate::log_groups::DEFAULT_RETENTION_DAYS.to_string().as_str()),
+            "the CLI's retention default is the enroller's"
+        );
     }
 
     #[test]

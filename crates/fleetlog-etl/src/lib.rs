@@ -39,10 +39,6 @@ pub enum EtlError {
     NoDeliveryStream,
 }
 
-/// Every environment variable the ETL Lambda reads (infra/ sets exactly these).
-pub const ENV_VARIABLES: &[&str] =
-    &["FLEETLOG_DELIVERY_STREAM", "FLEETLOG_ENROLL_QUEUE_URL", "FLEETLOG_FRESHNESS_WINDOW_SECONDS"];
-
 /// Built once per process.
 #[derive(Debug, Clone)]
 pub struct EtlState {

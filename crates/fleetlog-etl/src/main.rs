@@ -15,19 +15,18 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let region = config.region().map(ToString::to_string).unwrap_or_default();
-    let window = std::env::var("FLEETLOG_FRESHNESS_WINDOW_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map_or(fleetlog_core::freshness::DEFAULT_FRESHNESS_WINDOW, std::time::Duration::from_secs);
-    let sightings = std::env::var("FLEETLOG_ENROLL_QUEUE_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-        .map(|url| std::sync::Arc::new(SightingReports::new(aws_sdk_sqs::Client::new(&config), url, window)));
+    let settings = fleetlog_core::settings::EtlSettings::from_env().map_err(|e| {
+        tracing::error!(error = %e, "The ETL's settings are invalid; fix the function's environment");
+        Error::from(e.to_string())
+    })?;
+    let sightings = settings.enroll_queue_url.map(|url| {
+        std::sync::Arc::new(SightingReports::new(aws_sdk_sqs::Client::new(&config), url, settings.freshness_window))
+    });
     let state = EtlState {
         sightings,
         firehose: aws_sdk_firehose::Client::new(&config),
         region,
-        delivery_stream: std::env::var("FLEETLOG_DELIVERY_STREAM").ok().filter(|s| !s.is_empty()),
+        delivery_stream: settings.delivery_stream,
         retry: RetryPolicy::default(),
         metrics: MetricsOutput::Stdout,
     };
