@@ -9,6 +9,7 @@ pub mod batching;
 pub mod command_outcome;
 pub mod commands;
 pub mod drift;
+pub mod enrollment;
 pub mod events;
 pub mod freshness;
 pub mod instance;

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use fleetlog_aws::store::{Claim, EnrollmentStore};
 use fleetlog_aws::{AwsError, Clients, alarms, ec2, logs, queue, ssm};
 use fleetlog_core::Instance;
-use fleetlog_core::agent_config::{self, AgentConfigSummary};
+use fleetlog_core::agent_config::AgentConfigSummary;
 use fleetlog_core::alarms::alarms_for;
 use fleetlog_core::command_outcome::{CommandFailure, CommandReport, InvocationStatus, Transition, transition};
 use fleetlog_core::commands::{CommandSpec, ConfigParameterName};
 use fleetlog_core::drift::{Drift, GroupSpec, alarm_drift};
+use fleetlog_core::enrollment::{self, Step};
 use fleetlog_core::freshness::{Liveness, Sighting, needs_write};
 use fleetlog_core::log_groups::LogGroupName;
 use fleetlog_core::metrics::{Counter, MetricsOutput};
@@ -374,9 +375,8 @@ impl Enroller {
         // Which configuration each instance gets.
         let mut wanted: Vec<(&Instance, ConfigParameterName)> = Vec::new();
         for instance in instances {
-            let profile = instance.tags.get(&self.settings.profile_tag_key).map(String::as_str);
-            match ConfigParameterName::for_instance(&self.settings.config_parameter_prefix, instance.platform, profile)
-            {
+            let prefix = &self.settings.config_parameter_prefix;
+            match enrollment::config_parameter(instance, &self.settings.profile_tag_key, prefix) {
                 Ok(name) => wanted.push((instance, name)),
                 Err(e) => {
                     outcomes.insert(instance.id.clone(), Outcome::permanent(e.to_string()));
@@ -396,17 +396,9 @@ impl Enroller {
         };
         let configs: BTreeMap<&str, Result<(i64, AgentConfigSummary), String>> = stored
             .iter()
-            .map(|(name, param)| {
-                let parsed = match param {
-                    None => Err(format!(
-                        "agent config parameter {name} does not exist; publish it with `fleetlog configs publish`"
-                    )),
-                    Some(p) => agent_config::summarize(&p.value)
-                        .and_then(|summary| self.settings.config_policy.check(&summary).map(|()| summary))
-                        .map(|summary| (p.version, summary))
-                        .map_err(|e| format!("parameter {name} (version {}): {e}", p.version)),
-                };
-                (name.as_str(), parsed)
+            .map(|(name, p)| {
+                let stored = p.as_ref().map(|p| (p.version, p.value.as_str()));
+                (name.as_str(), enrollment::usable_config(name, stored, &self.settings.config_policy))
             })
             .collect();
 
@@ -422,27 +414,20 @@ impl Enroller {
                 None => continue,
             };
             let record = records.get(&instance.id);
-            let retry_asked =
-                asked.contains(&instance.id) && record.is_some_and(|r| r.status == EnrollmentStatus::Failed);
-            if !retry_asked && record.is_some_and(|r| r.is_current(parameter.as_str(), version, now)) {
-                info!(instance_id = %instance.id, config = %parameter, version, "Instance already enrolled with this config");
-                outcomes.insert(
-                    instance.id.clone(),
-                    Outcome::AlreadyEnrolled { config_parameter: parameter.to_string(), config_version: version },
-                );
-                checks.extend(record.filter(|r| r.status != EnrollmentStatus::Failed).map(|r| (instance, config, r)));
-                continue;
-            }
-            let log_groups: Result<Vec<_>, _> =
-                config.log_groups.iter().map(|g| g.for_instance(&instance.id)).collect();
-            match log_groups {
-                Ok(log_groups) => enrollees.push(Enrollee {
+            let asked = asked.contains(&instance.id);
+            match enrollment::next_step(&instance.id, record, &parameter, version, config, now, asked) {
+                Ok(Step::Current) => {
+                    info!(instance_id = %instance.id, config = %parameter, version, "Instance already enrolled with this config");
+                    outcomes.insert(
+                        instance.id.clone(),
+                        Outcome::AlreadyEnrolled { config_parameter: parameter.to_string(), config_version: version },
+                    );
+                    checks
+                        .extend(record.filter(|r| r.status != EnrollmentStatus::Failed).map(|r| (instance, config, r)));
+                }
+                Ok(Step::Configure { log_groups, attempt, retry_asked }) => enrollees.push(Enrollee {
                     instance,
-                    attempt: if retry_asked {
-                        1
-                    } else {
-                        EnrollmentRecord::next_attempt(record, parameter.as_str(), version)
-                    },
+                    attempt,
                     last_log_at: record.and_then(|r| r.last_log_at),
                     retry_asked,
                     parameter,
@@ -451,8 +436,8 @@ impl Enroller {
                     log_groups,
                     command_ids: Vec::new(),
                 }),
-                Err(e) => {
-                    outcomes.insert(instance.id.clone(), Outcome::permanent(e.to_string()));
+                Err(reason) => {
+                    outcomes.insert(instance.id.clone(), Outcome::permanent(reason));
                 }
             }
         }
