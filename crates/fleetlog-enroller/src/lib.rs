@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tracing::{error, info, warn};
 
 pub use enroll::{Enroller, Outcomes, Plan, Work, plan};
-use outcome::{Outcome, Verdict, verdict};
+use outcome::{Verdict, verdict};
 
 /// Errors that fail a whole invocation (so Lambda retries it).
 #[derive(Debug, thiserror::Error)]
@@ -261,23 +261,8 @@ fn emit_metrics(output: MetricsOutput, outcomes: &Outcomes, dead_lettered: u64) 
     let mut counts: BTreeMap<Counter, u64> = BTreeMap::new();
     let mut count = |c: Counter| *counts.entry(c).or_default() += 1;
     for outcome in outcomes.values() {
-        match outcome {
-            Outcome::Enrolled { .. } => count(Counter::Enrolled),
-            Outcome::AlreadyEnrolled { .. } => count(Counter::AlreadyEnrolled),
-            Outcome::Offboarded { .. } => count(Counter::Offboarded),
-            Outcome::NotReady { .. } => count(Counter::NotReady),
-            Outcome::Failed { .. } => count(Counter::EnrollmentFailed),
-            Outcome::Deferred { .. } => count(Counter::EnrollmentDeferred),
-            Outcome::TagCaseMismatch { .. } => count(Counter::TagCaseMismatch),
-            Outcome::Configured { .. } => count(Counter::AgentConfigured),
-            Outcome::CommandFailed { retry_in_seconds, .. } => {
-                count(Counter::AgentCommandFailed);
-                if retry_in_seconds.is_none() {
-                    count(Counter::EnrollmentFailed);
-                }
-            }
-            Outcome::Repaired { .. } => count(Counter::InstancesRepaired),
-            Outcome::Skipped { .. } | Outcome::RetryPending { .. } | Outcome::FannedOut => {}
+        for counter in outcome.effect().counters {
+            count(*counter);
         }
     }
     let mut all: Vec<(Counter, u64)> = counts.into_iter().collect();

@@ -1,6 +1,9 @@
 //! What happened to each instance in one run, and how that maps onto an SQS message's fate.
 
+use std::time::Duration;
+
 use fleetlog_aws::{AwsError, ErrorKind};
+use fleetlog_core::metrics::Counter;
 use fleetlog_core::plan::SkipReason;
 use serde::Serialize;
 
@@ -98,25 +101,74 @@ pub enum Verdict {
     /// Retry with readiness backoff.
     NotReady(String),
     /// Deliver the message again after this long (a failed command's retry).
-    Backoff(std::time::Duration),
+    Backoff(Duration),
     /// Retrying cannot help: dead-letter with this reason.
     DeadLetter(String),
 }
 
-pub fn verdict(outcome: &Outcome) -> Verdict {
-    match outcome {
-        Outcome::Failed { transient: true, reason } => Verdict::Retry(reason.clone()),
-        Outcome::Failed { transient: false, reason } => Verdict::DeadLetter(reason.clone()),
-        Outcome::NotReady { reason } => Verdict::NotReady(reason.clone()),
-        Outcome::Deferred { reason } => Verdict::Retry(reason.clone()),
-        Outcome::CommandFailed { retry_in_seconds: Some(s), .. }
-        | Outcome::RetryPending { retry_in_seconds: s, .. } => {
+/// What an outcome means for the message that brought it, and what it counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effect {
+    pub verdict: Verdict,
+    pub counters: &'static [Counter],
+}
+
+impl Outcome {
+    /// The outcome's [`Effect`]: one match for both, so no outcome gets a fate but no count.
+    pub fn effect(&self) -> Effect {
+        use Counter as C;
+        let (verdict, counters): (Verdict, &'static [Counter]) = match self {
+            Outcome::Enrolled { .. } => (Verdict::Done, &[C::Enrolled]),
+            Outcome::AlreadyEnrolled { .. } => (Verdict::Done, &[C::AlreadyEnrolled]),
+            Outcome::Configured { .. } => (Verdict::Done, &[C::AgentConfigured]),
+            Outcome::Offboarded { .. } => (Verdict::Done, &[C::Offboarded]),
+            Outcome::Repaired { .. } => (Verdict::Done, &[C::InstancesRepaired]),
+            Outcome::TagCaseMismatch { .. } => (Verdict::Done, &[C::TagCaseMismatch]),
+            Outcome::Skipped { .. } | Outcome::FannedOut => (Verdict::Done, &[]),
+            Outcome::Failed { transient: true, reason } => (Verdict::Retry(reason.clone()), &[C::EnrollmentFailed]),
+            Outcome::Failed { transient: false, reason } => {
+                (Verdict::DeadLetter(reason.clone()), &[C::EnrollmentFailed])
+            }
+            Outcome::NotReady { reason } => (Verdict::NotReady(reason.clone()), &[C::NotReady]),
+            Outcome::Deferred { reason } => (Verdict::Retry(reason.clone()), &[C::EnrollmentDeferred]),
             // A second past the retry time, so the redelivered message finds the retry due.
-            Verdict::Backoff(std::time::Duration::from_secs(s.saturating_add(1)))
-        }
-        Outcome::CommandFailed { retry_in_seconds: None, reason } => {
-            Verdict::DeadLetter(format!("agent command failed on every attempt: {reason}"))
-        }
-        _ => Verdict::Done,
+            Outcome::CommandFailed { retry_in_seconds: Some(s), .. } => {
+                (Verdict::Backoff(Duration::from_secs(s.saturating_add(1))), &[C::AgentCommandFailed])
+            }
+            Outcome::RetryPending { retry_in_seconds: s, .. } => {
+                (Verdict::Backoff(Duration::from_secs(s.saturating_add(1))), &[])
+            }
+            Outcome::CommandFailed { retry_in_seconds: None, reason } => (
+                Verdict::DeadLetter(format!("agent command failed on every attempt: {reason}")),
+                &[C::AgentCommandFailed, C::EnrollmentFailed],
+            ),
+        };
+        Effect { verdict, counters }
+    }
+}
+
+pub fn verdict(outcome: &Outcome) -> Verdict {
+    outcome.effect().verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_command_backs_off_until_its_last_attempt_then_dead_letters_and_counts_as_failed() {
+        let retried = Outcome::CommandFailed { reason: "r".into(), retry_in_seconds: Some(120) };
+        assert_eq!(
+            retried.effect(),
+            Effect { verdict: Verdict::Backoff(Duration::from_secs(121)), counters: &[Counter::AgentCommandFailed] }
+        );
+        let last = Outcome::CommandFailed { reason: "step agentLinux".into(), retry_in_seconds: None };
+        let effect = last.effect();
+        assert!(
+            matches!(&effect.verdict, Verdict::DeadLetter(r) if r.contains("every attempt") && r.contains("agentLinux"))
+        );
+        assert_eq!(effect.counters, [Counter::AgentCommandFailed, Counter::EnrollmentFailed]);
+        let repeat = Outcome::RetryPending { reason: "r".into(), retry_in_seconds: 5 };
+        assert_eq!(repeat.effect().counters, [], "a repeated report is not counted again");
     }
 }
