@@ -116,7 +116,7 @@ fn rules_are_the_enrollers_patterns() {
     let allowed = policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"].as_array().unwrap().len();
     assert_eq!(allowed, 5);
     let source = resource(&t, "EnrollerQueueSource");
-    assert_eq!(source["BatchSize"].as_u64(), Some(fleetlog_enroller::local::DEFAULT_BATCH_SIZE as u64));
+    assert_eq!(source["BatchSize"].as_u64(), Some(fleetlog_enroller::queue_source::DEFAULT_BATCH_SIZE as u64));
     assert_eq!(json(&source["FunctionResponseTypes"]), serde_json::json!(["ReportBatchItemFailures"]));
     let redrive = &resource(&t, "EnrollQueue")["RedrivePolicy"];
     assert_eq!(redrive["maxReceiveCount"].as_u64(), Some(u64::from(fleetlog_cli::local::MAX_RECEIVE_COUNT)));

@@ -16,7 +16,7 @@ use fleetlog_core::agent_config::{TemplateVars, render_template};
 use fleetlog_core::events;
 use fleetlog_core::plan::EnrollmentRecord;
 use fleetlog_enroller::State;
-use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, DrainReport, drain_queue};
+use fleetlog_enroller::queue_source::{DEFAULT_BATCH_SIZE, DrainReport, drain_queue};
 use serde_json::Value;
 
 use crate::calls::{CallCounter, CallRecorder};

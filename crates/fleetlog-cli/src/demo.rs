@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use fleetlog_core::Platform;
 use fleetlog_core::events::ec2_state_change_event;
-use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, drain_queue};
+use fleetlog_enroller::queue_source::{DEFAULT_BATCH_SIZE, drain_queue};
 use fleetlog_enroller::{MetricsOutput, State};
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 //! and its DLQ, the EventBridge rules (same patterns), the enrollment table, the log bucket and the
 //! delivery streams. The emulator never invokes Lambdas, so two hops are performed by this module
 //! through the same handler entry points the Lambdas use: draining the enroll queue into the
-//! enroller ([`fleetlog_enroller::local::drain_queue`]), and carrying raw subscription data from S3
+//! enroller ([`fleetlog_enroller::queue_source::drain_queue`]), and carrying raw subscription data from S3
 //! through the ETL's Firehose shape into the processed stream ([`LogPump`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

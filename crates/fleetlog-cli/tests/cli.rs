@@ -11,7 +11,7 @@ use fleetlog_cli::emulator::{Emulator, REGION};
 use fleetlog_cli::local::{AGENT_DOCUMENT, LocalStack};
 use fleetlog_core::Platform;
 use fleetlog_enroller::State;
-use fleetlog_enroller::local::{DEFAULT_BATCH_SIZE, drain_queue};
+use fleetlog_enroller::queue_source::{DEFAULT_BATCH_SIZE, drain_queue};
 use serde_json::Value;
 
 /// `agent-configs/`, found from the folder cargo runs tests in (the package's): a path compiled in

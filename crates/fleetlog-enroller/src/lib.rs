@@ -3,7 +3,7 @@
 //! `main.rs` only wires; [`handle`] is the entry point, tested with JSON payloads like any Lambda's.
 
 pub mod enroll;
-pub mod local;
+pub mod queue_source;
 pub mod outcome;
 
 use std::collections::BTreeMap;
