@@ -1,23 +1,10 @@
 //! One SDK configuration and its clients, built once per process (never per invocation).
 
-use std::time::Duration;
+use aws_config::SdkConfig;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
-
-/// Loads the SDK configuration from the environment (credentials chain, region, `AWS_ENDPOINT_URL`),
-/// with bounded timeouts and the standard retry mode (throttling and 5xx are retried with backoff).
+/// Loads a Lambda's SDK configuration ([`fleetlog_sdk::loader`]), pointed at `endpoint_url` when given.
 pub async fn load_config(endpoint_url: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(4))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .operation_timeout(Duration::from_secs(30))
-                .build(),
-        );
+    let mut loader = fleetlog_sdk::loader(fleetlog_sdk::Caller::Lambda);
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }

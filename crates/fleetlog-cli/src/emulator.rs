@@ -4,9 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 
 /// The pinned emulator version; `scripts/install-emulator.sh` installs exactly this.
 pub const FAKECLOUD_VERSION: &str = "0.51.0";
@@ -83,13 +82,10 @@ impl Emulator {
 
 /// SDK configuration for an emulator at `endpoint` (dummy credentials, the emulator's region).
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    fleetlog_sdk::loader(fleetlog_sdk::Caller::Operator)
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "fleetlog-local"))
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(30)).build(),
-        )
         .load()
         .await
 }

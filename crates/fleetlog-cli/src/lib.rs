@@ -15,8 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use clap::CommandFactory;
 use fleetlog_core::log_groups::default_log_group_prefix;
@@ -58,14 +57,7 @@ pub fn default_configs_dir() -> PathBuf {
 }
 
 pub async fn sdk_config(global: &GlobalArgs) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(4))
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_timeout(Duration::from_secs(60))
-                .build(),
-        );
+    let mut loader = fleetlog_sdk::loader(fleetlog_sdk::Caller::Operator);
     if let Some(profile) = &global.profile {
         loader = loader.profile_name(profile);
     }

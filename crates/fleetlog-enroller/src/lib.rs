@@ -3,8 +3,8 @@
 //! `main.rs` only wires; [`handle`] is the entry point, tested with JSON payloads like any Lambda's.
 
 pub mod enroll;
-pub mod queue_source;
 pub mod outcome;
+pub mod queue_source;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

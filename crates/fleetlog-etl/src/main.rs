@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let config = fleetlog_sdk::loader(fleetlog_sdk::Caller::Lambda).load().await;
     let region = config.region().map(ToString::to_string).unwrap_or_default();
     let settings = fleetlog_core::settings::EtlSettings::from_env().map_err(|e| {
         tracing::error!(error = %e, "The ETL's settings are invalid; fix the function's environment");
