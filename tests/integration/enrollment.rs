@@ -17,8 +17,13 @@ use fleetlog_tests::fleet::{Fleet, MANAGED, ROLE_ARN, TABLE};
 
 /// Now, as claims count time.
 fn epoch_seconds() -> i64 {
+    epoch_millis() / 1000
+}
+
+/// Now, as log events are stamped.
+fn epoch_millis() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    i64::try_from(now.as_secs()).unwrap()
+    i64::try_from(now.as_millis()).unwrap()
 }
 
 const LINUX_GROUPS: [&str; 3] = ["system", "security", "cloud-init"];
@@ -580,11 +585,19 @@ async fn a_sweep_over_a_large_fleet_fans_out_into_per_instance_requests() {
 
 #[tokio::test]
 async fn an_instance_is_delivering_while_the_pipeline_carries_its_logs_and_silent_when_they_stop() {
-    let window = std::time::Duration::from_secs(3);
-    let fleet = Fleet::with_settings(&[("FLEETLOG_FRESHNESS_WINDOW_SECONDS", "3")]).await;
+    // The enroller writes a record at most once per quarter window (here 0.25 s). `status` is read
+    // with an hour's window (nothing can age out while the test runs) and with a second's, after
+    // waiting longer than that: no outcome depends on how fast this machine is.
+    let fleet = Fleet::with_settings(&[("FLEETLOG_FRESHNESS_WINDOW_SECONDS", "1")]).await;
     let id = fleet.enrolled(Platform::Linux).await;
-    let options = fleetlog_cli::fleet::FleetOptions { freshness_window: window, ..fleet.stack.fleet_options() };
-    let cli = fleetlog_cli::fleet::Fleet::new(&fleet.config, options);
+    let view = |seconds| {
+        let options = fleetlog_cli::fleet::FleetOptions {
+            freshness_window: std::time::Duration::from_secs(seconds),
+            ..fleet.stack.fleet_options()
+        };
+        fleetlog_cli::fleet::Fleet::new(&fleet.config, options)
+    };
+    let (cli, strict) = (view(3600), view(1));
     let status =
         |report: fleetlog_cli::output::Report| report.json["instances"][0]["status"].as_str().unwrap().to_owned();
     assert_eq!(status(cli.status(std::slice::from_ref(&id)).await.unwrap()), "enrolling");
@@ -601,7 +614,7 @@ async fn an_instance_is_delivering_while_the_pipeline_carries_its_logs_and_silen
     let logs = &fleet.clients.logs;
     logs.create_log_stream().log_group_name(&group).log_stream_name(&id).send().await.unwrap();
     let event = aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-        .timestamp(epoch_seconds() * 1000)
+        .timestamp(epoch_millis())
         .message("Dec  2 05:00:00 ip-10-0-0-1 systemd[1]: Started Session 1 of user ec2-user.")
         .build()
         .unwrap();
@@ -613,23 +626,25 @@ async fn an_instance_is_delivering_while_the_pipeline_carries_its_logs_and_silen
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     fleet.deliver(1).await;
-    assert!(fleet.record(&id).await.unwrap().last_log_at.is_some(), "the enroller kept when its logs arrived");
+    let seen = fleet.record(&id).await.unwrap().last_log_at.expect("the enroller kept when its logs arrived");
     assert_eq!(status(cli.status(std::slice::from_ref(&id)).await.unwrap()), "delivering");
 
-    tokio::time::sleep(window + std::time::Duration::from_millis(500)).await;
-    assert_eq!(status(cli.status(std::slice::from_ref(&id)).await.unwrap()), "silent");
-    let fleet_view = cli.status(&[]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(status(strict.status(std::slice::from_ref(&id)).await.unwrap()), "silent");
+    assert_eq!(status(cli.status(std::slice::from_ref(&id)).await.unwrap()), "delivering", "within an hour");
+    let fleet_view = strict.status(&[]).await.unwrap();
     assert_eq!(fleet_view.json["summary"]["silent"], 1, "{}", fleet_view.json["summary"]);
 
     // What the ETL's report asks of IAM, as its role in the stack grants it.
     let recorder = fleetlog_tests::calls::CallRecorder::default();
     let clients = fleetlog_tests::calls::CallCounter::default().clients(&fleet.config, &recorder);
-    let reports = fleetlog_etl::SightingReports::new(clients.sqs, fleet.queue_url.clone(), window);
-    let sighting = fleetlog_core::freshness::Sighting { instance_id: id.clone(), newest_ms: epoch_seconds() * 1000 };
+    let reports =
+        fleetlog_etl::SightingReports::new(clients.sqs, fleet.queue_url.clone(), std::time::Duration::from_secs(1));
+    let sighting = fleetlog_core::freshness::Sighting { instance_id: id.clone(), newest_ms: epoch_millis() };
     reports.report(vec![sighting]).await;
     fleetlog_tests::iam::Deployment::local(&[]).assert_allows("EtlRole", &recorder.requests());
     fleet.deliver(1).await;
-    assert_eq!(status(cli.status(std::slice::from_ref(&id)).await.unwrap()), "delivering", "logs again");
+    assert!(fleet.record(&id).await.unwrap().last_log_at > Some(seen), "the newer arrival is kept");
 }
 
 #[tokio::test]
