@@ -18,9 +18,9 @@ use fleetlog_core::events::{
     command_outcome_rule_pattern, reconcile_request_rule_pattern, state_change_rule_pattern, tag_change_rule_pattern,
 };
 use fleetlog_core::metrics::{Counter, NAMESPACE};
+use fleetlog_core::schema::{COLUMNS, DATABASE, PARTITION_KEYS, TABLE};
 use fleetlog_core::settings::ENROLLER_VARIABLES;
 use fleetlog_enroller::Work;
-use fleetlog_etl::schema::{COLUMNS, DATABASE, PARTITION_KEYS, TABLE};
 use fleetlog_tests::calls::{CallCounter, CallRecorder};
 use fleetlog_tests::fleet::{Fleet, MANAGED};
 use fleetlog_tests::iam::{Deployment, Request};

@@ -284,7 +284,7 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
     let athena = aws_sdk_athena::Client::new(&loaded_or_new(global, loaded).await);
     let options = query::AthenaOptions {
         workgroup: setting(args.workgroup.as_deref(), stack, outputs::WORK_GROUP, DEFAULT_WORKGROUP)?,
-        database: setting(args.database.as_deref(), stack, outputs::DATABASE, fleetlog_etl::schema::DATABASE)?,
+        database: setting(args.database.as_deref(), stack, outputs::DATABASE, fleetlog_core::schema::DATABASE)?,
         timeout: Duration::from_secs(args.timeout),
     };
     let (result, stats) = query::run_athena(&athena, &sql, &options).await?;

@@ -34,8 +34,8 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flate2::bufread::MultiGzDecoder;
+use fleetlog_core::schema::{COLUMNS, DATABASE, PARTITION_KEYS, TABLE};
 use fleetlog_etl::decode::GZIP_MAGIC;
-use fleetlog_etl::schema::{COLUMNS, DATABASE, TABLE};
 use futures::{Stream, StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
@@ -182,7 +182,7 @@ fn read_records(name: &str, object: impl Read, mut each: impl FnMut(RecordBatch)
 }
 
 /// The partition columns, after the records' columns: as Athena reads them, from the object's key.
-const PARTITION_COLUMNS: [&str; 2] = ["dt", "hour"];
+const PARTITION_COLUMNS: [&str; 2] = [PARTITION_KEYS[0].name, PARTITION_KEYS[1].name];
 
 /// The partition columns alone (for deciding which objects a query reads).
 fn partition_schema() -> SchemaRef {

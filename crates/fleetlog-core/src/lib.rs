@@ -17,6 +17,7 @@ pub mod log_groups;
 pub mod metrics;
 pub mod plan;
 pub mod readiness;
+pub mod schema;
 pub mod settings;
 pub mod tags;
 

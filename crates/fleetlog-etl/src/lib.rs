@@ -11,7 +11,6 @@ pub mod lambda;
 pub mod parse;
 pub mod put;
 mod scan;
-pub mod schema;
 pub mod transform;
 
 use aws_lambda_events::encodings::MillisecondTimestamp;

@@ -142,7 +142,7 @@ fn records_of_every_format_conform_to_the_schema() {
         let v: Value = serde_json::from_slice(line).unwrap();
         seen_formats.insert(v["format"].as_str().unwrap().to_owned());
         for (key, value) in v.as_object().unwrap() {
-            let column = fleetlog_etl::schema::COLUMNS
+            let column = fleetlog_core::schema::COLUMNS
                 .iter()
                 .find(|c| c.name == key)
                 .unwrap_or_else(|| panic!("field {key} is not a column of the schema"));
