@@ -69,19 +69,17 @@ impl MetricsOutput {
     /// line of its own; CloudWatch turns it into metrics without an API call.
     pub fn emit(self, counts: &[(Counter, u64)]) {
         if let Some(line) = emf_line(counts, chrono::Utc::now().timestamp_millis()) {
-            match self {
-                MetricsOutput::Stdout => println!("{line}"),
-                MetricsOutput::Stderr => eprintln!("{line}"),
-            }
+            self.write(&line);
         }
     }
-}
 
-impl MetricsOutput {
     /// Writes levels (a sweep's counts of the fleet), zeros included: an alarm on a level must see it
     /// fall back to zero.
     pub fn emit_gauges(self, levels: &[(Counter, u64)]) {
-        let line = emf_document(levels, chrono::Utc::now().timestamp_millis()).to_string();
+        self.write(&emf_document(levels, chrono::Utc::now().timestamp_millis()).to_string());
+    }
+
+    fn write(self, line: &str) {
         match self {
             MetricsOutput::Stdout => println!("{line}"),
             MetricsOutput::Stderr => eprintln!("{line}"),
