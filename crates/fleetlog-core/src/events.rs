@@ -226,6 +226,12 @@ pub fn reconcile_request_rule_pattern() -> Value {
     serde_json::json!({ "source": [FLEETLOG_SOURCE], "detail-type": [RECONCILE_REQUEST] })
 }
 
+/// A request of fleetlog's own put straight on the enroll queue (a sweep's handed-on check, the
+/// ETL's Logs Seen report): shaped like the events the rules forward, so it is read the same way.
+pub fn queue_request(detail_type: &str, detail: Value) -> Value {
+    serde_json::json!({ "version": "0", "source": FLEETLOG_SOURCE, "detail-type": detail_type, "detail": detail })
+}
+
 /// The detail of an operator's request: one instance, or (`None`) the whole fleet.
 pub fn reconcile_request_detail(instance_id: Option<&str>) -> Value {
     match instance_id {

@@ -8,7 +8,7 @@
 //! (`lastIngestionTime`) would cost no ETL work but is eventually consistent "typically in less
 //! than an hour" (CloudWatch Logs API reference, LogStream), longer than the window.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -71,15 +71,25 @@ impl Liveness {
     }
 }
 
-/// The interval between two reports, or two record writes, for one instance.
-pub fn report_interval(window: Duration) -> Duration {
-    window / REPORT_INTERVAL_DIVISOR
+/// The interval between two reports, or two record writes, for one instance (milliseconds).
+fn report_interval_ms(window: Duration) -> i64 {
+    i64::try_from((window / REPORT_INTERVAL_DIVISOR).as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Whether a record needs `newest_ms` written: it has no time yet, or one older by an interval.
 pub fn needs_write(record: &EnrollmentRecord, newest_ms: i64, window: Duration) -> bool {
-    let interval = i64::try_from(report_interval(window).as_millis()).unwrap_or(i64::MAX);
+    let interval = report_interval_ms(window);
     record.is_active() && record.last_log_at.is_none_or(|last| newest_ms - last >= interval)
+}
+
+/// The newest time of each instance among `sightings`, by instance.
+pub fn newest_by_instance(sightings: impl IntoIterator<Item = Sighting>) -> BTreeMap<String, i64> {
+    let mut newest: BTreeMap<String, i64> = BTreeMap::new();
+    for s in sightings {
+        let t = newest.entry(s.instance_id).or_insert(s.newest_ms);
+        *t = (*t).max(s.newest_ms);
+    }
+    newest
 }
 
 /// Keeps an ETL container's reports to one per instance per interval: its memory of what it last
@@ -92,39 +102,27 @@ pub struct SightingThrottle {
 
 impl SightingThrottle {
     pub fn new(window: Duration) -> Self {
-        let interval_ms = i64::try_from(report_interval(window).as_millis()).unwrap_or(i64::MAX);
-        Self { interval_ms, reported: HashMap::new() }
+        Self { interval_ms: report_interval_ms(window), reported: HashMap::new() }
     }
 
     /// The sightings of a batch worth reporting (newer by an interval than the last report of the
-    /// instance), remembered as reported.
+    /// instance), remembered as reported, in instance order.
     pub fn admit(&mut self, batch: impl IntoIterator<Item = Sighting>) -> Vec<Sighting> {
-        let mut newest: HashMap<String, i64> = HashMap::new();
-        for s in batch {
-            let t = newest.entry(s.instance_id).or_insert(s.newest_ms);
-            *t = (*t).max(s.newest_ms);
-        }
         let mut out = Vec::new();
-        for (instance_id, newest_ms) in newest {
+        for (instance_id, newest_ms) in newest_by_instance(batch) {
             let due = self.reported.get(&instance_id).is_none_or(|last| newest_ms - last >= self.interval_ms);
             if due {
                 self.reported.insert(instance_id.clone(), newest_ms);
                 out.push(Sighting { instance_id, newest_ms });
             }
         }
-        out.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
         out
     }
 }
 
 /// The report as the enroll queue receives it (an EventBridge-shaped body, like operators' requests).
 pub fn logs_seen_request(sightings: &[Sighting]) -> serde_json::Value {
-    serde_json::json!({
-        "version": "0",
-        "source": crate::events::FLEETLOG_SOURCE,
-        "detail-type": LOGS_SEEN,
-        "detail": { "sightings": sightings },
-    })
+    crate::events::queue_request(LOGS_SEEN, serde_json::json!({ "sightings": sightings }))
 }
 
 #[cfg(test)]

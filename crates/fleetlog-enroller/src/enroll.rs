@@ -16,7 +16,8 @@ use fleetlog_core::command_outcome::{CommandFailure, CommandReport, InvocationSt
 use fleetlog_core::commands::{CommandSpec, ConfigParameterName};
 use fleetlog_core::drift::{Drift, GroupSpec, alarm_drift};
 use fleetlog_core::enrollment::{self, Step};
-use fleetlog_core::freshness::{Liveness, Sighting, needs_write};
+use fleetlog_core::events;
+use fleetlog_core::freshness::{Liveness, Sighting, needs_write, newest_by_instance};
 use fleetlog_core::log_groups::LogGroupName;
 use fleetlog_core::metrics::{Counter, MetricsOutput};
 use fleetlog_core::plan::{Decision, EnrollmentRecord, EnrollmentStatus, SkipReason, decide};
@@ -251,12 +252,8 @@ impl Enroller {
     /// interval ([`needs_write`]): one BatchGetItem per 100 instances reported, one UpdateItem per
     /// record due.
     async fn record_sightings(&self, sightings: &[Sighting]) {
-        let mut newest: BTreeMap<&str, i64> = BTreeMap::new();
-        for s in sightings {
-            let t = newest.entry(s.instance_id.as_str()).or_insert(s.newest_ms);
-            *t = (*t).max(s.newest_ms);
-        }
-        let ids: Vec<String> = newest.keys().map(|id| (*id).to_owned()).collect();
+        let newest = newest_by_instance(sightings.iter().cloned());
+        let ids: Vec<String> = newest.keys().cloned().collect();
         let records = match self.store.get_many(&ids).await {
             Ok(records) => records,
             Err(err) => {
@@ -265,11 +262,11 @@ impl Enroller {
             }
         };
         let window = self.settings.freshness_window;
-        let due = newest.into_iter().filter(|(id, t)| records.get(*id).is_some_and(|r| needs_write(r, *t, window)));
+        let due = newest.into_iter().filter(|(id, t)| records.get(id).is_some_and(|r| needs_write(r, *t, window)));
         let written: Vec<bool> = futures::stream::iter(due)
             .map(|(id, t)| async move {
-                self.store.record_logs_seen(id, t).await.unwrap_or_else(|err| {
-                    warn!(instance_id = id, error = %err, "Could not record that the instance's logs arrived");
+                self.store.record_logs_seen(&id, t).await.unwrap_or_else(|err| {
+                    warn!(instance_id = %id, error = %err, "Could not record that the instance's logs arrived");
                     false
                 })
             })
@@ -843,14 +840,9 @@ impl Deadline {
 /// A sweep's request to look at one instance, as the enroll queue receives it: like an operator's,
 /// but not one (a failed instance is not tried again for it).
 fn check_request(instance_id: &str) -> serde_json::Value {
-    let mut detail = fleetlog_core::events::reconcile_request_detail(Some(instance_id));
-    detail[fleetlog_core::events::FROM_SWEEP] = serde_json::Value::Bool(true);
-    serde_json::json!({
-        "version": "0",
-        "source": fleetlog_core::events::FLEETLOG_SOURCE,
-        "detail-type": fleetlog_core::events::RECONCILE_REQUEST,
-        "detail": detail,
-    })
+    let mut detail = events::reconcile_request_detail(Some(instance_id));
+    detail[events::FROM_SWEEP] = serde_json::Value::Bool(true);
+    events::queue_request(events::RECONCILE_REQUEST, detail)
 }
 
 /// Keeps the outcome that says most about an instance when one run produces two (a command report
