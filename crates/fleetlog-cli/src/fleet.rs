@@ -14,7 +14,7 @@ use fleetlog_aws::Clients;
 use fleetlog_aws::store::EnrollmentStore;
 use fleetlog_core::alarms::{AlarmThresholds, alarms_for};
 use fleetlog_core::commands::{AgentDocument, ConfigParameterName};
-use fleetlog_core::drift::{Drift, alarm_drift};
+use fleetlog_core::drift::{Drift, alarm_drift, retention_drift};
 use fleetlog_core::events::{FLEETLOG_SOURCE, RECONCILE_REQUEST, reconcile_request_detail};
 use fleetlog_core::freshness::Liveness;
 use fleetlog_core::instance::is_instance_id;
@@ -271,18 +271,12 @@ impl Fleet {
         let observed: Vec<Result<(String, Vec<Drift>)>> = futures::stream::iter(groups)
             .map(|name| async move {
                 let state = fleetlog_aws::logs::observe_log_group(&self.clients.logs, name, filter).await?;
-                let days = self.options.retention.days();
+                // The CLI knows the retention and the filter's name, not its destination.
                 let drift = match state {
                     None => vec![Drift::GroupMissing],
                     Some(state) => {
-                        let mut drift = Vec::new();
-                        if state.retention_days != i32::try_from(days).ok() {
-                            drift.push(Drift::Retention { from: state.retention_days, to: days });
-                        }
-                        if state.filter.is_none() {
-                            drift.push(Drift::FilterMissing);
-                        }
-                        drift
+                        let retention = retention_drift(&state, self.options.retention);
+                        retention.into_iter().chain(state.filter.is_none().then_some(Drift::FilterMissing)).collect()
                     }
                 };
                 Ok((name.to_owned(), drift))
@@ -305,14 +299,11 @@ impl Fleet {
                 }
                 Some(p) => {
                     if let Ok(summary) = fleetlog_core::agent_config::summarize(&p.value) {
-                        let expected: BTreeSet<String> =
-                            alarms_for(&record.instance_id, &summary, &AlarmThresholds::default())
-                                .into_iter()
-                                .map(|a| a.name)
-                                .collect();
-                        let there: BTreeSet<String> =
-                            alarms.get(&record.instance_id).into_iter().flatten().cloned().collect();
-                        lines.extend(alarm_drift(&expected, &there).iter().map(ToString::to_string));
+                        // Alarm names do not depend on thresholds.
+                        let expected = alarms_for(&record.instance_id, &summary, &AlarmThresholds::default());
+                        let there = alarms.get(&record.instance_id).into_iter().flatten().map(String::as_str);
+                        let drift = alarm_drift(expected.iter().map(|a| a.name.as_str()), there);
+                        lines.extend(drift.iter().map(ToString::to_string));
                     }
                 }
             }

@@ -70,10 +70,7 @@ pub fn group_drift(state: Option<&GroupState>, spec: &GroupSpec<'_>) -> Vec<Drif
         // Created with its key; retention and filter follow.
         return vec![Drift::GroupMissing, Drift::Retention { from: None, to: days }, Drift::FilterMissing];
     };
-    let mut drift = Vec::new();
-    if state.retention_days != i32::try_from(days).ok() {
-        drift.push(Drift::Retention { from: state.retention_days, to: days });
-    }
+    let mut drift: Vec<Drift> = retention_drift(state, spec.retention).into_iter().collect();
     if let Some(key) = spec.kms_key_arn
         && state.kms_key_id.as_deref() != Some(key)
     {
@@ -92,10 +89,22 @@ pub fn group_drift(state: Option<&GroupState>, spec: &GroupSpec<'_>) -> Vec<Drif
     drift
 }
 
-/// Alarms to create (expected, not there) and to delete (there, no longer expected).
-pub fn alarm_drift(expected: &BTreeSet<String>, existing: &BTreeSet<String>) -> Vec<Drift> {
-    let missing = expected.difference(existing).map(|n| Drift::AlarmMissing(n.clone()));
-    let stale = existing.difference(expected).map(|n| Drift::AlarmStale(n.clone()));
+/// The group's retention, when it is not `retention`.
+pub fn retention_drift(state: &GroupState, retention: RetentionDays) -> Option<Drift> {
+    let days = retention.days();
+    (state.retention_days != i32::try_from(days).ok())
+        .then_some(Drift::Retention { from: state.retention_days, to: days })
+}
+
+/// Alarms to create (expected, not there) and to delete (there, no longer expected), by name.
+pub fn alarm_drift<'a>(
+    expected: impl IntoIterator<Item = &'a str>,
+    existing: impl IntoIterator<Item = &'a str>,
+) -> Vec<Drift> {
+    let (expected, existing): (BTreeSet<&str>, BTreeSet<&str>) =
+        (expected.into_iter().collect(), existing.into_iter().collect());
+    let missing = expected.difference(&existing).map(|n| Drift::AlarmMissing((*n).to_owned()));
+    let stale = existing.difference(&expected).map(|n| Drift::AlarmStale((*n).to_owned()));
     missing.chain(stale).collect()
 }
 
@@ -150,10 +159,9 @@ mod tests {
 
     #[test]
     fn alarms_missing_and_left_over_are_both_drift() {
-        let set = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<BTreeSet<_>>();
-        let drift = alarm_drift(&set(&["a-cpu", "a-status"]), &set(&["a-status", "a-disk"]));
+        let drift = alarm_drift(["a-cpu", "a-status"], ["a-status", "a-disk"]);
         assert_eq!(drift, [Drift::AlarmMissing("a-cpu".into()), Drift::AlarmStale("a-disk".into())]);
         assert_eq!(drift[1].to_string(), "alarm stale: a-disk");
-        assert!(alarm_drift(&set(&["x"]), &set(&["x"])).is_empty());
+        assert!(alarm_drift(["x"], ["x"]).is_empty());
     }
 }

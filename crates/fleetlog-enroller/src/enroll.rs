@@ -616,15 +616,14 @@ impl Enroller {
         };
         for (instance, config, record) in checks {
             let specs = alarms_for(&instance.id, config, &self.settings.thresholds);
-            let expected: BTreeSet<String> = specs.iter().map(|a| a.name.clone()).collect();
-            let there: BTreeSet<String> = existing.get(&instance.id).into_iter().flatten().cloned().collect();
+            let there = existing.get(&instance.id).into_iter().flatten().map(String::as_str);
             let mut repairs: Vec<String> = record
                 .log_groups
                 .iter()
                 .flat_map(|g| group_repairs.get(g).into_iter().flatten().map(move |r| format!("{g}: {r}")))
                 .collect();
             let mut stale = Vec::new();
-            for drift in alarm_drift(&expected, &there) {
+            for drift in alarm_drift(specs.iter().map(|a| a.name.as_str()), there) {
                 let result = match &drift {
                     Drift::AlarmMissing(name) => match specs.iter().find(|a| a.name == *name) {
                         Some(spec) => {
