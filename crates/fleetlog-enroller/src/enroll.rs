@@ -180,23 +180,27 @@ impl Enroller {
                 continue;
             }
             let record = records.get(&id).cloned();
-            let outcome = match (transition(record.as_ref(), &report, now, policy), record.as_ref()) {
-                (Transition::Ignore(why), _) => {
-                    info!(instance_id = %id, command_id = %report.command_id, status = report.status.as_str(), why, "Command report changes nothing");
-                    Outcome::Skipped { reason: format!("command report: {why}") }
-                }
-                (Transition::Pending, _) => Outcome::Skipped { reason: "agent command still running".to_owned() },
+            // The outcome, and the record to write for it (written only while the item still waits
+            // for this command).
+            let (outcome, update) = match (transition(record.as_ref(), &report, now, policy), record.as_ref()) {
                 (Transition::RetryDue, _) => {
                     due.push(id);
                     continue;
                 }
-                (Transition::RetryLater { seconds }, Some(record)) => Outcome::RetryPending {
-                    reason: record
+                (Transition::Ignore(why), _) => {
+                    info!(instance_id = %id, command_id = %report.command_id, status = report.status.as_str(), why, "Command report changes nothing");
+                    (Outcome::Skipped { reason: format!("command report: {why}") }, None)
+                }
+                (Transition::Pending, _) => {
+                    (Outcome::Skipped { reason: "agent command still running".to_owned() }, None)
+                }
+                (Transition::RetryLater { seconds }, Some(record)) => {
+                    let reason = record
                         .failure
                         .as_ref()
-                        .map_or_else(|| report.status.as_str().to_owned(), CommandFailure::describe),
-                    retry_in_seconds: u64::try_from(seconds).unwrap_or(0),
-                },
+                        .map_or_else(|| report.status.as_str().to_owned(), CommandFailure::describe);
+                    (Outcome::RetryPending { reason, retry_in_seconds: u64::try_from(seconds).unwrap_or(0) }, None)
+                }
                 (Transition::Succeeded, Some(record)) => {
                     let configured = EnrollmentRecord {
                         status: EnrollmentStatus::Enrolled,
@@ -205,43 +209,44 @@ impl Enroller {
                         updated_at: timestamp(),
                         ..record.clone()
                     };
-                    match self.store.record_outcome(&configured, &report.command_id).await {
-                        Ok(true) => {
-                            info!(instance_id = %id, command_id = %report.command_id, "Agent configured");
-                            records.insert(id.clone(), configured);
-                            Outcome::Configured { command_id: report.command_id.clone() }
-                        }
-                        Ok(false) => Outcome::Skipped { reason: "command report: the record changed meanwhile".into() },
-                        Err(err) => Outcome::from_error(&err),
-                    }
+                    (Outcome::Configured { command_id: report.command_id.clone() }, Some(configured))
                 }
                 (Transition::Failed { retry_at }, Some(record)) => {
                     let failure = match failure {
                         Some(failure) => failure,
                         None => self.failure_of(&report).await,
                     };
+                    let outcome = Outcome::CommandFailed {
+                        reason: failure.describe(),
+                        retry_in_seconds: retry_at.map(|at| u64::try_from(at - now).unwrap_or(0)),
+                    };
                     let failed = EnrollmentRecord {
                         status: EnrollmentStatus::Failed,
-                        failure: Some(failure.clone()),
+                        failure: Some(failure),
                         retry_at,
                         updated_at: timestamp(),
                         ..record.clone()
                     };
-                    match self.store.record_outcome(&failed, &report.command_id).await {
-                        Ok(true) => {
-                            let reason = failure.describe();
-                            warn!(instance_id = %id, attempt = record.attempts, retry_at, %reason, "Agent command failed");
-                            records.insert(id.clone(), failed);
-                            Outcome::CommandFailed {
-                                reason,
-                                retry_in_seconds: retry_at.map(|at| u64::try_from(at - now).unwrap_or(0)),
-                            }
-                        }
-                        Ok(false) => Outcome::Skipped { reason: "command report: the record changed meanwhile".into() },
-                        Err(err) => Outcome::from_error(&err),
-                    }
+                    (outcome, Some(failed))
                 }
-                (_, None) => Outcome::Skipped { reason: "command report: no enrollment record".into() },
+                (_, None) => (Outcome::Skipped { reason: "command report: no enrollment record".into() }, None),
+            };
+            let outcome = match update {
+                None => outcome,
+                Some(updated) => match self.store.record_outcome(&updated, &report.command_id).await {
+                    Ok(true) => {
+                        match &outcome {
+                            Outcome::CommandFailed { reason, .. } => {
+                                warn!(instance_id = %id, attempt = updated.attempts, retry_at = updated.retry_at, %reason, "Agent command failed");
+                            }
+                            _ => info!(instance_id = %id, command_id = %report.command_id, "Agent configured"),
+                        }
+                        records.insert(id.clone(), updated);
+                        outcome
+                    }
+                    Ok(false) => Outcome::Skipped { reason: "command report: the record changed meanwhile".into() },
+                    Err(err) => Outcome::from_error(&err),
+                },
             };
             settle(outcomes, id, outcome);
         }
