@@ -606,11 +606,16 @@ pub fn status_word(
     }
 }
 
+/// When a failed record's command is sent again (RFC 3339), if it is.
+fn retry_time(record: &EnrollmentRecord) -> Option<String> {
+    record.retry_at.and_then(|at| chrono::DateTime::from_timestamp(at, 0)).map(|at| at.to_rfc3339())
+}
+
 /// A failed record's failure and what happens next, in words.
 fn describe_failure(record: &EnrollmentRecord) -> Option<String> {
     let failure = record.failure.as_ref()?;
-    let next = match record.retry_at.and_then(|at| chrono::DateTime::from_timestamp(at, 0)) {
-        Some(at) => format!("attempt {} failed; retried at {}", record.attempts, at.to_rfc3339()),
+    let next = match retry_time(record) {
+        Some(at) => format!("attempt {} failed; retried at {at}", record.attempts),
         None => format!(
             "attempt {} failed; no attempts left: fix the cause, then `fleetlog enroll {}`",
             record.attempts, record.instance_id
@@ -625,8 +630,8 @@ pub fn describe_decision(decision: &Decision, record: Option<&EnrollmentRecord>)
         Decision::Enroll => match record.filter(|r| r.is_active()) {
             Some(r) if r.status == EnrollmentStatus::Failed => (
                 "check",
-                match r.retry_at.and_then(|at| chrono::DateTime::from_timestamp(at, 0)) {
-                    Some(at) => format!("failed (attempt {}); sent again from {}", r.attempts, at.to_rfc3339()),
+                match retry_time(r) {
+                    Some(at) => format!("failed (attempt {}); sent again from {at}", r.attempts),
                     None => format!("failed (attempt {}), no attempts left; `fleetlog enroll` tries again", r.attempts),
                 },
             ),
