@@ -232,13 +232,7 @@ impl Fleet {
     /// `expected` agent commands have a final status in SSM, puts their events on the bus, and lets
     /// the enroller record them.
     pub async fn report_command_outcomes(&self, expected: usize) -> DrainReport {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut reported = 0;
-        while reported < expected {
-            reported += self.stack.report_command_outcomes().await.expect("report command outcomes");
-            assert!(Instant::now() < deadline, "{reported} of {expected} agent commands reached a final status");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.stack.await_command_outcomes(expected, Duration::from_secs(10)).await.expect("agent command outcomes");
         self.deliver(expected).await
     }
 

@@ -204,15 +204,7 @@ pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
     ));
     n.say("Each enrolled instance is `enrolling` until its agent command reports back. The emulator runs\ncommands but emits no status-change events, so they are put on the bus here from SSM's answer;\nthe stack's rule routes them to the same queue, and the enroller records each outcome.");
     let sent = state.enroller.store.get_many(&ids.values().cloned().collect::<Vec<_>>()).await?.len();
-    let mut reported = 0;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reported < sent {
-        reported += stack.report_command_outcomes().await?;
-        if Instant::now() > deadline {
-            bail!("only {reported} of {sent} agent commands reported an outcome");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let reported = stack.await_command_outcomes(sent, Duration::from_secs(20)).await?;
     let drained = drain_queue(&state, &stack.queue_url, &stack.queue_arn, REGION, DEFAULT_BATCH_SIZE).await?;
     n.say(&format!("{reported} command outcomes recorded ({} messages).", drained.messages));
     let fleet = Fleet::new(&stack.config, stack.fleet_options());

@@ -299,6 +299,22 @@ impl LocalStack {
         Ok(events.len())
     }
 
+    /// [`LocalStack::report_command_outcomes`] until `expected` outcomes have been reported (the
+    /// emulator finishes a command a moment after it is sent); an error after `timeout`. Returns how
+    /// many were reported.
+    pub async fn await_command_outcomes(&self, expected: usize, timeout: std::time::Duration) -> Result<usize> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut reported = self.report_command_outcomes().await?;
+        while reported < expected {
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("only {reported} of {expected} agent commands reported an outcome");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            reported += self.report_command_outcomes().await?;
+        }
+        Ok(reported)
+    }
+
     /// Messages visible on a queue (SQS's approximate count).
     pub async fn visible_messages(&self, queue_url: &str) -> Result<usize> {
         let count =

@@ -81,14 +81,7 @@ impl Local {
     /// Puts the agent commands' status-change events on the bus (the emulator emits none) once
     /// `expected` have finished, and lets the enroller record them.
     async fn report_command_outcomes(&self, expected: usize) {
-        let mut reported = 0;
-        for _ in 0..100 {
-            reported += self.stack.report_command_outcomes().await.unwrap();
-            if reported >= expected {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let reported = self.stack.await_command_outcomes(expected, std::time::Duration::from_secs(5)).await.unwrap();
         assert_eq!(reported, expected, "agent commands that reached a final status");
         assert_eq!(self.deliver().await, expected);
     }
