@@ -453,6 +453,8 @@ pub struct PumpReport {
 #[derive(Debug, Default)]
 pub struct LogPump {
     carried: HashSet<String>,
+    /// The ETL as one warm container: built at the first pump, kept (with its report throttle).
+    etl: Option<EtlState>,
 }
 
 impl LogPump {
@@ -474,10 +476,10 @@ impl LogPump {
             event.records.push(record);
         }
         report.payloads = keys.len();
-        let state = stack.etl_state();
+        let state = self.etl.get_or_insert_with(|| stack.etl_state());
         // Read back from the JSON Lambda would return to Firehose.
         let response: KinesisFirehoseResponse =
-            serde_json::from_str(fleetlog_etl::handle_firehose(&state, &event).await?.get())?;
+            serde_json::from_str(fleetlog_etl::handle_firehose(state, &event).await?.get())?;
         let mut lines = Vec::new();
         for record in &response.records {
             match record.result.as_deref() {
