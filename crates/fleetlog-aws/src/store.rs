@@ -141,14 +141,14 @@ impl EnrollmentStore {
         now: i64,
     ) -> Result<Claim, AwsError> {
         let result = self
-            .claim_request(id, owner, now)
-            .condition_expression(
-                "(attribute_not_exists(claim_expires) OR claim_expires < :now) \
-                 AND NOT (config_parameter = :parameter AND config_version = :version \
-                          AND (#status IN (:enrolling, :enrolled) \
-                               OR (#status = :failed AND (attribute_not_exists(retry_at) OR retry_at > :now))))",
+            .claim_request(
+                id,
+                owner,
+                now,
+                "NOT (config_parameter = :parameter AND config_version = :version \
+                      AND (#status IN (:enrolling, :enrolled) \
+                           OR (#status = :failed AND (attribute_not_exists(retry_at) OR retry_at > :now))))",
             )
-            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":enrolling", s(EnrollmentStatus::Enrolling.as_str()))
             .expression_attribute_values(":enrolled", s(EnrollmentStatus::Enrolled.as_str()))
             .expression_attribute_values(":failed", s(EnrollmentStatus::Failed.as_str()))
@@ -167,9 +167,7 @@ impl EnrollmentStore {
     /// unexpired claim is on it, or it is no longer `failed`.
     pub async fn claim_failed(&self, id: &str, owner: &str, now: i64) -> Result<Claim, AwsError> {
         let result = self
-            .claim_request(id, owner, now)
-            .condition_expression("#status = :failed AND (attribute_not_exists(claim_expires) OR claim_expires < :now)")
-            .expression_attribute_names("#status", "status")
+            .claim_request(id, owner, now, "#status = :failed")
             .expression_attribute_values(":failed", s(EnrollmentStatus::Failed.as_str()))
             .send()
             .await;
@@ -180,28 +178,28 @@ impl EnrollmentStore {
     /// cannot write its record over the offboarding (or the other way round). `false`: another run
     /// holds it.
     pub async fn claim_for_offboarding(&self, id: &str, owner: &str, now: i64) -> Result<bool, AwsError> {
-        let result = self
-            .claim_request(id, owner, now)
-            .condition_expression(
-                "attribute_exists(#status) AND (attribute_not_exists(claim_expires) OR claim_expires < :now)",
-            )
-            .expression_attribute_names("#status", "status")
-            .send()
-            .await;
+        let result = self.claim_request(id, owner, now, "attribute_exists(#status)").send().await;
         condition_held(result, "dynamodb:UpdateItem")
     }
 
+    /// A claim on the item by `owner` until `now` + [`CLAIM_SECONDS`], granted when no other
+    /// unexpired claim is on it and `condition` (which may name `#status` and `:now`) holds.
     fn claim_request(
         &self,
         id: &str,
         owner: &str,
         now: i64,
+        condition: &str,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.table)
             .key("instance_id", s(id))
             .update_expression("SET claim_owner = :owner, claim_expires = :expires")
+            .condition_expression(format!(
+                "(attribute_not_exists(claim_expires) OR claim_expires < :now) AND ({condition})"
+            ))
+            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":expires", n(now + CLAIM_SECONDS))
             .expression_attribute_values(":now", n(now))
