@@ -1,7 +1,7 @@
 //! Log groups: exist, keep logs for the configured retention, and stream to fleetlog's destination.
 
 use aws_sdk_cloudwatchlogs::operation::create_log_group::CreateLogGroupError;
-use aws_sdk_cloudwatchlogs::types::SubscriptionFilter;
+use aws_sdk_cloudwatchlogs::types::{LogGroup, SubscriptionFilter};
 use fleetlog_core::drift::{Drift, FilterState, GroupSpec, GroupState, group_drift};
 use fleetlog_core::log_groups::LogGroupName;
 
@@ -10,36 +10,19 @@ use crate::error::{AwsError, ErrorKind, classify};
 /// CloudWatch Logs allows two subscription filters per log group.
 pub const MAX_SUBSCRIPTION_FILTERS: usize = 2;
 
-/// A log group that exists, as it stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExistingLogGroup {
-    /// `None`: logs never expire.
-    pub retention_days: Option<i32>,
-    pub kms_key_id: Option<String>,
-}
-
 /// The log group named exactly `name`, if it exists.
-pub async fn find_log_group(
-    client: &aws_sdk_cloudwatchlogs::Client,
-    name: &str,
-) -> Result<Option<ExistingLogGroup>, AwsError> {
-    Ok(client
+async fn find_log_group(client: &aws_sdk_cloudwatchlogs::Client, name: &str) -> Result<Option<LogGroup>, AwsError> {
+    let found = client
         .describe_log_groups()
         .log_group_name_prefix(name)
         .send()
         .await
-        .map_err(|e| classify("logs:DescribeLogGroups", e))?
-        .log_groups()
-        .iter()
-        .find(|g| g.log_group_name() == Some(name))
-        .map(|g| ExistingLogGroup {
-            retention_days: g.retention_in_days(),
-            kms_key_id: g.kms_key_id().map(str::to_owned),
-        }))
+        .map_err(|e| classify("logs:DescribeLogGroups", e))?;
+    Ok(found.log_groups.unwrap_or_default().into_iter().find(|g| g.log_group_name() == Some(name)))
 }
 
 /// The subscription filters on a log group (at most [`MAX_SUBSCRIPTION_FILTERS`]).
-pub async fn subscription_filters(
+async fn subscription_filters(
     client: &aws_sdk_cloudwatchlogs::Client,
     name: &str,
 ) -> Result<Vec<SubscriptionFilter>, AwsError> {
@@ -63,7 +46,7 @@ pub async fn observe_log_group(
     let filters = subscription_filters(client, name).await?;
     let (ours, others): (Vec<_>, Vec<_>) = filters.iter().partition(|f| f.filter_name() == Some(filter_name));
     Ok(Some(GroupState {
-        retention_days: existing.retention_days,
+        retention_days: existing.retention_in_days(),
         kms_key_id: existing.kms_key_id,
         filter: ours.first().map(|f| FilterState {
             destination_arn: f.destination_arn().unwrap_or_default().to_owned(),

@@ -422,12 +422,11 @@ impl Fleet {
         let filter_name = &self.options.subscription_filter;
         let checked: Vec<Result<LogGroupStatus>> = futures::stream::iter(groups)
             .map(|name| async move {
-                let logs = &self.clients.logs;
-                let Some(group) = fleetlog_aws::logs::find_log_group(logs, &name).await? else {
+                let Some(group) = fleetlog_aws::logs::observe_log_group(&self.clients.logs, &name, filter_name).await?
+                else {
                     return Ok(LogGroupStatus { name, exists: false, retention_days: None, subscribed: false });
                 };
-                let filters = fleetlog_aws::logs::subscription_filters(logs, &name).await?;
-                let subscribed = filters.iter().any(|f| f.filter_name() == Some(filter_name));
+                let subscribed = group.filter.is_some();
                 Ok(LogGroupStatus { retention_days: group.retention_days, name, exists: true, subscribed })
             })
             .buffer_unordered(STATUS_CONCURRENCY)
