@@ -57,9 +57,9 @@ pub struct EtlState {
 /// to a message. A report that cannot be sent is logged and skipped; it never fails a batch.
 #[derive(Debug)]
 pub struct SightingReports {
-    pub sqs: aws_sdk_sqs::Client,
-    pub queue_url: String,
-    pub throttle: std::sync::Mutex<SightingThrottle>,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    throttle: std::sync::Mutex<SightingThrottle>,
 }
 
 impl SightingReports {
