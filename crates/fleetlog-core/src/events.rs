@@ -167,19 +167,45 @@ pub fn tag_change_rule_pattern(tag_keys: &[&str]) -> Value {
     })
 }
 
+/// An event as an AWS service emits it about one EC2 instance, timed now (the local runner and the
+/// tests stand in for the services the emulator lacks with these).
+struct InstanceEvent<'a> {
+    source: &'a str,
+    detail_type: &'a str,
+    id: String,
+    instance_id: &'a str,
+    account: &'a str,
+    region: &'a str,
+}
+
+impl InstanceEvent<'_> {
+    fn with(self, detail: Value) -> Value {
+        let Self { source, detail_type, id, instance_id, account, region } = self;
+        serde_json::json!({
+            "version": "0",
+            "id": id,
+            "detail-type": detail_type,
+            "source": source,
+            "account": account,
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "region": region,
+            "resources": [format!("arn:aws:ec2:{region}:{account}:instance/{instance_id}")],
+            "detail": detail
+        })
+    }
+}
+
 /// Builds the EventBridge event AWS emits for an EC2 state change (used by the local runner and tests).
 pub fn ec2_state_change_event(instance_id: &str, state: &str, account: &str, region: &str) -> Value {
-    serde_json::json!({
-        "version": "0",
-        "id": format!("{instance_id}-{state}"),
-        "detail-type": EC2_STATE_CHANGE,
-        "source": "aws.ec2",
-        "account": account,
-        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "region": region,
-        "resources": [format!("arn:aws:ec2:{region}:{account}:instance/{instance_id}")],
-        "detail": { "instance-id": instance_id, "state": state }
-    })
+    let event = InstanceEvent {
+        source: "aws.ec2",
+        detail_type: EC2_STATE_CHANGE,
+        id: format!("{instance_id}-{state}"),
+        instance_id,
+        account,
+        region,
+    };
+    event.with(serde_json::json!({ "instance-id": instance_id, "state": state }))
 }
 
 /// The EventBridge pattern of the rule that follows fleetlog's agent commands: final statuses of
@@ -202,23 +228,21 @@ pub fn command_invocation_event(
     account: &str,
     region: &str,
 ) -> Value {
-    serde_json::json!({
-        "version": "0",
-        "id": format!("{command_id}-{instance_id}-{status}"),
-        "detail-type": COMMAND_INVOCATION_STATUS,
-        "source": "aws.ssm",
-        "account": account,
-        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "region": region,
-        "resources": [format!("arn:aws:ec2:{region}:{account}:instance/{instance_id}")],
-        "detail": {
-            "command-id": command_id,
-            "document-name": document_name,
-            "instance-id": instance_id,
-            "requested-date-time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "status": status
-        }
-    })
+    let event = InstanceEvent {
+        source: "aws.ssm",
+        detail_type: COMMAND_INVOCATION_STATUS,
+        id: format!("{command_id}-{instance_id}-{status}"),
+        instance_id,
+        account,
+        region,
+    };
+    event.with(serde_json::json!({
+        "command-id": command_id,
+        "document-name": document_name,
+        "instance-id": instance_id,
+        "requested-date-time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "status": status
+    }))
 }
 
 /// The EventBridge pattern of the rule for operators' requests (`fleetlog reconcile`, `enroll`, `offboard`).
@@ -248,23 +272,21 @@ pub fn tag_change_event(
     account: &str,
     region: &str,
 ) -> Value {
-    serde_json::json!({
-        "version": "0",
-        "id": format!("{instance_id}-tags-{}", changed_keys.join(",")),
-        "detail-type": TAG_CHANGE,
-        "source": "aws.tag",
-        "account": account,
-        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "region": region,
-        "resources": [format!("arn:aws:ec2:{region}:{account}:instance/{instance_id}")],
-        "detail": {
-            "changed-tag-keys": changed_keys,
-            "service": "ec2",
-            "resource-type": "instance",
-            "version": 1,
-            "tags": tags
-        }
-    })
+    let event = InstanceEvent {
+        source: "aws.tag",
+        detail_type: TAG_CHANGE,
+        id: format!("{instance_id}-tags-{}", changed_keys.join(",")),
+        instance_id,
+        account,
+        region,
+    };
+    event.with(serde_json::json!({
+        "changed-tag-keys": changed_keys,
+        "service": "ec2",
+        "resource-type": "instance",
+        "version": 1,
+        "tags": tags
+    }))
 }
 
 #[cfg(test)]
