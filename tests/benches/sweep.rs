@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use fleetlog_core::Platform;
 use fleetlog_enroller::Work;
-use fleetlog_enroller::queue_source::{DEFAULT_BATCH_SIZE, drain_queue};
+use fleetlog_local::event_source::{DEFAULT_BATCH_SIZE, drain_queue};
 use fleetlog_tests::REGION;
 use fleetlog_tests::fleet::{Fleet, MANAGED};
 

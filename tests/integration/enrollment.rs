@@ -8,11 +8,11 @@ use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::types::AttributeValue::S;
 use fleetlog_aws::store::{CLAIM_SECONDS, Claim};
-use fleetlog_cli::local::AGENT_DOCUMENT;
 use fleetlog_core::Platform;
-use fleetlog_core::plan::EnrollmentStatus;
+use fleetlog_core::record::EnrollmentStatus;
 use fleetlog_enroller::Work;
 use fleetlog_enroller::outcome::{Outcome, Verdict, verdict};
+use fleetlog_local::stack::AGENT_DOCUMENT;
 use fleetlog_tests::fleet::{Fleet, MANAGED, ROLE_ARN, TABLE};
 
 /// Now, as claims count time.
@@ -204,7 +204,7 @@ async fn enrollment_claims_exclude_each_other_expire_and_yield_to_a_current_reco
     assert_eq!(store.claim(id, config, 1, "c", now + 4 + CLAIM_SECONDS).await.unwrap(), Claim::Granted);
 
     // Writing the record ends the claim; the same config version is then current, a new one is not.
-    let record = fleetlog_core::plan::EnrollmentRecord {
+    let record = fleetlog_core::record::EnrollmentRecord {
         instance_id: id.into(),
         status: EnrollmentStatus::Enrolled,
         platform: "linux".into(),
@@ -593,7 +593,7 @@ async fn an_instance_is_delivering_while_the_pipeline_carries_its_logs_and_silen
     let view = |seconds| {
         let options = fleetlog_cli::fleet::FleetOptions {
             freshness_window: std::time::Duration::from_secs(seconds),
-            ..fleet.stack.fleet_options()
+            ..fleetlog_cli::fleet::FleetOptions::local()
         };
         fleetlog_cli::fleet::Fleet::new(&fleet.config, options)
     };
@@ -619,7 +619,7 @@ async fn an_instance_is_delivering_while_the_pipeline_carries_its_logs_and_silen
         .build()
         .unwrap();
     logs.put_log_events().log_group_name(&group).log_stream_name(&id).log_events(event).send().await.unwrap();
-    let mut pump = fleetlog_cli::local::LogPump::default();
+    let mut pump = fleetlog_local::pump::LogPump::default();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while pump.pump(&fleet.stack).await.unwrap().events == 0 {
         assert!(std::time::Instant::now() < deadline, "the log line never came through the subscription");
@@ -679,7 +679,7 @@ async fn a_sweep_repairs_what_was_changed_by_hand() {
         .unwrap();
 
     // The dry run names each of them, per resource, and changes nothing.
-    let cli = fleetlog_cli::fleet::Fleet::new(&fleet.config, fleet.stack.fleet_options());
+    let cli = fleetlog_cli::fleet::Fleet::new(&fleet.config, fleetlog_cli::fleet::FleetOptions::local());
     let drift_of = |report: fleetlog_cli::output::Report| -> Vec<String> {
         let plan = report.json["plan"].as_array().unwrap().clone();
         let entry = plan.into_iter().find(|p| p["instance_id"] == id.as_str()).unwrap();
@@ -728,7 +728,7 @@ async fn an_instance_left_failed_is_tried_again_when_an_operator_asks() {
     // Its last attempt failed (as the enroller records it; the emulator runs every command to Success).
     let store = &fleet.state.enroller.store;
     let sent = store.get(&id).await.unwrap().unwrap();
-    let failed = fleetlog_core::plan::EnrollmentRecord {
+    let failed = fleetlog_core::record::EnrollmentRecord {
         status: EnrollmentStatus::Failed,
         attempts: 3,
         failure: Some(fleetlog_core::command_outcome::CommandFailure {
@@ -740,7 +740,7 @@ async fn an_instance_left_failed_is_tried_again_when_an_operator_asks() {
         ..sent.clone()
     };
     assert!(store.record_outcome(&failed, &sent.command_ids[0]).await.unwrap());
-    let cli = fleetlog_cli::fleet::Fleet::new(&fleet.config, fleet.stack.fleet_options());
+    let cli = fleetlog_cli::fleet::Fleet::new(&fleet.config, fleetlog_cli::fleet::FleetOptions::local());
     let plan = cli.reconcile(true).await.unwrap();
     assert!(plan.json.to_string().contains("no attempts left"), "{}", plan.json);
     let status = cli.status(std::slice::from_ref(&id)).await.unwrap();

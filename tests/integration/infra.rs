@@ -104,9 +104,9 @@ fn rules_are_the_enrollers_patterns() {
     assert_eq!(pattern("TagChangeRule"), tag_change_rule_pattern(&["fleetlog:managed", "fleetlog:profile"]));
     assert_eq!(pattern("RequestRule"), reconcile_request_rule_pattern());
     let outcomes = Deployment::local(&[]).resolve(&resource(&t, "CommandOutcomeRule")["EventPattern"]);
-    assert_eq!(outcomes, command_outcome_rule_pattern(fleetlog_cli::local::AGENT_DOCUMENT));
+    assert_eq!(outcomes, command_outcome_rule_pattern(fleetlog_local::stack::AGENT_DOCUMENT));
     // The local deployment uses the same patterns.
-    let local: BTreeMap<&str, Value> = fleetlog_cli::local::enroll_rules().into_iter().collect();
+    let local: BTreeMap<&str, Value> = fleetlog_local::stack::enroll_rules().into_iter().collect();
     assert_eq!(local["fleetlog-ec2-state"], pattern("StateChangeRule"));
     assert_eq!(local["fleetlog-ec2-tags"], pattern("TagChangeRule"));
     assert_eq!(local["fleetlog-requests"], pattern("RequestRule"));
@@ -116,10 +116,10 @@ fn rules_are_the_enrollers_patterns() {
     let allowed = policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"].as_array().unwrap().len();
     assert_eq!(allowed, 5);
     let source = resource(&t, "EnrollerQueueSource");
-    assert_eq!(source["BatchSize"].as_u64(), Some(fleetlog_enroller::queue_source::DEFAULT_BATCH_SIZE as u64));
+    assert_eq!(source["BatchSize"].as_u64(), Some(fleetlog_local::event_source::DEFAULT_BATCH_SIZE as u64));
     assert_eq!(json(&source["FunctionResponseTypes"]), serde_json::json!(["ReportBatchItemFailures"]));
     let redrive = &resource(&t, "EnrollQueue")["RedrivePolicy"];
-    assert_eq!(redrive["maxReceiveCount"].as_u64(), Some(u64::from(fleetlog_cli::local::MAX_RECEIVE_COUNT)));
+    assert_eq!(redrive["maxReceiveCount"].as_u64(), Some(u64::from(fleetlog_local::stack::MAX_RECEIVE_COUNT)));
 }
 
 fn variables(t: &Yaml, function: &str) -> BTreeSet<String> {
@@ -169,7 +169,7 @@ fn the_agent_document_is_fleetlogs() {
     let deployment = Deployment::local(&[]);
     let env = deployment.resolve(&resource(&t, "Enroller")["Environment"]["Variables"]);
     assert_eq!(env["FLEETLOG_AGENT_DOCUMENT"], deployment.resolve(&document["Name"]));
-    assert_eq!(env["FLEETLOG_AGENT_DOCUMENT"].as_str(), Some(fleetlog_cli::local::AGENT_DOCUMENT));
+    assert_eq!(env["FLEETLOG_AGENT_DOCUMENT"].as_str(), Some(fleetlog_local::stack::AGENT_DOCUMENT));
     assert_eq!(
         env["FLEETLOG_AGENT_DOCUMENT_VERSION"].as_str(),
         Some(fleetlog_core::commands::DEFAULT_DOCUMENT_VERSION)
@@ -178,7 +178,7 @@ fn the_agent_document_is_fleetlogs() {
     let prefix = env["FLEETLOG_LOG_GROUP_PREFIX"].as_str().unwrap().to_owned();
     assert_eq!(
         prefix,
-        fleetlog_core::log_groups::default_log_group_prefix(fleetlog_cli::local::LOCAL_ACCOUNT_NAME, ACCOUNT, REGION)
+        fleetlog_core::log_groups::default_log_group_prefix(fleetlog_local::stack::LOCAL_ACCOUNT_NAME, ACCOUNT, REGION)
     );
     let group = format!("{prefix}/system");
     let create =
@@ -202,7 +202,11 @@ fn rendered_parameter(t: &Yaml, resource_name: &str, prefix: &str) -> (String, V
 fn rendered_file(stem: &str, prefix: &str) -> (String, Value) {
     let template = std::fs::read_to_string(repo(&format!("agent-configs/{stem}.json"))).unwrap();
     let text = render_template(&template, &TemplateVars { log_group_prefix: prefix.to_owned() }).unwrap();
-    let (_, _, name) = ConfigParameterName::for_config_file(fleetlog_cli::DEFAULT_PARAMETER_PREFIX, stem).unwrap();
+    let (_, _, name) = ConfigParameterName::for_config_file(
+        fleetlog_core::settings::enroller_default("FLEETLOG_CONFIG_PARAMETER_PREFIX"),
+        stem,
+    )
+    .unwrap();
     (name.to_string(), serde_json::from_str(&text).unwrap())
 }
 
@@ -366,7 +370,7 @@ async fn a_role_without_the_grants_is_refused_by_name() {
 async fn the_stack_deploys_into_the_emulator() {
     let emulator = start_emulator();
     let config = emulator.sdk_config().await;
-    let s3 = fleetlog_cli::local::s3_client(&config);
+    let s3 = fleetlog_aws::s3::client(&config);
     s3.create_bucket().bucket("fleetlog-code").send().await.unwrap();
     let zips = tempfile::tempdir().unwrap();
     let write_zips = |content: &[u8]| {
@@ -556,7 +560,7 @@ fn buckets_admit_exactly_their_readers() {
     let read = |bucket: &str| Request::new("s3:GetObject", object(bucket));
     let decrypt = Request::new("kms:Decrypt", fleetlog_tests::iam::STACK_KEY_ARN)
         .with("kms:ViaService", format!("s3.{REGION}.amazonaws.com"));
-    let logs = fleetlog_cli::local::BUCKET;
+    let logs = fleetlog_local::stack::BUCKET;
     let results = deployment.resolve(&serde_yaml_ng::from_str::<Yaml>("!Ref AthenaResultsBucket").unwrap());
     let results = results.as_str().unwrap();
     deployment.assert_allows("CrawlerRole", &[read(logs), decrypt.clone()]);
@@ -716,7 +720,8 @@ async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
     let recorded = |builder: aws_sdk_eventbridge::config::Builder| builder.interceptor(recorder.clone()).build();
     let events =
         aws_sdk_eventbridge::Client::from_conf(recorded(aws_sdk_eventbridge::config::Builder::from(&fleet.config)));
-    let cli = fleetlog_cli::fleet::Fleet::with_clients(clients.clone(), events, fleet.stack.fleet_options());
+    let cli =
+        fleetlog_cli::fleet::Fleet::with_clients(clients.clone(), events, fleetlog_cli::fleet::FleetOptions::local());
     let id = fleet.launch(Platform::Linux, &[], 1).await.remove(0);
     cli.enroll(std::slice::from_ref(&id)).await.unwrap();
     fleet.deliver(1).await;
@@ -761,9 +766,9 @@ async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
     assert!(refused.is_empty(), "a real account would refuse:\n{}", refused.join("\n"));
 
     // query --local reads the log bucket as the QueryRole.
-    let s3 = fleetlog_cli::local::s3_client(&fleet.config);
+    let s3 = fleetlog_aws::s3::client(&fleet.config);
     s3.put_object()
-        .bucket(fleetlog_cli::local::BUCKET)
+        .bucket(fleetlog_local::stack::BUCKET)
         .key("logs/dt=2026-12-02/hour=00/part-1")
         .body(br#"{"event_id":"1","timestamp":1,"message":"m"}"#.to_vec().into())
         .send()
@@ -773,7 +778,7 @@ async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&fleet.config).force_path_style(true).interceptor(query.clone()).build(),
     );
-    let objects = fleetlog_cli::query::LocalObjects::in_s3(&s3, fleetlog_cli::local::BUCKET, "logs/").await.unwrap();
+    let objects = fleetlog_cli::query::LocalObjects::in_s3(&s3, fleetlog_local::stack::BUCKET, "logs/").await.unwrap();
     let ctx = fleetlog_cli::query::local_session(objects.into_table(false)).await.unwrap();
     let result = fleetlog_cli::query::run_local(&ctx, "SELECT count(*) FROM logs").await.unwrap();
     assert_eq!(result.rows.len(), 1);

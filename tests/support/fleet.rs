@@ -14,18 +14,18 @@ use fleetlog_aws::Clients;
 use fleetlog_core::Platform;
 use fleetlog_core::agent_config::{TemplateVars, render_template};
 use fleetlog_core::events;
-use fleetlog_core::plan::EnrollmentRecord;
+use fleetlog_core::record::EnrollmentRecord;
 use fleetlog_enroller::State;
-use fleetlog_enroller::queue_source::{DEFAULT_BATCH_SIZE, DrainReport, drain_queue};
+use fleetlog_local::event_source::{DEFAULT_BATCH_SIZE, DrainReport, drain_queue};
 use serde_json::Value;
 
 use crate::calls::{CallCounter, CallRecorder};
 use crate::iam::Deployment;
 use crate::{ACCOUNT, Emulator, REGION};
-use fleetlog_cli::local::LocalStack;
+use fleetlog_local::stack::LocalStack;
 
-pub use fleetlog_cli::local::MANAGEMENT_TAG as MANAGED;
-pub use fleetlog_cli::local::{ENROLLMENT_TABLE as TABLE, SUBSCRIPTION_ROLE_ARN as ROLE_ARN};
+pub use fleetlog_local::stack::MANAGEMENT_TAG as MANAGED;
+pub use fleetlog_local::stack::{ENROLLMENT_TABLE as TABLE, SUBSCRIPTION_ROLE_ARN as ROLE_ARN};
 
 /// A command as SSM recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]

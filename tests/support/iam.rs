@@ -527,11 +527,11 @@ impl Deployment {
         values.extend(parameters.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let role_name = |arn: &'static str| arn.rsplit('/').next().unwrap_or_default();
         let names = [
-            ("EnrollmentTable", fleetlog_cli::local::ENROLLMENT_TABLE),
-            ("EnrollQueue", fleetlog_cli::local::ENROLL_QUEUE),
-            ("EnrollDeadLetterQueue", fleetlog_cli::local::ENROLL_DLQ),
-            ("LogBucket", fleetlog_cli::local::BUCKET),
-            ("SubscriptionRole", role_name(fleetlog_cli::local::SUBSCRIPTION_ROLE_ARN)),
+            ("EnrollmentTable", fleetlog_local::stack::ENROLLMENT_TABLE),
+            ("EnrollQueue", fleetlog_local::stack::ENROLL_QUEUE),
+            ("EnrollDeadLetterQueue", fleetlog_local::stack::ENROLL_DLQ),
+            ("LogBucket", fleetlog_local::stack::BUCKET),
+            ("SubscriptionRole", role_name(fleetlog_local::stack::SUBSCRIPTION_ROLE_ARN)),
         ];
         Self {
             template: serde_yaml_ng::from_str(&text).unwrap(),

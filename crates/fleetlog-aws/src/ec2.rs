@@ -1,8 +1,9 @@
-//! Reading instances: one DescribeInstances per 200 IDs, or a paginated sweep by tag.
+//! Reading instances (one DescribeInstances per 200 IDs, or a paginated sweep by tag) and setting or
+//! removing one tag on them.
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::{Filter, Instance as Ec2Instance};
+use aws_sdk_ec2::types::{Filter, Instance as Ec2Instance, Tag};
 use fleetlog_core::tags::ManagementTag;
 use fleetlog_core::{Instance, InstanceState, Platform};
 
@@ -34,6 +35,30 @@ pub async fn list_managed_instances(
 /// Every instance in the region (what `fleetlog status` surveys).
 pub async fn list_instances(client: &aws_sdk_ec2::Client) -> Result<Vec<Instance>, AwsError> {
     paginate(client, Vec::new()).await
+}
+
+/// Sets `key=value` on the instances (CreateTags: all of them or none).
+pub async fn set_tag(client: &aws_sdk_ec2::Client, ids: &[String], key: &str, value: &str) -> Result<(), AwsError> {
+    client
+        .create_tags()
+        .set_resources(Some(ids.to_vec()))
+        .tags(Tag::builder().key(key).value(value).build())
+        .send()
+        .await
+        .map_err(|e| classify("ec2:CreateTags", e))?;
+    Ok(())
+}
+
+/// Removes the tag `key`, whatever its value, from the instances.
+pub async fn remove_tag(client: &aws_sdk_ec2::Client, ids: &[String], key: &str) -> Result<(), AwsError> {
+    client
+        .delete_tags()
+        .set_resources(Some(ids.to_vec()))
+        .tags(Tag::builder().key(key).build())
+        .send()
+        .await
+        .map_err(|e| classify("ec2:DeleteTags", e))?;
+    Ok(())
 }
 
 async fn paginate(client: &aws_sdk_ec2::Client, filters: Vec<Filter>) -> Result<Vec<Instance>, AwsError> {

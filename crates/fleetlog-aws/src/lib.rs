@@ -6,11 +6,17 @@
 pub mod alarms;
 pub mod ec2;
 pub mod error;
+#[cfg(feature = "eventbridge")]
+pub mod events;
 pub mod logs;
 pub mod queue;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod sdk;
 pub mod ssm;
 pub mod store;
+#[cfg(feature = "sts")]
+pub mod sts;
 
 pub use error::{AwsError, ErrorKind};
 pub use sdk::Clients;

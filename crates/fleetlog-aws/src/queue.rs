@@ -1,5 +1,6 @@
-//! SQS calls the enroller makes itself: backoff for not-ready instances, dead-lettering with a reason,
-//! and the per-instance requests a large sweep fans out into.
+//! SQS: what the enroller does itself (backoff for not-ready instances, dead-lettering with a reason,
+//! the per-instance requests a large sweep fans out into), and receiving and deleting, for the
+//! stand-in of Lambda's event source mapping where there is no Lambda service.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -133,4 +134,57 @@ pub async fn send_all(client: &aws_sdk_sqs::Client, queue_url: &str, bodies: &[S
         }
     }
     refused
+}
+
+/// ReceiveMessage returns at most 10 messages a call.
+const MAX_RECEIVE: usize = 10;
+
+/// Up to `max` messages visible now (no long polling), with their system attributes, as Lambda's
+/// event source mapping receives them.
+pub async fn receive(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    max: usize,
+) -> Result<Vec<aws_sdk_sqs::types::Message>, AwsError> {
+    let mut batch = Vec::new();
+    while batch.len() < max {
+        let want = i32::try_from((max - batch.len()).min(MAX_RECEIVE)).unwrap_or(10);
+        let received = client
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(want)
+            .wait_time_seconds(0)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| classify("sqs:ReceiveMessage", e))?;
+        let Some(messages) = received.messages.filter(|m| !m.is_empty()) else { break };
+        batch.extend(messages);
+    }
+    Ok(batch)
+}
+
+/// Deletes received messages by their receipt handles (ten per call).
+pub async fn delete_all(client: &aws_sdk_sqs::Client, queue_url: &str, receipts: &[&str]) -> Result<(), AwsError> {
+    for chunk in receipts.chunks(MAX_BATCH_SEND) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, receipt)| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(*receipt)
+                    .build()
+                    .map_err(|e| AwsError::new("sqs:DeleteMessageBatch", ErrorKind::Permanent, e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        client
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify("sqs:DeleteMessageBatch", e))?;
+    }
+    Ok(())
 }

@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_ssm::operation::send_command::SendCommandError;
+use aws_sdk_ssm::types::InstanceInformationStringFilter;
+use fleetlog_core::agent_config::ParameterTier;
 use fleetlog_core::batching::{MAX_SEND_COMMAND_TARGETS, group_in_chunks};
 use fleetlog_core::command_outcome::{CommandFailure, InvocationStatus, excerpt};
 use fleetlog_core::commands::CommandSpec;
@@ -11,6 +13,8 @@ use crate::error::{AwsError, ErrorKind, classify};
 
 /// GetParameters accepts at most 10 names per call.
 const MAX_GET_PARAMETERS: usize = 10;
+/// DescribeInstanceInformation takes at most 50 instance IDs per filter.
+const MAX_INFORMATION_IDS: usize = 50;
 
 /// Sends one command to at most 50 instances and returns its command id.
 ///
@@ -83,6 +87,19 @@ pub struct StoredParameter {
     pub value: String,
 }
 
+/// Reads one parameter; `None` when it does not exist.
+pub async fn get_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<Option<StoredParameter>, AwsError> {
+    match client.get_parameter().name(name).send().await {
+        Ok(out) => Ok(out.parameter().map(|p| StoredParameter {
+            name: name.to_owned(),
+            version: p.version(),
+            value: p.value().unwrap_or_default().to_owned(),
+        })),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_parameter_not_found()) => Ok(None),
+        Err(e) => Err(classify("ssm:GetParameter", e)),
+    }
+}
+
 /// Reads parameters by name; names that do not exist map to `None`.
 pub async fn get_parameters(
     client: &aws_sdk_ssm::Client,
@@ -104,6 +121,87 @@ pub async fn get_parameters(
                 );
             }
         }
+    }
+    Ok(out)
+}
+
+/// Stores an agent config as a String parameter (a new version when it exists) and returns the
+/// version Parameter Store gave it.
+pub async fn put_config_parameter(
+    client: &aws_sdk_ssm::Client,
+    name: &str,
+    value: &str,
+    tier: ParameterTier,
+    description: &str,
+) -> Result<i64, AwsError> {
+    let out = client
+        .put_parameter()
+        .name(name)
+        .description(description)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .tier(match tier {
+            ParameterTier::Standard => aws_sdk_ssm::types::ParameterTier::Standard,
+            ParameterTier::Advanced => aws_sdk_ssm::types::ParameterTier::Advanced,
+        })
+        .overwrite(true)
+        .send()
+        .await
+        .map_err(|e| classify("ssm:PutParameter", e))?;
+    Ok(out.version())
+}
+
+/// SSM's ping status (`Online`, `ConnectionLost`, …) of each instance that has registered with it;
+/// instances that never registered are absent.
+pub async fn ping_statuses(client: &aws_sdk_ssm::Client, ids: &[String]) -> Result<HashMap<String, String>, AwsError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(MAX_INFORMATION_IDS) {
+        let filter = InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .set_values(Some(chunk.to_vec()))
+            .build()
+            .map_err(|e| AwsError::new("ssm:DescribeInstanceInformation", ErrorKind::Permanent, e.to_string()))?;
+        let mut pages = client.describe_instance_information().filters(filter).max_results(50).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("ssm:DescribeInstanceInformation", e))?;
+            for info in page.instance_information_list() {
+                if let (Some(id), Some(ping)) = (info.instance_id(), info.ping_status()) {
+                    out.insert(id.to_owned(), ping.as_str().to_owned());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One command's run on one instance, as ListCommandInvocations reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub command_id: String,
+    pub instance_id: String,
+    pub document: String,
+    /// `Pending`, `InProgress`, `Success`, `Failed`, …
+    pub status: String,
+}
+
+/// Every invocation of one command (`Some`), or of every command SSM still keeps (`None`).
+pub async fn list_invocations(
+    client: &aws_sdk_ssm::Client,
+    command_id: Option<&str>,
+) -> Result<Vec<Invocation>, AwsError> {
+    let mut pages =
+        client.list_command_invocations().set_command_id(command_id.map(str::to_owned)).into_paginator().send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify("ssm:ListCommandInvocations", e))?;
+        out.extend(page.command_invocations().iter().filter_map(|i| {
+            Some(Invocation {
+                command_id: i.command_id()?.to_owned(),
+                instance_id: i.instance_id()?.to_owned(),
+                document: i.document_name().unwrap_or_default().to_owned(),
+                status: i.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            })
+        }));
     }
     Ok(out)
 }

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use fleetlog_core::plan::{EnrollmentRecord, EnrollmentStatus};
+use fleetlog_core::record::{EnrollmentRecord, EnrollmentStatus};
 
 use crate::error::{AwsError, ErrorKind, classify};
 

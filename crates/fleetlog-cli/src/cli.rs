@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use fleetlog_core::settings::enroller_default;
 
 use crate::output::OutputFormat;
 
@@ -122,7 +123,7 @@ pub struct ConfigArgs {
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Parameter names are PREFIX-linux, PREFIX-windows-PROFILE…; must start with AmazonCloudWatch-.
-    #[arg(long, env = "FLEETLOG_CONFIG_PARAMETER_PREFIX", default_value = crate::DEFAULT_PARAMETER_PREFIX)]
+    #[arg(long, env = "FLEETLOG_CONFIG_PARAMETER_PREFIX", default_value = enroller_default("FLEETLOG_CONFIG_PARAMETER_PREFIX"))]
     pub parameter_prefix: String,
     /// What ${fleetlog:LogGroupPrefix} becomes, e.g. CCP-logs-acme-123456789012-eu-west-1.
     #[arg(long, env = "FLEETLOG_LOG_GROUP_PREFIX", conflicts_with = "account_name")]
@@ -144,28 +145,28 @@ pub struct DeploymentArgs {
     #[arg(long, env = "FLEETLOG_ENROLLMENT_TABLE")]
     pub table: Option<String>,
     /// The management tag key (exact case).
-    #[arg(long, env = "FLEETLOG_MANAGEMENT_TAG_KEY", default_value = "fleetlog:managed")]
+    #[arg(long, env = "FLEETLOG_MANAGEMENT_TAG_KEY", default_value = enroller_default("FLEETLOG_MANAGEMENT_TAG_KEY"))]
     pub tag_key: String,
     /// The management tag value (exact case).
-    #[arg(long, env = "FLEETLOG_MANAGEMENT_TAG_VALUE", default_value = "true")]
+    #[arg(long, env = "FLEETLOG_MANAGEMENT_TAG_VALUE", default_value = enroller_default("FLEETLOG_MANAGEMENT_TAG_VALUE"))]
     pub tag_value: String,
     /// The name of fleetlog's subscription filters.
-    #[arg(long, env = "FLEETLOG_SUBSCRIPTION_FILTER_NAME", default_value = "fleetlog")]
+    #[arg(long, env = "FLEETLOG_SUBSCRIPTION_FILTER_NAME", default_value = enroller_default("FLEETLOG_SUBSCRIPTION_FILTER_NAME"))]
     pub filter_name: String,
     /// Seconds an enrolled instance may go without its logs reaching fleetlog before `status` calls
     /// it silent (the stack's FreshnessWindowSeconds).
-    #[arg(long, env = "FLEETLOG_FRESHNESS_WINDOW_SECONDS", default_value = fleetlog_core::settings::FRESHNESS_WINDOW_SECONDS)]
+    #[arg(long, env = "FLEETLOG_FRESHNESS_WINDOW_SECONDS", default_value = enroller_default("FLEETLOG_FRESHNESS_WINDOW_SECONDS"))]
     pub freshness_window: u64,
     /// The retention in days fleetlog sets on log groups (the stack's LogRetentionDays), which
     /// `reconcile --dry-run` checks groups against.
-    #[arg(long, env = "FLEETLOG_LOG_RETENTION_DAYS", default_value_t = fleetlog_core::log_groups::DEFAULT_RETENTION_DAYS)]
+    #[arg(long, env = "FLEETLOG_LOG_RETENTION_DAYS", default_value = enroller_default("FLEETLOG_LOG_RETENTION_DAYS"))]
     pub retention_days: u32,
     /// fleetlog's SSM Command document, which `offboard` sends to stop the agent [default: the
     /// stack's AgentDocument, else fleetlog-agent].
     #[arg(long, env = "FLEETLOG_AGENT_DOCUMENT")]
     pub agent_document: Option<String>,
     /// The document version commands run: a number, or $DEFAULT.
-    #[arg(long, env = "FLEETLOG_AGENT_DOCUMENT_VERSION", default_value = fleetlog_core::commands::DEFAULT_DOCUMENT_VERSION)]
+    #[arg(long, env = "FLEETLOG_AGENT_DOCUMENT_VERSION", default_value = enroller_default("FLEETLOG_AGENT_DOCUMENT_VERSION"))]
     pub agent_document_version: String,
 }
 

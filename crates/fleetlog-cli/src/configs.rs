@@ -4,48 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_ssm::types::{ParameterTier as SsmTier, ParameterType};
-use fleetlog_core::agent_config::{
-    AgentConfigSummary, ConfigPolicy, ParameterTier, TemplateVars, render_template, summarize,
-};
-use fleetlog_core::commands::ConfigParameterName;
+use fleetlog_core::agent_config::{RenderedConfig, Rendering};
 use serde_json::{Value, json};
 
 use crate::output::{Report, Table};
-use crate::sdk_error;
-
-/// How configs are named, rendered and checked: the deployment's parameter prefix, the values of the
-/// template variables, and the policy the enroller applies at enrollment.
-#[derive(Debug, Clone)]
-pub struct Rendering {
-    pub parameter_prefix: String,
-    pub vars: TemplateVars,
-    pub policy: ConfigPolicy,
-}
-
-impl Rendering {
-    /// Configs named under `parameter_prefix`, rendered with `log_group_prefix` and held to it, reading
-    /// files under the default paths and `extra_paths`.
-    pub fn new(parameter_prefix: &str, log_group_prefix: &str, extra_paths: &[String]) -> Self {
-        Self {
-            parameter_prefix: parameter_prefix.to_owned(),
-            vars: TemplateVars { log_group_prefix: log_group_prefix.to_owned() },
-            policy: ConfigPolicy::new(log_group_prefix, extra_paths),
-        }
-    }
-}
 
 /// One agent config file, checked and rendered for publishing.
 #[derive(Debug, Clone)]
 pub struct AgentConfigFile {
     pub path: PathBuf,
-    pub parameter: ConfigParameterName,
-    pub platform: fleetlog_core::Platform,
-    pub profile: Option<String>,
-    /// The file with `${fleetlog:…}` variables replaced, pretty-printed as stored.
-    pub rendered: String,
-    pub summary: AgentConfigSummary,
-    pub tier: ParameterTier,
+    pub config: RenderedConfig,
 }
 
 /// A file that failed its checks, and why.
@@ -85,20 +53,11 @@ pub fn config_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// Checks and renders one file: structure, name, template variables, policy (log groups under the
 /// prefix, files in the allowed paths, no redirection) and size for Parameter Store.
 pub fn load(path: &Path, rendering: &Rendering) -> Result<AgentConfigFile, InvalidConfig> {
-    let (prefix, vars) = (rendering.parameter_prefix.as_str(), &rendering.vars);
     let invalid = |problem: String| InvalidConfig { path: path.to_owned(), problem };
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    let (platform, profile, parameter) =
-        ConfigParameterName::for_config_file(prefix, stem).map_err(|e| invalid(e.to_string()))?;
     let template = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
-    let text = render_template(&template, vars).map_err(|e| invalid(e.to_string()))?;
-    let summary = summarize(&text).map_err(|e| invalid(e.to_string()))?;
-    rendering.policy.check(&summary).map_err(|e| invalid(e.to_string()))?;
-    // Stored compact: the size that counts against the tier limit is the stored one.
-    let value: Value = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    let rendered = value.to_string();
-    let tier = ParameterTier::for_size(rendered.len()).map_err(|e| invalid(e.to_string()))?;
-    Ok(AgentConfigFile { path: path.to_owned(), parameter, platform, profile, rendered, summary, tier })
+    let config = rendering.render(stem, &template).map_err(|e| invalid(e.to_string()))?;
+    Ok(AgentConfigFile { path: path.to_owned(), config })
 }
 
 pub fn load_all(paths: &[PathBuf], rendering: &Rendering) -> Result<(Vec<AgentConfigFile>, Vec<InvalidConfig>)> {
@@ -130,10 +89,11 @@ pub fn validate(paths: &[PathBuf], rendering: &Rendering) -> Result<(Report, boo
     let (good, bad) = load_all(paths, rendering)?;
     let mut table = Table::new(&["file", "parameter", "platform", "log groups", "bytes", "tier"]);
     let mut items = Vec::new();
-    for c in &good {
+    for file in &good {
+        let c = &file.config;
         let groups: Vec<&str> = c.summary.log_groups.iter().map(|g| g.as_str()).collect();
         table.row(vec![
-            c.path.display().to_string(),
+            file.path.display().to_string(),
             c.parameter.to_string(),
             c.platform.to_string(),
             groups.join("\n"),
@@ -141,7 +101,7 @@ pub fn validate(paths: &[PathBuf], rendering: &Rendering) -> Result<(Report, boo
             c.tier.as_str().to_owned(),
         ]);
         items.push(json!({
-            "file": c.path.display().to_string(), "parameter": c.parameter.as_str(), "platform": c.platform.to_string(),
+            "file": file.path.display().to_string(), "parameter": c.parameter.as_str(), "platform": c.platform.to_string(),
             "profile": c.profile, "log_groups": groups, "bytes": c.rendered.len(), "tier": c.tier.as_str(),
         }));
     }
@@ -155,11 +115,7 @@ pub fn validate(paths: &[PathBuf], rendering: &Rendering) -> Result<(Report, boo
 
 /// What Parameter Store holds for a name: (value, version), or None.
 async fn stored(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<Option<(String, i64)>> {
-    match ssm.get_parameter().name(name).send().await {
-        Ok(out) => Ok(out.parameter().map(|p| (p.value().unwrap_or_default().to_owned(), p.version()))),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_parameter_not_found()) => Ok(None),
-        Err(e) => Err(sdk_error("GetParameter")(e)),
-    }
+    Ok(fleetlog_aws::ssm::get_parameter(ssm, name).await?.map(|p| (p.value, p.version)))
 }
 
 /// Same JSON, whatever the formatting.
@@ -189,37 +145,33 @@ pub async fn publish(
     }
     let mut table = Table::new(&["parameter", "file", "tier", "version", "result"]);
     let mut items = Vec::new();
-    for c in &good {
+    for file in &good {
+        let c = &file.config;
         let current = stored(ssm, c.parameter.as_str()).await?;
         let (version, result) = match &current {
             Some((value, version)) if !force && same_config(value, &c.rendered) => (*version, "unchanged"),
             _ => {
-                let out = ssm
-                    .put_parameter()
-                    .name(c.parameter.as_str())
-                    .description(format!("fleetlog CloudWatch agent config from {}", c.path.display()))
-                    .value(&c.rendered)
-                    .r#type(ParameterType::String)
-                    .tier(match c.tier {
-                        ParameterTier::Standard => SsmTier::Standard,
-                        ParameterTier::Advanced => SsmTier::Advanced,
-                    })
-                    .overwrite(true)
-                    .send()
-                    .await
-                    .map_err(sdk_error("PutParameter"))?;
-                (out.version(), if current.is_some() { "updated" } else { "created" })
+                let description = format!("fleetlog CloudWatch agent config from {}", file.path.display());
+                let version = fleetlog_aws::ssm::put_config_parameter(
+                    ssm,
+                    c.parameter.as_str(),
+                    &c.rendered,
+                    c.tier,
+                    &description,
+                )
+                .await?;
+                (version, if current.is_some() { "updated" } else { "created" })
             }
         };
         table.row(vec![
             c.parameter.to_string(),
-            c.path.display().to_string(),
+            file.path.display().to_string(),
             c.tier.as_str().to_owned(),
             version.to_string(),
             result.to_owned(),
         ]);
         items.push(json!({
-            "parameter": c.parameter.as_str(), "file": c.path.display().to_string(), "tier": c.tier.as_str(),
+            "parameter": c.parameter.as_str(), "file": file.path.display().to_string(), "tier": c.tier.as_str(),
             "version": version, "result": result,
         }));
     }
@@ -239,7 +191,8 @@ pub async fn diff(ssm: &aws_sdk_ssm::Client, paths: &[PathBuf], rendering: &Rend
     let mut table = Table::new(&["parameter", "file", "stored version", "status"]);
     let mut items = Vec::new();
     let mut notes = Vec::new();
-    for c in &good {
+    for file in &good {
+        let c = &file.config;
         let current = stored(ssm, c.parameter.as_str()).await?;
         let local = pretty(&c.rendered);
         let (status, version, text) = match &current {
@@ -249,14 +202,14 @@ pub async fn diff(ssm: &aws_sdk_ssm::Client, paths: &[PathBuf], rendering: &Rend
                 let remote = pretty(value);
                 let text = similar::TextDiff::from_lines(&remote, &local)
                     .unified_diff()
-                    .header(&format!("{} (stored v{version})", c.parameter), &c.path.display().to_string())
+                    .header(&format!("{} (stored v{version})", c.parameter), &file.path.display().to_string())
                     .to_string();
                 ("differs", Some(*version), text)
             }
         };
         table.row(vec![
             c.parameter.to_string(),
-            c.path.display().to_string(),
+            file.path.display().to_string(),
             version.map(|v| v.to_string()).unwrap_or_default(),
             status.to_owned(),
         ]);
@@ -264,7 +217,7 @@ pub async fn diff(ssm: &aws_sdk_ssm::Client, paths: &[PathBuf], rendering: &Rend
             notes.push(text.clone());
         }
         items.push(json!({
-            "parameter": c.parameter.as_str(), "file": c.path.display().to_string(), "stored_version": version,
+            "parameter": c.parameter.as_str(), "file": file.path.display().to_string(), "stored_version": version,
             "status": status, "diff": text,
         }));
     }

@@ -6,19 +6,18 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use fleetlog_core::Platform;
 use fleetlog_core::events::ec2_state_change_event;
-use fleetlog_enroller::queue_source::{DEFAULT_BATCH_SIZE, drain_queue};
 use fleetlog_enroller::{MetricsOutput, State};
+use fleetlog_local::emulator::{ACCOUNT, Emulator, REGION};
+use fleetlog_local::event_source::{DEFAULT_BATCH_SIZE, drain_queue};
+use fleetlog_local::pump::{LogPump, PumpReport};
+use fleetlog_local::stack::{BUCKET, ENROLL_QUEUE, ENROLLMENT_TABLE, LOGS_PREFIX, LocalStack, MANAGEMENT_TAG};
 use serde_json::Value;
 
-use crate::emulator::{ACCOUNT, Emulator, REGION};
-use crate::fleet::Fleet;
-use crate::local::{BUCKET, ENROLLMENT_TABLE, LOGS_PREFIX, LocalStack, LogPump, MANAGEMENT_TAG};
+use crate::fleet::{Fleet, FleetOptions};
 use crate::output::{OutputFormat, Report};
 use crate::query::{LocalObjects, local_session, resolve_sql, run_local};
-use crate::sdk_error;
 
 /// Prints numbered steps in plain words: on stdout for people, on stderr when stdout carries JSON.
 struct Narrator {
@@ -97,7 +96,7 @@ async fn bring_up(n: &mut Narrator, configs: &Path) -> Result<(Emulator, LocalSt
         "EventBridge rules for EC2 state changes, tag changes and operator requests → SQS queue {} (with a dead-letter queue)\n\
          DynamoDB table {ENROLLMENT_TABLE} for enrollment records\n\
          Firehose streams and the S3 bucket {BUCKET} the logs land in",
-        crate::local::ENROLL_QUEUE
+        ENROLL_QUEUE
     ));
 
     n.step("Publishing the CloudWatch agent configs from agent-configs/ to Parameter Store");
@@ -138,31 +137,6 @@ fn sample_lines(source: &str, host: &str, count: usize) -> Vec<String> {
             _ => format!("Nov 22 10:{:02}:{:02} {host} systemd[1]: Started session {i} of user ec2-user.", i / 60, i % 60),
         })
         .collect()
-}
-
-/// Writes the lines into the group's stream named after the instance, as the agent does.
-async fn write_logs(stack: &LocalStack, group: &str, instance_id: &str, lines: &[String]) -> Result<()> {
-    let logs = &stack.clients.logs;
-    match logs.create_log_stream().log_group_name(group).log_stream_name(instance_id).send().await {
-        Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) => {}
-        Err(e) => return Err(sdk_error("CreateLogStream")(e)),
-    }
-    let now = chrono::Utc::now().timestamp_millis();
-    let events: Vec<InputLogEvent> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, m)| InputLogEvent::builder().timestamp(now - (lines.len() - i) as i64).message(m).build())
-        .collect::<Result<_, _>>()
-        .context("log event")?;
-    logs.put_log_events()
-        .log_group_name(group)
-        .log_stream_name(instance_id)
-        .set_log_events(Some(events))
-        .send()
-        .await
-        .map_err(sdk_error("PutLogEvents"))?;
-    Ok(())
 }
 
 /// The whole pipeline, narrated, ending in a query answer checked against what was written.
@@ -207,7 +181,7 @@ pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
     let reported = stack.await_command_outcomes(sent, Duration::from_secs(20)).await?;
     let drained = drain_queue(&state, &stack.queue_url, &stack.queue_arn, REGION, DEFAULT_BATCH_SIZE).await?;
     n.say(&format!("{reported} command outcomes recorded ({} messages).", drained.messages));
-    let fleet = Fleet::new(&stack.config, stack.fleet_options());
+    let fleet = Fleet::new(&stack.config, FleetOptions::local());
     let all_ids: Vec<String> = ids.values().cloned().collect();
     let status = fleet.status(&all_ids).await?;
     n.say("What `fleetlog status` now shows:");
@@ -222,7 +196,7 @@ pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
         for (g, group) in record.log_groups.iter().enumerate() {
             let source = group.rsplit('/').next().unwrap_or(group).to_owned();
             let count = 5 + (k * 7 + g * 3) % 11;
-            write_logs(&stack, group, id, &sample_lines(&source, name, count)).await?;
+            stack.write_agent_logs(group, id, &sample_lines(&source, name, count)).await?;
             n.say(&format!("{count:>3} lines → {group} (stream {id})"));
             written.insert((id.clone(), source), count);
         }
@@ -232,7 +206,7 @@ pub async fn demo(configs: &Path, narrate_on_stdout: bool) -> Result<Report> {
     n.step("Carrying the logs: subscription filter → Firehose → log ETL → Firehose → S3");
     n.say("The subscription filters deliver to Firehose for real. The emulator's Firehose cannot call a\ntransformation Lambda, so each raw payload is handed to the ETL's Firehose handler here, and\nits JSON records are put to the stream that writes them to S3.");
     let mut pump = LogPump::default();
-    let mut carried = crate::local::PumpReport::default();
+    let mut carried = PumpReport::default();
     let deadline = Instant::now() + Duration::from_secs(30);
     while carried.events < total {
         let report = pump.pump(&stack).await?;

@@ -4,22 +4,21 @@
 //! request rule) to look at the instances now; the enroller does the work, exactly as for a tag
 //! change. `status` reads every place enrollment leaves a trace.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, bail};
-use aws_sdk_ec2::types::Tag;
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use aws_sdk_ssm::types::InstanceInformationStringFilter;
 use fleetlog_aws::Clients;
 use fleetlog_aws::store::EnrollmentStore;
 use fleetlog_core::alarms::{AlarmThresholds, alarms_for};
 use fleetlog_core::commands::{AgentDocument, ConfigParameterName};
+use fleetlog_core::decision::{Decision, SkipReason, decide};
 use fleetlog_core::drift::{Drift, alarm_drift, retention_drift};
-use fleetlog_core::events::{FLEETLOG_SOURCE, RECONCILE_REQUEST, reconcile_request_detail};
+use fleetlog_core::events::reconcile_request;
 use fleetlog_core::freshness::Liveness;
 use fleetlog_core::instance::is_instance_id;
 use fleetlog_core::log_groups::RetentionDays;
-use fleetlog_core::plan::{Decision, EnrollmentRecord, EnrollmentStatus, SkipReason, decide};
+use fleetlog_core::record::{EnrollmentRecord, EnrollmentStatus};
+use fleetlog_core::settings::enroller_default;
 use fleetlog_core::tags::ManagementTag;
 use fleetlog_core::{Instance, InstanceState};
 use fleetlog_enroller::{Work, plan};
@@ -28,7 +27,6 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::output::{Report, Table, progress_bar};
-use crate::sdk_error;
 
 /// What the CLI needs to know about the deployment (flags or the enroller's own variables).
 #[derive(Debug, Clone)]
@@ -44,6 +42,24 @@ pub struct FleetOptions {
     pub retention: RetentionDays,
 }
 
+impl FleetOptions {
+    /// The local deployment's (`fleetlog local`), with the enroller's defaults.
+    pub fn local() -> Self {
+        use fleetlog_local::stack::{AGENT_DOCUMENT, ENROLLMENT_TABLE, MANAGEMENT_TAG};
+        Self {
+            management_tag: ManagementTag { key: MANAGEMENT_TAG.0.to_owned(), value: MANAGEMENT_TAG.1.to_owned() },
+            agent_document: AgentDocument {
+                name: AGENT_DOCUMENT.to_owned(),
+                version: fleetlog_core::commands::DEFAULT_DOCUMENT_VERSION.to_owned(),
+            },
+            table: ENROLLMENT_TABLE.to_owned(),
+            subscription_filter: enroller_default("FLEETLOG_SUBSCRIPTION_FILTER_NAME").to_owned(),
+            freshness_window: fleetlog_core::freshness::DEFAULT_FRESHNESS_WINDOW,
+            retention: RetentionDays::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Fleet {
     pub clients: Clients,
@@ -54,8 +70,6 @@ pub struct Fleet {
 
 /// Parallel status reads per fleet-wide `status` (bounded so large fleets stay under API rates).
 const STATUS_CONCURRENCY: usize = 8;
-/// DescribeInstanceInformation takes at most 50 instance IDs per filter.
-const SSM_INFO_BATCH: usize = 50;
 
 /// Checks the arguments are instance IDs; a usage error names the bad ones.
 pub fn checked_ids(ids: &[String]) -> Result<Vec<String>> {
@@ -93,31 +107,12 @@ impl Fleet {
 
     /// Asks the enroller to look at these instances (or, with none, the whole fleet) now.
     pub async fn request_check(&self, ids: &[String]) -> Result<()> {
-        let details: Vec<serde_json::Value> = if ids.is_empty() {
-            vec![reconcile_request_detail(None)]
+        let requests: Vec<serde_json::Value> = if ids.is_empty() {
+            vec![reconcile_request(None)]
         } else {
-            ids.iter().map(|id| reconcile_request_detail(Some(id))).collect()
+            ids.iter().map(|id| reconcile_request(Some(id))).collect()
         };
-        for chunk in details.chunks(10) {
-            let entries = chunk
-                .iter()
-                .map(|detail| {
-                    PutEventsRequestEntry::builder()
-                        .source(FLEETLOG_SOURCE)
-                        .detail_type(RECONCILE_REQUEST)
-                        .detail(detail.to_string())
-                        .build()
-                })
-                .collect();
-            let out =
-                self.events.put_events().set_entries(Some(entries)).send().await.map_err(sdk_error("PutEvents"))?;
-            if out.failed_entry_count() > 0 {
-                let reasons: Vec<String> =
-                    out.entries().iter().filter_map(|e| e.error_message().map(str::to_owned)).collect();
-                bail!("EventBridge refused the request: {}", reasons.join("; "));
-            }
-        }
-        Ok(())
+        Ok(fleetlog_aws::events::put_events(&self.events, &requests).await?)
     }
 
     /// `enroll`: set the management tag and ask the enroller to enroll them now.
@@ -125,14 +120,7 @@ impl Fleet {
         let ids = checked_ids(ids)?;
         let instances = self.existing(&ids).await?;
         let tag = &self.options.management_tag;
-        self.clients
-            .ec2
-            .create_tags()
-            .set_resources(Some(ids.clone()))
-            .tags(Tag::builder().key(&tag.key).value(&tag.value).build())
-            .send()
-            .await
-            .map_err(sdk_error("CreateTags"))?;
+        fleetlog_aws::ec2::set_tag(&self.clients.ec2, &ids, &tag.key, &tag.value).await?;
         self.request_check(&ids).await?;
         let mut table = Table::new(&["instance", "state", "action"]);
         let mut items = Vec::new();
@@ -165,14 +153,7 @@ impl Fleet {
         let instances = self.existing(&ids).await?;
         let stopped = self.stop_agents(&instances).await?;
         let key = &self.options.management_tag.key;
-        self.clients
-            .ec2
-            .delete_tags()
-            .set_resources(Some(ids.clone()))
-            .tags(Tag::builder().key(key).build())
-            .send()
-            .await
-            .map_err(sdk_error("DeleteTags"))?;
+        fleetlog_aws::ec2::remove_tag(&self.clients.ec2, &ids, key).await?;
         self.request_check(&ids).await?;
         let mut table = Table::new(&["instance", "agent", "action"]);
         let mut items = Vec::new();
@@ -325,7 +306,7 @@ impl Fleet {
         };
         let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
         let records = self.store.get_many(&ids).await?;
-        let ping = self.ssm_ping(&ids).await?;
+        let ping = fleetlog_aws::ssm::ping_statuses(&self.clients.ssm, &ids).await?;
         let groups: BTreeSet<String> = records.values().flat_map(|r| r.log_groups.iter().cloned()).collect();
         let group_status = self.log_group_status(groups).await?;
         let enrolled: BTreeMap<&str, &EnrollmentRecord> =
@@ -389,35 +370,6 @@ impl Fleet {
         Ok(Report { json: json!({ "summary": summary, "instances": rows }), tables, notes })
     }
 
-    /// SSM's view of each instance (PingStatus); absent instances have not registered.
-    async fn ssm_ping(&self, ids: &[String]) -> Result<HashMap<String, String>> {
-        let mut out = HashMap::new();
-        for chunk in ids.chunks(SSM_INFO_BATCH) {
-            let filter = InstanceInformationStringFilter::builder()
-                .key("InstanceIds")
-                .set_values(Some(chunk.to_vec()))
-                .build()
-                .map_err(|e| anyhow::anyhow!("DescribeInstanceInformation filter: {e}"))?;
-            let mut pages = self
-                .clients
-                .ssm
-                .describe_instance_information()
-                .filters(filter)
-                .max_results(50)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(sdk_error("DescribeInstanceInformation"))?;
-                for info in page.instance_information_list() {
-                    if let (Some(id), Some(ping)) = (info.instance_id(), info.ping_status()) {
-                        out.insert(id.to_owned(), ping.as_str().to_owned());
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
     async fn log_group_status(&self, groups: BTreeSet<String>) -> Result<BTreeMap<String, LogGroupStatus>> {
         let filter_name = &self.options.subscription_filter;
         let checked: Vec<Result<LogGroupStatus>> = futures::stream::iter(groups)
@@ -449,23 +401,16 @@ impl Fleet {
             .map(|command_id| {
                 let progress = progress.clone();
                 async move {
-                    let mut pages =
-                        self.clients.ssm.list_command_invocations().command_id(command_id).into_paginator().send();
-                    let mut invocations = Vec::new();
-                    while let Some(page) = pages.next().await {
-                        let page = page.map_err(sdk_error("ListCommandInvocations"))?;
-                        for invocation in page.command_invocations() {
-                            let Some(instance_id) = invocation.instance_id() else { continue };
-                            invocations.push((
-                                instance_id.to_owned(),
-                                CommandStatus {
-                                    command_id: command_id.to_owned(),
-                                    document: invocation.document_name().unwrap_or_default().to_owned(),
-                                    status: invocation.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                                },
-                            ));
-                        }
-                    }
+                    let invocations: Vec<(String, CommandStatus)> =
+                        fleetlog_aws::ssm::list_invocations(&self.clients.ssm, Some(command_id))
+                            .await?
+                            .into_iter()
+                            .map(|i| {
+                                let status =
+                                    CommandStatus { command_id: i.command_id, document: i.document, status: i.status };
+                                (i.instance_id, status)
+                            })
+                            .collect();
                     progress.inc(1);
                     Ok(invocations)
                 }

@@ -4,9 +4,7 @@
 pub mod cli;
 pub mod configs;
 pub mod demo;
-pub mod emulator;
 pub mod fleet;
-pub mod local;
 pub mod output;
 pub mod query;
 pub mod stack;
@@ -16,35 +14,21 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aws_config::{Region, SdkConfig};
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use clap::CommandFactory;
+use fleetlog_core::agent_config::Rendering;
 use fleetlog_core::log_groups::default_log_group_prefix;
 use fleetlog_core::tags::ManagementTag;
+use fleetlog_local::stack as local;
 
 use cli::{Cli, Command, ConfigArgs, ConfigsCommand, DeployArgs, DeploymentArgs, GlobalArgs, LocalCommand, QueryArgs};
 use output::Report;
 use stack::{StackOutputs, outputs, setting};
 
-/// Agent config parameters are named `{prefix}-{platform}[-{profile}]`; the enroller's default.
-pub const DEFAULT_PARAMETER_PREFIX: &str = "AmazonCloudWatch-fleetlog";
 /// `configs validate` without a prefix renders templates with this example.
 const EXAMPLE_LOG_GROUP_PREFIX: &str = "CCP-logs-example-123456789012-us-east-1";
 /// Names the CLI uses without `--stack` or a flag: the local deployment's (`fleetlog local`).
 const DEFAULT_TABLE: &str = local::ENROLLMENT_TABLE;
 const DEFAULT_WORKGROUP: &str = "fleetlog";
-
-/// Turns an SDK error into one line: the service's code and message, or the cause chain of a
-/// connection failure.
-pub fn sdk_error<E>(operation: &'static str) -> impl FnOnce(E) -> anyhow::Error
-where
-    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-{
-    move |e| match (e.code(), e.message()) {
-        (Some(code), Some(message)) => anyhow::anyhow!("{operation} failed: {code}: {message}"),
-        (Some(code), None) => anyhow::anyhow!("{operation} failed: {code}"),
-        _ => anyhow::anyhow!("{operation} failed: {}", aws_sdk_s3::error::DisplayErrorContext(&e)),
-    }
-}
 
 /// `agent-configs/` in the working directory, else the one in this source tree.
 pub fn default_configs_dir() -> PathBuf {
@@ -161,7 +145,7 @@ async fn run_deploy(global: &GlobalArgs, args: DeployArgs) -> Result<Report> {
         bail!("name the stack to deploy with --stack NAME (or FLEETLOG_STACK)");
     };
     let config = sdk_config(global).await;
-    let s3 = local::s3_client(&config);
+    let s3 = fleetlog_aws::s3::client(&config);
     let options = stack::DeployOptions {
         stack,
         code_bucket: args.code_bucket,
@@ -178,9 +162,9 @@ fn config_paths(args: &ConfigArgs) -> Vec<PathBuf> {
 
 /// How configs are rendered and checked: the log group prefix fills the templates and bounds the
 /// groups they may name.
-async fn rendering(global: &GlobalArgs, args: &ConfigArgs, config: Option<&SdkConfig>) -> Result<configs::Rendering> {
+async fn rendering(global: &GlobalArgs, args: &ConfigArgs, config: Option<&SdkConfig>) -> Result<Rendering> {
     let prefix = log_group_prefix(global, args, config).await?;
-    Ok(configs::Rendering::new(&args.parameter_prefix, &prefix, &args.allow_path))
+    Ok(Rendering::new(&args.parameter_prefix, &prefix, &args.allow_path))
 }
 
 /// The log group prefix: given, the stack's output, built from the account name, or (validating
@@ -208,12 +192,10 @@ async fn log_group_prefix(global: &GlobalArgs, args: &ConfigArgs, config: Option
         (None, Some(_)) => bail!("give --log-group-prefix, or --account-name to build CCP-logs-NAME-ACCOUNT_ID-REGION"),
         (Some(name), Some(config)) => (name, config),
     };
-    let identity =
-        aws_sdk_sts::Client::new(config).get_caller_identity().send().await.map_err(sdk_error("GetCallerIdentity"))?;
-    let account = identity.account().context("STS returned no account id")?;
+    let account = fleetlog_aws::sts::account_id(config).await?;
     let region =
         config.region().map(ToString::to_string).or_else(|| global.region.clone()).context("no AWS region set")?;
-    Ok(default_log_group_prefix(name, account, &region))
+    Ok(default_log_group_prefix(name, &account, &region))
 }
 
 async fn run_configs(global: &GlobalArgs, command: ConfigsCommand) -> Result<Outcome> {
@@ -264,7 +246,7 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
         let objects = match query::LocalSource::parse(&source) {
             query::LocalSource::Dir(dir) => query::LocalObjects::in_folder(&dir)?,
             query::LocalSource::S3 { bucket, prefix } => {
-                let s3 = local::s3_client(&loaded_or_new(global, loaded).await);
+                let s3 = fleetlog_aws::s3::client(&loaded_or_new(global, loaded).await);
                 query::LocalObjects::in_s3(&s3, &bucket, &prefix).await?
             }
         };
@@ -309,13 +291,5 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn the_default_parameter_prefix_is_the_enrollers() {
-        assert_eq!(
-            fleetlog_core::settings::default_of("FLEETLOG_CONFIG_PARAMETER_PREFIX"),
-            Some(DEFAULT_PARAMETER_PREFIX)
-        );
     }
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::output::{Report, Table, spinner};
-use crate::sdk_error;
+use fleetlog_aws::error::classify;
 
 /// infra/fleetlog.yaml, the template `deploy` deploys.
 pub const TEMPLATE: &str = include_str!("../../../infra/fleetlog.yaml");
@@ -36,7 +36,12 @@ pub struct StackOutputs(pub BTreeMap<String, String>);
 impl StackOutputs {
     pub async fn read(config: &SdkConfig, stack: &str) -> Result<Self> {
         let cfn = aws_sdk_cloudformation::Client::new(config);
-        let out = cfn.describe_stacks().stack_name(stack).send().await.map_err(sdk_error("DescribeStacks"))?;
+        let out = cfn
+            .describe_stacks()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|e| classify("cloudformation:DescribeStacks", e))?;
         let found = out.stacks().first().with_context(|| format!("no stack named {stack}"))?;
         Ok(Self(
             found
@@ -86,17 +91,6 @@ pub struct DeployOptions {
     pub timeout: Duration,
 }
 
-/// Uploads `bytes` under `key` unless an object is already there (same key, same content).
-async fn upload_once(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<bool> {
-    match s3.head_object().bucket(bucket).key(key).send().await {
-        Ok(_) => return Ok(false),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
-        Err(e) => return Err(sdk_error("HeadObject")(e)),
-    }
-    s3.put_object().bucket(bucket).key(key).body(bytes.into()).send().await.map_err(sdk_error("PutObject"))?;
-    Ok(true)
-}
-
 fn read_zip(dir: &Path, function: &str) -> Result<Vec<u8>> {
     let path = dir.join(function).join("bootstrap.zip");
     std::fs::read(&path).with_context(|| format!("cannot read {} (scripts/package builds it)", path.display()))
@@ -110,12 +104,13 @@ pub async fn deploy(config: &SdkConfig, s3: &aws_sdk_s3::Client, options: &Deplo
     for (function, parameter) in FUNCTIONS {
         let zip = read_zip(&options.zips, function)?;
         let key = content_key(&format!("{function}.zip"), &zip);
-        let uploaded = upload_once(s3, &options.code_bucket, &key, zip).await?;
+        let uploaded = fleetlog_aws::s3::put_once(s3, &options.code_bucket, &key, zip).await?;
         uploads.row(vec![format!("s3://{}/{key}", options.code_bucket), uploaded_word(uploaded)]);
         parameters.insert(parameter.into(), key);
     }
     let template_key = content_key("fleetlog.yaml", TEMPLATE.as_bytes());
-    let uploaded = upload_once(s3, &options.code_bucket, &template_key, TEMPLATE.as_bytes().to_vec()).await?;
+    let uploaded =
+        fleetlog_aws::s3::put_once(s3, &options.code_bucket, &template_key, TEMPLATE.as_bytes().to_vec()).await?;
     uploads.row(vec![format!("s3://{}/{template_key}", options.code_bucket), uploaded_word(uploaded)]);
     let template_url = object_url(config, &options.code_bucket, &template_key);
 
@@ -130,7 +125,7 @@ pub async fn deploy(config: &SdkConfig, s3: &aws_sdk_s3::Client, options: &Deplo
         {
             false
         }
-        Err(e) => return Err(sdk_error("DescribeStacks")(e)),
+        Err(e) => return Err(classify("cloudformation:DescribeStacks", e).into()),
     };
     let stack_parameters: Vec<Parameter> =
         parameters.iter().map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build()).collect();
@@ -151,7 +146,7 @@ pub async fn deploy(config: &SdkConfig, s3: &aws_sdk_s3::Client, options: &Deplo
             {
                 "unchanged"
             }
-            Err(e) => return Err(sdk_error("UpdateStack")(e)),
+            Err(e) => return Err(classify("cloudformation:UpdateStack", e).into()),
         }
     } else {
         cfn.create_stack()
@@ -161,7 +156,7 @@ pub async fn deploy(config: &SdkConfig, s3: &aws_sdk_s3::Client, options: &Deplo
             .capabilities(Capability::CapabilityIam)
             .send()
             .await
-            .map_err(sdk_error("CreateStack"))?;
+            .map_err(|e| classify("cloudformation:CreateStack", e))?;
         "created"
     };
     if action != "unchanged" {
@@ -204,7 +199,12 @@ async fn wait_for_stack(cfn: &aws_sdk_cloudformation::Client, stack: &str, timeo
     let bar = spinner("waiting for CloudFormation");
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let out = cfn.describe_stacks().stack_name(stack).send().await.map_err(sdk_error("DescribeStacks"))?;
+        let out = cfn
+            .describe_stacks()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|e| classify("cloudformation:DescribeStacks", e))?;
         let status = out.stacks().first().and_then(|s| s.stack_status().cloned());
         let text = status.as_ref().map_or("unknown", |s| s.as_str()).to_owned();
         bar.set_message(text.clone());
@@ -214,8 +214,12 @@ async fn wait_for_stack(cfn: &aws_sdk_cloudformation::Client, stack: &str, timeo
         }
         if text.ends_with("FAILED") || text.contains("ROLLBACK") {
             bar.finish_and_clear();
-            let events =
-                cfn.describe_stack_events().stack_name(stack).send().await.map_err(sdk_error("DescribeStackEvents"))?;
+            let events = cfn
+                .describe_stack_events()
+                .stack_name(stack)
+                .send()
+                .await
+                .map_err(|e| classify("cloudformation:DescribeStackEvents", e))?;
             let reason = events
                 .stack_events()
                 .iter()

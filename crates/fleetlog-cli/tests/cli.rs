@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use aws_sdk_ec2::types::InstanceType;
-use fleetlog_cli::emulator::{Emulator, REGION};
-use fleetlog_cli::local::{AGENT_DOCUMENT, LocalStack};
 use fleetlog_core::Platform;
 use fleetlog_enroller::State;
-use fleetlog_enroller::queue_source::{DEFAULT_BATCH_SIZE, drain_queue};
+use fleetlog_local::emulator::{Emulator, REGION};
+use fleetlog_local::event_source::{DEFAULT_BATCH_SIZE, drain_queue};
+use fleetlog_local::stack::{AGENT_DOCUMENT, LocalStack};
 use serde_json::Value;
 
 /// `agent-configs/`, found from the folder cargo runs tests in (the package's): a path compiled in
@@ -362,10 +362,10 @@ async fn query_runs_locally_on_folders_and_on_athena() {
     // From S3, many objects: fetched several at a time, every one of them read once.
     for n in 0..25 {
         let body = fleetlog_etl::decode::gzip(record(&n.to_string(), "i-01234567").as_bytes());
-        let put = local.stack.s3.put_object().bucket(fleetlog_cli::local::BUCKET);
+        let put = local.stack.s3.put_object().bucket(fleetlog_local::stack::BUCKET);
         put.key(format!("many/dt=x/{n:02}.json.gz")).body(body.into()).send().await.unwrap();
     }
-    let source = format!("s3://{}/many/", fleetlog_cli::local::BUCKET);
+    let source = format!("s3://{}/many/", fleetlog_local::stack::BUCKET);
     let sql = "SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM logs";
     let from_s3 = json_of(&local.run(&["query", "--local", "--source", &source, "-o", "json", sql]));
     assert_eq!(from_s3["rows"][0], serde_json::json!({"n": 25, "ids": 25}));
@@ -411,11 +411,11 @@ async fn local_up_serves_the_other_commands_until_interrupted() {
         .map_while(Result::ok)
         .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("AWS_ENDPOINT_URL=").map(str::to_owned)))
         .expect("local up prints the endpoint");
-    let config = fleetlog_cli::emulator::sdk_config_for(&endpoint).await;
+    let config = fleetlog_local::emulator::sdk_config_for(&endpoint).await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let launched = ec2
         .run_instances()
-        .image_id(fleetlog_cli::local::LINUX_AMI)
+        .image_id(fleetlog_local::stack::LINUX_AMI)
         .instance_type(InstanceType::T3Micro)
         .min_count(1)
         .max_count(1)
@@ -446,7 +446,7 @@ async fn local_up_serves_the_other_commands_until_interrupted() {
 async fn deploy_then_commands_find_everything_through_the_stack() {
     let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
     let config = emulator.sdk_config().await;
-    fleetlog_cli::local::s3_client(&config).create_bucket().bucket("code").send().await.unwrap();
+    fleetlog_aws::s3::client(&config).create_bucket().bucket("code").send().await.unwrap();
     let zips = tempfile::tempdir().unwrap();
     for function in ["fleetlog-enroller", "fleetlog-etl"] {
         std::fs::create_dir_all(zips.path().join(function)).unwrap();

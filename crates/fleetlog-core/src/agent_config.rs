@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
+use crate::Platform;
+use crate::commands::{CommandError, ConfigParameterName};
 use crate::log_groups::{LogGroupName, NameError};
 
 /// Placeholder the CloudWatch agent replaces with the instance id in names.
@@ -461,6 +463,65 @@ impl ParameterTier {
 )]
 pub struct ConfigTooLarge {
     pub bytes: usize,
+}
+
+/// How one deployment names, renders and checks agent configs: its parameter prefix, the values of
+/// the template variables, and the policy the enroller applies at enrollment (so a config that
+/// publishes is one the enroller accepts).
+#[derive(Debug, Clone)]
+pub struct Rendering {
+    pub parameter_prefix: String,
+    pub vars: TemplateVars,
+    pub policy: ConfigPolicy,
+}
+
+/// One agent config file, checked and rendered as Parameter Store will hold it.
+#[derive(Debug, Clone)]
+pub struct RenderedConfig {
+    pub parameter: ConfigParameterName,
+    pub platform: Platform,
+    pub profile: Option<String>,
+    /// The file with `${fleetlog:…}` variables replaced, compact, as stored.
+    pub rendered: String,
+    pub summary: AgentConfigSummary,
+    pub tier: ParameterTier,
+}
+
+/// Why a config file cannot be published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Name(#[from] CommandError),
+    #[error(transparent)]
+    Config(#[from] AgentConfigError),
+    #[error(transparent)]
+    TooLarge(#[from] ConfigTooLarge),
+}
+
+impl Rendering {
+    /// Configs named under `parameter_prefix`, rendered with `log_group_prefix` and held to it, reading
+    /// files under the default paths and `extra_paths`.
+    pub fn new(parameter_prefix: &str, log_group_prefix: &str, extra_paths: &[String]) -> Self {
+        Self {
+            parameter_prefix: parameter_prefix.to_owned(),
+            vars: TemplateVars { log_group_prefix: log_group_prefix.to_owned() },
+            policy: ConfigPolicy::new(log_group_prefix, extra_paths),
+        }
+    }
+
+    /// Checks and renders the config file named `file_stem` (`linux`, `windows-web`, …) whose text is
+    /// `template`: its name, template variables, structure, policy and stored size.
+    pub fn render(&self, file_stem: &str, template: &str) -> Result<RenderedConfig, RenderError> {
+        let (platform, profile, parameter) = ConfigParameterName::for_config_file(&self.parameter_prefix, file_stem)?;
+        let text = render_template(template, &self.vars)?;
+        let summary = summarize(&text)?;
+        self.policy.check(&summary)?;
+        // Stored compact: the size that counts against the tier limit is the stored one.
+        let value: Value = serde_json::from_str(&text).map_err(|e| AgentConfigError::NotJson(e.to_string()))?;
+        let rendered = value.to_string();
+        let tier = ParameterTier::for_size(rendered.len())?;
+        Ok(RenderedConfig { parameter, platform, profile, rendered, summary, tier })
+    }
 }
 
 /// Values substituted into `agent-configs/` templates when they are published.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{EnrollmentRecord, EnrollmentStatus};
+use crate::record::{EnrollmentRecord, EnrollmentStatus};
 
 /// Longest excerpt of a failed step's output kept in the record (bytes, on a character boundary).
 pub const MAX_OUTPUT_EXCERPT: usize = 1024;

@@ -6,7 +6,7 @@ use crate::agent_config::{self, AgentConfigSummary, ConfigPolicy};
 use crate::commands::{CommandError, ConfigParameterName};
 use crate::instance::Instance;
 use crate::log_groups::LogGroupName;
-use crate::plan::{EnrollmentRecord, EnrollmentStatus};
+use crate::record::{EnrollmentRecord, EnrollmentStatus};
 
 /// The parameter an instance's config is read from: by platform and its profile tag.
 pub fn config_parameter(

@@ -264,6 +264,11 @@ pub fn reconcile_request_detail(instance_id: Option<&str>) -> Value {
     }
 }
 
+/// An operator's request as the event the request rule matches: one instance, or the whole fleet.
+pub fn reconcile_request(instance_id: Option<&str>) -> Value {
+    queue_request(RECONCILE_REQUEST, reconcile_request_detail(instance_id))
+}
+
 /// Builds the `aws.tag` event AWS emits when tags on an EC2 instance change.
 pub fn tag_change_event(
     instance_id: &str,

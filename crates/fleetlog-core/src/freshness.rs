@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{EnrollmentRecord, EnrollmentStatus};
+use crate::record::{EnrollmentRecord, EnrollmentStatus};
 
 /// How long an enrolled instance may go without a log event reaching fleetlog before it is `silent`
 /// ([`crate::settings::FRESHNESS_WINDOW_SECONDS`] says the same for the settings tables).

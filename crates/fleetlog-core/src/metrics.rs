@@ -1,4 +1,5 @@
-//! Counters as CloudWatch Embedded Metric Format lines: one log line, no API call.
+//! Counters as CloudWatch Embedded Metric Format lines: one log line, no API call. Built here;
+//! written by `fleetlog_sdk::metrics`.
 
 use serde_json::json;
 
@@ -55,38 +56,6 @@ counters! {
     RecordsFailed,
 }
 
-/// Where embedded-metric lines go. Lambda turns stdout lines into metrics; a local run inside the
-/// CLI keeps stdout for the CLI's own output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MetricsOutput {
-    #[default]
-    Stdout,
-    Stderr,
-}
-
-impl MetricsOutput {
-    /// Writes the counts, timed now, as one EMF line (nothing when all are zero). EMF must be a log
-    /// line of its own; CloudWatch turns it into metrics without an API call.
-    pub fn emit(self, counts: &[(Counter, u64)]) {
-        if let Some(line) = emf_line(counts, chrono::Utc::now().timestamp_millis()) {
-            self.write(&line);
-        }
-    }
-
-    /// Writes levels (a sweep's counts of the fleet), zeros included: an alarm on a level must see it
-    /// fall back to zero.
-    pub fn emit_gauges(self, levels: &[(Counter, u64)]) {
-        self.write(&emf_document(levels, chrono::Utc::now().timestamp_millis()).to_string());
-    }
-
-    fn write(self, line: &str) {
-        match self {
-            MetricsOutput::Stdout => println!("{line}"),
-            MetricsOutput::Stderr => eprintln!("{line}"),
-        }
-    }
-}
-
 /// One EMF document with the given counts (zero counts are left out); `None` when all are zero.
 pub fn emf_line(counts: &[(Counter, u64)], timestamp_ms: i64) -> Option<String> {
     let nonzero: Vec<(Counter, u64)> = counts.iter().copied().filter(|(_, n)| *n > 0).collect();
@@ -94,6 +63,12 @@ pub fn emf_line(counts: &[(Counter, u64)], timestamp_ms: i64) -> Option<String> 
         return None;
     }
     Some(emf_document(&nonzero, timestamp_ms).to_string())
+}
+
+/// One EMF document with the given levels, zeros included: an alarm on a level must see it fall back
+/// to zero.
+pub fn emf_gauges_line(levels: &[(Counter, u64)], timestamp_ms: i64) -> String {
+    emf_document(levels, timestamp_ms).to_string()
 }
 
 fn emf_document(counts: &[(Counter, u64)], timestamp_ms: i64) -> serde_json::Value {

@@ -51,3 +51,7 @@ pub const COLUMNS: &[Column] = &[
 /// Partition keys: the `dt`/`hour` the Firehose shape returns as `metadata.partitionKeys`, which the
 /// delivery stream's dynamic partitioning turns into `dt=YYYY-MM-DD/hour=HH/` prefixes.
 pub const PARTITION_KEYS: [Column; 2] = [column("dt", "string"), column("hour", "string")];
+
+/// How a gzip member begins (RFC 1952): the subscription payloads are gzip, and the stored objects
+/// are when the delivery stream compresses them, so readers tell the two kinds apart by it.
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];

@@ -53,9 +53,10 @@ pub const ETL_VARIABLES: &[(&str, Option<&str>)] = &[
 pub const FRESHNESS_WINDOW_SECONDS: &str = "1800";
 const FRESHNESS_WINDOW_RANGE: std::ops::RangeInclusive<u64> = 1..=604_800;
 
-/// The default of one of [`ENROLLER_VARIABLES`] (`None` for required or unknown variables).
-pub fn default_of(name: &str) -> Option<&'static str> {
-    ENROLLER_VARIABLES.iter().find(|(n, _)| *n == name).and_then(|(_, d)| *d)
+/// The default of one of [`ENROLLER_VARIABLES`], empty for required or unknown ones. The CLI's flags of
+/// the same meaning default to it, so the CLI and the Lambda agree.
+pub fn enroller_default(name: &str) -> &'static str {
+    ENROLLER_VARIABLES.iter().find(|(n, _)| *n == name).and_then(|(_, d)| *d).unwrap_or_default()
 }
 
 /// One variable of `table` through `lookup`: its value (trimmed), else its default.
@@ -380,12 +381,13 @@ mod tests {
         }
         let window = "FLEETLOG_FRESHNESS_WINDOW_SECONDS";
         let etl = ETL_VARIABLES.iter().find(|(n, _)| *n == window).and_then(|(_, d)| *d);
-        assert_eq!(etl, default_of(window), "one window for both");
+        assert_eq!(etl, Some(enroller_default(window)), "one window for both");
         assert_eq!(
-            default_of("FLEETLOG_LOG_RETENTION_DAYS"),
-            Some(crate::log_groups::DEFAULT_RETENTION_DAYS.to_string().as_str()),
+            enroller_default("FLEETLOG_LOG_RETENTION_DAYS"),
+            crate::log_groups::DEFAULT_RETENTION_DAYS.to_string(),
             "the CLI's retention default is the enroller's"
         );
+        assert_eq!(enroller_default("FLEETLOG_ENROLLMENT_TABLE"), "", "required: no default");
     }
 
     #[test]

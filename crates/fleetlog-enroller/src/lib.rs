@@ -4,7 +4,6 @@
 
 pub mod enroll;
 pub mod outcome;
-pub mod queue_source;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -14,8 +13,8 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use fleetlog_aws::queue::{self, QueueUrls};
 use fleetlog_core::events::{Trigger, parse_trigger, trigger_from_event};
 use fleetlog_core::metrics::Counter;
-pub use fleetlog_core::metrics::MetricsOutput;
 use fleetlog_core::readiness::ReadinessStep;
+pub use fleetlog_sdk::metrics::MetricsOutput;
 use serde_json::{Value, json};
 use tracing::{error, info, warn};
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use fleetlog_aws::{AwsError, ErrorKind};
+use fleetlog_core::decision::SkipReason;
 use fleetlog_core::metrics::Counter;
-use fleetlog_core::plan::SkipReason;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

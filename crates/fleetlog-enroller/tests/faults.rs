@@ -22,7 +22,7 @@ use aws_sdk_ssm::operation::send_command::SendCommandError;
 use aws_sdk_ssm::types::{CommandInvocation, CommandInvocationStatus, CommandPlugin, CommandPluginStatus, Parameter};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use fleetlog_aws::Clients;
-use fleetlog_core::plan::{EnrollmentRecord, EnrollmentStatus};
+use fleetlog_core::record::{EnrollmentRecord, EnrollmentStatus};
 use fleetlog_core::settings::EnrollerSettings;
 use fleetlog_enroller::outcome::Outcome;
 use fleetlog_enroller::{Enroller, State, Work, handle_sqs};

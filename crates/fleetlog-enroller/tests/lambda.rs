@@ -1,19 +1,19 @@
 //! The enroller as Lambda runs it: the binary (`src/main.rs`: settings, SDK clients, the
 //! lambda_runtime wiring) polls a fake Lambda Runtime API on 127.0.0.1 (`fleetlog-fake-runtime`),
-//! with AWS either out of reach or the emulator with fleetlog deployed in it (the CLI's local stack:
-//! a dev-dependency on fleetlog-cli, which itself depends on this crate).
+//! with AWS either out of reach or the emulator with fleetlog deployed in it (`fleetlog-local`, a
+//! dev-dependency that itself depends on this crate).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fleetlog_aws::store::EnrollmentStore;
-use fleetlog_cli::emulator::{ACCOUNT, Emulator, REGION};
-use fleetlog_cli::local::{ENROLLMENT_TABLE, LocalStack, MANAGEMENT_TAG};
 use fleetlog_core::Platform;
 use fleetlog_core::events::ec2_state_change_event;
-use fleetlog_core::plan::EnrollmentStatus;
+use fleetlog_core::record::EnrollmentStatus;
 use fleetlog_fake_runtime::{Answer, NOWHERE, aws_at, deployment_bootstrap, run_function};
+use fleetlog_local::emulator::{ACCOUNT, Emulator, REGION};
+use fleetlog_local::stack::{AGENT_DOCUMENT, ENROLLMENT_TABLE, LocalStack, MANAGEMENT_TAG};
 use serde_json::{Value, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_fleetlog-enroller");
@@ -90,10 +90,16 @@ async fn the_deployment_zip_enrolls_an_instance_on_the_emulator() {
 async fn enrolls_an_instance_on_the_emulator(binary: &Path) {
     let emulator = Emulator::start().unwrap();
     let stack = LocalStack::deploy(&emulator.sdk_config().await).await.unwrap();
-    let configs = PathBuf::from("../../agent-configs");
-    let (_, published) =
-        fleetlog_cli::configs::publish(&stack.clients.ssm, &[configs], &stack.rendering(), false).await.unwrap();
-    assert!(published);
+    let linux = stack.rendering().render("linux", include_str!("../../../agent-configs/linux.json")).unwrap();
+    fleetlog_aws::ssm::put_config_parameter(
+        &stack.clients.ssm,
+        linux.parameter.as_str(),
+        &linux.rendered,
+        linux.tier,
+        "agent-configs/linux.json",
+    )
+    .await
+    .unwrap();
     let id = stack.launch(Platform::Linux, &[MANAGEMENT_TAG], 1).await.unwrap().remove(0);
 
     // The function's environment as the stack sets it, its AWS calls going to the emulator.
@@ -110,6 +116,6 @@ async fn enrolls_an_instance_on_the_emulator(binary: &Path) {
     assert_eq!(record.map(|r| r.status), Some(EnrollmentStatus::Enrolling), "until its command reports back");
     let commands = stack.clients.ssm.list_commands().instance_id(&id).send().await.unwrap();
     let documents: Vec<&str> = commands.commands().iter().filter_map(|c| c.document_name()).collect();
-    assert_eq!(documents, [fleetlog_cli::local::AGENT_DOCUMENT], "one command: fleetlog's document");
+    assert_eq!(documents, [AGENT_DOCUMENT], "one command: fleetlog's document");
     assert_eq!(run.metric("Enrolled"), 1, "{}", run.stdout);
 }

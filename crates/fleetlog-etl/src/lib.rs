@@ -18,7 +18,7 @@ use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventReco
 
 use fleetlog_core::freshness::{MAX_SIGHTINGS_PER_REPORT, Sighting, SightingThrottle, logs_seen_request};
 use fleetlog_core::metrics::Counter;
-pub use fleetlog_core::metrics::MetricsOutput;
+pub use fleetlog_sdk::metrics::MetricsOutput;
 use serde_json::value::RawValue;
 
 use decode::{MessageType, gunzip_into, parse_envelope};

@@ -1,7 +1,12 @@
-//! The one way fleetlog builds its AWS SDK configuration, for every binary: the environment's
-//! credentials chain and region (and `AWS_ENDPOINT_URL`), the standard retry mode (throttling and
-//! 5xx retried with backoff), and bounded timeouts, chosen by who is calling. Callers add what is
-//! theirs (a profile, a region, an endpoint, credentials) to the loader.
+//! How every fleetlog binary meets AWS at its edge, in one place: the SDK configuration, and where its
+//! embedded metrics are written ([`metrics`]).
+//!
+//! The configuration: the environment's credentials chain and region (and `AWS_ENDPOINT_URL`), the
+//! standard retry mode (throttling and 5xx retried with backoff), and bounded timeouts, chosen by who
+//! is calling. Callers add what is theirs (a profile, a region, an endpoint, credentials) to the
+//! loader.
+
+pub mod metrics;
 
 use std::time::Duration;
 

@@ -1,36 +1,34 @@
-//! fleetlog's resources inside the local emulator, and the hops the emulator does not perform.
+//! fleetlog's resources inside the local emulator, named as the stack in `infra/` names them.
 //!
-//! What the stack in infra/ creates for the pipeline, created here with SDK calls: the enroll queue
-//! and its DLQ, the EventBridge rules (same patterns), the enrollment table, the log bucket and the
-//! delivery streams. The emulator never invokes Lambdas, so two hops are performed by this module
-//! through the same handler entry points the Lambdas use: draining the enroll queue into the
-//! enroller ([`fleetlog_enroller::queue_source::drain_queue`]), and carrying raw subscription data from S3
-//! through the ETL's Firehose shape into the processed stream ([`LogPump`]).
+//! What the stack creates for the pipeline, created here with SDK calls: the enroll queue and its DLQ,
+//! the EventBridge rules (same patterns), fleetlog's Command document, the enrollment table, the log
+//! bucket and the delivery streams. [`LocalStack`] also stands in for what AWS would do on its own:
+//! Run Command's status-change events, and the agent writing log lines.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result};
 use aws_config::SdkConfig;
-use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseResponse};
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_firehose::types::{CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use fleetlog_aws::Clients;
+use fleetlog_aws::error::classify;
 use fleetlog_core::Platform;
+use fleetlog_core::agent_config::Rendering;
 use fleetlog_core::events::{
     FORWARDED_COMMAND_STATUSES, command_invocation_event, command_outcome_rule_pattern, reconcile_request_rule_pattern,
     state_change_rule_pattern, tag_change_rule_pattern,
 };
 use fleetlog_core::log_groups::default_log_group_prefix;
-use fleetlog_core::settings::EnrollerSettings;
+use fleetlog_core::settings::{EnrollerSettings, enroller_default};
 use fleetlog_enroller::Enroller;
-use fleetlog_etl::put::{RetryPolicy, put_all};
+use fleetlog_etl::put::RetryPolicy;
 use fleetlog_etl::{EtlState, MetricsOutput, SightingReports};
 
+use crate::LocalError;
 use crate::emulator::{ACCOUNT, REGION};
-use crate::sdk_error;
 
 pub const ENROLL_QUEUE: &str = "fleetlog-enroll";
 pub const ENROLL_DLQ: &str = "fleetlog-enroll-dlq";
@@ -55,7 +53,7 @@ pub const LINUX_AMI: &str = "ami-0a1b2c3d4e5f60001";
 pub const WINDOWS_AMI: &str = "ami-0a1b2c3d4e5f60006";
 /// The emulator launches at most this many instances per RunInstances call.
 const MAX_LAUNCH: i32 = 40;
-/// The enroller's default management tag.
+/// The management tag the local deployment uses: the enroller's default (a test holds them equal).
 pub const MANAGEMENT_TAG: (&str, &str) = ("fleetlog:managed", "true");
 /// The account name the local log group prefix is built from.
 pub const LOCAL_ACCOUNT_NAME: &str = "fleetlog local";
@@ -64,7 +62,10 @@ pub const LOCAL_ACCOUNT_NAME: &str = "fleetlog local";
 pub fn enroll_rules() -> Vec<(&'static str, serde_json::Value)> {
     vec![
         ("fleetlog-ec2-state", state_change_rule_pattern()),
-        ("fleetlog-ec2-tags", tag_change_rule_pattern(&["fleetlog:managed", "fleetlog:profile"])),
+        (
+            "fleetlog-ec2-tags",
+            tag_change_rule_pattern(&[MANAGEMENT_TAG.0, enroller_default("FLEETLOG_PROFILE_TAG_KEY")]),
+        ),
         ("fleetlog-requests", reconcile_request_rule_pattern()),
         ("fleetlog-command-outcomes", command_outcome_rule_pattern(AGENT_DOCUMENT)),
     ]
@@ -89,10 +90,10 @@ pub struct LocalStack {
 
 impl LocalStack {
     /// Creates (or finds) every resource; safe to run against an emulator that already has them.
-    pub async fn deploy(config: &SdkConfig) -> Result<Self> {
+    pub async fn deploy(config: &SdkConfig) -> Result<Self, LocalError> {
         let clients = Clients::new(config);
         let events = aws_sdk_eventbridge::Client::new(config);
-        let s3 = s3_client(config);
+        let s3 = fleetlog_aws::s3::client(config);
         let firehose = aws_sdk_firehose::Client::new(config);
 
         let dlq_url = create_queue(&clients.sqs, ENROLL_DLQ, HashMap::new()).await?;
@@ -116,13 +117,19 @@ impl LocalStack {
                 .event_pattern(pattern.to_string())
                 .send()
                 .await
-                .map_err(sdk_error("PutRule"))?;
+                .map_err(|e| classify("events:PutRule", e))?;
             let target = aws_sdk_eventbridge::types::Target::builder()
                 .id("enroll-queue")
                 .arn(&queue_arn)
                 .build()
-                .context("EventBridge target")?;
-            events.put_targets().rule(rule).targets(target).send().await.map_err(sdk_error("PutTargets"))?;
+                .map_err(|e| LocalError::Unexpected(format!("EventBridge target: {e}")))?;
+            events
+                .put_targets()
+                .rule(rule)
+                .targets(target)
+                .send()
+                .await
+                .map_err(|e| classify("events:PutTargets", e))?;
         }
 
         create_agent_document(&clients.ssm).await?;
@@ -133,7 +140,7 @@ impl LocalStack {
         match s3.create_bucket().bucket(BUCKET).send().await {
             Ok(_) => {}
             Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
-            Err(e) => return Err(sdk_error("CreateBucket")(e)),
+            Err(e) => return Err(classify("s3:CreateBucket", e).into()),
         }
         let mut raw_stream_arn = String::new();
         for (stream, prefix) in [(RAW_STREAM, RAW_PREFIX), (PROCESSED_STREAM, LOGS_PREFIX)] {
@@ -171,31 +178,13 @@ impl LocalStack {
         ])
     }
 
-    /// What the CLI's fleet commands need to know about this deployment.
-    pub fn fleet_options(&self) -> crate::fleet::FleetOptions {
-        crate::fleet::FleetOptions {
-            management_tag: fleetlog_core::tags::ManagementTag {
-                key: MANAGEMENT_TAG.0.to_owned(),
-                value: MANAGEMENT_TAG.1.to_owned(),
-            },
-            agent_document: fleetlog_core::commands::AgentDocument {
-                name: AGENT_DOCUMENT.to_owned(),
-                version: fleetlog_core::commands::DEFAULT_DOCUMENT_VERSION.to_owned(),
-            },
-            table: ENROLLMENT_TABLE.to_owned(),
-            subscription_filter: "fleetlog".to_owned(),
-            freshness_window: fleetlog_core::freshness::DEFAULT_FRESHNESS_WINDOW,
-            retention: fleetlog_core::log_groups::RetentionDays::default(),
-        }
-    }
-
-    /// How `configs publish` renders and checks configs for this deployment.
-    pub fn rendering(&self) -> crate::configs::Rendering {
-        crate::configs::Rendering::new(crate::DEFAULT_PARAMETER_PREFIX, &self.log_group_prefix, &[])
+    /// How configs are rendered and checked for this deployment (the enroller's defaults).
+    pub fn rendering(&self) -> Rendering {
+        Rendering::new(enroller_default("FLEETLOG_CONFIG_PARAMETER_PREFIX"), &self.log_group_prefix, &[])
     }
 
     /// The enroller, configured as the stack configures it (plus `overrides`), on `clients`.
-    pub fn enroller(&self, overrides: &[(&str, &str)], clients: Clients) -> Result<Enroller> {
+    pub fn enroller(&self, overrides: &[(&str, &str)], clients: Clients) -> Result<Enroller, LocalError> {
         let mut env = self.enroller_env();
         env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = EnrollerSettings::from_lookup(|k| env.get(k).cloned())?;
@@ -203,7 +192,12 @@ impl LocalStack {
     }
 
     /// Launches `count` instances of the platform with the tags, returning their ids.
-    pub async fn launch(&self, platform: Platform, tags: &[(&str, &str)], count: i32) -> Result<Vec<String>> {
+    pub async fn launch(
+        &self,
+        platform: Platform,
+        tags: &[(&str, &str)],
+        count: i32,
+    ) -> Result<Vec<String>, LocalError> {
         let ami = match platform {
             Platform::Linux => LINUX_AMI,
             Platform::Windows => WINDOWS_AMI,
@@ -228,71 +222,39 @@ impl LocalStack {
                 }
                 request = request.tag_specifications(spec.build());
             }
-            let out = request.send().await.map_err(sdk_error("RunInstances"))?;
+            let out = request.send().await.map_err(|e| classify("ec2:RunInstances", e))?;
             ids.extend(out.instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)));
         }
         Ok(ids)
     }
 
     /// Puts events (as AWS would emit them) on the default bus.
-    pub async fn put_events(&self, events: &[serde_json::Value]) -> Result<()> {
-        for chunk in events.chunks(10) {
-            let entries = chunk
-                .iter()
-                .map(|e| {
-                    PutEventsRequestEntry::builder()
-                        .source(e["source"].as_str().unwrap_or_default())
-                        .detail_type(e["detail-type"].as_str().unwrap_or_default())
-                        .detail(e["detail"].to_string())
-                        .set_resources(
-                            e["resources"]
-                                .as_array()
-                                .map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()),
-                        )
-                        .build()
-                })
-                .collect();
-            let out =
-                self.events.put_events().set_entries(Some(entries)).send().await.map_err(sdk_error("PutEvents"))?;
-            if out.failed_entry_count() > 0 {
-                anyhow::bail!("EventBridge refused {} events: {:?}", out.failed_entry_count(), out.entries());
-            }
-        }
-        Ok(())
+    pub async fn put_events(&self, events: &[serde_json::Value]) -> Result<(), LocalError> {
+        Ok(fleetlog_aws::events::put_events(&self.events, events).await?)
     }
 
     /// Stands in for Run Command's status-change events, which the emulator does not emit: puts on the
     /// bus one "EC2 Command Invocation Status-change Notification" per invocation of fleetlog's
     /// document that has reached a final status since the last call. Returns how many.
-    pub async fn report_command_outcomes(&self) -> Result<usize> {
-        let mut pages = self.clients.ssm.list_command_invocations().into_paginator().send();
+    pub async fn report_command_outcomes(&self) -> Result<usize, LocalError> {
         let mut events = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(sdk_error("ListCommandInvocations"))?;
-            for invocation in page.command_invocations() {
-                let (Some(command_id), Some(instance_id), Some(status)) =
-                    (invocation.command_id(), invocation.instance_id(), invocation.status())
-                else {
-                    continue;
-                };
-                let status = status.as_str();
-                if invocation.document_name() != Some(AGENT_DOCUMENT) || !FORWARDED_COMMAND_STATUSES.contains(&status) {
-                    continue;
-                }
-                let first = self
-                    .reported_commands
-                    .lock()
-                    .map_or(true, |mut reported| reported.insert((command_id.to_owned(), instance_id.to_owned())));
-                if first {
-                    events.push(command_invocation_event(
-                        instance_id,
-                        command_id,
-                        AGENT_DOCUMENT,
-                        status,
-                        ACCOUNT,
-                        REGION,
-                    ));
-                }
+        for invocation in fleetlog_aws::ssm::list_invocations(&self.clients.ssm, None).await? {
+            let status = invocation.status.as_str();
+            if invocation.document != AGENT_DOCUMENT || !FORWARDED_COMMAND_STATUSES.contains(&status) {
+                continue;
+            }
+            let first = self.reported_commands.lock().map_or(true, |mut reported| {
+                reported.insert((invocation.command_id.clone(), invocation.instance_id.clone()))
+            });
+            if first {
+                events.push(command_invocation_event(
+                    &invocation.instance_id,
+                    &invocation.command_id,
+                    AGENT_DOCUMENT,
+                    status,
+                    ACCOUNT,
+                    REGION,
+                ));
             }
         }
         self.put_events(&events).await?;
@@ -302,12 +264,18 @@ impl LocalStack {
     /// [`LocalStack::report_command_outcomes`] until `expected` outcomes have been reported (the
     /// emulator finishes a command a moment after it is sent); an error after `timeout`. Returns how
     /// many were reported.
-    pub async fn await_command_outcomes(&self, expected: usize, timeout: std::time::Duration) -> Result<usize> {
+    pub async fn await_command_outcomes(
+        &self,
+        expected: usize,
+        timeout: std::time::Duration,
+    ) -> Result<usize, LocalError> {
         let deadline = std::time::Instant::now() + timeout;
         let mut reported = self.report_command_outcomes().await?;
         while reported < expected {
             if std::time::Instant::now() > deadline {
-                anyhow::bail!("only {reported} of {expected} agent commands reported an outcome");
+                return Err(LocalError::Unexpected(format!(
+                    "only {reported} of {expected} agent commands reported an outcome"
+                )));
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             reported += self.report_command_outcomes().await?;
@@ -316,7 +284,7 @@ impl LocalStack {
     }
 
     /// Messages visible on a queue (SQS's approximate count).
-    pub async fn visible_messages(&self, queue_url: &str) -> Result<usize> {
+    pub async fn visible_messages(&self, queue_url: &str) -> Result<usize, LocalError> {
         let count =
             queue_attribute(&self.clients.sqs, queue_url, QueueAttributeName::ApproximateNumberOfMessages).await?;
         Ok(count.and_then(|n| n.parse().ok()).unwrap_or(0))
@@ -337,15 +305,41 @@ impl LocalStack {
             ))),
         }
     }
-}
 
-/// S3 with path-style addressing, which the emulator needs (no per-bucket host names on loopback).
-pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build())
+    /// Writes the lines, timed just before now, into the group's stream named after the instance, as
+    /// the CloudWatch agent does (the emulator runs no agent).
+    pub async fn write_agent_logs(&self, group: &str, instance_id: &str, lines: &[String]) -> Result<(), LocalError> {
+        let logs = &self.clients.logs;
+        match logs.create_log_stream().log_group_name(group).log_stream_name(instance_id).send().await {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) => {}
+            Err(e) => return Err(classify("logs:CreateLogStream", e).into()),
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let events: Vec<InputLogEvent> = lines
+            .iter()
+            .zip((1..=lines.len()).rev())
+            .map(|(message, age)| {
+                InputLogEvent::builder()
+                    .timestamp(now - i64::try_from(age).unwrap_or(i64::MAX))
+                    .message(message)
+                    .build()
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| LocalError::Unexpected(format!("log event: {e}")))?;
+        logs.put_log_events()
+            .log_group_name(group)
+            .log_stream_name(instance_id)
+            .set_log_events(Some(events))
+            .send()
+            .await
+            .map_err(|e| classify("logs:PutLogEvents", e))?;
+        Ok(())
+    }
 }
 
 /// fleetlog's Command document, as the stack creates it ([`fleetlog_core::commands::agent_document`]).
-async fn create_agent_document(ssm: &aws_sdk_ssm::Client) -> Result<()> {
+async fn create_agent_document(ssm: &aws_sdk_ssm::Client) -> Result<(), LocalError> {
     let content = fleetlog_core::commands::agent_document().to_string();
     let created = ssm
         .create_document()
@@ -358,7 +352,7 @@ async fn create_agent_document(ssm: &aws_sdk_ssm::Client) -> Result<()> {
     match created {
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_document_already_exists()) => Ok(()),
-        Err(e) => Err(sdk_error("CreateDocument")(e)),
+        Err(e) => Err(classify("ssm:CreateDocument", e).into()),
     }
 }
 
@@ -366,36 +360,46 @@ async fn create_queue(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
     attributes: HashMap<QueueAttributeName, String>,
-) -> Result<String> {
+) -> Result<String, LocalError> {
     let out = sqs
         .create_queue()
         .queue_name(name)
         .set_attributes(Some(attributes))
         .send()
         .await
-        .map_err(sdk_error("CreateQueue"))?;
-    out.queue_url().map(str::to_owned).context("CreateQueue returned no queue URL")
+        .map_err(|e| classify("sqs:CreateQueue", e))?;
+    out.queue_url().map(str::to_owned).ok_or_else(|| LocalError::Unexpected("CreateQueue returned no queue URL".into()))
 }
 
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
-    queue_attribute(sqs, url, QueueAttributeName::QueueArn).await?.context("queue has no ARN")
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, LocalError> {
+    queue_attribute(sqs, url, QueueAttributeName::QueueArn)
+        .await?
+        .ok_or_else(|| LocalError::Unexpected(format!("queue {url} has no ARN")))
 }
 
 /// One attribute of a queue, if SQS reports it.
-async fn queue_attribute(sqs: &aws_sdk_sqs::Client, url: &str, name: QueueAttributeName) -> Result<Option<String>> {
+async fn queue_attribute(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    name: QueueAttributeName,
+) -> Result<Option<String>, LocalError> {
     let mut out = sqs
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(name.clone())
         .send()
         .await
-        .map_err(sdk_error("GetQueueAttributes"))?;
+        .map_err(|e| classify("sqs:GetQueueAttributes", e))?;
     Ok(out.attributes.as_mut().and_then(|attributes| attributes.remove(&name)))
 }
 
 /// A DirectPut stream to the log bucket under a static prefix (the emulator cannot evaluate the
 /// stack's `dt=!{partitionKeyFromLambda:dt}` prefixes).
-async fn ensure_delivery_stream(firehose: &aws_sdk_firehose::Client, name: &str, prefix: &str) -> Result<String> {
+async fn ensure_delivery_stream(
+    firehose: &aws_sdk_firehose::Client,
+    name: &str,
+    prefix: &str,
+) -> Result<String, LocalError> {
     if let Ok(found) = firehose.describe_delivery_stream().delivery_stream_name(name).send().await
         && let Some(description) = found.delivery_stream_description()
     {
@@ -407,7 +411,7 @@ async fn ensure_delivery_stream(firehose: &aws_sdk_firehose::Client, name: &str,
         .prefix(prefix)
         .compression_format(CompressionFormat::Uncompressed)
         .build()
-        .context("Firehose destination")?;
+        .map_err(|e| LocalError::Unexpected(format!("Firehose destination: {e}")))?;
     let created = firehose
         .create_delivery_stream()
         .delivery_stream_name(name)
@@ -415,93 +419,22 @@ async fn ensure_delivery_stream(firehose: &aws_sdk_firehose::Client, name: &str,
         .extended_s3_destination_configuration(destination)
         .send()
         .await
-        .map_err(sdk_error("CreateDeliveryStream"))?;
-    created.delivery_stream_arn().map(str::to_owned).context("CreateDeliveryStream returned no ARN")
+        .map_err(|e| classify("firehose:CreateDeliveryStream", e))?;
+    created
+        .delivery_stream_arn()
+        .map(str::to_owned)
+        .ok_or_else(|| LocalError::Unexpected("CreateDeliveryStream returned no ARN".into()))
 }
 
-/// Every object key under `prefix`, in key order.
-pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(sdk_error("ListObjectsV2"))?;
-        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_management_tag_is_the_enrollers_default() {
+        assert_eq!(
+            MANAGEMENT_TAG,
+            (enroller_default("FLEETLOG_MANAGEMENT_TAG_KEY"), enroller_default("FLEETLOG_MANAGEMENT_TAG_VALUE"))
+        );
     }
-    Ok(keys)
-}
-
-pub async fn get_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>> {
-    let out = s3.get_object().bucket(bucket).key(key).send().await.map_err(sdk_error("GetObject"))?;
-    let body = out.body.collect().await.with_context(|| format!("reading s3://{bucket}/{key}"))?;
-    Ok(body.into_bytes().to_vec())
-}
-
-/// What one pass of the log hop did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PumpReport {
-    /// Raw subscription payloads handed to the ETL.
-    pub payloads: usize,
-    /// Log events in them (CONTROL_MESSAGE payloads carry none).
-    pub events: usize,
-    /// JSON records put to the processed stream.
-    pub records: usize,
-}
-
-/// Carries raw subscription payloads from the bucket through the ETL's Firehose shape (the entry
-/// point Firehose invokes in AWS) and puts the records into the processed stream. Each payload is
-/// carried once per pump.
-#[derive(Debug, Default)]
-pub struct LogPump {
-    carried: HashSet<String>,
-    /// The ETL as one warm container: built at the first pump, kept (with its report throttle).
-    etl: Option<EtlState>,
-}
-
-impl LogPump {
-    pub async fn pump(&mut self, stack: &LocalStack) -> Result<PumpReport> {
-        let mut report = PumpReport::default();
-        let keys: Vec<String> =
-            list_keys(&stack.s3, BUCKET, RAW_PREFIX).await?.into_iter().filter(|k| !self.carried.contains(k)).collect();
-        if keys.is_empty() {
-            return Ok(report);
-        }
-        let mut event = KinesisFirehoseEvent::default();
-        event.delivery_stream_arn = Some(stack.raw_stream_arn.clone());
-        for (i, key) in keys.iter().enumerate() {
-            let data = get_object(&stack.s3, BUCKET, key).await?;
-            report.events += count_events(&data);
-            let mut record = KinesisFirehoseEventRecord::default();
-            record.record_id = Some(i.to_string());
-            record.data.0 = data;
-            event.records.push(record);
-        }
-        report.payloads = keys.len();
-        let state = self.etl.get_or_insert_with(|| stack.etl_state());
-        // Read back from the JSON Lambda would return to Firehose.
-        let response: KinesisFirehoseResponse =
-            serde_json::from_str(fleetlog_etl::handle_firehose(state, &event).await?.get())?;
-        let mut lines = Vec::new();
-        for record in &response.records {
-            match record.result.as_deref() {
-                Some(fleetlog_etl::firehose::OK) => {
-                    lines.extend(record.data.0.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec));
-                }
-                Some(fleetlog_etl::firehose::DROPPED) => {}
-                other => anyhow::bail!("the ETL could not transform a payload ({other:?}): {record:?}"),
-            }
-        }
-        report.records = lines.len();
-        put_all(&stack.firehose, PROCESSED_STREAM, lines, RetryPolicy::default()).await?;
-        self.carried.extend(keys);
-        Ok(report)
-    }
-}
-
-/// Log events in one raw subscription payload (0 for anything undecodable; the ETL reports those).
-fn count_events(gzipped: &[u8]) -> usize {
-    let mut plain = Vec::new();
-    if fleetlog_etl::decode::gunzip_into(gzipped, &mut plain).is_err() {
-        return 0;
-    }
-    fleetlog_etl::decode::parse_envelope(&plain).map_or(0, |e| e.log_events.len())
 }

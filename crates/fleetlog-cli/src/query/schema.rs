@@ -1,0 +1,175 @@
+//! The table's columns as Arrow types, from the schema table in `fleetlog_core::schema`; the `dt` and
+//! `hour` partition columns, from an object's key as Athena reads them; and one object's records
+//! decoded against them.
+
+use std::io::{BufRead, BufReader, Read};
+use std::sync::{Arc, LazyLock};
+
+use anyhow::{Context, Result};
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::json::ReaderBuilder;
+use flate2::bufread::MultiGzDecoder;
+use fleetlog_core::schema::{COLUMNS, GZIP_MAGIC, PARTITION_KEYS};
+
+/// The Arrow schema of the table's data columns, from the ETL's schema table.
+pub fn arrow_schema() -> SchemaRef {
+    static RECORDS: LazyLock<SchemaRef> = LazyLock::new(record_schema);
+    Arc::clone(&RECORDS)
+}
+
+fn record_schema() -> SchemaRef {
+    let fields: Vec<Field> = COLUMNS
+        .iter()
+        .map(|c| {
+            let data_type = match c.glue_type {
+                "bigint" => DataType::Int64,
+                "int" => DataType::Int32,
+                "map<string,string>" => DataType::Map(
+                    Arc::new(Field::new(
+                        "entries",
+                        DataType::Struct(Fields::from(vec![
+                            Field::new("key", DataType::Utf8, false),
+                            Field::new("value", DataType::Utf8, true),
+                        ])),
+                        false,
+                    )),
+                    false,
+                ),
+                _ => DataType::Utf8,
+            };
+            Field::new(c.name, data_type, true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Reads one object's records (newline-delimited JSON, gzip or plain) against the table schema,
+/// handing each batch to `each` as it is decoded; `each` returns false when it wants no more. Errors
+/// name the object.
+pub(super) fn read_records(name: &str, object: impl Read, mut each: impl FnMut(RecordBatch) -> bool) -> Result<()> {
+    let mut input = BufReader::new(object);
+    let gzip = input.fill_buf().with_context(|| format!("reading {name}"))?.starts_with(&GZIP_MAGIC);
+    // Firehose may write an object as several gzip members; each member's checksums are checked.
+    let text: Box<dyn BufRead> =
+        if gzip { Box::new(BufReader::new(MultiGzDecoder::new(input))) } else { Box::new(input) };
+    let reader = ReaderBuilder::new(arrow_schema())
+        .with_coerce_primitive(true)
+        .build(text)
+        .with_context(|| format!("{name}: cannot read records"))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| match e {
+            ArrowError::IoError(_, cause) if gzip => {
+                anyhow::Error::new(cause).context(format!("{name}: not valid gzip"))
+            }
+            ArrowError::IoError(_, cause) => anyhow::Error::new(cause).context(format!("reading {name}")),
+            other => anyhow::Error::new(other).context(format!("{name}: not fleetlog JSON records")),
+        })?;
+        if !each(batch) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The partition columns, after the records' columns: as Athena reads them, from the object's key.
+pub(super) const PARTITION_COLUMNS: [&str; 2] = [PARTITION_KEYS[0].name, PARTITION_KEYS[1].name];
+
+/// The partition columns alone (for deciding which objects a query reads).
+pub(super) fn partition_schema() -> SchemaRef {
+    static PARTITION: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(PARTITION_COLUMNS.map(|name| Field::new(name, DataType::Utf8, true)).to_vec()))
+    });
+    Arc::clone(&PARTITION)
+}
+
+/// The table's columns: the records' (see [`arrow_schema`]), then `dt` and `hour`. Built once: every
+/// batch read gets it.
+pub(super) fn table_schema() -> SchemaRef {
+    static TABLE: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let (records, partition) = (arrow_schema(), partition_schema());
+        Arc::new(Schema::new(records.fields().iter().chain(partition.fields()).cloned().collect::<Vec<_>>()))
+    });
+    Arc::clone(&TABLE)
+}
+
+/// An object's `dt` and `hour`, from its key's `dt=…/hour=…/` segments (what the stack's Firehose
+/// writes, from the partition keys the ETL gives each batch), when it has both.
+pub(super) fn key_partition(name: &str) -> Option<[String; 2]> {
+    let segment =
+        |column: &str| name.split('/').find_map(|part| part.strip_prefix(column)?.strip_prefix('=')).map(str::to_owned);
+    Some([segment(PARTITION_COLUMNS[0])?, segment(PARTITION_COLUMNS[1])?])
+}
+
+/// `batch` with `dt` and `hour` added: the object's key partition for every record, or, for an
+/// object without one (the emulator's, files under other names), each record's own, from its `time`.
+pub(super) fn with_partition_columns(batch: RecordBatch, partition: Option<&[String; 2]>) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    let columns: [ArrayRef; 2] = match partition {
+        Some([dt, hour]) => [dt, hour].map(|value| Arc::new(StringArray::from(vec![value.as_str(); rows])) as ArrayRef),
+        None => {
+            let time = batch.column_by_name("time").context("records without a time column")?.as_string::<i32>();
+            // substr(time, 1, 10) and substr(time, 12, 2), as the ETL derives its partition keys.
+            let part = |skip: usize, take: usize| -> ArrayRef {
+                Arc::new(
+                    time.iter()
+                        .map(|t| t.map(|t| t.chars().skip(skip).take(take).collect::<String>()))
+                        .collect::<StringArray>(),
+                )
+            };
+            [part(0, 10), part(11, 2)]
+        }
+    };
+    let mut all = batch.columns().to_vec();
+    all.extend(columns);
+    Ok(RecordBatch::try_new(table_schema(), all)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_partitions_are_read_from_key_segments() {
+        let both = Some(["2026-11-30".to_owned(), "07".to_owned()]);
+        assert_eq!(key_partition("logs/dt=2026-11-30/hour=07/fleetlog-1-2026-11-30-07-00-00-abc.gz"), both);
+        assert_eq!(key_partition("/home/me/logs/hour=07/dt=2026-11-30/x"), both, "in either order");
+        assert_eq!(key_partition("logs/dt=2026-11-30/x.gz"), None, "both or nothing");
+        assert_eq!(key_partition("logs/xdt=1/hours=2/x.gz"), None);
+    }
+
+    /// Rows of one object, as `read_records` decodes it.
+    fn rows_of(name: &str, object: &[u8]) -> Result<usize> {
+        let mut rows = 0;
+        read_records(name, object, |batch| {
+            rows += batch.num_rows();
+            true
+        })?;
+        Ok(rows)
+    }
+
+    #[test]
+    fn objects_are_read_gzip_or_plain_whatever_their_size() {
+        // This stack's Firehose buffers 64 MiB before compressing, a hint it may exceed: more than
+        // the ETL's cap for what CloudWatch Logs sends.
+        let size = usize::try_from(fleetlog_etl::decode::MAX_DECOMPRESSED).unwrap() + 1024 * 1024;
+        let mut big = vec![b'\n'; size];
+        big.extend_from_slice(b"{\"event_id\":\"last\"}\n");
+        assert_eq!(rows_of("big.gz", &fleetlog_etl::decode::gzip(&big)).unwrap(), 1);
+        // An object of several gzip members, as Firehose may write: every member is read.
+        let mut members = fleetlog_etl::decode::gzip(b"{\"event_id\":\"1\"}\n");
+        members.extend(fleetlog_etl::decode::gzip(b"{\"event_id\":\"2\"}\n"));
+        assert_eq!(rows_of("members.gz", &members).unwrap(), 2);
+        assert_eq!(rows_of("plain", b"{}\n{}").unwrap(), 2, "plain objects are read as they are");
+        let cut = rows_of("cut.gz", &members[..members.len() - 3]).unwrap_err();
+        assert!(format!("{cut:#}").starts_with("cut.gz: not valid gzip: "), "{cut:#}");
+        let mut corrupt = fleetlog_etl::decode::gzip(b"{\"event_id\":\"1\"}\n");
+        let crc_at = corrupt.len() - 8;
+        corrupt[crc_at] ^= 1;
+        let refused = rows_of("crc.gz", &corrupt).unwrap_err();
+        assert!(format!("{refused:#}").starts_with("crc.gz: not valid gzip: "), "{refused:#}");
+        let not_records = rows_of("text", b"not json").unwrap_err();
+        assert!(format!("{not_records:#}").starts_with("text: not fleetlog JSON records: "), "{not_records:#}");
+    }
+}
