@@ -4,6 +4,10 @@
 //! SDK errors into [`AwsError`]s classified as transient, not-ready or permanent.
 
 pub mod alarms;
+#[cfg(feature = "athena")]
+pub mod athena;
+#[cfg(feature = "cloudformation")]
+pub mod cloudformation;
 pub mod ec2;
 pub mod error;
 #[cfg(feature = "eventbridge")]

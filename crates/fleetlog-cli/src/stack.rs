@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aws_config::SdkConfig;
-use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
+use fleetlog_aws::cloudformation;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::output::{Report, Table, spinner};
-use fleetlog_aws::error::classify;
 
 /// infra/fleetlog.yaml, the template `deploy` deploys.
 pub const TEMPLATE: &str = include_str!("../../../infra/fleetlog.yaml");
@@ -36,20 +35,10 @@ pub struct StackOutputs(pub BTreeMap<String, String>);
 impl StackOutputs {
     pub async fn read(config: &SdkConfig, stack: &str) -> Result<Self> {
         let cfn = aws_sdk_cloudformation::Client::new(config);
-        let out = cfn
-            .describe_stacks()
-            .stack_name(stack)
-            .send()
-            .await
-            .map_err(|e| classify("cloudformation:DescribeStacks", e))?;
-        let found = out.stacks().first().with_context(|| format!("no stack named {stack}"))?;
-        Ok(Self(
-            found
-                .outputs()
-                .iter()
-                .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
-                .collect(),
-        ))
+        let found = cloudformation::describe_stack(&cfn, stack).await?.with_context(|| {
+            format!("cloudformation:DescribeStacks: no stack named {stack} in this account and region")
+        })?;
+        Ok(Self(found.outputs))
     }
 
     /// An output the CLI needs, or a clear error naming the stack's missing output.
@@ -115,48 +104,11 @@ pub async fn deploy(config: &SdkConfig, s3: &aws_sdk_s3::Client, options: &Deplo
     let template_url = object_url(config, &options.code_bucket, &template_key);
 
     let cfn = aws_sdk_cloudformation::Client::new(config);
-    // CloudFormation answers both "no such stack" and "nothing to update" with a ValidationError the
-    // SDK does not model as a type, so the message is what tells them apart.
-    let exists = match cfn.describe_stacks().stack_name(&options.stack).send().await {
-        Ok(out) => out.stacks().first().is_some_and(|s| s.stack_status() != Some(&StackStatus::DeleteComplete)),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.meta().message().is_some_and(|m| m.contains("does not exist"))) =>
-        {
-            false
-        }
-        Err(e) => return Err(classify("cloudformation:DescribeStacks", e).into()),
-    };
-    let stack_parameters: Vec<Parameter> =
-        parameters.iter().map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build()).collect();
-    let action = if exists {
-        let updated = cfn
-            .update_stack()
-            .stack_name(&options.stack)
-            .template_url(&template_url)
-            .set_parameters(Some(stack_parameters))
-            .capabilities(Capability::CapabilityIam)
-            .send()
-            .await;
-        match updated {
-            Ok(_) => "updated",
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.meta().message().is_some_and(|m| m.contains("No updates"))) =>
-            {
-                "unchanged"
-            }
-            Err(e) => return Err(classify("cloudformation:UpdateStack", e).into()),
-        }
+    let action = if cloudformation::describe_stack(&cfn, &options.stack).await?.is_some() {
+        let updated = cloudformation::update_stack(&cfn, &options.stack, &template_url, &parameters).await?;
+        if updated { "updated" } else { "unchanged" }
     } else {
-        cfn.create_stack()
-            .stack_name(&options.stack)
-            .template_url(&template_url)
-            .set_parameters(Some(stack_parameters))
-            .capabilities(Capability::CapabilityIam)
-            .send()
-            .await
-            .map_err(|e| classify("cloudformation:CreateStack", e))?;
+        cloudformation::create_stack(&cfn, &options.stack, &template_url, &parameters).await?;
         "created"
     };
     if action != "unchanged" {
@@ -199,14 +151,8 @@ async fn wait_for_stack(cfn: &aws_sdk_cloudformation::Client, stack: &str, timeo
     let bar = spinner("waiting for CloudFormation");
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let out = cfn
-            .describe_stacks()
-            .stack_name(stack)
-            .send()
-            .await
-            .map_err(|e| classify("cloudformation:DescribeStacks", e))?;
-        let status = out.stacks().first().and_then(|s| s.stack_status().cloned());
-        let text = status.as_ref().map_or("unknown", |s| s.as_str()).to_owned();
+        let found = cloudformation::describe_stack(cfn, stack).await?;
+        let text = found.map_or_else(|| "unknown".to_owned(), |s| s.status);
         bar.set_message(text.clone());
         if text.ends_with("_COMPLETE") && !text.contains("ROLLBACK") && !text.contains("IN_PROGRESS") {
             bar.finish_and_clear();
@@ -214,24 +160,7 @@ async fn wait_for_stack(cfn: &aws_sdk_cloudformation::Client, stack: &str, timeo
         }
         if text.ends_with("FAILED") || text.contains("ROLLBACK") {
             bar.finish_and_clear();
-            let events = cfn
-                .describe_stack_events()
-                .stack_name(stack)
-                .send()
-                .await
-                .map_err(|e| classify("cloudformation:DescribeStackEvents", e))?;
-            let reason = events
-                .stack_events()
-                .iter()
-                .find(|e| e.resource_status().is_some_and(|s| s.as_str().ends_with("FAILED")))
-                .map(|e| {
-                    format!(
-                        "{}: {}",
-                        e.logical_resource_id().unwrap_or_default(),
-                        e.resource_status_reason().unwrap_or_default()
-                    )
-                })
-                .unwrap_or_default();
+            let reason = cloudformation::failure_reason(cfn, stack).await?.unwrap_or_default();
             bail!("stack {stack} is {text}: {reason}");
         }
         if tokio::time::Instant::now() > deadline {

@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState};
-use fleetlog_aws::error::classify;
+use anyhow::{Result, bail};
+use fleetlog_aws::athena;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
@@ -38,20 +37,11 @@ impl AthenaStats {
 }
 
 pub async fn run_athena(
-    athena: &aws_sdk_athena::Client,
+    client: &aws_sdk_athena::Client,
     sql: &str,
     options: &AthenaOptions,
 ) -> Result<(QueryResult, AthenaStats)> {
-    let started = athena
-        .start_query_execution()
-        .query_string(sql)
-        .work_group(&options.workgroup)
-        .query_execution_context(QueryExecutionContext::builder().database(&options.database).build())
-        .send()
-        .await
-        .map_err(|e| classify("athena:StartQueryExecution", e))?;
-    let id = started.query_execution_id().context("Athena returned no query execution id")?.to_owned();
-
+    let id = athena::start_query(client, sql, &options.workgroup, &options.database).await?;
     let spinner = ProgressBar::new_spinner();
     spinner.set_style(
         ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -59,29 +49,18 @@ pub async fn run_athena(
     let begun = Instant::now();
     let mut stats = AthenaStats { query_execution_id: id.clone(), ..AthenaStats::default() };
     loop {
-        let out = athena
-            .get_query_execution()
-            .query_execution_id(&id)
-            .send()
-            .await
-            .map_err(|e| classify("athena:GetQueryExecution", e))?;
-        let execution = out.query_execution().context("Athena returned no query execution")?;
-        if let Some(s) = execution.statistics() {
-            stats.bytes_scanned = s.data_scanned_in_bytes().unwrap_or(0);
-            stats.elapsed_ms = s.engine_execution_time_in_millis().unwrap_or(0);
-        }
-        let status = execution.status();
-        let state = status.and_then(|s| s.state()).cloned().unwrap_or(QueryExecutionState::Queued);
-        spinner.set_message(format!("{id}: {} ({} scanned)", state.as_str(), human_bytes(stats.bytes_scanned)));
+        let progress = athena::query_progress(client, &id).await?;
+        stats.bytes_scanned = progress.bytes_scanned;
+        stats.elapsed_ms = progress.engine_ms;
+        spinner.set_message(format!("{id}: {} ({} scanned)", progress.state, human_bytes(stats.bytes_scanned)));
         spinner.tick();
-        match state {
-            QueryExecutionState::Succeeded => break,
-            QueryExecutionState::Failed | QueryExecutionState::Cancelled => {
-                spinner.finish_and_clear();
-                let reason = status.and_then(|s| s.state_change_reason()).unwrap_or("no reason given");
-                bail!("Athena query {id} {}: {reason}", state.as_str().to_lowercase());
-            }
-            _ => {}
+        if progress.succeeded() {
+            break;
+        }
+        if progress.ended_badly() {
+            spinner.finish_and_clear();
+            let reason = progress.reason.as_deref().unwrap_or("no reason given");
+            bail!("Athena query {id} {}: {reason}", progress.state.to_lowercase());
         }
         if begun.elapsed() > options.timeout {
             spinner.finish_and_clear();
@@ -90,35 +69,12 @@ pub async fn run_athena(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     spinner.finish_and_clear();
-
-    let mut result = QueryResult::default();
-    let mut pages = athena.get_query_results().query_execution_id(&id).into_paginator().send();
-    let mut first_row = true;
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| classify("athena:GetQueryResults", e))?;
-        let Some(set) = page.result_set() else { continue };
-        if result.columns.is_empty() {
-            result.columns = set
-                .result_set_metadata()
-                .map(|m| m.column_info().iter().map(|c| c.name().to_owned()).collect())
-                .unwrap_or_default();
-        }
-        for row in set.rows() {
-            let cells: Vec<Value> = row
-                .data()
-                .iter()
-                .map(|d| d.var_char_value().map_or(Value::Null, |v| Value::String(v.to_owned())))
-                .collect();
-            // SELECT results repeat the column names as their first row.
-            let is_header = first_row
-                && cells.iter().map(|c| c.as_str().unwrap_or_default()).eq(result.columns.iter().map(String::as_str));
-            first_row = false;
-            if !is_header {
-                result.rows.push(cells);
-            }
-        }
-    }
-    Ok((result, stats))
+    let (columns, rows) = athena::query_results(client, &id).await?;
+    let rows = rows
+        .into_iter()
+        .map(|row| row.into_iter().map(|cell| cell.map_or(Value::Null, Value::String)).collect())
+        .collect();
+    Ok((QueryResult { columns, rows }, stats))
 }
 
 pub fn human_bytes(bytes: i64) -> String {
