@@ -2,13 +2,10 @@
 
 use aws_sdk_cloudwatchlogs::operation::create_log_group::CreateLogGroupError;
 use aws_sdk_cloudwatchlogs::types::{LogGroup, SubscriptionFilter};
-use fleetlog_core::drift::{Drift, FilterState, GroupSpec, GroupState, group_drift};
+use fleetlog_core::drift::{Drift, FilterState, GroupSpec, GroupState, filter_room, group_drift};
 use fleetlog_core::log_groups::LogGroupName;
 
 use crate::error::{AwsError, ErrorKind, classify};
-
-/// CloudWatch Logs allows two subscription filters per log group.
-pub const MAX_SUBSCRIPTION_FILTERS: usize = 2;
 
 /// The log group named exactly `name`, if it exists.
 async fn find_log_group(client: &aws_sdk_cloudwatchlogs::Client, name: &str) -> Result<Option<LogGroup>, AwsError> {
@@ -21,7 +18,7 @@ async fn find_log_group(client: &aws_sdk_cloudwatchlogs::Client, name: &str) -> 
     Ok(found.log_groups.unwrap_or_default().into_iter().find(|g| g.log_group_name() == Some(name)))
 }
 
-/// The subscription filters on a log group (at most [`MAX_SUBSCRIPTION_FILTERS`]).
+/// The subscription filters on a log group (at most [`fleetlog_core::drift::MAX_SUBSCRIPTION_FILTERS`]).
 async fn subscription_filters(
     client: &aws_sdk_cloudwatchlogs::Client,
     name: &str,
@@ -67,6 +64,8 @@ pub async fn ensure_log_group(
     let subscription = spec.subscription;
     let state = observe_log_group(client, name.as_str(), &subscription.filter_name).await?;
     let drift = group_drift(state.as_ref(), spec);
+    filter_room(name.as_str(), state.as_ref(), &drift)
+        .map_err(|e| AwsError::new("logs:PutSubscriptionFilter", ErrorKind::Permanent, e.to_string()))?;
     for change in &drift {
         match change {
             Drift::GroupMissing => {
@@ -107,16 +106,6 @@ pub async fn ensure_log_group(
                     .map_err(|e| classify("logs:AssociateKmsKey", e))?;
             }
             Drift::FilterMissing | Drift::FilterAltered => {
-                let others = state.as_ref().map(|s| s.other_filters.as_slice()).unwrap_or_default();
-                if *change == Drift::FilterMissing && others.len() >= MAX_SUBSCRIPTION_FILTERS {
-                    return Err(AwsError::new(
-                        "logs:PutSubscriptionFilter",
-                        ErrorKind::Permanent,
-                        format!(
-                            "log group {name} already has {MAX_SUBSCRIPTION_FILTERS} subscription filters ({others:?}), the most CloudWatch Logs allows; fleetlog never removes filters it did not create, so remove one or exclude this group"
-                        ),
-                    ));
-                }
                 client
                     .put_subscription_filter()
                     .log_group_name(name.as_str())

@@ -10,7 +10,7 @@ use crate::log_groups::RetentionDays;
 use crate::settings::SubscriptionDestination;
 
 /// A log group as CloudWatch Logs describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupState {
     /// `None`: logs never expire.
     pub retention_days: Option<i32>,
@@ -61,6 +61,29 @@ impl fmt::Display for Drift {
             Drift::AlarmStale(name) => write!(f, "alarm stale: {name}"),
         }
     }
+}
+
+/// Subscription filters CloudWatch Logs allows on one log group.
+pub const MAX_SUBSCRIPTION_FILTERS: usize = 2;
+
+/// fleetlog's filter cannot be added: the group already holds as many filters as CloudWatch Logs
+/// allows, none of them fleetlog's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "log group {group} already has {MAX_SUBSCRIPTION_FILTERS} subscription filters ({others:?}), the most CloudWatch Logs allows; fleetlog never removes filters it did not create, so remove one or exclude this group"
+)]
+pub struct FilterLimitReached {
+    pub group: String,
+    pub others: Vec<String>,
+}
+
+/// Whether repairing `drift` would add a filter to a group with no room for one.
+pub fn filter_room(group: &str, state: Option<&GroupState>, drift: &[Drift]) -> Result<(), FilterLimitReached> {
+    let others = state.map(|s| s.other_filters.as_slice()).unwrap_or_default();
+    if drift.contains(&Drift::FilterMissing) && others.len() >= MAX_SUBSCRIPTION_FILTERS {
+        return Err(FilterLimitReached { group: group.to_owned(), others: others.to_vec() });
+    }
+    Ok(())
 }
 
 /// The drift of one log group (`None`: it does not exist), in the order repairs are made.
@@ -163,5 +186,20 @@ mod tests {
         assert_eq!(drift, [Drift::AlarmMissing("a-cpu".into()), Drift::AlarmStale("a-disk".into())]);
         assert_eq!(drift[1].to_string(), "alarm stale: a-disk");
         assert!(alarm_drift(["x"], ["x"]).is_empty());
+    }
+
+    #[test]
+    fn a_full_group_has_no_room_for_fleetlogs_filter() {
+        let full = GroupState { other_filters: vec!["a".into(), "b".into()], ..GroupState::default() };
+        let refused = filter_room("g", Some(&full), &[Drift::FilterMissing]).unwrap_err();
+        assert!(refused.to_string().contains("already has 2 subscription filters"), "{refused}");
+        assert_eq!(
+            filter_room("g", Some(&full), &[Drift::FilterAltered]),
+            Ok(()),
+            "its own filter is replaced in place"
+        );
+        let one = GroupState { other_filters: vec!["a".into()], ..GroupState::default() };
+        assert_eq!(filter_room("g", Some(&one), &[Drift::FilterMissing]), Ok(()));
+        assert_eq!(filter_room("g", None, &[Drift::GroupMissing, Drift::FilterMissing]), Ok(()));
     }
 }
