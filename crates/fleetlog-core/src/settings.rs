@@ -198,10 +198,20 @@ impl EnrollerSettings {
         let destination_arn = get("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN")?;
         let service = destination_arn.split(':').nth(2).unwrap_or_default();
         let role_arn = optional("FLEETLOG_SUBSCRIPTION_ROLE_ARN")?;
+        // CloudWatch Logs API reference, PutSubscriptionFilter, roleArn: a role grants CloudWatch Logs
+        // delivery to a stream; "you don't need to provide the ARN when you are working with a logical
+        // destination for cross-account delivery" (the destination's own role and policy apply).
         match (service, &role_arn) {
-            ("lambda", _) => {}
-            ("firehose" | "kinesis" | "logs", Some(_)) => {}
-            ("firehose" | "kinesis" | "logs", None) => {
+            ("lambda", _) | ("logs", None) => {}
+            ("logs", Some(role)) => {
+                return Err(invalid(
+                    "FLEETLOG_SUBSCRIPTION_ROLE_ARN",
+                    role,
+                    "a CloudWatch Logs destination delivers with its own role (the central account's); leave this empty".into(),
+                ));
+            }
+            ("firehose" | "kinesis", Some(_)) => {}
+            ("firehose" | "kinesis", None) => {
                 return Err(SettingsError::Missing("FLEETLOG_SUBSCRIPTION_ROLE_ARN"));
             }
             _ => {
@@ -398,6 +408,36 @@ mod tests {
         assert_eq!(&s.config_policy.allowed_paths[DEFAULT_ALLOWED_PATHS.len()..], ["/srv/app/", "/opt/web/logs/"]);
         pairs.push(("FLEETLOG_AGENT_DOCUMENT_VERSION", "3"));
         assert_eq!(EnrollerSettings::from_lookup(env(&pairs)).unwrap().agent_document.version, "3");
+    }
+
+    #[test]
+    fn a_logs_destination_takes_no_role_and_streams_need_one() {
+        const DESTINATION: &str = "arn:aws:logs:us-east-1:210987654321:destination:fleetlog-central";
+        let base = [
+            ("FLEETLOG_ENROLLMENT_TABLE", "t"),
+            ("FLEETLOG_AGENT_DOCUMENT", "d"),
+            ("FLEETLOG_LOG_GROUP_PREFIX", "p"),
+            ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", DESTINATION),
+        ];
+        let s = EnrollerSettings::from_lookup(env(&base)).unwrap();
+        assert_eq!(s.subscription.role_arn, None);
+        assert_eq!(s.subscription.destination_arn, DESTINATION);
+        let mut with_role = base.to_vec();
+        with_role.push(("FLEETLOG_SUBSCRIPTION_ROLE_ARN", "arn:aws:iam::123456789012:role/logs-to-firehose"));
+        let refused = EnrollerSettings::from_lookup(env(&with_role)).unwrap_err().to_string();
+        assert!(
+            refused.contains("FLEETLOG_SUBSCRIPTION_ROLE_ARN") && refused.contains("leave this empty"),
+            "{refused}"
+        );
+        for stream in [
+            "arn:aws:firehose:us-east-1:123456789012:deliverystream/fleetlog",
+            "arn:aws:kinesis:us-east-1:123456789012:stream/fleetlog",
+        ] {
+            let mut pairs = base.to_vec();
+            pairs[3].1 = stream;
+            let missing = EnrollerSettings::from_lookup(env(&pairs)).unwrap_err();
+            assert_eq!(missing, SettingsError::Missing("FLEETLOG_SUBSCRIPTION_ROLE_ARN"), "{stream}");
+        }
     }
 
     #[test]
