@@ -761,3 +761,71 @@ async fn an_instance_left_failed_is_tried_again_when_an_operator_asks() {
     let retried = fleet.record(&id).await.unwrap();
     assert_eq!((retried.status, retried.attempts, retried.failure), (EnrollmentStatus::Enrolling, 1, None));
 }
+
+/// `fleetlog logs` reads what the agent wrote: each enrolled instance's lines in its groups,
+/// interleaved in time order, narrowed by source and filter pattern, and `--follow` prints lines
+/// written after it started, each once.
+#[tokio::test]
+async fn logs_reads_filters_and_follows_the_lines_of_enrolled_instances() {
+    use fleetlog_cli::logs::{LineWriter, LogsRequest};
+    use fleetlog_cli::output::OutputFormat;
+
+    let fleet = Fleet::new().await;
+    let first = fleet.enrolled(Platform::Linux).await;
+    let second = fleet.enrolled(Platform::Linux).await;
+    let groups = fleet.record(&first).await.unwrap().log_groups;
+    let system = groups.iter().find(|g| g.ends_with("/system")).unwrap().clone();
+    let security = groups.iter().find(|g| g.ends_with("/security")).unwrap().clone();
+    let write = |group: &str, id: &str, lines: &[&str]| {
+        let lines: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+        let (group, id, stack) = (group.to_owned(), id.to_owned(), &fleet.stack);
+        async move { stack.write_agent_logs(&group, &id, &lines).await.unwrap() }
+    };
+    write(&system, &first, &["first boot", "first ready"]).await;
+    write(&security, &first, &["Failed password for root from 203.0.113.9"]).await;
+    write(&system, &second, &["second boot"]).await;
+
+    let cli = fleetlog_cli::fleet::Fleet::new(&fleet.config, fleetlog_cli::fleet::FleetOptions::local());
+    let read = |request: LogsRequest| {
+        let cli = cli.clone();
+        async move {
+            let mut out = Vec::new();
+            let mut writer = LineWriter::new(OutputFormat::Json, false);
+            cli.logs(&request, &mut writer, &mut out).await.unwrap();
+            String::from_utf8(out)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .map(|v| (v["instance_id"].as_str().unwrap().to_owned(), v["message"].as_str().unwrap().to_owned()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let hour = LogsRequest { since: std::time::Duration::from_secs(3600), ..LogsRequest::default() };
+    let everything = read(hour.clone()).await;
+    assert_eq!(everything.len(), 4, "{everything:?}");
+    let at = |message: &str| everything.iter().position(|(_, m)| m == message);
+    assert!(at("first boot") < at("first ready"), "in time order: {everything:?}");
+    let mine = read(LogsRequest { instances: vec![second.clone()], ..hour.clone() }).await;
+    assert_eq!(mine, [(second.clone(), "second boot".to_owned())]);
+    let security_only = read(LogsRequest { source: Some("security".into()), ..hour.clone() }).await;
+    assert_eq!(security_only, [(first.clone(), "Failed password for root from 203.0.113.9".to_owned())]);
+    let filtered = read(LogsRequest { filter: Some("boot".into()), ..hour.clone() }).await;
+    assert_eq!(filtered.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>(), ["first boot", "second boot"]);
+    let nobody = LogsRequest { tag: Some(("team".into(), "none".into())), ..hour.clone() };
+    let untagged = cli.logs(&nobody, &mut LineWriter::new(OutputFormat::Json, false), &mut Vec::new()).await;
+    assert!(untagged.unwrap_err().to_string().contains("no log groups"));
+
+    // Follow: what was there, then a line written meanwhile, each once; stopped after a few polls.
+    let later = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        write(&system, &second, &["second later"]).await;
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    };
+    let mut out = Vec::new();
+    let mut writer = LineWriter::new(OutputFormat::Table, false);
+    let followed = cli.follow_logs(&hour, &mut writer, &mut out, later).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(followed, 5, "{text}");
+    assert_eq!(text.matches("second later").count(), 1, "{text}");
+    assert!(text.lines().all(|l| l.contains(" system: ") || l.contains(" security: ")), "{text}");
+}

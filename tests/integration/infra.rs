@@ -709,7 +709,8 @@ fn role_policies_pass_the_iam_linter() {
 
 /// The stack's OperatorPolicy allows every call the CLI's fleet and config commands make, on the
 /// resources they make them on: enroll, status of one instance and of the fleet, reconcile (dry run
-/// and request), offboard (which stops the agent through the document), configs publish, `--stack`.
+/// and request), `logs`, offboard (which stops the agent through the document), configs publish,
+/// `--stack`.
 /// The stack's QueryRole allows `query --local` over the log bucket.
 #[tokio::test]
 async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
@@ -729,6 +730,13 @@ async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
     cli.status(&[]).await.unwrap();
     cli.reconcile(true).await.unwrap();
     cli.reconcile(false).await.unwrap();
+    let lines = fleetlog_cli::logs::LogsRequest {
+        instances: vec![id.clone()],
+        since: std::time::Duration::from_secs(60),
+        ..Default::default()
+    };
+    let mut writer = fleetlog_cli::logs::LineWriter::new(fleetlog_cli::output::OutputFormat::Json, false);
+    cli.logs(&lines, &mut writer, &mut Vec::new()).await.unwrap();
     let offboarded = cli.offboard(std::slice::from_ref(&id)).await.unwrap();
     assert!(offboarded.json["instances"][0]["agent"].as_str().unwrap().starts_with("stop sent"), "{}", offboarded.json);
     fleet.deliver(2).await;
@@ -756,6 +764,7 @@ async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
             "ssm:ListCommandInvocations",
             "dynamodb:Scan",
             "logs:DescribeSubscriptionFilters",
+            "logs:FilterLogEvents",
             "cloudwatch:DescribeAlarms",
             "cloudformation:DescribeStacks",
         ],

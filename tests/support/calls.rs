@@ -227,6 +227,9 @@ fn authorisations(
         let group = logs_group(i.log_group_name().unwrap_or_default());
         return Some(vec![R::new("logs:DescribeSubscriptionFilters", group)]);
     }
+    if let Some(i) = input!(logs::filter_log_events::FilterLogEventsInput) {
+        return Some(vec![R::new("logs:FilterLogEvents", logs_group(i.log_group_name().unwrap_or_default()))]);
+    }
     if let Some(i) = input!(logs::put_subscription_filter::PutSubscriptionFilterInput) {
         let mut out = vec![R::new("logs:PutSubscriptionFilter", logs_group(i.log_group_name().unwrap_or_default()))];
         // Any destination but Lambda needs iam:PassRole on the role (PutSubscriptionFilter's API

@@ -28,7 +28,12 @@ pub async fn list_managed_instances(
     client: &aws_sdk_ec2::Client,
     tag: &ManagementTag,
 ) -> Result<Vec<Instance>, AwsError> {
-    let filter = Filter::builder().name(format!("tag:{}", tag.key)).values(tag.value.clone()).build();
+    list_tagged(client, &tag.key, &tag.value).await
+}
+
+/// Every instance with the tag `key=value` (exact case).
+pub async fn list_tagged(client: &aws_sdk_ec2::Client, key: &str, value: &str) -> Result<Vec<Instance>, AwsError> {
+    let filter = Filter::builder().name(format!("tag:{key}")).values(value).build();
     paginate(client, vec![filter]).await
 }
 

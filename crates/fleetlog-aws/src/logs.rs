@@ -122,3 +122,54 @@ pub async fn ensure_log_group(
     }
     Ok(drift)
 }
+
+/// One log event as FilterLogEvents returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    pub log_group: String,
+    pub log_stream: String,
+    /// Event time, epoch milliseconds.
+    pub timestamp: i64,
+    pub message: String,
+    pub event_id: String,
+}
+
+/// FilterLogEvents takes at most 100 stream names per call.
+const MAX_FILTER_STREAMS: usize = 100;
+
+/// The events of `streams` in `group` from `start_ms` on that match `pattern` (CloudWatch Logs
+/// filter-pattern syntax; `None`: every event), every page. A group that does not exist has none.
+pub async fn filter_events(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    streams: &[String],
+    start_ms: i64,
+    pattern: Option<&str>,
+) -> Result<Vec<LogEvent>, AwsError> {
+    let mut out = Vec::new();
+    for chunk in streams.chunks(MAX_FILTER_STREAMS) {
+        let mut pages = client
+            .filter_log_events()
+            .log_group_name(group)
+            .set_log_stream_names(Some(chunk.to_vec()))
+            .start_time(start_ms)
+            .set_filter_pattern(pattern.map(str::to_owned))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(out),
+                Err(e) => return Err(classify("logs:FilterLogEvents", e)),
+            };
+            out.extend(page.events().iter().map(|e| LogEvent {
+                log_group: group.to_owned(),
+                log_stream: e.log_stream_name().unwrap_or_default().to_owned(),
+                timestamp: e.timestamp().unwrap_or_default(),
+                message: e.message().unwrap_or_default().to_owned(),
+                event_id: e.event_id().unwrap_or_default().to_owned(),
+            }));
+        }
+    }
+    Ok(out)
+}

@@ -86,6 +86,13 @@ pub enum Command {
         #[command(flatten)]
         deployment: DeploymentArgs,
     },
+    /// Tail and grep the fleet's log lines in CloudWatch Logs, interleaved in time order.
+    #[command(
+        after_help = "Examples:\n  fleetlog logs i-0123456789abcdef0 --since 15m\n  fleetlog logs --tag team=web --source security --filter '\"Failed password\"' --follow\n  fleetlog logs --output json | jq .message\n\n\
+                            Without IDs or --tag: every instance fleetlog has enrolled. --filter takes CloudWatch Logs \
+                            filter-pattern syntax. --follow polls every 2 s until Ctrl-C."
+    )]
+    Logs(LogsArgs),
     /// Run SQL (or a named query) on the log table: Athena, or --local with an embedded engine.
     Query(QueryArgs),
     /// Deploy or update the stack (infra/fleetlog.yaml): the Lambda zips and the template go to the
@@ -200,6 +207,30 @@ pub struct QueryArgs {
     /// Give up waiting for Athena after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// EC2 instance IDs (default: every enrolled instance).
+    #[arg(value_name = "INSTANCE_ID", conflicts_with = "tag")]
+    pub instances: Vec<String>,
+    /// The instances carrying this tag, KEY=VALUE (exact case).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub tag: Option<(String, String)>,
+    /// Only log groups of this source: the last part of the group's name (system, security, …).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Start this long ago: 90s, 15m, 1h, 2d.
+    #[arg(long, default_value = "1h", value_parser = crate::logs::parse_since)]
+    pub since: std::time::Duration,
+    /// Only lines matching this CloudWatch Logs filter pattern.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+    /// Keep printing new lines as they arrive (until Ctrl-C).
+    #[arg(long, short)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub deployment: DeploymentArgs,
 }
 
 #[derive(Debug, Args)]

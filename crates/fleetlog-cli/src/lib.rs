@@ -5,6 +5,7 @@ pub mod cli;
 pub mod configs;
 pub mod demo;
 pub mod fleet;
+pub mod logs;
 pub mod output;
 pub mod query;
 pub mod stack;
@@ -20,7 +21,9 @@ use fleetlog_core::log_groups::default_log_group_prefix;
 use fleetlog_core::tags::ManagementTag;
 use fleetlog_local::stack as local;
 
-use cli::{Cli, Command, ConfigArgs, ConfigsCommand, DeployArgs, DeploymentArgs, GlobalArgs, LocalCommand, QueryArgs};
+use cli::{
+    Cli, Command, ConfigArgs, ConfigsCommand, DeployArgs, DeploymentArgs, GlobalArgs, LocalCommand, LogsArgs, QueryArgs,
+};
 use output::Report;
 use stack::{StackOutputs, outputs, setting};
 
@@ -83,6 +86,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Reconcile { dry_run, deployment } => {
             Ok(fleet(global, &deployment).await?.reconcile(dry_run).await?.into())
         }
+        Command::Logs(args) => run_logs(global, args).await,
         Command::Query(args) => run_query(global, args).await.map(Outcome::from),
         Command::Deploy(args) => run_deploy(global, args).await.map(Outcome::from),
         Command::Local(LocalCommand::Demo { configs }) => {
@@ -138,6 +142,30 @@ async fn fleet(global: &GlobalArgs, deployment: &DeploymentArgs) -> Result<fleet
             retention: fleetlog_core::log_groups::RetentionDays::new(deployment.retention_days)?,
         },
     ))
+}
+
+async fn run_logs(global: &GlobalArgs, args: LogsArgs) -> Result<Outcome> {
+    let fleet = fleet(global, &args.deployment).await?;
+    let request = logs::LogsRequest {
+        instances: args.instances,
+        tag: args.tag,
+        source: args.source,
+        since: args.since,
+        filter: args.filter,
+    };
+    let mut writer = logs::LineWriter::for_stdout(global.output);
+    let mut out = std::io::stdout();
+    if args.follow {
+        // Ends with Ctrl-C, which `main` answers.
+        fleet.follow_logs(&request, &mut writer, &mut out, std::future::pending()).await?;
+    } else if fleet.logs(&request, &mut writer, &mut out).await? == 0 {
+        eprintln!(
+            "No log lines in the last {}s{}.",
+            args.since.as_secs(),
+            if request.filter.is_some() { " match the filter" } else { "" }
+        );
+    }
+    Ok(Outcome { report: None, success: true })
 }
 
 async fn run_deploy(global: &GlobalArgs, args: DeployArgs) -> Result<Report> {
