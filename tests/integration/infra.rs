@@ -794,3 +794,39 @@ async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
     fleetlog_tests::iam::assert_made(&query.requests(), &["s3:GetObject", "s3:ListBucket"]);
     deployment.assert_allows("QueryRole", &query.requests());
 }
+
+/// The log bucket's long-term tier: by default logs go to Standard-IA and expire; an archive class
+/// adds a second transition, `ExpireAfterDays` 0 keeps logs indefinitely (in both buckets), and
+/// Object Lock, when chosen, locks each object for its days in its mode.
+#[test]
+fn the_log_archive_tier_expiry_and_object_lock_follow_the_parameters() {
+    let t = template();
+    let bucket = |parameters: &[(&str, Value)], name: &str| Deployment::local(parameters).resolve(resource(&t, name));
+    let rule = |properties: &Value| properties["LifecycleConfiguration"]["Rules"][0].clone();
+
+    let default = bucket(&[], "LogBucket");
+    let transitions = rule(&default)["Transitions"].clone();
+    assert_eq!(transitions, serde_json::json!([{"StorageClass": "STANDARD_IA", "TransitionInDays": "30"}]));
+    assert_eq!(rule(&default)["ExpirationInDays"], "90");
+    assert!(default.get("ObjectLockConfiguration").is_none() && default.get("ObjectLockEnabled").is_none());
+
+    let archived = [
+        ("ArchiveStorageClass", serde_json::json!("GLACIER_IR")),
+        ("ArchiveAfterDays", serde_json::json!("180")),
+        ("ExpireAfterDays", serde_json::json!("0")),
+        ("ObjectLockMode", serde_json::json!("COMPLIANCE")),
+        ("ObjectLockDays", serde_json::json!("2555")),
+    ];
+    let kept = bucket(&archived, "LogBucket");
+    let transitions = rule(&kept)["Transitions"].clone();
+    assert_eq!(transitions[1], serde_json::json!({"StorageClass": "GLACIER_IR", "TransitionInDays": "180"}));
+    assert!(rule(&kept).get("ExpirationInDays").is_none(), "never expires: {}", rule(&kept));
+    assert!(rule(&bucket(&archived, "AccessLogBucket")).get("ExpirationInDays").is_none());
+    assert_eq!(kept["ObjectLockEnabled"], true);
+    assert_eq!(
+        kept["ObjectLockConfiguration"],
+        serde_json::json!({"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": "2555"}}})
+    );
+    let classes = &t["Parameters"]["ArchiveStorageClass"]["AllowedValues"];
+    assert_eq!(json(classes), serde_json::json!(["NONE", "GLACIER_IR", "DEEP_ARCHIVE"]));
+}

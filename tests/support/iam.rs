@@ -242,9 +242,15 @@ impl Deployment {
         let Yaml::Tagged(tagged) = node else { panic!("condition {node:?}") };
         let args = tagged.value.as_sequence();
         match tagged.tag.to_string().as_str() {
+            // CloudFormation compares parameter values as strings: `!Equals [!Ref Days, 0]` holds for "0".
             "!Equals" => {
                 let args = args.unwrap();
-                self.resolve(&args[0]) == self.resolve(&args[1])
+                let scalar = |v: Value| match v {
+                    Value::Number(n) => json!(n.to_string()),
+                    Value::Bool(b) => json!(b.to_string()),
+                    other => other,
+                };
+                scalar(self.resolve(&args[0])) == scalar(self.resolve(&args[1]))
             }
             "!Not" => !self.truth(&args.unwrap()[0]),
             "!Condition" => self.condition(tagged.value.as_str().unwrap()),
