@@ -399,19 +399,10 @@ mod tests {
     fn record(id: &str) -> EnrollmentRecord {
         EnrollmentRecord {
             instance_id: id.into(),
-            status: EnrollmentStatus::Enrolled,
-            platform: "linux".into(),
-            config_parameter: "AmazonCloudWatch-fleetlog-linux".into(),
-            config_version: 1,
             command_ids: vec![],
-            log_groups: vec![],
-            alarm_names: vec![],
-            updated_at: "2026-11-30T00:00:00Z".into(),
-            attempts: 1,
             sent_at: None,
-            retry_at: None,
-            failure: None,
-            last_log_at: None,
+            updated_at: "2026-11-30T00:00:00Z".into(),
+            ..EnrollmentRecord::sample(EnrollmentStatus::Enrolled)
         }
     }
 

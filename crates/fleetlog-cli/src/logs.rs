@@ -250,19 +250,8 @@ mod tests {
     fn record(id: &str, groups: &[&str]) -> EnrollmentRecord {
         EnrollmentRecord {
             instance_id: id.into(),
-            status: EnrollmentStatus::Enrolled,
-            platform: "linux".into(),
-            config_parameter: "AmazonCloudWatch-fleetlog-linux".into(),
-            config_version: 1,
-            command_ids: vec![],
             log_groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-            alarm_names: vec![],
-            updated_at: String::new(),
-            attempts: 1,
-            sent_at: None,
-            retry_at: None,
-            failure: None,
-            last_log_at: None,
+            ..EnrollmentRecord::sample(EnrollmentStatus::Enrolled)
         }
     }
 

@@ -103,10 +103,11 @@ impl EnrollmentRecord {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 impl EnrollmentRecord {
-    /// A Linux instance's record: config version 1, command `cmd-1` sent at 1,000 s, one attempt.
-    pub(crate) fn sample(status: EnrollmentStatus) -> Self {
+    /// A Linux instance's record, for tests: config version 1, command `cmd-1` sent at 1,000 s, one
+    /// attempt.
+    pub fn sample(status: EnrollmentStatus) -> Self {
         Self {
             instance_id: "i-01234567".into(),
             status,
