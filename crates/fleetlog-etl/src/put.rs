@@ -5,9 +5,14 @@ use std::time::Duration;
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 
+use crate::records::RecordLimits;
+
 pub const MAX_BATCH_RECORDS: usize = 500;
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
+/// What the ETL's records must keep to for Firehose: a little under its record limit (room for the
+/// newline), messages split into parts of 512 KiB of JSON text, whose records always fit it.
+pub const RECORD_LIMITS: RecordLimits = RecordLimits { record_bytes: MAX_RECORD_BYTES - 1024, part_bytes: 512 * 1024 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

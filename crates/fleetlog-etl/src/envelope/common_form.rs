@@ -6,7 +6,8 @@
 
 use std::borrow::Cow;
 
-use super::{Envelope, Literal, LogEvent, UnicodeEscape, unescape_into, unicode_escape};
+use super::{Envelope, Literal, LogEvent};
+use crate::json::{UnicodeEscape, unescape_into, unicode_escape};
 use crate::scan::first_of;
 
 pub(super) fn read(text: &str) -> Option<Envelope<'_>> {
