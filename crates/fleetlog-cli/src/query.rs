@@ -35,7 +35,7 @@ use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flate2::bufread::MultiGzDecoder;
 use fleetlog_core::schema::{COLUMNS, DATABASE, PARTITION_KEYS, TABLE};
-use fleetlog_etl::decode::GZIP_MAGIC;
+use fleetlog_etl::gzip::GZIP_MAGIC;
 use futures::{Stream, StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
@@ -770,7 +770,7 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, body).unwrap();
         };
-        let gzip = fleetlog_etl::decode::gzip;
+        let gzip = fleetlog_etl::gzip::gzip;
         put("logs/dt=2026-11-29/hour=10/a.gz", &gzip(br#"{"event_id":"a","time":"2026-11-29T11:00:00.001Z"}"#));
         put("logs/dt=2026-11-29/hour=12/b.gz", &gzip(br#"{"event_id":"b","time":"2026-11-29T12:00:00.000Z"}"#));
         // Unreadable: the query fails if this object is read.
@@ -829,18 +829,18 @@ mod tests {
     fn objects_are_read_gzip_or_plain_whatever_their_size() {
         // This stack's Firehose buffers 64 MiB before compressing, a hint it may exceed: more than
         // the ETL's cap for what CloudWatch Logs sends.
-        let size = usize::try_from(fleetlog_etl::decode::MAX_DECOMPRESSED).unwrap() + 1024 * 1024;
+        let size = usize::try_from(fleetlog_etl::gzip::MAX_DECOMPRESSED).unwrap() + 1024 * 1024;
         let mut big = vec![b'\n'; size];
         big.extend_from_slice(b"{\"event_id\":\"last\"}\n");
-        assert_eq!(rows_of("big.gz", &fleetlog_etl::decode::gzip(&big)).unwrap(), 1);
+        assert_eq!(rows_of("big.gz", &fleetlog_etl::gzip::gzip(&big)).unwrap(), 1);
         // An object of several gzip members, as Firehose may write: every member is read.
-        let mut members = fleetlog_etl::decode::gzip(b"{\"event_id\":\"1\"}\n");
-        members.extend(fleetlog_etl::decode::gzip(b"{\"event_id\":\"2\"}\n"));
+        let mut members = fleetlog_etl::gzip::gzip(b"{\"event_id\":\"1\"}\n");
+        members.extend(fleetlog_etl::gzip::gzip(b"{\"event_id\":\"2\"}\n"));
         assert_eq!(rows_of("members.gz", &members).unwrap(), 2);
         assert_eq!(rows_of("plain", b"{}\n{}").unwrap(), 2, "plain objects are read as they are");
         let cut = rows_of("cut.gz", &members[..members.len() - 3]).unwrap_err();
         assert!(format!("{cut:#}").starts_with("cut.gz: not valid gzip: "), "{cut:#}");
-        let mut corrupt = fleetlog_etl::decode::gzip(b"{\"event_id\":\"1\"}\n");
+        let mut corrupt = fleetlog_etl::gzip::gzip(b"{\"event_id\":\"1\"}\n");
         let crc_at = corrupt.len() - 8;
         corrupt[crc_at] ^= 1;
         let refused = rows_of("crc.gz", &corrupt).unwrap_err();
@@ -856,7 +856,7 @@ mod tests {
     async fn objects_are_read_as_the_query_needs_them() {
         // Each partition (one per core for a folder) starts with a good object; bad ones follow.
         let partitions = std::thread::available_parallelism().map_or(1, usize::from);
-        let good = |i: usize| fleetlog_etl::decode::gzip(format!("{{\"event_id\":\"{i}\"}}\n").as_bytes());
+        let good = |i: usize| fleetlog_etl::gzip::gzip(format!("{{\"event_id\":\"{i}\"}}\n").as_bytes());
         let mut objects: Vec<Vec<u8>> = (0..partitions).map(good).collect();
         objects.extend((0..partitions * 3).map(|_| b"not json".to_vec()));
         let (dir, ctx) = session_over(&objects).await;
@@ -894,9 +894,9 @@ mod tests {
         // A lone surrogate in the envelope itself, which CloudWatch Logs never writes but JSON allows.
         .replace(r#""id":"2""#, r#""id":"2\udc00""#)
         .replace(r#""message":"""#, r#""message":"\ud800""#);
-        let envelope = fleetlog_etl::decode::parse_envelope(envelope.as_bytes()).unwrap();
+        let envelope = fleetlog_etl::envelope::parse_envelope(envelope.as_bytes()).unwrap();
         let mut records = Vec::new();
-        fleetlog_etl::transform::write_records(&envelope, "us-east-1", &mut records);
+        fleetlog_etl::records::write_records(&envelope, "us-east-1", fleetlog_etl::put::RECORD_LIMITS, &mut records);
         let (_dir, ctx) = session_over(&[records]).await;
         // Both spellings of a map lookup; `element_at` is also Athena's, which `map['key']` is not
         // for a missing key.

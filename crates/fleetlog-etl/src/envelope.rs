@@ -114,6 +114,7 @@ impl<'a> Envelope<'a> {
     /// An event's id and message as its records hold them: JSON string content as the envelope
     /// spells it, but for lone surrogate escapes (which JSON readers refuse), respelled
     /// ([`well_formed`]). Borrowed unless the envelope spells one.
+    #[inline(always)]
     pub fn record_strings(&self, event: &LogEvent<'a>) -> (Cow<'a, str>, Cow<'a, str>) {
         if self.lone_surrogates {
             (well_formed(event.id_literal()), well_formed(event.message_literal()))

@@ -20,6 +20,7 @@ pub enum Str<'a> {
 
 impl<'a> Str<'a> {
     /// The string as it stands (text, or content with its escapes).
+    #[inline]
     pub fn as_str(self) -> &'a str {
         match self {
             Str::Text(text) | Str::Json(text) => text,
@@ -28,6 +29,7 @@ impl<'a> Str<'a> {
 
     /// `piece`, cut from this string, as the same kind of string. For content, the cuts must fall
     /// outside escapes (at ASCII characters that are not part of one).
+    #[inline]
     pub(crate) fn part(self, piece: &'a str) -> Str<'a> {
         match self {
             Str::Text(_) => Str::Text(piece),
@@ -36,6 +38,7 @@ impl<'a> Str<'a> {
     }
 
     /// Appends the string as a JSON string, quotes included.
+    #[inline]
     pub fn write(self, out: &mut Vec<u8>) {
         match self {
             Str::Text(text) => write_str(out, text),
@@ -46,7 +49,7 @@ impl<'a> Str<'a> {
 
 /// Where JSON is written: the records' byte buffers, and the response, which is built as text so
 /// it needs no UTF-8 check at the end.
-pub trait JsonOut {
+pub(crate) trait JsonOut {
     fn push_text(&mut self, text: &str);
     fn push_ascii(&mut self, byte: u8);
     fn reserve_more(&mut self, additional: usize);
@@ -94,14 +97,14 @@ fn needs_escape(word: u64) -> bool {
 }
 
 /// Appends JSON string content that is already escaped (or needs no escaping), quoted.
-pub fn write_content(out: &mut Vec<u8>, content: &str) {
+pub(crate) fn write_content(out: &mut Vec<u8>, content: &str) {
     out.push(b'"');
     out.extend_from_slice(content.as_bytes());
     out.push(b'"');
 }
 
 /// Appends `text` as a JSON string, quotes included.
-pub fn write_str(out: &mut impl JsonOut, text: &str) {
+pub(crate) fn write_str(out: &mut impl JsonOut, text: &str) {
     let bytes = text.as_bytes();
     out.reserve_more(bytes.len() + 2);
     out.push_ascii(b'"');
@@ -157,7 +160,7 @@ pub fn write_str(out: &mut impl JsonOut, text: &str) {
 
 /// JSON string content as text: the content itself when it has no escapes, else decoded into
 /// `scratch`. `None` as for [`unescape_into`].
-pub fn decoded<'s>(content: &'s str, scratch: &'s mut String) -> Option<&'s str> {
+pub(crate) fn decoded<'s>(content: &'s str, scratch: &'s mut String) -> Option<&'s str> {
     if memchr::memchr(b'\\', content.as_bytes()).is_none() {
         return Some(content);
     }
@@ -168,7 +171,7 @@ pub fn decoded<'s>(content: &'s str, scratch: &'s mut String) -> Option<&'s str>
 /// Decodes JSON string content (what stands between the quotes) into `out`, which is cleared first.
 /// `None` for a malformed escape or a lone surrogate. Copies the runs between escapes whole, found
 /// with a vectorised search: log lines have few escapes and long runs.
-pub fn unescape_into(literal: &str, out: &mut String) -> Option<()> {
+pub(crate) fn unescape_into(literal: &str, out: &mut String) -> Option<()> {
     out.clear();
     out.reserve(literal.len());
     let mut rest = literal;

@@ -7,8 +7,8 @@ use aws_sdk_firehose::types::Record;
 
 use crate::records::RecordLimits;
 
-pub const MAX_BATCH_RECORDS: usize = 500;
-pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+const MAX_BATCH_RECORDS: usize = 500;
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
 /// What the ETL's records must keep to for Firehose: a little under its record limit (room for the
 /// newline), messages split into parts of 512 KiB of JSON text, whose records always fit it.
@@ -39,7 +39,7 @@ pub enum PutError {
 }
 
 /// Splits records into calls within both limits, keeping order.
-pub fn batches(records: &[Vec<u8>]) -> Vec<std::ops::Range<usize>> {
+fn batches(records: &[Vec<u8>]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0;

@@ -122,13 +122,13 @@ impl RecordFormat for TableJson {
 
 /// The instance a stream belongs to: the agent names streams `{instance_id}` (optionally followed by
 /// `/…`).
-pub fn instance_id_of(stream: &str) -> Option<&str> {
+fn instance_id_of(stream: &str) -> Option<&str> {
     let candidate = stream.split('/').next().unwrap_or_default();
     is_instance_id(candidate).then_some(candidate)
 }
 
 /// The last path segment of the log group (`CCP-logs-…/security` → `security`).
-pub fn source_of(log_group: &str) -> &str {
+fn source_of(log_group: &str) -> &str {
     log_group.rsplit('/').next().unwrap_or(log_group)
 }
 

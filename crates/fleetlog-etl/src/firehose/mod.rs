@@ -177,7 +177,7 @@ fn transform_within<F: RecordFormat>(
 
 /// The instance a record's stream is named after (fleetlog's agent configs name streams so), with
 /// the record's newest event time.
-pub fn sighting(envelope: &Envelope<'_>) -> Option<Sighting> {
+pub(crate) fn sighting(envelope: &Envelope<'_>) -> Option<Sighting> {
     if !is_instance_id(&envelope.log_stream) {
         return None;
     }

@@ -37,6 +37,7 @@ impl Fields<'_> {
                 concat!(",\"", $name, "\":").as_bytes()
             };
         }
+        #[inline(always)]
         fn text(out: &mut Vec<u8>, name: &[u8], value: Option<Str<'_>>) {
             if let Some(value) = value {
                 out.extend_from_slice(name);

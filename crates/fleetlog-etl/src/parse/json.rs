@@ -19,7 +19,7 @@ pub struct Attributes<'a>(Vec<Attribute<'a>>);
 /// A top-level member of a JSON message, by where it was read: that decides how its name and value
 /// are spelled, so how they are written.
 #[derive(Debug, Clone)]
-pub enum Attribute<'a> {
+pub(super) enum Attribute<'a> {
     /// Read by serde_json from the decoded message: the name as text, the value's JSON text as the
     /// message spells it.
     Decoded(Cow<'a, str>, &'a RawValue),
@@ -30,7 +30,7 @@ pub enum Attribute<'a> {
 }
 
 impl<'a> Attribute<'a> {
-    pub fn name(&self) -> &str {
+    fn name(&self) -> &str {
         match self {
             Attribute::Decoded(name, _) => name,
             Attribute::Literal(name, _) => name,
@@ -38,7 +38,7 @@ impl<'a> Attribute<'a> {
     }
 
     /// The value when it is a string.
-    pub fn as_str(&self) -> Option<Cow<'a, str>> {
+    fn as_str(&self) -> Option<Cow<'a, str>> {
         match *self {
             Attribute::Decoded(_, raw) => serde_json::from_str::<BorrowedStr<'a>>(raw.get()).ok().map(|s| s.0),
             Attribute::Literal(_, text) => text.strip_prefix("\\\"")?.strip_suffix("\\\"").map(Cow::Borrowed),
@@ -47,6 +47,7 @@ impl<'a> Attribute<'a> {
 
     /// Appends `"name":value`: strings as spelled, `null` as null, anything else as a string of its
     /// JSON text.
+    #[inline]
     pub(super) fn write_json(&self, out: &mut Vec<u8>) {
         match *self {
             Attribute::Decoded(ref name, raw) => {
@@ -93,11 +94,11 @@ impl<'a> Attributes<'a> {
         Attributes(fields)
     }
 
-    pub fn get(&self, name: &str) -> Option<&Attribute<'a>> {
+    fn get(&self, name: &str) -> Option<&Attribute<'a>> {
         self.0.binary_search_by(|attribute| name_order(attribute.name(), name)).ok().map(|i| &self.0[i])
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Attribute<'a>> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Attribute<'a>> {
         self.0.iter()
     }
 }

@@ -25,7 +25,7 @@ mod syslog;
 mod windows;
 
 pub use fields::Fields;
-pub use json::{Attribute, Attributes};
+pub use json::Attributes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
