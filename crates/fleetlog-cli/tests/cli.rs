@@ -314,11 +314,8 @@ async fn query_runs_locally_on_folders_and_on_athena() {
     };
     std::fs::create_dir_all(dir.path().join("dt=x")).unwrap();
     write(dir.path(), "plain.json", &(record("1", "i-01234567") + &record("2", "i-01234567")));
-    std::fs::write(
-        dir.path().join("dt=x/gz.json.gz"),
-        fleetlog_etl::decode::gzip(record("3", "i-89abcdef").as_bytes()),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("dt=x/gz.json.gz"), fleetlog_etl::gzip::gzip(record("3", "i-89abcdef").as_bytes()))
+        .unwrap();
     let folder = dir.path().to_str().unwrap();
 
     let out = json_of(&fleetlog(None, &["query", "--local", "--source", folder, "-o", "json", "log-volume"]));
@@ -361,7 +358,7 @@ async fn query_runs_locally_on_folders_and_on_athena() {
 
     // From S3, many objects: fetched several at a time, every one of them read once.
     for n in 0..25 {
-        let body = fleetlog_etl::decode::gzip(record(&n.to_string(), "i-01234567").as_bytes());
+        let body = fleetlog_etl::gzip::gzip(record(&n.to_string(), "i-01234567").as_bytes());
         let put = local.stack.s3.put_object().bucket(fleetlog_local::stack::BUCKET);
         put.key(format!("many/dt=x/{n:02}.json.gz")).body(body.into()).send().await.unwrap();
     }

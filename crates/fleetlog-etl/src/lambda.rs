@@ -1,7 +1,7 @@
 //! The ETL under lambda_runtime, with one change to how an answer leaves: the response JSON is posted
 //! to the Runtime API as the bytes the writer wrote. lambda_runtime serialises every buffered response
 //! again (`serde_json::to_vec`, even of a `RawValue`): for the ETL a copy of up to 6 MB per
-//! invocation, a tenth of a warm batch's time, and the response held twice at once.
+//! invocation, and the response held twice at once.
 //!
 //! Everything else stays lambda_runtime's: it polls for events, builds their context, opens their
 //! tracing span, and reports failures. A failed invocation is handed on to its stack as the

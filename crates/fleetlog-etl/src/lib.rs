@@ -1,17 +1,32 @@
 //! The log ETL: CloudWatch Logs subscription payloads → one JSON record per log event → Firehose.
 //!
-//! One core ([`transform::write_records`]) and two entry shapes: Firehose's data-transformation Lambda
-//! ([`firehose::transform`]) and a subscription-filter target that puts records itself ([`handle_awslogs`]).
+//! One core and two entry shapes: Firehose's data-transformation Lambda ([`firehose::transform`])
+//! and a subscription-filter target that puts records itself ([`handle_awslogs`]). The core, in the
+//! order a record meets it:
+//!
+//! - [`gzip`]: the payload inflated (capped), and re-ingested envelopes deflated;
+//! - [`envelope`]: the CloudWatch Logs envelope read (`envelope::common_form` for the form CloudWatch
+//!   Logs writes, serde_json otherwise) and written again for a split record's pieces;
+//! - [`parse`]: a message's format and fields, one module per format (`fields`, `json`, `syslog`,
+//!   `access`, `windows`);
+//! - [`records`]: one record per event, framed by a [`records::RecordFormat`] (the destination's
+//!   record shape; [`records::TableJson`] is the Glue table's), within [`records::RecordLimits`] the
+//!   caller passes;
+//! - [`json`]: JSON strings both ways — escaping, unescaping, lone surrogates, escape-safe cuts — and
+//!   [`json::Str`], which says whether a string is text or already JSON string content;
+//! - [`firehose`]: the batch answered within Lambda's response limit (`firehose::budget` decides what
+//!   is read, deferred or split; `firehose::response` writes the answer);
+//! - [`put`]: PutRecordBatch with Firehose's limits and retries; [`lambda`]: the runtime wiring.
 
-pub mod corpus;
-pub mod decode;
+pub mod envelope;
 pub mod firehose;
-mod json;
+pub mod gzip;
+pub mod json;
 pub mod lambda;
 pub mod parse;
 pub mod put;
+pub mod records;
 mod scan;
-pub mod transform;
 
 use aws_lambda_events::encodings::MillisecondTimestamp;
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseRecordMetadata};
@@ -21,8 +36,9 @@ use fleetlog_core::metrics::Counter;
 pub use fleetlog_sdk::metrics::MetricsOutput;
 use serde_json::value::RawValue;
 
-use decode::{MessageType, gunzip_into, parse_envelope};
-use put::{PutError, RetryPolicy, put_all};
+use envelope::{MessageType, parse_envelope};
+use gzip::gunzip_into;
+use put::{PutError, RECORD_LIMITS, RetryPolicy, put_all};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EtlError {
@@ -31,11 +47,35 @@ pub enum EtlError {
     #[error("malformed event: {0}")]
     Malformed(String),
     #[error("{0}")]
-    Decode(#[from] decode::DecodeError),
+    Decode(#[from] DecodeError),
     #[error("{0}")]
     Put(#[from] PutError),
     #[error("FLEETLOG_DELIVERY_STREAM must name the Firehose stream to put records into")]
     NoDeliveryStream,
+}
+
+/// Why a payload (base64, gzip, envelope) cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not gzip data (no gzip magic bytes)")]
+    NotGzip,
+    #[error("corrupt gzip data: {0}")]
+    BadGzip(String),
+    #[error("decompresses to more than {0} bytes")]
+    TooLarge(u64),
+    #[error("no memory left to inflate the payload")]
+    OutOfMemory,
+    #[error("not a CloudWatch Logs subscription envelope: {0}")]
+    BadJson(String),
+    #[error("unknown messageType {0:?}")]
+    UnknownMessageType(String),
+    #[error("not valid base64: {0}")]
+    BadBase64(String),
+}
+
+/// Decodes a base64 string (a Firehose record's data, `awslogs.data`) into bytes.
+fn base64_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
+    base64_simd::STANDARD.decode_to_vec(text).map_err(|e| DecodeError::BadBase64(e.to_string()))
 }
 
 /// Built once per process.
@@ -100,7 +140,7 @@ pub struct Payload {
 }
 
 /// `KinesisFirehoseEventRecord`'s fields, its data decoded by a vectorised base64 decoder: the derived
-/// one decodes a byte at a time, a third of the time a 5 MB event took.
+/// one decodes a byte at a time, a large share of a big event's time.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct FirehoseRecord {
@@ -117,7 +157,7 @@ struct FirehoseRecord {
 #[derive(Debug)]
 enum RecordData {
     Decoded(Vec<u8>),
-    NotBase64 { text: String, error: decode::DecodeError },
+    NotBase64 { text: String, error: DecodeError },
 }
 
 impl From<FirehoseRecord> for KinesisFirehoseEventRecord {
@@ -147,7 +187,7 @@ fn base64_data<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Reco
             f.write_str("base64 text")
         }
         fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RecordData, E> {
-            Ok(match decode::base64_decode(text) {
+            Ok(match base64_decode(text) {
                 Ok(bytes) => RecordData::Decoded(bytes),
                 Err(error) => RecordData::NotBase64 { text: text.to_owned(), error },
             })
@@ -214,7 +254,7 @@ pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> 
 /// Returns the number of records delivered.
 pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize, EtlError> {
     let stream = state.delivery_stream.as_deref().ok_or(EtlError::NoDeliveryStream)?;
-    let compressed = decode::base64_decode(data_base64)?;
+    let compressed = base64_decode(data_base64)?;
     let mut plain = Vec::new();
     gunzip_into(&compressed, &mut plain)?;
     let envelope = parse_envelope(&plain)?;
@@ -222,7 +262,7 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
         return Ok(0);
     }
     let mut lines = Vec::new();
-    transform::write_records(&envelope, &state.region, &mut lines);
+    records::write_records(&envelope, &state.region, RECORD_LIMITS, &mut lines);
     let records: Vec<Vec<u8>> = lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
     let count = records.len();
     put_all(&state.firehose, stream, records, state.retry).await?;

@@ -5,9 +5,14 @@ use std::time::Duration;
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 
-pub const MAX_BATCH_RECORDS: usize = 500;
-pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+use crate::records::RecordLimits;
+
+const MAX_BATCH_RECORDS: usize = 500;
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
+/// What the ETL's records must keep to for Firehose: a little under its record limit (room for the
+/// newline), messages split into parts of 512 KiB of JSON text, whose records always fit it.
+pub const RECORD_LIMITS: RecordLimits = RecordLimits { record_bytes: MAX_RECORD_BYTES - 1024, part_bytes: 512 * 1024 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -34,7 +39,7 @@ pub enum PutError {
 }
 
 /// Splits records into calls within both limits, keeping order.
-pub fn batches(records: &[Vec<u8>]) -> Vec<std::ops::Range<usize>> {
+fn batches(records: &[Vec<u8>]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0;

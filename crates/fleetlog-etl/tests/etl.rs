@@ -5,9 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseResponseRecord};
-use fleetlog_etl::decode::{gunzip_into, gzip, parse_envelope};
+use aws_lambda_events::firehose::{
+    KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseResponse, KinesisFirehoseResponseRecord,
+};
+use fleetlog_etl::envelope::parse_envelope;
 use fleetlog_etl::firehose::{DROPPED, OK, PROCESSING_FAILED, Transformed, transform};
+use fleetlog_etl::gzip::{gunzip_into, gzip};
 use serde_json::{Value, json};
 
 const STREAM: &str = "i-0123456789abcdef0";
@@ -58,7 +61,9 @@ fn collect(lines: &[u8], into: &mut BTreeMap<String, String>) {
 
 /// The response records, read back from the response JSON.
 fn answers(out: &Transformed) -> Vec<KinesisFirehoseResponseRecord> {
-    out.typed_response().expect("the response is a KinesisFirehoseResponse").records
+    serde_json::from_str::<KinesisFirehoseResponse>(out.response.get())
+        .expect("the response is a KinesisFirehoseResponse")
+        .records
 }
 
 /// Runs a batch through the transformation, and re-ingested payloads again, until nothing is left.

@@ -7,9 +7,9 @@
 use std::path::Path;
 
 use aws_lambda_events::firehose::KinesisFirehoseResponse;
-use fleetlog_etl::corpus::firehose_event;
-use fleetlog_etl::decode::gzip;
 use fleetlog_etl::firehose::{PROCESSING_FAILED, transform};
+use fleetlog_etl::gzip::gzip;
+use fleetlog_etl_bench::firehose_event;
 use fleetlog_fake_runtime::{Answer, NOWHERE, aws_at, deployment_bootstrap, run_function};
 
 #[tokio::test]

@@ -84,8 +84,8 @@ impl LogPump {
 /// Log events in one raw subscription payload (0 for anything undecodable; the ETL reports those).
 fn count_events(gzipped: &[u8]) -> usize {
     let mut plain = Vec::new();
-    if fleetlog_etl::decode::gunzip_into(gzipped, &mut plain).is_err() {
+    if fleetlog_etl::gzip::gunzip_into(gzipped, &mut plain).is_err() {
         return 0;
     }
-    fleetlog_etl::decode::parse_envelope(&plain).map_or(0, |e| e.log_events.len())
+    fleetlog_etl::envelope::parse_envelope(&plain).map_or(0, |e| e.log_events.len())
 }

@@ -153,18 +153,18 @@ mod tests {
     fn objects_are_read_gzip_or_plain_whatever_their_size() {
         // This stack's Firehose buffers 64 MiB before compressing, a hint it may exceed: more than
         // the ETL's cap for what CloudWatch Logs sends.
-        let size = usize::try_from(fleetlog_etl::decode::MAX_DECOMPRESSED).unwrap() + 1024 * 1024;
+        let size = usize::try_from(fleetlog_etl::gzip::MAX_DECOMPRESSED).unwrap() + 1024 * 1024;
         let mut big = vec![b'\n'; size];
         big.extend_from_slice(b"{\"event_id\":\"last\"}\n");
-        assert_eq!(rows_of("big.gz", &fleetlog_etl::decode::gzip(&big)).unwrap(), 1);
+        assert_eq!(rows_of("big.gz", &fleetlog_etl::gzip::gzip(&big)).unwrap(), 1);
         // An object of several gzip members, as Firehose may write: every member is read.
-        let mut members = fleetlog_etl::decode::gzip(b"{\"event_id\":\"1\"}\n");
-        members.extend(fleetlog_etl::decode::gzip(b"{\"event_id\":\"2\"}\n"));
+        let mut members = fleetlog_etl::gzip::gzip(b"{\"event_id\":\"1\"}\n");
+        members.extend(fleetlog_etl::gzip::gzip(b"{\"event_id\":\"2\"}\n"));
         assert_eq!(rows_of("members.gz", &members).unwrap(), 2);
         assert_eq!(rows_of("plain", b"{}\n{}").unwrap(), 2, "plain objects are read as they are");
         let cut = rows_of("cut.gz", &members[..members.len() - 3]).unwrap_err();
         assert!(format!("{cut:#}").starts_with("cut.gz: not valid gzip: "), "{cut:#}");
-        let mut corrupt = fleetlog_etl::decode::gzip(b"{\"event_id\":\"1\"}\n");
+        let mut corrupt = fleetlog_etl::gzip::gzip(b"{\"event_id\":\"1\"}\n");
         let crc_at = corrupt.len() - 8;
         corrupt[crc_at] ^= 1;
         let refused = rows_of("crc.gz", &corrupt).unwrap_err();

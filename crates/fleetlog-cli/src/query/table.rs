@@ -279,7 +279,7 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, body).unwrap();
         };
-        let gzip = fleetlog_etl::decode::gzip;
+        let gzip = fleetlog_etl::gzip::gzip;
         put("logs/dt=2026-11-29/hour=10/a.gz", &gzip(br#"{"event_id":"a","time":"2026-11-29T11:00:00.001Z"}"#));
         put("logs/dt=2026-11-29/hour=12/b.gz", &gzip(br#"{"event_id":"b","time":"2026-11-29T12:00:00.000Z"}"#));
         // Unreadable: the query fails if this object is read.
@@ -322,7 +322,7 @@ mod tests {
     async fn objects_are_read_as_the_query_needs_them() {
         // Each partition (one per core for a folder) starts with a good object; bad ones follow.
         let partitions = std::thread::available_parallelism().map_or(1, usize::from);
-        let good = |i: usize| fleetlog_etl::decode::gzip(format!("{{\"event_id\":\"{i}\"}}\n").as_bytes());
+        let good = |i: usize| fleetlog_etl::gzip::gzip(format!("{{\"event_id\":\"{i}\"}}\n").as_bytes());
         let mut objects: Vec<Vec<u8>> = (0..partitions).map(good).collect();
         objects.extend((0..partitions * 3).map(|_| b"not json".to_vec()));
         let (dir, ctx) = session_over(&objects).await;
@@ -360,9 +360,9 @@ mod tests {
         // A lone surrogate in the envelope itself, which CloudWatch Logs never writes but JSON allows.
         .replace(r#""id":"2""#, r#""id":"2\udc00""#)
         .replace(r#""message":"""#, r#""message":"\ud800""#);
-        let envelope = fleetlog_etl::decode::parse_envelope(envelope.as_bytes()).unwrap();
+        let envelope = fleetlog_etl::envelope::parse_envelope(envelope.as_bytes()).unwrap();
         let mut records = Vec::new();
-        fleetlog_etl::transform::write_records(&envelope, "us-east-1", &mut records);
+        fleetlog_etl::records::write_records(&envelope, "us-east-1", fleetlog_etl::put::RECORD_LIMITS, &mut records);
         let (_dir, ctx) = session_over(&[records]).await;
         // Both spellings of a map lookup; `element_at` is also Athena's, which `map['key']` is not
         // for a missing key.

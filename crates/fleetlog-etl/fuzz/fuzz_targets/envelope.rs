@@ -4,10 +4,13 @@
 //! gzipped as a record, must answer that record exactly once, as its kind requires.
 #![no_main]
 
-use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
-use fleetlog_etl::decode::{Envelope, MessageType, gzip, parse_envelope, well_formed};
+use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseResponse};
+use fleetlog_etl::envelope::{Envelope, MessageType, parse_envelope};
 use fleetlog_etl::firehose::{DROPPED, OK, PROCESSING_FAILED, transform};
-use fleetlog_etl::transform::write_records;
+use fleetlog_etl::gzip::gzip;
+use fleetlog_etl::json::well_formed;
+use fleetlog_etl::put::RECORD_LIMITS;
+use fleetlog_etl::records::write_records;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -32,7 +35,7 @@ fn decoded(content: &str) -> String {
 
 fn check_records(envelope: &Envelope<'_>) {
     let mut lines = Vec::new();
-    let written = write_records(envelope, "us-east-1", &mut lines);
+    let written = write_records(envelope, "us-east-1", RECORD_LIMITS, &mut lines);
     assert!(lines.is_empty() || lines.ends_with(b"\n"), "records are newline-terminated");
     let records: Vec<&[u8]> = lines.split(|b| *b == b'\n').filter(|line| !line.is_empty()).collect();
     assert_eq!(records.len(), written);
@@ -58,7 +61,8 @@ fn check_answer(data: &[u8], envelope: Option<&Envelope<'_>>) {
     let mut event = KinesisFirehoseEvent::default();
     event.records.push(record);
     let out = transform(&event, "us-east-1");
-    let response = out.typed_response().expect("the response is a Firehose response");
+    let response: KinesisFirehoseResponse =
+        serde_json::from_str(out.response.get()).expect("the response is a Firehose response");
     assert_eq!(response.records.len(), 1, "one answer per record");
     assert_eq!(response.records[0].record_id.as_deref(), Some("fuzzed"));
     let expected = match envelope.map(|e| e.kind()) {

@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use fleetlog_etl::decode::gunzip_into;
+use fleetlog_etl::gzip::gunzip_into;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let ours = gunzip_into(data, &mut ours).map(|()| ours);
     let mut theirs = Vec::new();
     // Bounded as the decoder is, so a bomb costs both the same.
-    let limit = fleetlog_etl::decode::MAX_DECOMPRESSED + 1;
+    let limit = fleetlog_etl::gzip::MAX_DECOMPRESSED + 1;
     let theirs = flate2::read::MultiGzDecoder::new(data).take(limit).read_to_end(&mut theirs).map(|_| theirs);
     match (ours, theirs) {
         (Ok(ours), Ok(theirs)) => assert!(ours == theirs, "inflated differently"),

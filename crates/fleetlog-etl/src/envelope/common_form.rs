@@ -6,13 +6,14 @@
 
 use std::borrow::Cow;
 
-use super::{Envelope, Literal, LogEvent, UnicodeEscape, unescape_into, unicode_escape};
+use super::{Envelope, Literal, LogEvent};
+use crate::json::{UnicodeEscape, unescape_into, unicode_escape};
 use crate::scan::first_of;
 
 pub(super) fn read(text: &str) -> Option<Envelope<'_>> {
     // The compact form CloudWatch Logs writes has no byte below 0x20 anywhere (not even whitespace),
     // so one pass over the whole payload spares checking each string for raw control characters:
-    // the strings are many and short, and that check cost a fifth of reading them.
+    // the strings are many and short, and that check would cost a good part of reading them.
     let check_controls = text.bytes().min().is_some_and(|smallest| smallest < 0x20);
     let mut reader = Reader { text, at: 0, check_controls, lone_surrogates: false };
     let mut envelope = Envelope::default();

@@ -1,7 +1,7 @@
 //! JSON messages read straight from their string literal in the envelope, where each of their
 //! quotes is spelled `\"`, without decoding the literal first. Only the common case is taken: strings
 //! with no escapes of their own, whitespace that is spaces or escaped newlines, tabs and carriage
-//! returns. Anything else is left to the decoding path ([`super::parse`]), which then decides, so this
+//! returns. Anything else is left to the decoding path ([`super::message`]), which then decides, so this
 //! reader only ever accepts messages that serde_json accepts too.
 
 use crate::scan::first;

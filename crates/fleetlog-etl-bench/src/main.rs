@@ -16,9 +16,10 @@ use std::time::Instant;
 
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
 use clap::{Parser, Subcommand};
-use fleetlog_etl::decode::gunzip_into;
+use fleetlog_etl::Payload;
 use fleetlog_etl::firehose::{OK, transform};
-use fleetlog_etl::{Payload, corpus};
+use fleetlog_etl::gzip::gunzip_into;
+use fleetlog_etl_bench as corpus;
 
 /// As in the Lambda (see the workspace's `mimalloc` entry), so the figures are the Lambda's.
 #[global_allocator]

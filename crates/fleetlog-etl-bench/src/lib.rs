@@ -1,12 +1,17 @@
-//! A realistic, reproducible corpus for benchmarks: Firehose transformation events whose records hold
-//! CloudWatch Logs envelopes of mixed syslog, sshd, access logs, JSON application logs, Windows
-//! security events and multi-line stack traces, in batches of 1 to 10,000 events within PutLogEvents'
-//! 1 MiB batch limit.
+//! The log ETL's benchmark, kept out of the Lambda's dependencies: a realistic, reproducible corpus
+//! ([`firehose_event`]) — Firehose transformation events whose records hold CloudWatch Logs envelopes
+//! of mixed syslog, sshd, access logs, JSON application logs, Windows security events and multi-line
+//! stack traces, in batches of 1 to 10,000 events within PutLogEvents' 1 MiB batch limit — and the
+//! record core alone ([`run_core`]). The `fleetlog-etl-bench` binary and the criterion benchmarks
+//! (`benches/core.rs`) run them; `bench/compare.py` compares the binary with the blueprint's script.
 
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
 
-use crate::decode::{DecodeError, gunzip_into, gzip, parse_envelope};
-use crate::transform::write_records;
+use fleetlog_etl::DecodeError;
+use fleetlog_etl::envelope::parse_envelope;
+use fleetlog_etl::gzip::{gunzip_into, gzip};
+use fleetlog_etl::put::RECORD_LIMITS;
+use fleetlog_etl::records::write_records;
 
 /// A small deterministic generator (xorshift) so corpora are reproducible without extra crates.
 #[derive(Debug)]
@@ -176,7 +181,7 @@ pub fn run_core(event: &KinesisFirehoseEvent, plain: &mut Vec<u8>, out: &mut Vec
         gunzip_into(&record.data.0, plain)?;
         let envelope = parse_envelope(plain)?;
         out.clear();
-        run.records += write_records(&envelope, "us-east-1", out);
+        run.records += write_records(&envelope, "us-east-1", RECORD_LIMITS, out);
         run.decompressed_bytes += plain.len();
         run.json_bytes += out.len();
     }

@@ -5,19 +5,20 @@
 //! the writing of the fields they find, on the 200 KB event's messages of each format (throughput:
 //! message bytes as the envelope spells them): the share of a record's cost that richer output takes.
 //!
-//!   cargo bench -p fleetlog-etl --bench core
+//!   cargo bench -p fleetlog-etl-bench --bench core
 //!
-//! `cargo test -p fleetlog-etl --bench core` runs each benchmark once, as a check that it works.
+//! `cargo test -p fleetlog-etl-bench --bench core` runs each benchmark once, as a check that it works.
 #![allow(clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use fleetlog_etl::corpus::{firehose_event, run_core};
-use fleetlog_etl::decode::{LogEvent, gunzip_into, parse_envelope};
+use fleetlog_etl::envelope::{LogEvent, parse_envelope};
 use fleetlog_etl::firehose::transform;
+use fleetlog_etl::gzip::gunzip_into;
 use fleetlog_etl::parse::parse_literal;
+use fleetlog_etl_bench::{firehose_event, run_core};
 
 /// As in the Lambda (see the workspace's `mimalloc` entry), so the figures are the Lambda's.
 #[global_allocator]

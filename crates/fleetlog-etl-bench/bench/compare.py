@@ -6,7 +6,7 @@ Usage: compare.py [--rounds 9] [--invocations 11] [--sizes 200000,1000000,500000
 
 Builds nothing: it runs `fleetlog-etl-bench` from $FLEETLOG_ETL_BENCH, or from the release directory of
 $CARGO_TARGET_DIR (default ~/.cache/fleetlog/target); build it first with
-`cargo build --release -p fleetlog-etl --bin fleetlog-etl-bench`. Each round runs, for every event,
+`cargo build --release -p fleetlog-etl-bench --bin fleetlog-etl-bench`. Each round runs, for every event,
 `transform --invocations N`, the blueprint script with the same N, and `core`, interleaved so a noisy
 machine hurts both sides alike. Prints medians (MB/s of decompressed log data) as a Markdown table, then
 a second table of each round's best warm invocation (the least disturbed; medians of those over rounds).
@@ -65,7 +65,7 @@ def main():
     binary = bench_binary()
     if not os.access(binary, os.X_OK):
         sys.exit(f"compare.py: no bench binary at {binary}; build it with "
-                 "`cargo build --release -p fleetlog-etl --bin fleetlog-etl-bench`")
+                 "`cargo build --release -p fleetlog-etl-bench --bin fleetlog-etl-bench`")
     sizes = [int(s) for s in args.sizes.split(",")]
     samples = defaultdict(list)
     with tempfile.TemporaryDirectory() as work:

@@ -1,0 +1,325 @@
+//! The Firehose data-transformation entry shape: a batch of records in, one result per record out,
+//! within Lambda's 6 MB synchronous response limit. What does not fit is handed back for
+//! re-ingestion. Which records to read, defer or split is decided by `budget`; `response` writes the
+//! answer.
+
+use aws_lambda_events::firehose::KinesisFirehoseEvent;
+use fleetlog_core::freshness::Sighting;
+use fleetlog_core::instance::is_instance_id;
+use fleetlog_core::metrics::Counter;
+use serde_json::value::RawValue;
+
+use crate::envelope::{Envelope, MessageType, parse_envelope};
+use crate::gzip::{clear_with_room, gunzip_into, gzip, gzip_claimed_size};
+use crate::put::RECORD_LIMITS;
+use crate::records::{RecordFormat, RecordLimits, TableJson, write_as};
+use budget::{Yield, base64_len, pieces};
+use response::{PartitionKeys, ResponseWriter};
+
+mod budget;
+mod response;
+
+/// Lambda's synchronous response limit is 6 MB; the whole response stays within this.
+pub const RESPONSE_BUDGET: usize = 6 * 1000 * 1000 - 64 * 1024;
+
+pub const OK: &str = "Ok";
+pub const DROPPED: &str = "Dropped";
+pub const PROCESSING_FAILED: &str = "ProcessingFailed";
+
+/// The response, plus payloads (gzip CloudWatch Logs envelopes) that must be put back into the
+/// delivery stream because they did not fit. The caller must re-ingest them before answering.
+#[derive(Debug)]
+pub struct Transformed {
+    /// The answer as Lambda returns it: the JSON of a `KinesisFirehoseResponse`.
+    pub response: Box<RawValue>,
+    pub reingest: Vec<Vec<u8>>,
+    pub stats: Stats,
+    /// The instances whose logs this batch answered, with the newest event time of each record.
+    pub seen: Vec<Sighting>,
+}
+
+/// What a batch hands back and counts while its response is written.
+#[derive(Debug, Default)]
+struct Tally {
+    reingest: Vec<Vec<u8>>,
+    stats: Stats,
+    seen: Vec<Sighting>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub records_in: usize,
+    pub events_out: usize,
+    pub dropped_control: usize,
+    pub failed: usize,
+    pub reingested: usize,
+    /// Of the re-ingested, those handed back without being inflated (they could not fit).
+    pub deferred_unread: usize,
+    /// Of the records read: those handed back unread are not inflated, so not counted.
+    pub decompressed_bytes: usize,
+}
+
+impl Stats {
+    /// The batch's counts for the ETL's embedded metrics.
+    pub fn counters(&self) -> [(Counter, u64); 3] {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        [
+            (Counter::LogEventsTransformed, count(self.events_out)),
+            (Counter::RecordsReingested, count(self.reingested)),
+            (Counter::RecordsFailed, count(self.failed)),
+        ]
+    }
+}
+
+fn partition_keys(envelope: &Envelope<'_>) -> PartitionKeys {
+    let t = envelope.log_events.first().and_then(|e| chrono::DateTime::from_timestamp_millis(e.timestamp))?;
+    Some((t.format("%Y-%m-%d").to_string(), t.format("%H").to_string()))
+}
+
+/// Answers a batch: [`TableJson`] records within [`RESPONSE_BUDGET`] and Firehose's record limits.
+pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
+    transform_within(&TableJson, event, region, RESPONSE_BUDGET, RECORD_LIMITS)
+}
+
+/// [`transform`] in `format`, with a response budget of `budget` bytes (tests use small ones).
+fn transform_within<F: RecordFormat>(
+    format: &F,
+    event: &KinesisFirehoseEvent,
+    region: &str,
+    budget: usize,
+    limits: RecordLimits,
+) -> Transformed {
+    let mut out = Tally::default();
+    let mut response = ResponseWriter::new(event, budget);
+    let mut plain = Vec::new();
+    let mut lines = Vec::new();
+    let mut yielded = Yield::default();
+    for record in &event.records {
+        out.stats.records_in += 1;
+        let id = record.record_id.as_deref();
+        let data: &[u8] = &record.data.0;
+        if response.budget().defers_unread(gzip_claimed_size(data), &yielded) {
+            out.stats.deferred_unread += 1;
+            hand_back(&mut out, &mut response, id, vec![data.to_vec()]);
+            continue;
+        }
+        let envelope = gunzip_into(data, &mut plain).and_then(|()| parse_envelope(&plain));
+        let envelope = match envelope {
+            Ok(e) => e,
+            Err(err) => {
+                if answer_failed(&mut out, &mut response, id, data) {
+                    tracing::warn!(record_id = id, error = %err, "Record cannot be decoded; sent to the error output");
+                }
+                continue;
+            }
+        };
+        out.stats.decompressed_bytes += plain.len();
+        if envelope.kind() == Ok(MessageType::Control) {
+            out.stats.dropped_control += 1;
+            response.record(id, DROPPED, &[], &None);
+            continue;
+        }
+        let shared = format.shared(&envelope, region);
+        // Records that cannot fit are not built: their output is at least its floor.
+        let mut event_sizes: Vec<usize> = envelope.log_events.iter().map(|e| format.floor(e, &shared)).collect();
+        let floor: usize = event_sizes.iter().sum();
+        let least = base64_len(floor);
+        let cost = if response.budget().fits(least) {
+            // Parsed fields seldom add half the floor: one allocation, where growing from empty would
+            // copy the lines a dozen times per batch.
+            clear_with_room(&mut lines, floor + floor / 2);
+            let (mut written, mut previous_end) = (0, 0);
+            let count = write_as(format, &envelope, &shared, limits, &mut lines, |end| {
+                // Exact sizes from here on, so a record too large once written is split on them.
+                event_sizes[written] = end - previous_end;
+                (written, previous_end) = (written + 1, end);
+            });
+            let cost = base64_len(lines.len());
+            if response.budget().fits(cost) {
+                yielded.add(plain.len(), cost);
+                out.stats.events_out += count;
+                response.record(id, OK, &lines, &partition_keys(&envelope));
+                out.seen.extend(sighting(&envelope));
+                continue;
+            }
+            cost
+        } else {
+            least
+        };
+        let alone = response.budget().fits_alone(cost);
+        if !alone && envelope.log_events.len() == 1 {
+            // One event whose records cannot fit a response even alone (only possible for a message
+            // of megabytes, which CloudWatch Logs does not send): Firehose's error output keeps it.
+            if answer_failed(&mut out, &mut response, id, data) {
+                tracing::warn!(
+                    record_id = id,
+                    bytes = cost,
+                    "A single log event is too large for any response; sent to the error output"
+                );
+            }
+            continue;
+        }
+        // Does not fit: hand it back. Only a record that cannot fit a response even alone is split by
+        // events (recompressing costs more than the rest of the record's work); one that may fit goes
+        // back as it came, and is measured when it comes back with room. No loop: pieces are sized to
+        // fit any response's room, and one sized on floors is measured exactly when it comes back and
+        // split again on those sizes if it must be.
+        let payloads = if !alone && envelope.log_events.len() > 1 {
+            let pieces = pieces(&event_sizes, response.budget().limit());
+            pieces.into_iter().map(|events| gzip(&envelope.encode(events))).collect()
+        } else {
+            vec![data.to_vec()]
+        };
+        hand_back(&mut out, &mut response, id, payloads);
+    }
+    Transformed { response: response.finish(), reingest: out.reingest, stats: out.stats, seen: out.seen }
+}
+
+/// The instance a record's stream is named after (fleetlog's agent configs name streams so), with
+/// the record's newest event time.
+pub(crate) fn sighting(envelope: &Envelope<'_>) -> Option<Sighting> {
+    if !is_instance_id(&envelope.log_stream) {
+        return None;
+    }
+    let newest_ms = envelope.log_events.iter().map(|e| e.timestamp).max()?;
+    Some(Sighting { instance_id: envelope.log_stream.to_string(), newest_ms })
+}
+
+/// Drops a record from this response and hands its payloads (itself, or the pieces it was split
+/// into) back for re-ingestion.
+fn hand_back(out: &mut Tally, response: &mut ResponseWriter, id: Option<&str>, payloads: Vec<Vec<u8>>) {
+    out.reingest.extend(payloads);
+    out.stats.reingested += 1;
+    response.record(id, DROPPED, &[], &None);
+}
+
+/// Answers a record for Firehose's error output: its original data goes back in the response, so it
+/// counts against the budget. When the data cannot fit what is left, the record is handed back
+/// instead, to be answered when it comes back with room (any Firehose record, at most 1,000 KiB,
+/// fits a response alone). Returns whether it was answered.
+fn answer_failed(out: &mut Tally, response: &mut ResponseWriter, id: Option<&str>, data: &[u8]) -> bool {
+    if response.budget().not_now(base64_len(data.len())) {
+        hand_back(out, response, id, vec![data.to_vec()]);
+        return false;
+    }
+    out.stats.failed += 1;
+    response.record(id, PROCESSING_FAILED, data, &None);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One generated record: its events' message lengths and whether they are JSON, or corrupt data.
+    #[derive(Debug, Clone)]
+    enum Generated {
+        Envelope(Vec<(usize, bool)>),
+        Corrupt(u32),
+    }
+
+    fn generated() -> impl proptest::strategy::Strategy<Value = Generated> {
+        use proptest::prelude::*;
+        // Mostly small events, some too large for any response of the test's budget.
+        let length = prop_oneof![8 => 0usize..2_000, 1 => 20_000usize..30_000];
+        prop_oneof![
+            6 => proptest::collection::vec((length, any::<bool>()), 0..24).prop_map(Generated::Envelope),
+            1 => any::<u32>().prop_map(Generated::Corrupt),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+        /// Within a small response budget, any batch run to completion answers every event exactly
+        /// once: delivered, or in a record for the error output (an event too large for any
+        /// response, corrupt data). It converges, and every response stays within the budget.
+        #[test]
+        fn any_batch_ends_with_every_event_answered_once(batch in proptest::collection::vec(generated(), 1..8)) {
+            const BUDGET: usize = 24_000;
+            let mut expected = std::collections::BTreeMap::new();
+            let mut corrupt = Vec::new();
+            let mut records = Vec::new();
+            for (r, generated) in batch.iter().enumerate() {
+                let data = match generated {
+                    Generated::Envelope(events) => {
+                        let events: Vec<String> = events.iter().enumerate().map(|(e, &(length, json))| {
+                            let id = format!("r{r}e{e}");
+                            let message = if json {
+                                serde_json::json!({"level": "info", "text": "j".repeat(length)}).to_string()
+                            } else {
+                                "x".repeat(length)
+                            };
+                            let event = serde_json::json!({"id": id, "timestamp": 1_763_800_000_000i64, "message": message}).to_string();
+                            expected.insert(id, message);
+                            event
+                        }).collect();
+                        gzip(format!(r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],"logEvents":[{}]}}"#, events.join(",")).as_bytes())
+                    }
+                    Generated::Corrupt(claimed) => {
+                        let mut data = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+                        data.extend(std::iter::repeat_n(0xa5, 40));
+                        data.extend(claimed.to_le_bytes());
+                        corrupt.push(data.clone());
+                        data
+                    }
+                };
+                let mut record = aws_lambda_events::firehose::KinesisFirehoseEventRecord::default();
+                record.record_id = Some(format!("{r}"));
+                record.data.0 = data;
+                records.push(record);
+            }
+            let (mut answered, mut failed_corrupt) = (std::collections::BTreeMap::new(), Vec::new());
+            let mut answer = |id: String, message: String| {
+                proptest::prop_assert!(answered.insert(id.clone(), message).is_none(), "{} answered twice", id);
+                Ok(())
+            };
+            let mut round = 0;
+            while !records.is_empty() {
+                round += 1;
+                proptest::prop_assert!(round <= 500, "re-ingestion does not converge");
+                let mut event = KinesisFirehoseEvent::default();
+                event.records = std::mem::take(&mut records);
+                let out = transform_within(&TableJson, &event, "", BUDGET, RECORD_LIMITS);
+                proptest::prop_assert!(out.response.get().len() <= BUDGET, "response of {} bytes", out.response.get().len());
+                let response: aws_lambda_events::firehose::KinesisFirehoseResponse = serde_json::from_str(out.response.get()).unwrap();
+                for answered_record in response.records {
+                    let data = answered_record.data.0;
+                    match answered_record.result.as_deref() {
+                        Some(OK) => {
+                            for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                                let record: serde_json::Value = serde_json::from_slice(line).unwrap();
+                                answer(record["event_id"].as_str().unwrap().to_owned(), record["message"].as_str().unwrap().to_owned())?;
+                            }
+                        }
+                        Some(PROCESSING_FAILED) => {
+                            let mut plain = Vec::new();
+                            match gunzip_into(&data, &mut plain).ok().and_then(|()| parse_envelope(&plain).ok()) {
+                                Some(envelope) => {
+                                    for e in &envelope.log_events {
+                                        let mut text = String::new();
+                                        answer(e.id_literal().to_owned(), e.text(&mut text).unwrap().to_owned())?;
+                                    }
+                                }
+                                None => failed_corrupt.push(data),
+                            }
+                        }
+                        other => proptest::prop_assert_eq!(other, Some(DROPPED)),
+                    }
+                }
+                records = out.reingest.into_iter().enumerate().map(|(i, data)| {
+                    let mut record = aws_lambda_events::firehose::KinesisFirehoseEventRecord::default();
+                    record.record_id = Some(format!("re{round}-{i}"));
+                    record.data.0 = data;
+                    record
+                }).collect();
+            }
+            proptest::prop_assert_eq!(answered, expected);
+            corrupt.sort();
+            failed_corrupt.sort();
+            proptest::prop_assert_eq!(failed_corrupt, corrupt);
+        }
+    }
+}

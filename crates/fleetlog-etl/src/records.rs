@@ -1,0 +1,288 @@
+//! Records: one per log event (more for a message too large for one), newline-delimited, framed by
+//! a [`RecordFormat`]: the seam where a destination's record shape plugs in. [`TableJson`], the one
+//! format today, writes the JSON objects of the Glue table (`fleetlog_core::schema`, documented in
+//! this crate's README) for Firehose → S3 → Athena.
+
+use fleetlog_core::instance::is_instance_id;
+use serde::Serialize;
+
+use crate::envelope::{Envelope, LogEvent};
+use crate::json::{Str, decoded, split_content};
+use crate::parse::{Fields, Format, parse_literal};
+
+/// How large a record may be where it goes (passed in by the caller, who knows the sink).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    /// The most bytes of a record, newline excluded: a longer one is written in parts.
+    pub record_bytes: usize,
+    /// The most bytes of JSON string content (escapes counted as written) of a message part, small
+    /// enough that a part's record fits `record_bytes`.
+    pub part_bytes: usize,
+}
+
+/// What one record holds, handed to a [`RecordFormat`] to frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'r> {
+    /// The event id, JSON string content as the envelope spells it.
+    pub id: Str<'r>,
+    /// Epoch milliseconds.
+    pub timestamp: i64,
+    /// `timestamp` in ISO-8601 UTC with milliseconds (empty beyond chrono's range).
+    pub time: &'r [u8],
+    /// What [`RecordFormat::shared`] made of the record's envelope.
+    pub shared: &'r [u8],
+    pub format: Format,
+    /// The message, or one part of it: JSON string content as the envelope spells it.
+    pub message: Str<'r>,
+    /// Which part of how many, for a message written in parts.
+    pub part: Option<(usize, usize)>,
+    pub fields: &'r Fields<'r>,
+}
+
+/// The shape of a destination's records. Records are written through it by [`write_as`], generic
+/// over it so each format's writer is its own monomorphic code.
+pub trait RecordFormat {
+    /// What every record of `envelope` shares, made once per envelope for [`Record::shared`].
+    fn shared(&self, envelope: &Envelope<'_>, region: &str) -> Vec<u8>;
+    /// Appends one record, without its newline.
+    fn write(&self, out: &mut Vec<u8>, record: &Record<'_>);
+    /// The fewest bytes `event`'s records can take, `shared` being [`Self::shared`] of its envelope.
+    /// Admission counts on it: parsed fields and parts may only add to it.
+    fn floor(&self, event: &LogEvent<'_>, shared: &[u8]) -> usize;
+}
+
+/// The Glue table's JSON objects (`{"event_id", "timestamp", "time", <shared>, "format", "message",
+/// ["part", "parts"], <fields>}`), as Firehose delivers them to S3.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableJson;
+
+/// The fields every record of one envelope shares; serialised (and escaped) once per envelope.
+#[derive(Debug, Serialize)]
+struct Shared<'a> {
+    account: &'a str,
+    region: &'a str,
+    log_group: &'a str,
+    log_stream: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance_id: Option<&'a str>,
+    source: &'a str,
+}
+
+/// What every record has besides its shared fields, id and message, at its shortest (no time for a
+/// timestamp out of range, a one-digit timestamp, the empty format name).
+const RECORD_FRAME: usize = r#"{"event_id":"","timestamp":0,"time":"","format":"","message":""}"#.len() + 1;
+
+impl RecordFormat for TableJson {
+    /// `,"account":…,"source":…` for splicing into each record.
+    fn shared(&self, envelope: &Envelope<'_>, region: &str) -> Vec<u8> {
+        let shared = Shared {
+            account: &envelope.owner,
+            region,
+            log_group: &envelope.log_group,
+            log_stream: &envelope.log_stream,
+            instance_id: instance_id_of(&envelope.log_stream),
+            source: source_of(&envelope.log_group),
+        };
+        // Serialising plain data into a Vec cannot fail; it yields `{…}` with at least one field.
+        let mut bytes = serde_json::to_vec(&shared).unwrap_or_else(|_| b"{}".to_vec());
+        bytes.pop();
+        bytes[0] = b',';
+        bytes
+    }
+
+    fn write(&self, out: &mut Vec<u8>, record: &Record<'_>) {
+        let mut number = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"event_id\":");
+        record.id.write(out);
+        out.extend_from_slice(b",\"timestamp\":");
+        out.extend_from_slice(number.format(record.timestamp).as_bytes());
+        out.extend_from_slice(b",\"time\":\"");
+        out.extend_from_slice(record.time);
+        out.push(b'"');
+        out.extend_from_slice(record.shared);
+        out.extend_from_slice(b",\"format\":\"");
+        out.extend_from_slice(record.format.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"message\":");
+        record.message.write(out);
+        if let Some((part, parts)) = record.part {
+            out.extend_from_slice(b",\"part\":");
+            out.extend_from_slice(number.format(part).as_bytes());
+            out.extend_from_slice(b",\"parts\":");
+            out.extend_from_slice(number.format(parts).as_bytes());
+        }
+        record.fields.write_json(out);
+        out.push(b'}');
+    }
+
+    /// The id and message literals are copied as the envelope spells them.
+    fn floor(&self, event: &LogEvent<'_>, shared: &[u8]) -> usize {
+        RECORD_FRAME + shared.len() + event.id_literal().len() + event.message_literal().len()
+    }
+}
+
+/// The instance a stream belongs to: the agent names streams `{instance_id}` (optionally followed by
+/// `/…`).
+fn instance_id_of(stream: &str) -> Option<&str> {
+    let candidate = stream.split('/').next().unwrap_or_default();
+    is_instance_id(candidate).then_some(candidate)
+}
+
+/// The last path segment of the log group (`CCP-logs-…/security` → `security`).
+fn source_of(log_group: &str) -> &str {
+    log_group.rsplit('/').next().unwrap_or(log_group)
+}
+
+/// Appends one [`TableJson`] record per event (more for split messages) to `out`; returns how many
+/// were written.
+pub fn write_records(envelope: &Envelope<'_>, region: &str, limits: RecordLimits, out: &mut Vec<u8>) -> usize {
+    write_as(&TableJson, envelope, &TableJson.shared(envelope, region), limits, out, |_| {})
+}
+
+/// Appends one record per event of `envelope` in `format` (more for messages written in parts) to
+/// `out`, `shared` being [`RecordFormat::shared`] of the envelope, calling `event_written` with the
+/// length of `out` after each event's records. Returns how many were written.
+pub fn write_as<F: RecordFormat>(
+    format: &F,
+    envelope: &Envelope<'_>,
+    shared: &[u8],
+    limits: RecordLimits,
+    out: &mut Vec<u8>,
+    mut event_written: impl FnMut(usize),
+) -> usize {
+    let mut written = 0;
+    let mut clock = IsoClock::default();
+    let mut unescaped = String::new();
+    for event in &envelope.log_events {
+        let (id, literal) = envelope.record_strings(event);
+        let (parsed, fields) = parse_literal(&literal, || decoded(&literal, &mut unescaped));
+        let time = clock.iso8601(event.timestamp);
+        let record = Record {
+            id: Str::Json(&id),
+            timestamp: event.timestamp,
+            time,
+            shared,
+            format: parsed,
+            message: Str::Json(&literal),
+            part: None,
+            fields: &fields,
+        };
+        let start = out.len();
+        format.write(out, &record);
+        if out.len() - start <= limits.record_bytes {
+            out.push(b'\n');
+            written += 1;
+            event_written(out.len());
+            continue;
+        }
+        out.truncate(start);
+        let pieces = split_content(&literal, limits.part_bytes);
+        let no_fields = Fields::default();
+        for (i, piece) in pieces.iter().enumerate() {
+            let part = Record { message: Str::Json(piece), part: Some((i + 1, pieces.len())), ..record };
+            let part_start = out.len();
+            format.write(out, &Record { fields: if i == 0 { &fields } else { &no_fields }, ..part });
+            if out.len() - part_start > limits.record_bytes {
+                // The parsed fields of a huge message may not fit beside its first part; the message
+                // itself is what must not be lost.
+                out.truncate(part_start);
+                format.write(out, &Record { fields: &no_fields, ..part });
+            }
+            out.push(b'\n');
+            written += 1;
+        }
+        event_written(out.len());
+    }
+    written
+}
+
+/// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`, reusing the date-time part while events
+/// stay within the same second (they usually do): per event only the milliseconds are written.
+#[derive(Default)]
+struct IsoClock {
+    /// The second whose date-time part `text` holds.
+    second: Option<i64>,
+    text: [u8; 24],
+    /// A time outside years 0 to 9999, which the 24-byte form cannot spell, as chrono spells it
+    /// (empty beyond chrono's range).
+    other: String,
+}
+
+impl IsoClock {
+    fn iso8601(&mut self, millis: i64) -> &[u8] {
+        let (second, ms) = (millis.div_euclid(1000), millis.rem_euclid(1000));
+        if self.second != Some(second) {
+            self.second = None;
+            let date_time = chrono::DateTime::from_timestamp(second, 0);
+            match date_time.map(|t| t.format("%Y-%m-%dT%H:%M:%S.").to_string()) {
+                Some(prefix) if prefix.len() == 20 => {
+                    self.text[..20].copy_from_slice(prefix.as_bytes());
+                    self.text[23] = b'Z';
+                    self.second = Some(second);
+                }
+                _ => {
+                    self.other = chrono::DateTime::from_timestamp_millis(millis)
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                        .unwrap_or_default();
+                    return self.other.as_bytes();
+                }
+            }
+        }
+        let ms = u16::try_from(ms).unwrap_or_default();
+        for (at, digit) in [(20, ms / 100), (21, ms / 10 % 10), (22, ms % 10)] {
+            self.text[at] = b'0' + u8::try_from(digit).unwrap_or_default();
+        }
+        &self.text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frame [`TableJson::floor`] counts is what [`TableJson::write`] writes around an event's
+    /// parts (the constant spells it again, so this keeps the two together).
+    #[test]
+    fn the_record_frame_is_what_write_record_writes() {
+        let mut out = Vec::new();
+        let fields = Fields::default();
+        let record = Record {
+            id: Str::Json(""),
+            timestamp: 0,
+            time: b"",
+            shared: b"",
+            format: Format::Text,
+            message: Str::Json(""),
+            part: None,
+            fields: &fields,
+        };
+        TableJson.write(&mut out, &record);
+        assert_eq!(out.len() + 1 - Format::Text.as_str().len(), RECORD_FRAME, "{}", String::from_utf8_lossy(&out));
+    }
+
+    #[test]
+    fn instance_and_source_come_from_stream_and_group() {
+        assert_eq!(instance_id_of("i-0123456789abcdef0"), Some("i-0123456789abcdef0"));
+        assert_eq!(instance_id_of("i-01234567/messages"), Some("i-01234567"));
+        assert_eq!(instance_id_of("web-1"), None);
+        assert_eq!(source_of("CCP-logs-a-1-r/security"), "security");
+        assert_eq!(source_of("plain"), "plain");
+    }
+
+    #[test]
+    fn iso_times_match_chrono_including_before_1970() {
+        let mut clock = IsoClock::default();
+        // Years past 9999 and before 0 are spelled as chrono spells them, whatever came before.
+        let far = [253_402_300_800_000, 253_402_300_800_001, -62_167_219_200_001, 1_763_800_000_124];
+        for ms in [0i64, 1, 999, 1000, 1_763_800_000_123, 1_763_800_000_999, 1_763_800_001_000, -1, -1001]
+            .into_iter()
+            .chain(far)
+        {
+            let expected = chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            assert_eq!(String::from_utf8_lossy(clock.iso8601(ms)), expected, "{ms}");
+        }
+        // Beyond chrono's range: no time at all.
+        assert_eq!(clock.iso8601(i64::MAX), b"");
+    }
+}
