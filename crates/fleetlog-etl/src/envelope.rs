@@ -148,11 +148,11 @@ impl<'a> Envelope<'a> {
                 json.push(b',');
             }
             json.extend_from_slice(b"{\"id\":");
-            Str::Json(event.id_literal()).write(&mut json);
+            Str::json(event.id_literal()).write(&mut json);
             json.extend_from_slice(b",\"timestamp\":");
             json.extend_from_slice(itoa::Buffer::new().format(event.timestamp).as_bytes());
             json.extend_from_slice(b",\"message\":");
-            Str::Json(event.message_literal()).write(&mut json);
+            Str::json(event.message_literal()).write(&mut json);
             json.push(b'}');
         }
         json.extend_from_slice(b"]}");

@@ -5,25 +5,61 @@
 //! escape, or JSON string content to copy.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 
-/// A string on its way into JSON output, as what it already is. Where a value is read decides it
-/// (text decoded from a message, or a piece of a message's literal as the envelope spells it), so
-/// the writer never has to be told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Str<'a> {
-    /// Text: escaped as it is written.
-    Text(&'a str),
-    /// JSON string content (what stands between a JSON string's quotes, escapes as spelled): copied
-    /// as it stands.
-    Json(&'a str),
+/// A string on its way into JSON output, as what it already is: text to escape as it is written, or
+/// JSON string content (what stands between a JSON string's quotes, escapes as spelled) to copy as it
+/// stands. Where a value is read decides it (text decoded from a message, or a piece of a message's
+/// literal as the envelope spells it), so the writer never has to be told.
+///
+/// Two words, like the `&str` it wraps, so that a message's dozen optional fields stay as small as
+/// plain string slices: the kind rides in the top bit of the length, which a `str` (at most
+/// `isize::MAX` bytes) never uses.
+#[derive(Clone, Copy)]
+pub struct Str<'a> {
+    start: NonNull<u8>,
+    /// The length in bytes, with [`JSON_CONTENT`] set for JSON string content.
+    len_and_kind: usize,
+    string: PhantomData<&'a str>,
 }
 
+/// The bit of `Str::len_and_kind` that marks JSON string content.
+const JSON_CONTENT: usize = 1 << (usize::BITS - 1);
+
 impl<'a> Str<'a> {
+    /// Text: escaped as it is written.
+    #[inline]
+    pub fn text(text: &'a str) -> Str<'a> {
+        Str::new(text, 0)
+    }
+
+    /// JSON string content: copied as it stands.
+    #[inline]
+    pub fn json(content: &'a str) -> Str<'a> {
+        Str::new(content, JSON_CONTENT)
+    }
+
+    #[inline]
+    fn new(string: &'a str, kind: usize) -> Str<'a> {
+        Str { start: NonNull::from(string).cast(), len_and_kind: string.len() | kind, string: PhantomData }
+    }
+
+    /// Whether this is JSON string content rather than text.
+    #[inline]
+    pub fn is_json(self) -> bool {
+        self.len_and_kind & JSON_CONTENT != 0
+    }
+
     /// The string as it stands (text, or content with its escapes).
     #[inline]
     pub fn as_str(self) -> &'a str {
-        match self {
-            Str::Text(text) | Str::Json(text) => text,
+        let len = self.len_and_kind & !JSON_CONTENT;
+        // SAFETY: `start` and `len` were taken from a `&'a str` in `new` (the kind bit masked off
+        // again), and `PhantomData<&'a str>` keeps that borrow alive for as long as `self` lives.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.start.as_ptr(), len))
         }
     }
 
@@ -31,21 +67,36 @@ impl<'a> Str<'a> {
     /// outside escapes (at ASCII characters that are not part of one).
     #[inline]
     pub(crate) fn part(self, piece: &'a str) -> Str<'a> {
-        match self {
-            Str::Text(_) => Str::Text(piece),
-            Str::Json(_) => Str::Json(piece),
-        }
+        Str::new(piece, self.len_and_kind & JSON_CONTENT)
     }
 
     /// Appends the string as a JSON string, quotes included.
     #[inline]
     pub fn write(self, out: &mut Vec<u8>) {
-        match self {
-            Str::Text(text) => write_str(out, text),
-            Str::Json(content) => write_content(out, content),
-        }
+        if self.is_json() { write_content(out, self.as_str()) } else { write_str(out, self.as_str()) }
     }
 }
+
+impl PartialEq for Str<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.is_json() == other.is_json() && self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Str<'_> {}
+
+impl std::fmt::Debug for Str<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.is_json() { "Json" } else { "Text" };
+        f.debug_tuple(kind).field(&self.as_str()).finish()
+    }
+}
+
+// SAFETY: a `Str` is a shared `&str` with one more bit, and `&str` is both.
+#[allow(unsafe_code)]
+unsafe impl Send for Str<'_> {}
+#[allow(unsafe_code)]
+unsafe impl Sync for Str<'_> {}
 
 /// Where JSON is written: the records' byte buffers, and the response, which is built as text so
 /// it needs no UTF-8 check at the end.
@@ -297,6 +348,19 @@ pub(crate) fn split_content(literal: &str, max: usize) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_str_keeps_its_kind_and_its_text_in_two_words() {
+        let message = String::from("GET /a\\\"b");
+        for (string, json) in [(Str::text(&message), false), (Str::json(&message), true)] {
+            assert_eq!((string.is_json(), string.as_str()), (json, message.as_str()));
+            let piece = string.part(&message[4..]);
+            assert_eq!((piece.is_json(), piece.as_str()), (json, "/a\\\"b"));
+        }
+        assert_ne!(Str::text("a"), Str::json("a"));
+        assert_eq!(Str::json("").as_str(), "");
+        assert_eq!(std::mem::size_of::<Option<Str<'_>>>(), std::mem::size_of::<&str>());
+    }
 
     /// Written to bytes and to text, which must agree.
     fn escaped(text: &str) -> String {

@@ -157,12 +157,12 @@ pub fn write_as<F: RecordFormat>(
         let (parsed, fields) = parse_literal(&literal, || decoded(&literal, &mut unescaped));
         let time = clock.iso8601(event.timestamp);
         let record = Record {
-            id: Str::Json(&id),
+            id: Str::json(&id),
             timestamp: event.timestamp,
             time,
             shared,
             format: parsed,
-            message: Str::Json(&literal),
+            message: Str::json(&literal),
             part: None,
             fields: &fields,
         };
@@ -178,7 +178,7 @@ pub fn write_as<F: RecordFormat>(
         let pieces = split_content(&literal, limits.part_bytes);
         let no_fields = Fields::default();
         for (i, piece) in pieces.iter().enumerate() {
-            let part = Record { message: Str::Json(piece), part: Some((i + 1, pieces.len())), ..record };
+            let part = Record { message: Str::json(piece), part: Some((i + 1, pieces.len())), ..record };
             let part_start = out.len();
             format.write(out, &Record { fields: if i == 0 { &fields } else { &no_fields }, ..part });
             if out.len() - part_start > limits.record_bytes {
@@ -246,12 +246,12 @@ mod tests {
         let mut out = Vec::new();
         let fields = Fields::default();
         let record = Record {
-            id: Str::Json(""),
+            id: Str::json(""),
             timestamp: 0,
             time: b"",
             shared: b"",
             format: Format::Text,
-            message: Str::Json(""),
+            message: Str::json(""),
             part: None,
             fields: &fields,
         };

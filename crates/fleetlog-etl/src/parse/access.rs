@@ -8,9 +8,10 @@ use crate::json::Str;
 /// literal's other escapes must not spell a space, a quote or a bracket (no `\u` escapes), so it
 /// splits where its text does, and what is cut from it is JSON string content.
 pub(super) fn line(message: Str<'_>) -> Option<Fields<'_>> {
-    let (quote, time_end, quoted_end, between_quoted) = match message {
-        Str::Text(_) => ("\"", needle!("] \""), needle!("\" "), needle!("\" \"")),
-        Str::Json(_) => ("\\\"", needle!("] \\\""), needle!("\\\" "), needle!("\\\" \\\"")),
+    let (quote, time_end, quoted_end, between_quoted) = if message.is_json() {
+        ("\\\"", needle!("] \\\""), needle!("\\\" "), needle!("\\\" \\\""))
+    } else {
+        ("\"", needle!("] \""), needle!("\" "), needle!("\" \""))
     };
     let (client_ip, rest) = split_at_byte(message.as_str(), b' ')?;
     if !client_ip.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':') {

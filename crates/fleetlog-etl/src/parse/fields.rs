@@ -50,7 +50,7 @@ impl Fields<'_> {
                 out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
             }
         }
-        text(out, name!("severity"), self.severity.as_deref().map(Str::Text));
+        text(out, name!("severity"), self.severity.as_deref().map(Str::text));
         text(out, name!("host"), self.host);
         text(out, name!("program"), self.program);
         text(out, name!("pid"), self.pid);

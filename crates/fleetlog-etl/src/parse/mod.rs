@@ -99,13 +99,13 @@ pub fn parse_literal<'a>(literal: &'a str, decode: impl FnOnce() -> Option<&'a s
     }
     if memchr::memchr(b'\\', literal.as_bytes()).is_none() {
         // The message is its literal: no decoding, and its parts need no escaping.
-        return parse_str(Str::Json(literal));
+        return parse_str(Str::json(literal));
     }
     let trimmed = literal.trim_start();
     if shape(trimmed) == Some(Shape::Access) && find(trimmed, needle!("\\u")).is_none() {
         // Access lines quote their request, referrer and agent: read from the literal, whose only
         // escapes are then mostly those quotes, instead of decoding it and escaping the fields again.
-        let fields = access::line(Str::Json(trimmed));
+        let fields = access::line(Str::json(trimmed));
         return fields.map_or_else(|| (Format::Text, Fields::default()), |f| (Format::Access, f));
     }
     let text = if may_have_fields(literal) { decode() } else { None };
@@ -129,7 +129,7 @@ fn may_have_fields(literal: &str) -> bool {
 
 /// The format and fields of a message's text.
 pub fn parse(message: &str) -> (Format, Fields<'_>) {
-    parse_str(Str::Text(message))
+    parse_str(Str::text(message))
 }
 
 /// The format and fields of `message`, text or a literal without escapes (its own text): what the
