@@ -170,3 +170,62 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
     assert_eq!(by_message[messages[2]]["severity"], "ERROR");
     assert_eq!(by_message[messages[3]]["format"], "text");
 }
+
+/// Member accounts' subscriptions deliver to the central stream; the emulator is one account, so
+/// the test lands two members' raw payloads (their envelopes' `owner`) where that stream would. The
+/// pump stores each account's records under its own partition, a query for one account reads only
+/// that account's objects, and carrying the same payloads again stores nothing twice.
+#[tokio::test]
+async fn records_of_each_source_account_land_under_their_own_partition() {
+    use fleetlog_core::schema::{DATABASE, LOGS_PREFIX};
+    use fleetlog_local::stack::{BUCKET as LOCAL_BUCKET, LocalStack, RAW_PREFIX};
+
+    let emulator = fleetlog_tests::start_emulator();
+    let stack = LocalStack::deploy(&emulator.sdk_config().await).await.unwrap();
+    let (first, second) = ("111111111111", "222222222222");
+    let now = i64::try_from(std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap().as_millis()).unwrap();
+    for (owner, lines) in [(first, 2), (second, 1)] {
+        let events: Vec<Value> = (0..lines)
+            .map(|i| serde_json::json!({"id": format!("{owner}-{i}"), "timestamp": now, "message": format!("line {i} of {owner}")}))
+            .collect();
+        let envelope = serde_json::json!({
+            "messageType": "DATA_MESSAGE", "owner": owner, "logGroup": format!("/fleetlog/{owner}/system"),
+            "logStream": INSTANCE, "subscriptionFilters": ["fleetlog"], "logEvents": events,
+        });
+        let payload = fleetlog_etl::gzip::gzip(envelope.to_string().as_bytes());
+        stack
+            .s3
+            .put_object()
+            .bucket(LOCAL_BUCKET)
+            .key(format!("{RAW_PREFIX}{owner}"))
+            .body(payload.into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let report = fleetlog_local::pump::LogPump::default().pump(&stack).await.unwrap();
+    assert_eq!((report.payloads, report.events, report.records), (2, 3, 3));
+    let keys = fleetlog_aws::s3::list_keys(&stack.s3, LOCAL_BUCKET, LOGS_PREFIX).await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for owner in [first, second] {
+        let prefix = format!("{LOGS_PREFIX}account={owner}/dt=");
+        assert_eq!(keys.iter().filter(|k| k.starts_with(&prefix)).count(), 1, "{owner}: {keys:?}");
+    }
+
+    let objects = fleetlog_cli::query::LocalObjects::in_s3(&stack.s3, LOCAL_BUCKET, LOGS_PREFIX).await.unwrap();
+    let table = objects.into_table(false);
+    let ctx = fleetlog_cli::query::local_session(table.clone()).await.unwrap();
+    let sql = fleetlog_cli::query::for_accounts(
+        "SELECT account, count(*) AS lines FROM logs GROUP BY account",
+        DATABASE,
+        &[first.to_owned()],
+    );
+    let result = fleetlog_cli::query::run_local(&ctx, &sql).await.unwrap();
+    assert_eq!(result.rows, vec![vec![serde_json::json!(first), serde_json::json!(2)]]);
+    assert_eq!(table.objects_read(), 1, "the other account's object is not read");
+
+    let again = fleetlog_local::pump::LogPump::default().pump(&stack).await.unwrap();
+    assert_eq!(again.records, 3);
+    assert_eq!(fleetlog_aws::s3::list_keys(&stack.s3, LOCAL_BUCKET, LOGS_PREFIX).await.unwrap(), keys, "nothing twice");
+}

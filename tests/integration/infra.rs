@@ -18,7 +18,7 @@ use fleetlog_core::events::{
     command_outcome_rule_pattern, reconcile_request_rule_pattern, state_change_rule_pattern, tag_change_rule_pattern,
 };
 use fleetlog_core::metrics::{Counter, NAMESPACE};
-use fleetlog_core::schema::{COLUMNS, DATABASE, PARTITION_KEYS, TABLE};
+use fleetlog_core::schema::{COLUMNS, DATABASE, LOGS_PREFIX, PARTITION_KEYS, TABLE, UNKNOWN_ACCOUNT};
 use fleetlog_core::settings::ENROLLER_VARIABLES;
 use fleetlog_enroller::Work;
 use fleetlog_tests::calls::{CallCounter, CallRecorder};
@@ -88,12 +88,35 @@ fn glue_table_is_the_etl_schema() {
     let partitions: Vec<(String, String)> =
         PARTITION_KEYS.iter().map(|c| (c.name.into(), c.glue_type.into())).collect();
     assert_eq!(columns(&table["PartitionKeys"]), partitions);
-    // The delivery stream writes the partitions the table projects.
+    // The delivery stream writes the partitions the table projects, in the order the CLI and the
+    // local pump write and read them (`partition_path`).
     let prefix = resource(&t, "DeliveryStream")["ExtendedS3DestinationConfiguration"]["Prefix"].as_str().unwrap();
+    let keys: String = PARTITION_KEYS.iter().map(|k| format!("{0}=!{{partitionKeyFromLambda:{0}}}/", k.name)).collect();
+    assert_eq!(prefix, format!("{LOGS_PREFIX}{keys}"));
+    let location: String = PARTITION_KEYS.iter().map(|k| format!("{0}=${{{0}}}/", k.name)).collect();
+    let parameters = Deployment::local(&[]).resolve(&table["Parameters"]);
+    let bucket = fleetlog_local::stack::BUCKET;
+    assert_eq!(parameters["storage.location.template"], format!("s3://{bucket}/{LOGS_PREFIX}{location}"));
     for key in PARTITION_KEYS {
-        assert!(prefix.contains(&format!("{0}=!{{partitionKeyFromLambda:{0}}}", key.name)), "{prefix}");
         assert!(!table["Parameters"][format!("projection.{}.type", key.name).as_str()].is_null());
     }
+}
+
+/// The account partition projects this account by default, the listed accounts when given, any
+/// account ("*", injected) otherwise; `unknown` (records without an account ID) is always read.
+#[test]
+fn the_account_partition_projects_the_source_accounts() {
+    let projection = |accounts: &str| {
+        let deployment = Deployment::local(&[("SourceAccountIds", serde_json::json!(accounts))]);
+        let table = deployment.resolve(&resource(&template(), "LogsTable")["TableInput"]["Parameters"]);
+        (table["projection.account.type"].clone(), table["projection.account.values"].clone())
+    };
+    assert_eq!(projection(""), (serde_json::json!("enum"), serde_json::json!(format!("{ACCOUNT},{UNKNOWN_ACCOUNT}"))));
+    assert_eq!(
+        projection("111111111111,222222222222"),
+        (serde_json::json!("enum"), serde_json::json!(format!("111111111111,222222222222,{UNKNOWN_ACCOUNT}")))
+    );
+    assert_eq!(projection("*"), (serde_json::json!("injected"), Value::Null));
 }
 
 #[test]
@@ -556,7 +579,8 @@ fn buckets_admit_exactly_their_readers() {
         ("EnableCrawler", serde_json::json!("true")),
         ("AthenaQueryRoleArns", serde_json::json!([sso])),
     ]);
-    let object = |bucket: &str| format!("arn:aws:s3:::{bucket}/logs/dt=2026-12-02/hour=00/part.gz");
+    let object =
+        |bucket: &str| format!("arn:aws:s3:::{bucket}/logs/account=123456789012/dt=2026-12-02/hour=00/part.gz");
     let read = |bucket: &str| Request::new("s3:GetObject", object(bucket));
     let decrypt = Request::new("kms:Decrypt", fleetlog_tests::iam::STACK_KEY_ARN)
         .with("kms:ViaService", format!("s3.{REGION}.amazonaws.com"));
@@ -778,7 +802,7 @@ async fn the_operator_policy_and_query_role_allow_every_call_the_cli_makes() {
     let s3 = fleetlog_aws::s3::client(&fleet.config);
     s3.put_object()
         .bucket(fleetlog_local::stack::BUCKET)
-        .key("logs/dt=2026-12-02/hour=00/part-1")
+        .key("logs/account=123456789012/dt=2026-12-02/hour=00/part-1")
         .body(br#"{"event_id":"1","timestamp":1,"message":"m"}"#.to_vec().into())
         .send()
         .await

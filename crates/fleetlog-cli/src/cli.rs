@@ -179,7 +179,8 @@ pub struct DeploymentArgs {
 
 #[derive(Debug, Args)]
 #[command(after_help = "Named queries (`fleetlog query --list`) run on both engines. \
-                        Table: logs (database fleetlog), partitioned by dt (YYYY-MM-DD) and hour (HH), UTC.")]
+                        Table: logs (database fleetlog), partitioned by account (the source account ID), \
+                        dt (YYYY-MM-DD) and hour (HH), UTC.")]
 pub struct QueryArgs {
     /// SQL, or the name of a named query. A JSON message's fields: element_at(attributes, 'key'), NULL
     /// where a record lacks the key, on Athena and --local alike.
@@ -188,9 +189,14 @@ pub struct QueryArgs {
     /// List the named queries.
     #[arg(long)]
     pub list: bool,
+    /// Read only these source accounts' records (repeat, or separate with commas): the query sees
+    /// `logs` restricted to them, and neither engine reads other accounts' partitions. Needed on
+    /// every Athena query when the stack's SourceAccountIds is "*".
+    #[arg(long, value_name = "ACCOUNT_ID", value_delimiter = ',', value_parser = account_id)]
+    pub account: Vec<String>,
     /// Run on the embedded engine (Apache DataFusion) instead of Athena. Objects are read while the
     /// query runs, a few at a time, so memory holds what the query keeps, not every record; filters
-    /// on dt and hour skip the objects of other partitions, as on Athena.
+    /// on account, dt and hour skip the objects of other partitions, as on Athena.
     #[arg(long)]
     pub local: bool,
     /// With --local: s3://bucket/prefix (AWS or --endpoint-url) or a folder of downloaded objects
@@ -272,4 +278,13 @@ pub enum LocalCommand {
         #[arg(long, default_value_os_t = crate::default_configs_dir())]
         configs: PathBuf,
     },
+}
+
+/// A source account as the `account` partition names it: an account ID, or `unknown`.
+fn account_id(value: &str) -> Result<String, String> {
+    if fleetlog_core::schema::account_partition(value) == value || value == fleetlog_core::schema::UNKNOWN_ACCOUNT {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("{value:?} is not an account ID (twelve digits) or {:?}", fleetlog_core::schema::UNKNOWN_ACCOUNT))
+    }
 }

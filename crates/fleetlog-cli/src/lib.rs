@@ -251,7 +251,7 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
     if args.list {
         return Ok(query::list_named());
     }
-    let sql = query::resolve_sql(args.sql.as_deref().unwrap_or_default()).to_owned();
+    let sql = query::resolve_sql(args.sql.as_deref().unwrap_or_default());
     // Only a stack lookup needs AWS before the query itself (a folder source needs none at all); the
     // SDK configuration it loads serves the query too.
     let loaded = match &global.stack {
@@ -281,6 +281,7 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
         let count = objects.count();
         let table = objects.into_table(true);
         let ctx = query::local_session(table.clone()).await?;
+        let sql = query::for_accounts(sql, fleetlog_core::schema::DATABASE, &args.account);
         let result = query::run_local(&ctx, &sql).await?;
         let read = table.objects_read();
         let note = format!(
@@ -297,6 +298,7 @@ async fn run_query(global: &GlobalArgs, args: QueryArgs) -> Result<Report> {
         database: setting(args.database.as_deref(), stack, outputs::DATABASE, fleetlog_core::schema::DATABASE)?,
         timeout: Duration::from_secs(args.timeout),
     };
+    let sql = query::for_accounts(sql, &options.database, &args.account);
     let (result, stats) = query::run_athena(&athena, &sql, &options).await?;
     let note = format!(
         "{} row(s); query {} scanned {}, about ${:.6} at $5/TB (10 MB minimum).",

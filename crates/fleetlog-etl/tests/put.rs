@@ -194,7 +194,7 @@ async fn firehose_payloads_are_answered_with_what_serde_would_write() {
     assert_eq!(answer["records"][3]["data"], base64_simd::STANDARD.encode_to_string("not base64!"));
     assert_eq!(
         answer["records"][0]["metadata"]["partitionKeys"],
-        serde_json::json!({"dt": "2025-11-22", "hour": "10"})
+        serde_json::json!({"account": "123456789012", "dt": "2025-11-22", "hour": "10"})
     );
 }
 

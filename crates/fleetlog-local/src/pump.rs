@@ -1,16 +1,17 @@
-//! Firehose's transformation hop, which the emulator does not perform: raw subscription payloads land
-//! in the bucket, and [`LogPump`] carries them through the ETL's Firehose entry point (the one Firehose
-//! invokes in AWS) into the processed stream.
+//! Firehose's transformation and dynamic partitioning, which the emulator does not perform: raw
+//! subscription payloads land in the bucket, and [`LogPump`] carries them through the ETL's Firehose
+//! entry point (the one Firehose invokes in AWS) and stores the records under the partitions the ETL
+//! names, as the stack's delivery stream does.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseResponse};
 use fleetlog_aws::s3;
-use fleetlog_etl::EtlError;
-use fleetlog_etl::put::{RetryPolicy, put_all};
+use fleetlog_core::schema::{LOGS_PREFIX, PARTITION_KEYS, Partition, partition_path};
+use sha2::{Digest, Sha256};
 
 use crate::LocalError;
-use crate::stack::{BUCKET, LocalStack, PROCESSED_STREAM, RAW_PREFIX};
+use crate::stack::{BUCKET, LocalStack, RAW_PREFIX};
 
 /// What one pass of the log hop did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,13 +20,14 @@ pub struct PumpReport {
     pub payloads: usize,
     /// Log events in them (CONTROL_MESSAGE payloads carry none).
     pub events: usize,
-    /// JSON records put to the processed stream.
+    /// JSON records stored under their partitions.
     pub records: usize,
 }
 
 /// Carries raw subscription payloads from the bucket through the ETL's Firehose shape (the entry
-/// point Firehose invokes in AWS) and puts the records into the processed stream. Each payload is
-/// carried once per pump.
+/// point Firehose invokes in AWS) and stores the records of each partition as one object under
+/// `logs/account=…/dt=…/hour=…/`, named by its content, so carrying a payload again stores nothing
+/// twice. Each payload is carried once per pump.
 #[derive(Debug, Default)]
 pub struct LogPump {
     carried: HashSet<String>,
@@ -60,11 +62,19 @@ impl LogPump {
         let answer = fleetlog_etl::handle_firehose(state, &event).await?;
         let response: KinesisFirehoseResponse = serde_json::from_str(answer.get())
             .map_err(|e| LocalError::Unexpected(format!("the ETL's response is not Firehose's shape: {e}")))?;
-        let mut lines = Vec::new();
+        let mut partitions: BTreeMap<Partition, Vec<u8>> = BTreeMap::new();
         for record in &response.records {
             match record.result.as_deref() {
                 Some(fleetlog_etl::firehose::OK) => {
-                    lines.extend(record.data.0.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec));
+                    let key = |column: usize| record.metadata.partition_keys.get(PARTITION_KEYS[column].name).cloned();
+                    let partition = [key(0), key(1), key(2)].into_iter().collect::<Option<Vec<_>>>();
+                    let Some(Ok(partition)) = partition.map(Partition::try_from) else {
+                        return Err(LocalError::Unexpected(format!(
+                            "the ETL gave records no partition keys: {record:?}"
+                        )));
+                    };
+                    report.records += record.data.0.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+                    partitions.entry(partition).or_default().extend_from_slice(&record.data.0);
                 }
                 Some(fleetlog_etl::firehose::DROPPED) => {}
                 other => {
@@ -74,8 +84,12 @@ impl LogPump {
                 }
             }
         }
-        report.records = lines.len();
-        put_all(&stack.firehose, PROCESSED_STREAM, lines, RetryPolicy::default()).await.map_err(EtlError::from)?;
+        for (partition, records) in partitions {
+            let digest = Sha256::digest(&records);
+            let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let key = format!("{LOGS_PREFIX}{}fleetlog-records-{name}", partition_path(&partition));
+            s3::put_once(&stack.s3, BUCKET, &key, records).await?;
+        }
         self.carried.extend(keys);
         Ok(report)
     }

@@ -40,9 +40,10 @@ pub const BUCKET: &str = "fleetlog-logs";
 /// the emulator cannot, so it lands raw payloads under `raw/` for [`LogPump`].
 pub const RAW_STREAM: &str = "fleetlog-subscriptions";
 pub const RAW_PREFIX: &str = "raw/";
-/// Where transformed records land: the prefix the Glue table reads.
+/// Where the subscription-target handler (which puts its records itself) delivers, under
+/// [`LOGS_PREFIX`] unpartitioned; [`LogPump`] stores the transformation's records by partition.
 pub const PROCESSED_STREAM: &str = "fleetlog-records";
-pub const LOGS_PREFIX: &str = "logs/";
+pub use fleetlog_core::schema::LOGS_PREFIX;
 /// The enroll queue's redrive bound; the stack uses the same.
 pub const MAX_RECEIVE_COUNT: u32 = 30;
 /// The emulator does not check IAM; this names the role the stack creates.

@@ -12,6 +12,8 @@ mod table;
 
 use serde_json::{Map, Value, json};
 
+use fleetlog_core::schema::TABLE;
+
 use crate::output::{Report, Table};
 
 pub use athena::{AthenaOptions, AthenaStats, human_bytes, run_athena};
@@ -31,6 +33,45 @@ pub const NAMED_QUERIES: &[(&str, &str)] = &[
 /// The SQL of a named query, or the argument itself.
 pub fn resolve_sql(sql_or_name: &str) -> &str {
     NAMED_QUERIES.iter().find(|(name, _)| *name == sql_or_name).map_or(sql_or_name, |(_, sql)| sql)
+}
+
+/// `sql` reading only `accounts`' records: `logs` becomes a common table expression over the table
+/// restricted to them (`database.logs`, which the expression's name does not hide), so any query,
+/// named or not, needs no edit, and both engines prune the other accounts' partitions. Athena's
+/// injected projection (`SourceAccountIds` `*`) needs this equality on every query.
+pub fn for_accounts(sql: &str, database: &str, accounts: &[String]) -> String {
+    if accounts.is_empty() {
+        return sql.to_owned();
+    }
+    let listed: Vec<String> = accounts.iter().map(|a| format!("'{}'", a.replace('\'', "''"))).collect();
+    let restricted = format!(
+        "{TABLE} AS (SELECT * FROM \"{}\".\"{TABLE}\" WHERE account IN ({}))",
+        database.replace('"', "\"\""),
+        listed.join(", ")
+    );
+    // After the leading comments (a named query's description), where the statement starts.
+    let mut start = 0;
+    for line in sql.split_inclusive('\n') {
+        let text = line.trim_start();
+        if !(text.is_empty() || text.starts_with("--")) {
+            start += line.len() - text.len();
+            break;
+        }
+        start += line.len();
+    }
+    let (comments, statement) = sql.split_at(start.min(sql.len()));
+    let mut words = statement.splitn(3, char::is_whitespace);
+    let with = words.next().is_some_and(|w| w.eq_ignore_ascii_case("WITH"));
+    if !with {
+        return format!("{comments}WITH {restricted}\n{statement}");
+    }
+    // Its own WITH list gains the restricted table first (after RECURSIVE, where it is one).
+    let keyword_end = match words.next() {
+        Some(word) if word.eq_ignore_ascii_case("RECURSIVE") => statement.find(word).map_or(4, |at| at + word.len()),
+        _ => 4,
+    };
+    let (keyword, rest) = statement.split_at(keyword_end);
+    format!("{comments}{keyword} {restricted},{rest}")
 }
 
 /// The first comment line of a named query.
@@ -79,6 +120,35 @@ mod tests {
         assert_eq!(resolve_sql("SELECT 1"), "SELECT 1");
         for (name, sql) in NAMED_QUERIES {
             assert!(!description(sql).is_empty(), "{name} has no description line");
+        }
+    }
+
+    #[test]
+    fn queries_for_accounts_read_the_table_restricted_to_them() {
+        let accounts = ["111111111111".to_owned(), "222222222222".to_owned()];
+        let restricted =
+            r#"logs AS (SELECT * FROM "fleetlog"."logs" WHERE account IN ('111111111111', '222222222222'))"#;
+        assert_eq!(for_accounts("SELECT 1 FROM logs", "fleetlog", &[]), "SELECT 1 FROM logs");
+        assert_eq!(
+            for_accounts("SELECT 1 FROM logs", "fleetlog", &accounts),
+            format!("WITH {restricted}\nSELECT 1 FROM logs")
+        );
+        assert_eq!(
+            for_accounts("-- what\n  select 1 from logs", "fleetlog", &accounts),
+            format!("-- what\n  WITH {restricted}\nselect 1 from logs")
+        );
+        assert_eq!(
+            for_accounts("with x AS (SELECT 1) SELECT * FROM x", "fleetlog", &accounts),
+            format!("with {restricted}, x AS (SELECT 1) SELECT * FROM x")
+        );
+        assert_eq!(
+            for_accounts("WITH RECURSIVE x(n) AS (SELECT 1) SELECT n FROM x", "fleetlog", &accounts),
+            format!("WITH RECURSIVE {restricted}, x(n) AS (SELECT 1) SELECT n FROM x")
+        );
+        let quoted = for_accounts("SELECT 1", "my\"db", &["o'x".to_owned()]);
+        assert!(quoted.contains(r#"FROM "my""db"."logs" WHERE account IN ('o''x')"#), "{quoted}");
+        for (name, sql) in NAMED_QUERIES {
+            assert!(for_accounts(sql, "fleetlog", &accounts).contains(restricted), "{name}");
         }
     }
 }

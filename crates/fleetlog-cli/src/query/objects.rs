@@ -8,7 +8,8 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 
-use super::schema::key_partition;
+use fleetlog_core::schema::{Partition, key_partition};
+
 use super::table::ObjectsTable;
 
 /// Where `--local` reads records from.
@@ -38,7 +39,7 @@ pub struct LocalObjects {
     pub(super) place: ObjectPlace,
     names: Vec<String>,
     /// Each object's [`key_partition`].
-    pub(super) partitions: Vec<Option<[String; 2]>>,
+    pub(super) partitions: Vec<Option<Partition>>,
     /// What the progress bar says it reads.
     pub(super) label: String,
     /// Which objects have been read (to their end, or as far as a query needed them).

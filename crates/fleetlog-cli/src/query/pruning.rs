@@ -14,13 +14,15 @@ use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::physical_expr::PhysicalExpr;
 
+use fleetlog_core::schema::Partition;
+
 use super::schema::{PARTITION_COLUMNS, partition_schema};
 
-/// The objects a query's filters on `dt` and `hour` leave, as Athena prunes partitions: an object
+/// The objects a query's filters on the partition columns leave, as Athena prunes partitions: an object
 /// whose key partition fails them is not read. Objects without one are always read (their
-/// records' own `dt` and `hour` are filtered as they are read).
+/// records' own values are filtered as they are read).
 pub(super) fn matching(
-    partitions: &[Option<[String; 2]>],
+    partitions: &[Option<Partition>],
     state: &dyn Session,
     filters: &[Expr],
 ) -> datafusion::error::Result<Vec<usize>> {
@@ -33,7 +35,7 @@ pub(super) fn matching(
     let columns = DFSchema::try_from(partition_schema())?;
     let predicate = state.create_physical_expr(predicate, &columns)?;
     // Objects share partitions: each is decided once.
-    let mut decided: HashMap<&[String; 2], bool> = HashMap::new();
+    let mut decided: HashMap<&Partition, bool> = HashMap::new();
     let mut kept = Vec::new();
     for (index, partition) in partitions.iter().enumerate() {
         let keep = match partition {
@@ -62,7 +64,7 @@ fn unqualified(filter: &Expr) -> datafusion::error::Result<Expr> {
 }
 
 /// Whether `predicate`, over the partition columns, is true of `partition`.
-fn holds_for(predicate: &dyn PhysicalExpr, partition: &[String; 2]) -> datafusion::error::Result<bool> {
+fn holds_for(predicate: &dyn PhysicalExpr, partition: &Partition) -> datafusion::error::Result<bool> {
     let values = partition.clone().map(|value| Arc::new(StringArray::from(vec![value])) as ArrayRef);
     let row = RecordBatch::try_new(partition_schema(), values.to_vec())?;
     let holds = predicate.evaluate(&row)?.into_array(1)?;

@@ -1,6 +1,6 @@
-//! The table's columns as Arrow types, from the schema table in `fleetlog_core::schema`; the `dt` and
-//! `hour` partition columns, from an object's key as Athena reads them; and one object's records
-//! decoded against them.
+//! The table's columns as Arrow types, from the schema table in `fleetlog_core::schema`; the
+//! `account`, `dt` and `hour` partition columns, from an object's key as Athena reads them; and one
+//! object's records decoded against them.
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::{Arc, LazyLock};
@@ -11,15 +11,26 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::json::ReaderBuilder;
 use flate2::bufread::MultiGzDecoder;
-use fleetlog_core::schema::{COLUMNS, GZIP_MAGIC, PARTITION_KEYS};
+use fleetlog_core::schema::{COLUMNS, GZIP_MAGIC, PARTITION_KEYS, Partition};
 
 /// The Arrow schema of the table's data columns, from the ETL's schema table.
 pub fn arrow_schema() -> SchemaRef {
-    static RECORDS: LazyLock<SchemaRef> = LazyLock::new(record_schema);
+    static COLUMNS: LazyLock<SchemaRef> = LazyLock::new(data_schema);
+    Arc::clone(&COLUMNS)
+}
+
+/// What an object's records are read as: the data columns, then the `account` each record carries
+/// (the partition value for objects whose key has none).
+fn record_schema() -> SchemaRef {
+    static RECORDS: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let data = arrow_schema();
+        let account = Field::new(PARTITION_KEYS[0].name, DataType::Utf8, true);
+        Arc::new(Schema::new(data.fields().iter().cloned().chain([Arc::new(account)]).collect::<Vec<_>>()))
+    });
     Arc::clone(&RECORDS)
 }
 
-fn record_schema() -> SchemaRef {
+fn data_schema() -> SchemaRef {
     let fields: Vec<Field> = COLUMNS
         .iter()
         .map(|c| {
@@ -54,7 +65,7 @@ pub(super) fn read_records(name: &str, object: impl Read, mut each: impl FnMut(R
     // Firehose may write an object as several gzip members; each member's checksums are checked.
     let text: Box<dyn BufRead> =
         if gzip { Box::new(BufReader::new(MultiGzDecoder::new(input))) } else { Box::new(input) };
-    let reader = ReaderBuilder::new(arrow_schema())
+    let reader = ReaderBuilder::new(record_schema())
         .with_coerce_primitive(true)
         .build(text)
         .with_context(|| format!("{name}: cannot read records"))?;
@@ -74,7 +85,8 @@ pub(super) fn read_records(name: &str, object: impl Read, mut each: impl FnMut(R
 }
 
 /// The partition columns, after the records' columns: as Athena reads them, from the object's key.
-pub(super) const PARTITION_COLUMNS: [&str; 2] = [PARTITION_KEYS[0].name, PARTITION_KEYS[1].name];
+pub(super) const PARTITION_COLUMNS: [&str; 3] =
+    [PARTITION_KEYS[0].name, PARTITION_KEYS[1].name, PARTITION_KEYS[2].name];
 
 /// The partition columns alone (for deciding which objects a query reads).
 pub(super) fn partition_schema() -> SchemaRef {
@@ -84,7 +96,7 @@ pub(super) fn partition_schema() -> SchemaRef {
     Arc::clone(&PARTITION)
 }
 
-/// The table's columns: the records' (see [`arrow_schema`]), then `dt` and `hour`. Built once: every
+/// The table's columns: the data columns (see [`arrow_schema`]), then the partition keys. Built once: every
 /// batch read gets it.
 pub(super) fn table_schema() -> SchemaRef {
     static TABLE: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -94,20 +106,18 @@ pub(super) fn table_schema() -> SchemaRef {
     Arc::clone(&TABLE)
 }
 
-/// An object's `dt` and `hour`, from its key's `dt=…/hour=…/` segments (what the stack's Firehose
-/// writes, from the partition keys the ETL gives each batch), when it has both.
-pub(super) fn key_partition(name: &str) -> Option<[String; 2]> {
-    let segment =
-        |column: &str| name.split('/').find_map(|part| part.strip_prefix(column)?.strip_prefix('=')).map(str::to_owned);
-    Some([segment(PARTITION_COLUMNS[0])?, segment(PARTITION_COLUMNS[1])?])
-}
-
-/// `batch` with `dt` and `hour` added: the object's key partition for every record, or, for an
-/// object without one (the emulator's, files under other names), each record's own, from its `time`.
-pub(super) fn with_partition_columns(batch: RecordBatch, partition: Option<&[String; 2]>) -> Result<RecordBatch> {
+/// `batch` (read as [`record_schema`]) with the partition columns in place of its records' own
+/// `account`: the object's key partition for every record, or, for an object without one (the
+/// handler's direct puts, objects written before the account key, files under other names), each
+/// record's own `account`, and `dt` and `hour` from its `time`.
+pub(super) fn with_partition_columns(batch: RecordBatch, partition: Option<&Partition>) -> Result<RecordBatch> {
     let rows = batch.num_rows();
-    let columns: [ArrayRef; 2] = match partition {
-        Some([dt, hour]) => [dt, hour].map(|value| Arc::new(StringArray::from(vec![value.as_str(); rows])) as ArrayRef),
+    let mut all = batch.columns().to_vec();
+    let own_account = all.pop().context("records without their account column")?;
+    let columns: [ArrayRef; 3] = match partition {
+        Some(partition) => {
+            partition.clone().map(|value| Arc::new(StringArray::from(vec![value.as_str(); rows])) as ArrayRef)
+        }
         None => {
             let time = batch.column_by_name("time").context("records without a time column")?.as_string::<i32>();
             // substr(time, 1, 10) and substr(time, 12, 2), as the ETL derives its partition keys.
@@ -118,10 +128,9 @@ pub(super) fn with_partition_columns(batch: RecordBatch, partition: Option<&[Str
                         .collect::<StringArray>(),
                 )
             };
-            [part(0, 10), part(11, 2)]
+            [own_account, part(0, 10), part(11, 2)]
         }
     };
-    let mut all = batch.columns().to_vec();
     all.extend(columns);
     Ok(RecordBatch::try_new(table_schema(), all)?)
 }
@@ -129,15 +138,6 @@ pub(super) fn with_partition_columns(batch: RecordBatch, partition: Option<&[Str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn key_partitions_are_read_from_key_segments() {
-        let both = Some(["2026-11-30".to_owned(), "07".to_owned()]);
-        assert_eq!(key_partition("logs/dt=2026-11-30/hour=07/fleetlog-1-2026-11-30-07-00-00-abc.gz"), both);
-        assert_eq!(key_partition("/home/me/logs/hour=07/dt=2026-11-30/x"), both, "in either order");
-        assert_eq!(key_partition("logs/dt=2026-11-30/x.gz"), None, "both or nothing");
-        assert_eq!(key_partition("logs/xdt=1/hours=2/x.gz"), None);
-    }
 
     /// Rows of one object, as `read_records` decodes it.
     fn rows_of(name: &str, object: &[u8]) -> Result<usize> {

@@ -41,7 +41,7 @@ pub struct ObjectsTable {
 }
 
 impl ObjectsTable {
-    /// How many of the objects the queries so far have read: filters on `dt` and `hour` and early
+    /// How many of the objects the queries so far have read: filters on the partition columns and early
     /// stops read fewer than there are.
     pub fn objects_read(&self) -> usize {
         self.objects.read.iter().filter(|read| read.load(Ordering::Relaxed)).count()
@@ -58,7 +58,7 @@ impl TableProvider for ObjectsTable {
         TableType::Base
     }
 
-    /// Filters on `dt` and `hour` choose the objects read; they are applied to the records too.
+    /// Filters on the partition columns choose the objects read; they are applied to the records too.
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
@@ -268,9 +268,9 @@ mod tests {
         assert!(bad.to_string().starts_with("SQL error"), "{bad}");
     }
 
-    /// `dt` and `hour` are an object's key partition when it has one, as on Athena (a record just past
-    /// the hour stays in its batch's), else the record's own; a filter on them leaves the objects of
-    /// other partitions unread.
+    /// `account`, `dt` and `hour` are an object's key partition when it has one, as on Athena (a record
+    /// just past the hour stays in its batch's), else the record's own; a filter on them leaves the
+    /// objects of other partitions, and other accounts, unread.
     #[tokio::test]
     async fn key_partitions_choose_the_objects_read() {
         let dir = tempfile::tempdir().unwrap();
@@ -280,25 +280,46 @@ mod tests {
             std::fs::write(path, body).unwrap();
         };
         let gzip = fleetlog_etl::gzip::gzip;
-        put("logs/dt=2026-11-29/hour=10/a.gz", &gzip(br#"{"event_id":"a","time":"2026-11-29T11:00:00.001Z"}"#));
-        put("logs/dt=2026-11-29/hour=12/b.gz", &gzip(br#"{"event_id":"b","time":"2026-11-29T12:00:00.000Z"}"#));
+        let (first, second) = ("111111111111", "222222222222");
+        let record = |id: &str, account: &str, time: &str| {
+            gzip(format!(r#"{{"event_id":"{id}","account":"{account}","time":"{time}"}}"#).as_bytes())
+        };
+        put(
+            &format!("logs/account={first}/dt=2026-11-29/hour=10/a.gz"),
+            &record("a", first, "2026-11-29T11:00:00.001Z"),
+        );
+        put(
+            &format!("logs/account={first}/dt=2026-11-29/hour=12/b.gz"),
+            &record("b", first, "2026-11-29T12:00:00.000Z"),
+        );
+        put(
+            &format!("logs/account={second}/dt=2026-11-29/hour=10/d.gz"),
+            &record("d", second, "2026-11-29T10:00:00.000Z"),
+        );
         // Unreadable: the query fails if this object is read.
-        put("logs/dt=2026-11-30/hour=10/bad.gz", b"not json");
-        put("elsewhere/c.json", br#"{"event_id":"c","time":"2026-11-29T10:30:00.000Z"}"#);
+        put(&format!("logs/account={first}/dt=2026-11-30/hour=10/bad.gz"), b"not json");
+        put("elsewhere/c.json", &record("c", first, "2026-11-29T10:30:00.000Z"));
         let table = LocalObjects::in_folder(dir.path()).unwrap().into_table(false);
         let ctx = local_session(table.clone()).await.unwrap();
-        let rows = |sql: &'static str| {
+        let rows = |sql: String| {
             let ctx = ctx.clone();
-            async move { run_local(&ctx, sql).await.map(|r| r.rows) }
+            async move { run_local(&ctx, &sql).await.map(|r| r.rows) }
         };
-        let in_ten = rows("SELECT event_id, dt, hour FROM logs WHERE dt = '2026-11-29' AND hour = '10' ORDER BY 1");
-        let expected = |id: &str| vec![json!(id), json!("2026-11-29"), json!("10")];
+        let in_ten = rows(format!(
+            "SELECT event_id, account, dt, hour FROM logs WHERE account = '{first}' AND dt = '2026-11-29' AND hour = '10' ORDER BY 1"
+        ));
+        let expected = |id: &str| vec![json!(id), json!(first), json!("2026-11-29"), json!("10")];
         assert_eq!(in_ten.await.unwrap(), vec![expected("a"), expected("c")]);
-        assert_eq!(table.objects_read(), 2, "a, and c (which has no key partition)");
-        let ranged = rows("SELECT event_id FROM logs WHERE dt < '2026-11-30' AND hour IN ('12') AND event_id <> 'x'");
+        assert_eq!(table.objects_read(), 2, "a, and c (which has no key partition); not the other account's d");
+        let other =
+            rows(format!("SELECT event_id, account FROM logs WHERE account = '{second}' AND dt = '2026-11-29'"));
+        assert_eq!(other.await.unwrap(), vec![vec![json!("d"), json!(second)]]);
+        assert_eq!(table.objects_read(), 3, "d now too; c counts once");
+        let ranged =
+            rows("SELECT event_id FROM logs WHERE dt < '2026-11-30' AND hour IN ('12') AND event_id <> 'x'".into());
         assert_eq!(ranged.await.unwrap(), vec![vec![json!("b")]]);
-        assert_eq!(table.objects_read(), 3, "b now too; c counts once");
-        let everything = rows("SELECT count(*) FROM logs WHERE event_id <> 'x'").await.unwrap_err();
+        assert_eq!(table.objects_read(), 4);
+        let everything = rows("SELECT count(*) FROM logs WHERE event_id <> 'x'".into()).await.unwrap_err();
         assert!(format!("{everything:#}").contains("bad.gz: not fleetlog JSON records"), "{everything:#}");
     }
 

@@ -5,8 +5,9 @@
 use std::ops::Range;
 
 /// The JSON of one answer besides its record id and data, at most:
-/// `{"recordId":"","result":"ProcessingFailed","data":"","metadata":{"partitionKeys":{"dt":"YYYY-MM-DD","hour":"HH"}}},`
-const ANSWER_FRAME: usize = 128;
+/// `{"recordId":"","result":"ProcessingFailed","data":"","metadata":{"partitionKeys":{"account":"123456789012","dt":"YYYY-MM-DD","hour":"HH"}}},`
+/// (140 bytes), with room to spare.
+pub(super) const ANSWER_FRAME: usize = 160;
 /// `{"records":[` and `]}`.
 const RESPONSE_FRAME: usize = 14;
 /// Envelope bytes that need not reappear in its records: the envelope's keys, message type and

@@ -71,9 +71,11 @@ impl Stats {
     }
 }
 
+/// The source account, and `dt` (YYYY-MM-DD) and `hour` (HH), UTC, of the first event's time.
 fn partition_keys(envelope: &Envelope<'_>) -> PartitionKeys {
     let t = envelope.log_events.first().and_then(|e| chrono::DateTime::from_timestamp_millis(e.timestamp))?;
-    Some((t.format("%Y-%m-%d").to_string(), t.format("%H").to_string()))
+    let account = fleetlog_core::schema::account_partition(&envelope.owner).to_owned();
+    Some([account, t.format("%Y-%m-%d").to_string(), t.format("%H").to_string()])
 }
 
 /// Answers a batch: [`TableJson`] records within [`RESPONSE_BUDGET`] and Firehose's record limits.

@@ -4,11 +4,13 @@
 use aws_lambda_events::firehose::KinesisFirehoseEvent;
 use serde_json::value::RawValue;
 
+use fleetlog_core::schema::{PARTITION_KEYS, Partition};
+
 use super::budget::Budget;
 use crate::json::write_str;
 
-/// Dynamic-partitioning keys `dt` (YYYY-MM-DD) and `hour` (HH), UTC, from the first event's time.
-pub(super) type PartitionKeys = Option<(String, String)>;
+/// A record's dynamic-partitioning keys ([`PARTITION_KEYS`]), if it has events to date it by.
+pub(super) type PartitionKeys = Option<Partition>;
 
 /// A record's lines, written into one buffer reused by every record, are base64-encoded straight
 /// into the response by a vectorised encoder: the encoded data gets no string of its own, and the
@@ -49,11 +51,15 @@ impl ResponseWriter {
         json.push_str(",\"data\":\"");
         base64_simd::STANDARD.encode_append(data, json);
         json.push_str("\",\"metadata\":{\"partitionKeys\":{");
-        if let Some((dt, hour)) = keys {
-            json.push_str("\"dt\":");
-            write_str(json, dt);
-            json.push_str(",\"hour\":");
-            write_str(json, hour);
+        if let Some(values) = keys {
+            for (i, (key, value)) in PARTITION_KEYS.iter().zip(values).enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                write_str(json, key.name);
+                json.push(':');
+                write_str(json, value);
+            }
         }
         json.push_str("}}}");
     }
@@ -71,5 +77,24 @@ impl ResponseWriter {
             "the response writer wrote something that is not JSON"
         );
         unsafe { RawValue::from_string_unchecked(self.json) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firehose::PROCESSING_FAILED;
+    use crate::firehose::budget::ANSWER_FRAME;
+
+    /// The budget reserves [`ANSWER_FRAME`] for what an answer writes besides its id and data: the
+    /// longest result and every partition key at its longest must fit it.
+    #[test]
+    fn an_answer_without_id_or_data_fits_its_reserved_frame() {
+        let mut writer = ResponseWriter::new(&KinesisFirehoseEvent::default(), 1 << 20);
+        let start = writer.json.len();
+        let keys = Some(["123456789012".to_owned(), "2026-12-02".to_owned(), "23".to_owned()]);
+        writer.record(Some(""), PROCESSING_FAILED, &[], &keys);
+        let written = writer.json.len() - start + 1; // and the comma before the next answer
+        assert!(written <= ANSWER_FRAME, "{written} > {ANSWER_FRAME}: {}", &writer.json[start..]);
     }
 }
