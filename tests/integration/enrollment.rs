@@ -13,6 +13,7 @@ use fleetlog_core::record::EnrollmentStatus;
 use fleetlog_enroller::Work;
 use fleetlog_enroller::outcome::{Outcome, Verdict, verdict};
 use fleetlog_local::stack::AGENT_DOCUMENT;
+use fleetlog_tests::ACCOUNT;
 use fleetlog_tests::fleet::{Fleet, MANAGED, ROLE_ARN, TABLE};
 
 /// Now, as claims count time.
@@ -640,7 +641,11 @@ async fn an_instance_is_delivering_while_the_pipeline_carries_its_logs_and_silen
     let clients = fleetlog_tests::calls::CallCounter::default().clients(&fleet.config, &recorder);
     let reports =
         fleetlog_etl::SightingReports::new(clients.sqs, fleet.queue_url.clone(), std::time::Duration::from_secs(1));
-    let sighting = fleetlog_core::freshness::Sighting { instance_id: id.clone(), newest_ms: epoch_millis() };
+    let sighting = fleetlog_core::freshness::Sighting {
+        instance_id: id.clone(),
+        newest_ms: epoch_millis(),
+        account: ACCOUNT.to_owned(),
+    };
     reports.report(vec![sighting]).await;
     fleetlog_tests::iam::Deployment::local(&[]).assert_allows("EtlRole", &recorder.requests());
     fleet.deliver(1).await;

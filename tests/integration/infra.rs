@@ -15,7 +15,8 @@ use fleetlog_core::Platform;
 use fleetlog_core::agent_config::{TemplateVars, render_template};
 use fleetlog_core::commands::ConfigParameterName;
 use fleetlog_core::events::{
-    command_outcome_rule_pattern, reconcile_request_rule_pattern, state_change_rule_pattern, tag_change_rule_pattern,
+    command_outcome_rule_pattern, logs_seen_rule_pattern, reconcile_request_rule_pattern, state_change_rule_pattern,
+    tag_change_rule_pattern,
 };
 use fleetlog_core::metrics::{Counter, NAMESPACE};
 use fleetlog_core::schema::{COLUMNS, DATABASE, LOGS_PREFIX, PARTITION_KEYS, TABLE, UNKNOWN_ACCOUNT};
@@ -134,10 +135,19 @@ fn rules_are_the_enrollers_patterns() {
     assert_eq!(local["fleetlog-ec2-tags"], pattern("TagChangeRule"));
     assert_eq!(local["fleetlog-requests"], pattern("RequestRule"));
     assert_eq!(local["fleetlog-command-outcomes"], outcomes);
-    // Every rule targets the enroll queue, and only these rules may send to it.
-    let policy = json(&resource(&t, "EnrollQueuePolicy")["PolicyDocument"]);
-    let allowed = policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"].as_array().unwrap().len();
-    assert_eq!(allowed, 5);
+    assert_eq!(pattern("LogsSeenRule"), logs_seen_rule_pattern());
+    assert_eq!(local["fleetlog-logs-seen"], pattern("LogsSeenRule"));
+    // Every rule targets the enroll queue, and only these rules may send to it: a member's also the
+    // rule for the central stack's reports.
+    for (role, rules) in [("single", 5), ("member", 6)] {
+        let deployment = Deployment::local(&[
+            ("StackRole", serde_json::json!(role)),
+            ("CentralAccountId", serde_json::json!(CENTRAL)),
+        ]);
+        let policy = deployment.resolve(&resource(&t, "EnrollQueuePolicy")["PolicyDocument"]);
+        let allowed = policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"].as_array().unwrap().len();
+        assert_eq!(allowed, rules, "{role}");
+    }
     let source = resource(&t, "EnrollerQueueSource");
     assert_eq!(source["BatchSize"].as_u64(), Some(fleetlog_local::event_source::DEFAULT_BATCH_SIZE as u64));
     assert_eq!(json(&source["FunctionResponseTypes"]), serde_json::json!(["ReportBatchItemFailures"]));
@@ -386,6 +396,60 @@ async fn a_role_without_the_grants_is_refused_by_name() {
     assert_eq!(deployment.refusals("EnrollerRole", &[untagged, wrong_case]).len(), 2);
 }
 
+/// Lambda zips for `fleetlog deploy`, with `content` for code (the emulator checks the code exists,
+/// not what it is).
+fn write_zips(dir: &Path, content: &[u8]) {
+    for (function, _) in fleetlog_cli::stack::FUNCTIONS {
+        std::fs::create_dir_all(dir.join(function)).unwrap();
+        std::fs::write(dir.join(function).join("bootstrap.zip"), content).unwrap();
+    }
+}
+
+const EMPTY_ZIP: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
+/// The options that deploy the stack `stack` with `parameters` from the zips in `zips`.
+fn deploy_options(stack: &str, zips: &Path, parameters: &[(&str, &str)]) -> fleetlog_cli::stack::DeployOptions {
+    fleetlog_cli::stack::DeployOptions {
+        stack: stack.into(),
+        code_bucket: "fleetlog-code".into(),
+        zips: zips.to_owned(),
+        parameters: parameters.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        timeout: Duration::from_secs(60),
+    }
+}
+
+/// Deploys into the emulator and checks the stack holds exactly the resources `deployment` says
+/// exist; what `fleetlog deploy` reported, and the stack's outputs.
+async fn deployed(
+    config: &aws_config::SdkConfig,
+    options: &fleetlog_cli::stack::DeployOptions,
+    deployment: &Deployment,
+) -> (Value, BTreeMap<String, String>) {
+    let s3 = fleetlog_aws::s3::client(config);
+    let report = fleetlog_cli::stack::deploy(config, &s3, options).await.unwrap();
+    assert_eq!(report.json["action"], "created", "{}", report.json);
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+    let stack = cfn.describe_stacks().stack_name(&options.stack).send().await.unwrap().stacks()[0].clone();
+    assert_eq!(stack.stack_status(), Some(&StackStatus::CreateComplete));
+    let resources = cfn.list_stack_resources().stack_name(&options.stack).send().await.unwrap();
+    let made: BTreeSet<String> =
+        resources.stack_resource_summaries().iter().map(|r| r.logical_resource_id().unwrap().to_owned()).collect();
+    let declared: BTreeSet<String> = template()["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| k.as_str().unwrap().to_owned())
+        .filter(|logical| deployment.exists(logical))
+        .collect();
+    assert_eq!(made, declared);
+    let outputs = stack
+        .outputs()
+        .iter()
+        .map(|o| (o.output_key().unwrap().to_owned(), o.output_value().unwrap_or_default().to_owned()))
+        .collect();
+    (report.json, outputs)
+}
+
 /// `fleetlog deploy` into the emulator's CloudFormation: the zips and the template go to the code
 /// bucket under content addresses, the stack is created with every resource, the same build deploys
 /// as "unchanged", and a new build is a new key, so it is deployed.
@@ -396,41 +460,12 @@ async fn the_stack_deploys_into_the_emulator() {
     let s3 = fleetlog_aws::s3::client(&config);
     s3.create_bucket().bucket("fleetlog-code").send().await.unwrap();
     let zips = tempfile::tempdir().unwrap();
-    let write_zips = |content: &[u8]| {
-        for (function, _) in fleetlog_cli::stack::FUNCTIONS {
-            std::fs::create_dir_all(zips.path().join(function)).unwrap();
-            // The emulator checks the code exists, not what it is.
-            std::fs::write(zips.path().join(function).join("bootstrap.zip"), content).unwrap();
-        }
-    };
-    write_zips(b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
-    let options = fleetlog_cli::stack::DeployOptions {
-        stack: "fleetlog".into(),
-        code_bucket: "fleetlog-code".into(),
-        zips: zips.path().to_owned(),
-        parameters: vec![("AccountName".into(), "acme".into())],
-        timeout: Duration::from_secs(60),
-    };
-    let report = fleetlog_cli::stack::deploy(&config, &s3, &options).await.unwrap();
-    assert_eq!(report.json["action"], "created", "{}", report.json);
-    let key = report.json["parameters"]["EnrollerCodeKey"].as_str().unwrap().to_owned();
+    write_zips(zips.path(), EMPTY_ZIP);
+    let options = deploy_options("fleetlog", zips.path(), &[("AccountName", "acme")]);
+    let (report, outputs) =
+        deployed(&config, &options, &Deployment::local(&[("AccountName", serde_json::json!("acme"))])).await;
+    let key = report["parameters"]["EnrollerCodeKey"].as_str().unwrap().to_owned();
     assert!(key.starts_with("fleetlog/") && key.ends_with("/fleetlog-enroller.zip"), "{key}");
-    let cfn = aws_sdk_cloudformation::Client::new(&config);
-    let stack = cfn.describe_stacks().stack_name("fleetlog").send().await.unwrap().stacks()[0].clone();
-    assert_eq!(stack.stack_status(), Some(&StackStatus::CreateComplete));
-    let resources = cfn.list_stack_resources().stack_name("fleetlog").send().await.unwrap();
-    let made: BTreeSet<String> =
-        resources.stack_resource_summaries().iter().map(|r| r.logical_resource_id().unwrap().to_owned()).collect();
-    let declared: BTreeSet<String> = template()["Resources"]
-        .as_mapping()
-        .unwrap()
-        .iter()
-        .filter(|(_, r)| {
-            r["Condition"].as_str() != Some("CrawlerEnabled") && r["Condition"].as_str() != Some("HasAlarmEmail")
-        })
-        .map(|(k, _)| k.as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(made, declared);
 
     // The agent configs as the enroller will read them.
     let prefix = format!("CCP-logs-acme-{ACCOUNT}-{REGION}");
@@ -456,11 +491,6 @@ async fn the_stack_deploys_into_the_emulator() {
     athena.get_work_group().work_group("fleetlog").send().await.unwrap();
     let named = athena.list_named_queries().work_group("fleetlog").send().await.unwrap();
     assert_eq!(named.named_query_ids().len(), fleetlog_cli::query::NAMED_QUERIES.len());
-    let outputs: BTreeMap<String, String> = stack
-        .outputs()
-        .iter()
-        .map(|o| (o.output_key().unwrap().to_owned(), o.output_value().unwrap_or_default().to_owned()))
-        .collect();
     let table = &outputs["EnrollmentTable"];
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let described = dynamodb.describe_table().table_name(table).send().await.unwrap();
@@ -475,10 +505,45 @@ async fn the_stack_deploys_into_the_emulator() {
     let again = fleetlog_cli::stack::deploy(&config, &s3, &options).await.unwrap();
     assert_eq!(again.json["parameters"]["EnrollerCodeKey"], key.as_str());
     // A new build is a new key, so CloudFormation sees a change.
-    write_zips(b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01\0");
+    write_zips(zips.path(), b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01\0");
     let rebuilt = fleetlog_cli::stack::deploy(&config, &s3, &options).await.unwrap();
     assert_ne!(rebuilt.json["parameters"]["EnrollerCodeKey"], key.as_str());
     assert_eq!(rebuilt.json["action"], "updated", "{}", rebuilt.json);
+}
+
+/// The two roles deploy, each in its own emulator (one account per process, as the accounts are):
+/// the central stack with its destination and access policy, a member with the enroller's side only.
+/// The central stack admits an organisation here: the emulator leaves a `Fn::Join` nested in another
+/// unresolved, which the account-list policy uses (CloudFormation resolves it; the template test above
+/// checks that policy as resolved).
+#[tokio::test]
+async fn central_and_member_stacks_deploy_into_the_emulator() {
+    let zips = tempfile::tempdir().unwrap();
+    write_zips(zips.path(), EMPTY_ZIP);
+    let (central_emulator, member_emulator) = (start_emulator(), start_emulator());
+    let accounts = [("StackRole", "central"), ("MemberOrganizationId", ORGANIZATION)];
+    let member_of = [("StackRole", "member"), ("CentralAccountId", CENTRAL)];
+    let as_values = |pairs: &[(&'static str, &'static str)]| {
+        pairs.iter().map(|(k, v)| (*k, serde_json::json!(v))).collect::<Vec<_>>()
+    };
+    for (emulator, parameters) in [(&central_emulator, &accounts[..]), (&member_emulator, &member_of[..])] {
+        let config = emulator.sdk_config().await;
+        fleetlog_aws::s3::client(&config).create_bucket().bucket("fleetlog-code").send().await.unwrap();
+        let options = deploy_options("fleetlog", zips.path(), parameters);
+        let (_, outputs) = deployed(&config, &options, &Deployment::local(&as_values(parameters))).await;
+        if parameters[0].1 == "central" {
+            let arn = &outputs["LogDestinationArn"];
+            assert_eq!(arn, &format!("arn:aws:logs:{REGION}:{ACCOUNT}:destination:fleetlog-logs"));
+            let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+            let found = logs.describe_destinations().destination_name_prefix("fleetlog-logs").send().await.unwrap();
+            let destination = &found.destinations()[0];
+            let text = destination.access_policy().unwrap();
+            let policy: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(policy["Statement"][0]["Condition"]["StringEquals"]["aws:PrincipalOrgID"], ORGANIZATION);
+        } else {
+            assert!(!outputs.contains_key("LogBucket") && !outputs.contains_key("LogDestinationArn"), "{outputs:?}");
+        }
+    }
 }
 
 /// What Lambda itself refuses at CreateFunction or CreateEventSourceMapping, which the emulator does
@@ -657,24 +722,28 @@ fn kms_grants_are_usable_only_through_fleetlogs_services() {
 #[test]
 fn rule_targets_have_a_dead_letter_queue_and_retries() {
     let t = template();
-    let deployment = Deployment::local(&[]);
-    let resources = deployment.resource_statements();
-    let mut targets = 0;
-    for (name, r) in t["Resources"].as_mapping().unwrap() {
-        if r["Type"].as_str() != Some("AWS::Events::Rule") {
-            continue;
+    for (deployment, rules) in [(Deployment::local(&[]), 5), (member(), 6)] {
+        let resources = deployment.resource_statements();
+        let mut targets = 0;
+        for (name, r) in t["Resources"].as_mapping().unwrap() {
+            let name = name.as_str().unwrap();
+            if r["Type"].as_str() != Some("AWS::Events::Rule") || !deployment.exists(name) {
+                continue;
+            }
+            let rule = deployment.arn(name);
+            for target in deployment.resolve(&r["Properties"]["Targets"]).as_array().unwrap() {
+                targets += 1;
+                assert!(target["RetryPolicy"]["MaximumRetryAttempts"].as_u64().is_some(), "{name}");
+                let dlq = target["DeadLetterConfig"]["Arn"].as_str().unwrap_or_else(|| panic!("{name} has no DLQ"));
+                for queue in [dlq.to_owned(), deployment.arn("EnrollQueue")] {
+                    let send = Request::new("sqs:SendMessage", queue).with("aws:SourceArn", rule.as_str());
+                    let v = fleetlog_tests::iam::evaluate(&[], &resources, "events.amazonaws.com", &send);
+                    assert!(matches!(v, fleetlog_tests::iam::Verdict::Allowed(_)), "{name} cannot send: {v:?}");
+                }
+            }
         }
-        let rule = deployment.arn(name.as_str().unwrap());
-        for target in deployment.resolve(&r["Properties"]["Targets"]).as_array().unwrap() {
-            targets += 1;
-            assert!(target["RetryPolicy"]["MaximumRetryAttempts"].as_u64().is_some(), "{name:?}");
-            let dlq = target["DeadLetterConfig"]["Arn"].as_str().unwrap_or_else(|| panic!("{name:?} has no DLQ"));
-            let send = Request::new("sqs:SendMessage", dlq).with("aws:SourceArn", rule.as_str());
-            let v = fleetlog_tests::iam::evaluate(&[], &resources, "events.amazonaws.com", &send);
-            assert!(matches!(v, fleetlog_tests::iam::Verdict::Allowed(_)), "{name:?} cannot dead-letter: {v:?}");
-        }
+        assert_eq!(targets, rules);
     }
-    assert_eq!(targets, 5);
 }
 
 /// The pinned infra tools' bin folder: `scripts/test` exports it; otherwise the install script says
@@ -853,4 +922,152 @@ fn the_log_archive_tier_expiry_and_object_lock_follow_the_parameters() {
     );
     let classes = &t["Parameters"]["ArchiveStorageClass"]["AllowedValues"];
     assert_eq!(json(classes), serde_json::json!(["NONE", "GLACIER_IR", "DEEP_ARCHIVE"]));
+}
+
+/// The log archive account in the role tests, and an organisation.
+const CENTRAL: &str = "210987654321";
+const ORGANIZATION: &str = "o-abc123def4";
+
+fn central(parameters: &[(&str, Value)]) -> Deployment {
+    let mut all = vec![("StackRole", serde_json::json!("central"))];
+    all.extend(parameters.iter().cloned());
+    Deployment::local(&all)
+}
+
+fn member() -> Deployment {
+    Deployment::local(&[("StackRole", serde_json::json!("member")), ("CentralAccountId", serde_json::json!(CENTRAL))])
+}
+
+/// The destination's access policy, as CloudWatch Logs receives it.
+fn destination_policy(deployment: &Deployment) -> Vec<fleetlog_tests::iam::Statement> {
+    let destination = deployment.resolve(resource(&template(), "LogDestination"));
+    let policy: Value = serde_json::from_str(destination["DestinationPolicy"].as_str().unwrap()).unwrap();
+    fleetlog_tests::iam::statements(&policy, "LogDestination")
+}
+
+/// Central: a destination in front of the delivery stream, subscribable by the organisation's accounts
+/// (aws:PrincipalOrgID) or the listed ones, and by nobody else; it delivers with its own role.
+#[test]
+fn the_central_destination_admits_the_organisation_or_the_listed_accounts_and_nothing_wider() {
+    use fleetlog_tests::iam::{Verdict, evaluate};
+    let by_org = central(&[("MemberOrganizationId", serde_json::json!(ORGANIZATION))]);
+    assert!(by_org.exists("LogDestination") && by_org.exists("DeliveryStream") && by_org.exists("Etl"));
+    assert!(!Deployment::local(&[]).exists("LogDestination"), "a single stack has no destination");
+    let destination = by_org.resolve(resource(&template(), "LogDestination"));
+    let arn = format!("arn:aws:logs:{REGION}:{ACCOUNT}:destination:fleetlog-logs");
+    assert_eq!(by_org.arn("LogDestination"), arn);
+    assert_eq!(destination["TargetArn"], by_org.arn("DeliveryStream"));
+    assert_eq!(destination["RoleArn"], by_org.arn("LogDestinationRole"));
+    by_org
+        .assert_allows("LogDestinationRole", &[Request::new("firehose:PutRecordBatch", by_org.arn("DeliveryStream"))]);
+
+    let policy = destination_policy(&by_org);
+    let subscribe = |principal: &str, org: Option<&str>, action: &str| {
+        let mut request = Request::new(action, arn.as_str());
+        if let Some(org) = org {
+            request = request.with("aws:PrincipalOrgID", org);
+        }
+        matches!(evaluate(&[], &policy, principal, &request), Verdict::Allowed(_))
+    };
+    let member_role = "arn:aws:iam::111111111111:role/fleetlog-enroller";
+    assert!(subscribe(member_role, Some(ORGANIZATION), "logs:PutSubscriptionFilter"));
+    assert!(subscribe(member_role, Some(ORGANIZATION), "logs:PutAccountPolicy"));
+    assert!(!subscribe(member_role, Some("o-zzzzzzzzzz"), "logs:PutSubscriptionFilter"), "another organisation");
+    assert!(!subscribe(member_role, None, "logs:PutSubscriptionFilter"), "no organisation");
+    assert!(!subscribe(member_role, Some(ORGANIZATION), "logs:DeleteDestination"));
+    // Nothing wider: every statement that admits anyone ("*") holds only for the organisation.
+    for s in &policy {
+        if s.statement["Principal"] == "*" {
+            assert_eq!(
+                s.statement["Condition"],
+                serde_json::json!({"StringEquals": {"aws:PrincipalOrgID": ORGANIZATION}})
+            );
+        }
+    }
+
+    let by_list = central(&[("MemberAccountIds", serde_json::json!("111111111111,222222222222"))]);
+    let policy = destination_policy(&by_list);
+    let allowed = |account: &str| {
+        let request = Request::new("logs:PutSubscriptionFilter", arn.as_str());
+        matches!(evaluate(&[], &policy, &format!("arn:aws:iam::{account}:role/r"), &request), Verdict::Allowed(_))
+    };
+    assert!(allowed("111111111111") && allowed("222222222222"));
+    assert!(!allowed("333333333333"));
+    assert_eq!(policy.len(), 1);
+    assert_eq!(policy[0].statement["Principal"], serde_json::json!({"AWS": ["111111111111", "222222222222"]}));
+}
+
+/// Member: the enroller's side only, subscribing groups to the central destination with its sender
+/// role, and receiving the central stack's reports of whose logs arrived on its default bus.
+#[test]
+fn a_member_stack_is_the_enrollers_side_subscribed_to_the_central_destination() {
+    let t = template();
+    let member = member();
+    for pipeline in [
+        "LogBucket",
+        "DeliveryStream",
+        "Etl",
+        "EtlRole",
+        "LogsTable",
+        "WorkGroup",
+        "SubscriptionRole",
+        "LogDestination",
+    ] {
+        assert!(!member.exists(pipeline), "a member has no {pipeline}");
+    }
+    for enrollment in
+        ["Enroller", "EnrollQueue", "EnrollmentTable", "StateChangeRule", "CentralSenderRole", "LogsSeenRule"]
+    {
+        assert!(member.exists(enrollment), "a member has its {enrollment}");
+    }
+    let variables = member.resolve(&resource(&t, "Enroller")["Environment"]["Variables"]);
+    let destination = format!("arn:aws:logs:{REGION}:{CENTRAL}:destination:fleetlog-logs");
+    assert_eq!(variables["FLEETLOG_SUBSCRIPTION_DESTINATION_ARN"], destination.as_str());
+    assert_eq!(variables["FLEETLOG_SUBSCRIPTION_ROLE_ARN"], member.arn("CentralSenderRole"));
+    let settings =
+        fleetlog_core::settings::EnrollerSettings::from_lookup(|name| variables[name].as_str().map(str::to_owned));
+    assert_eq!(settings.unwrap().subscription.destination_arn, destination);
+    member.assert_allows("CentralSenderRole", &[Request::new("logs:PutLogEvents", destination.as_str())]);
+    // What a subscription to the destination asks of the enroller's role: allowed in a member,
+    // refused in a single stack, whose enroller has no business with another account's destination.
+    let subscribe = [
+        Request::new("logs:PutSubscriptionFilter", destination.as_str()),
+        Request::new("iam:PassRole", member.arn("CentralSenderRole")),
+    ];
+    member.assert_allows("EnrollerRole", &subscribe);
+    assert_eq!(Deployment::local(&[]).refusals("EnrollerRole", &subscribe).len(), 2);
+
+    // The central account may put Logs Seen events on the member's default bus, and nothing else.
+    let bus = member.resolve(resource(&t, "CentralReportsLogsSeen"));
+    assert_eq!(bus["EventBusName"], "default");
+    let policy = fleetlog_tests::iam::statements(&serde_json::json!({ "Statement": bus["Statement"] }), "bus");
+    let put = |who: &str, source: &str, detail_type: &str| {
+        let request = Request::new("events:PutEvents", format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"))
+            .with("events:source", source)
+            .with("events:detail-type", detail_type);
+        matches!(fleetlog_tests::iam::evaluate(&[], &policy, who, &request), fleetlog_tests::iam::Verdict::Allowed(_))
+    };
+    let central_etl = format!("arn:aws:iam::{CENTRAL}:role/fleetlog-EtlRole-1");
+    assert!(put(&central_etl, "fleetlog", fleetlog_core::freshness::LOGS_SEEN));
+    assert!(!put(&central_etl, "fleetlog", "fleetlog Reconcile Request"), "only reports");
+    assert!(!put("arn:aws:iam::333333333333:role/x", "fleetlog", fleetlog_core::freshness::LOGS_SEEN));
+}
+
+/// The central ETL's reports to a member: PutEvents on the member's default bus, as its role allows.
+#[test]
+fn the_central_etl_may_report_to_members_buses_and_nothing_else() {
+    let central = central(&[("MemberOrganizationId", serde_json::json!(ORGANIZATION))]);
+    let variables = central.resolve(&resource(&template(), "Etl")["Environment"]["Variables"]);
+    assert_eq!(variables["FLEETLOG_REPORT_TO_MEMBERS"], "true");
+    let settings =
+        fleetlog_core::settings::EtlSettings::from_lookup(|name| variables[name].as_str().map(str::to_owned));
+    assert_eq!(settings.unwrap().reports_members_of.as_deref(), Some(ACCOUNT));
+    let report = |detail_type: &str| {
+        Request::new("events:PutEvents", "arn:aws:events:us-east-1:111111111111:event-bus/default")
+            .with("events:source", "fleetlog")
+            .with("events:detail-type", detail_type)
+    };
+    central.assert_allows("EtlRole", &[report(fleetlog_core::freshness::LOGS_SEEN)]);
+    assert_eq!(central.refusals("EtlRole", &[report("fleetlog Reconcile Request")]).len(), 1);
+    assert_eq!(Deployment::local(&[]).refusals("EtlRole", &[report(fleetlog_core::freshness::LOGS_SEEN)]).len(), 1);
 }

@@ -232,6 +232,12 @@ fn authorisations(
     }
     if let Some(i) = input!(logs::put_subscription_filter::PutSubscriptionFilterInput) {
         let mut out = vec![R::new("logs:PutSubscriptionFilter", logs_group(i.log_group_name().unwrap_or_default()))];
+        // A Logs destination (another account's) is authorised too: cross-account, the sender's own
+        // policy must allow the destination (CloudWatch Logs User Guide, "Step 3: Add/validate IAM
+        // permissions for the cross-account destination").
+        if let Some(destination) = i.destination_arn().filter(|arn| arn.contains(":destination:")) {
+            out.push(R::new("logs:PutSubscriptionFilter", destination));
+        }
         // Any destination but Lambda needs iam:PassRole on the role (PutSubscriptionFilter's API
         // reference), and the request carries no iam:PassedToService
         // (aws-cloudformation/cloudformation-coverage-roadmap issue 1784).
@@ -322,12 +328,22 @@ fn authorisations(
         return Some(i.resources().iter().map(|id| R::new("ec2:DeleteTags", instance(id))).collect());
     }
     if let Some(i) = input!(aws_sdk_eventbridge::operation::put_events::PutEventsInput) {
-        let bus = format!("{ARN}:events:{REGION}:{ACCOUNT}:event-bus/default");
-        // events:source is checked per entry.
+        let default = format!("{ARN}:events:{REGION}:{ACCOUNT}:event-bus/default");
+        // events:source and events:detail-type are checked per entry, on the bus it names (an ARN
+        // names another account's).
         return Some(
             i.entries()
                 .iter()
-                .map(|e| R::new("events:PutEvents", bus.clone()).with("events:source", e.source().unwrap_or_default()))
+                .map(|e| {
+                    let bus = match e.event_bus_name() {
+                        Some(arn) if arn.starts_with("arn:") => arn.to_owned(),
+                        Some(name) => format!("{ARN}:events:{REGION}:{ACCOUNT}:event-bus/{name}"),
+                        None => default.clone(),
+                    };
+                    R::new("events:PutEvents", bus)
+                        .with("events:source", e.source().unwrap_or_default())
+                        .with("events:detail-type", e.detail_type().unwrap_or_default())
+                })
                 .collect(),
         );
     }

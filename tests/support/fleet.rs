@@ -54,6 +54,8 @@ pub struct Fleet {
     /// What IAM authorises for each of them; when the fleet is dropped, every one is evaluated
     /// against the role the stack gives the enroller, so each scenario is also an IAM test.
     pub enroller_requests: CallRecorder,
+    /// The stack as deployed: a single one, or a member.
+    pub deployment: Deployment,
 }
 
 impl Drop for Fleet {
@@ -63,7 +65,7 @@ impl Drop for Fleet {
         }
         let requests = self.enroller_requests.requests();
         if !requests.is_empty() {
-            Deployment::local(&[]).assert_allows("EnrollerRole", &requests);
+            self.deployment.assert_allows("EnrollerRole", &requests);
         }
     }
 }
@@ -79,6 +81,38 @@ impl Fleet {
         let emulator = crate::start_emulator();
         let config = emulator.sdk_config().await;
         let stack = LocalStack::deploy(&config).await.expect("deploy fleetlog into the emulator");
+        Self::build(emulator, config, stack, overrides, Deployment::local(&[])).await
+    }
+
+    /// A member stack's enroller, subscribing groups to a central destination with its sender role.
+    /// The emulator is one account: the destination (in front of the local subscriptions stream)
+    /// lives in it, so the member's CentralAccountId is that account.
+    pub async fn member() -> Self {
+        let emulator = crate::start_emulator();
+        let config = emulator.sdk_config().await;
+        let stack = LocalStack::deploy(&config).await.expect("deploy fleetlog into the emulator");
+        let destination = stack.create_destination(&[ACCOUNT]).await.expect("the central destination");
+        let deployment = Deployment::local(&[
+            ("StackRole", serde_json::json!("member")),
+            ("CentralAccountId", serde_json::json!(ACCOUNT)),
+        ]);
+        let sender = deployment.arn("CentralSenderRole");
+        let overrides = [
+            ("FLEETLOG_SUBSCRIPTION_DESTINATION_ARN", destination.as_str()),
+            ("FLEETLOG_SUBSCRIPTION_ROLE_ARN", sender.as_str()),
+        ];
+        let mut fleet = Self::build(emulator, config, stack, &overrides, deployment).await;
+        fleet.destination_arn = destination;
+        fleet
+    }
+
+    async fn build(
+        emulator: Emulator,
+        config: SdkConfig,
+        stack: LocalStack,
+        overrides: &[(&str, &str)],
+        deployment: Deployment,
+    ) -> Self {
         let enroller_calls = CallCounter::default();
         let enroller_requests = CallRecorder::default();
         let enroller =
@@ -96,6 +130,7 @@ impl Fleet {
             state: State::new(enroller),
             enroller_calls,
             enroller_requests,
+            deployment,
         };
         fleet.publish_config("linux.json", "AmazonCloudWatch-fleetlog-linux").await;
         fleet.publish_config("windows.json", "AmazonCloudWatch-fleetlog-windows").await;

@@ -93,6 +93,14 @@ fn strings(value: &Value) -> Vec<String> {
     }
 }
 
+/// Whether `principal` (an account ID or its root) names another account than the resource's, and
+/// `who` is in it: in a resource policy that delegates to that account, whose own IAM then decides
+/// (IAM User Guide, "AWS account principals").
+fn admits_other_account(principal: &str, who: &str) -> bool {
+    let account = principal.strip_prefix("arn:aws:iam::").and_then(|p| p.strip_suffix(":root")).unwrap_or(principal);
+    account.len() == 12 && account != ACCOUNT && (who == account || who.contains(&format!("::{account}:")))
+}
+
 /// One statement of a resolved policy document.
 #[derive(Debug, Clone)]
 pub struct Statement {
@@ -129,6 +137,7 @@ impl Statement {
                 x == "*"
                     || x == who
                     || (!self.effect_allow && x.ends_with(":root") && who.contains(&format!(":{ACCOUNT}:")))
+                    || (self.effect_allow && admits_other_account(x, who))
             }),
             (_, None) => false,
         };
@@ -253,6 +262,8 @@ impl Deployment {
                 scalar(self.resolve(&args[0])) == scalar(self.resolve(&args[1]))
             }
             "!Not" => !self.truth(&args.unwrap()[0]),
+            "!And" => args.unwrap().iter().all(|c| self.truth(c)),
+            "!Or" => args.unwrap().iter().any(|c| self.truth(c)),
             "!Condition" => self.condition(tagged.value.as_str().unwrap()),
             other => panic!("condition function {other} is not modelled"),
         }
@@ -266,6 +277,7 @@ impl Deployment {
             "AWS::KinesisFirehose::DeliveryStream" => Some(&props["DeliveryStreamName"]),
             "AWS::SSM::Document" | "AWS::Athena::WorkGroup" | "AWS::SSM::Parameter" => Some(&props["Name"]),
             "AWS::Glue::Database" => Some(&props["DatabaseInput"]["Name"]),
+            "AWS::Logs::Destination" => Some(&props["DestinationName"]),
             _ => None,
         };
         match named.filter(|n| !n.is_null()) {
@@ -326,6 +338,7 @@ impl Deployment {
                 format!("arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{name}")
             }
             "AWS::Events::Rule" => format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"),
+            "AWS::Logs::Destination" => format!("arn:aws:logs:{REGION}:{ACCOUNT}:destination:{name}"),
             other => panic!("GetAtt on {other} is not modelled"),
         };
         match attribute {
@@ -439,6 +452,20 @@ impl Deployment {
                 &policy["PolicyDocument"],
                 &format!("{role}/{}", policy["PolicyName"].as_str().unwrap()),
             ));
+        }
+        // The stack's AWS::IAM::RolePolicy resources attached to it, where they exist.
+        for (logical, r) in self.template["Resources"].as_mapping().unwrap() {
+            let logical = logical.as_str().unwrap();
+            if r["Type"].as_str() != Some("AWS::IAM::RolePolicy") || !self.exists(logical) {
+                continue;
+            }
+            let attached = &r["Properties"]["RoleName"];
+            let names_role =
+                matches!(attached, Yaml::Tagged(t) if t.tag == "!Ref" && t.value.as_str() == Some(role));
+            if names_role {
+                let props = self.resolve(&r["Properties"]);
+                out.extend(statements(&props["PolicyDocument"], logical));
+            }
         }
         out
     }

@@ -250,6 +250,12 @@ pub fn reconcile_request_rule_pattern() -> Value {
     serde_json::json!({ "source": [FLEETLOG_SOURCE], "detail-type": [RECONCILE_REQUEST] })
 }
 
+/// The EventBridge pattern of a member stack's rule for the central stack's reports of whose logs
+/// arrived (`LogsSeenRule`); the bus policy admits the central account for these alone.
+pub fn logs_seen_rule_pattern() -> Value {
+    serde_json::json!({ "source": [FLEETLOG_SOURCE], "detail-type": [crate::freshness::LOGS_SEEN] })
+}
+
 /// A request of fleetlog's own put straight on the enroll queue (a sweep's handed-on check, the
 /// ETL's Logs Seen report): shaped like the events the rules forward, so it is read the same way.
 pub fn queue_request(detail_type: &str, detail: Value) -> Value {
@@ -390,7 +396,8 @@ mod tests {
 
     #[test]
     fn the_etls_reports_name_instances_and_times() {
-        let sightings = vec![Sighting { instance_id: "i-0123456789abcdef0".into(), newest_ms: 42 }];
+        let sightings =
+            vec![Sighting { instance_id: "i-0123456789abcdef0".into(), newest_ms: 42, account: String::new() }];
         let body = crate::freshness::logs_seen_request(&sightings);
         assert_eq!(parse_trigger(&body.to_string()), Ok(Trigger::LogsSeen(sightings)));
         let mut bad = body;

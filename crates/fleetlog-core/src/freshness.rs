@@ -32,6 +32,52 @@ pub struct Sighting {
     pub instance_id: String,
     /// The newest event time carried (epoch milliseconds).
     pub newest_ms: i64,
+    /// The account the logs came from (the envelope's `owner`), whose enroller is told.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
+}
+
+/// Where a report of sightings goes: this stack's enroll queue, or (a central stack, for its members)
+/// the default event bus of the account the logs came from, where the member's rule hands it on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReportTo {
+    EnrollQueue,
+    MemberBus { account: String },
+}
+
+/// The reports of `sightings`, each at most [`MAX_SIGHTINGS_PER_REPORT`] long: to the enroll queue,
+/// unless `members_of` names this (central) account, when other accounts' sightings go to their own
+/// buses. Sightings without an account ID are this account's.
+pub fn reports(sightings: Vec<Sighting>, members_of: Option<&str>) -> Vec<(ReportTo, Vec<Sighting>)> {
+    let mut by_route: BTreeMap<ReportTo, Vec<Sighting>> = BTreeMap::new();
+    for sighting in sightings {
+        let account = crate::schema::account_partition(&sighting.account);
+        let route = match members_of {
+            Some(own) if account != own && account != crate::schema::UNKNOWN_ACCOUNT => {
+                ReportTo::MemberBus { account: account.to_owned() }
+            }
+            _ => ReportTo::EnrollQueue,
+        };
+        by_route.entry(route).or_default().push(sighting);
+    }
+    by_route
+        .into_iter()
+        .flat_map(|(route, all)| {
+            all.chunks(MAX_SIGHTINGS_PER_REPORT).map(|chunk| (route.clone(), chunk.to_vec())).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The ARN of `account`'s default event bus in `region` (its partition told from the Region).
+pub fn default_bus_arn(region: &str, account: &str) -> String {
+    let partition = if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    };
+    format!("arn:{partition}:events:{region}:{account}:event-bus/default")
 }
 
 /// Where an enrolled instance's logs stand.
@@ -106,14 +152,23 @@ impl SightingThrottle {
     }
 
     /// The sightings of a batch worth reporting (newer by an interval than the last report of the
-    /// instance), remembered as reported, in instance order.
+    /// instance), remembered as reported, in instance order, each the instance's newest.
     pub fn admit(&mut self, batch: impl IntoIterator<Item = Sighting>) -> Vec<Sighting> {
+        let mut newest: BTreeMap<String, Sighting> = BTreeMap::new();
+        for s in batch {
+            match newest.get(&s.instance_id) {
+                Some(kept) if kept.newest_ms >= s.newest_ms => {}
+                _ => {
+                    newest.insert(s.instance_id.clone(), s);
+                }
+            }
+        }
         let mut out = Vec::new();
-        for (instance_id, newest_ms) in newest_by_instance(batch) {
-            let due = self.reported.get(&instance_id).is_none_or(|last| newest_ms - last >= self.interval_ms);
+        for (instance_id, sighting) in newest {
+            let due = self.reported.get(&instance_id).is_none_or(|last| sighting.newest_ms - last >= self.interval_ms);
             if due {
-                self.reported.insert(instance_id.clone(), newest_ms);
-                out.push(Sighting { instance_id, newest_ms });
+                self.reported.insert(instance_id, sighting.newest_ms);
+                out.push(sighting);
             }
         }
         out
@@ -166,7 +221,7 @@ mod tests {
     #[test]
     fn a_container_reports_each_instance_once_per_interval_with_its_newest_time() {
         let mut throttle = SightingThrottle::new(WINDOW);
-        let s = |id: &str, t: i64| Sighting { instance_id: id.into(), newest_ms: t };
+        let s = |id: &str, t: i64| Sighting { instance_id: id.into(), newest_ms: t, account: String::new() };
         let first = throttle.admit([s("i-2", 5), s("i-1", 10), s("i-1", 30)]);
         assert_eq!(first, [s("i-1", 30), s("i-2", 5)]);
         assert!(throttle.admit([s("i-1", 30 + 449_999)]).is_empty(), "reported a moment ago");
@@ -186,7 +241,11 @@ mod tests {
         for second in (0..3600).step_by(30) {
             let now_ms = second * 1000;
             for container in &mut containers {
-                let batch = records.iter().map(|r| Sighting { instance_id: r.instance_id.clone(), newest_ms: now_ms });
+                let batch = records.iter().map(|r| Sighting {
+                    instance_id: r.instance_id.clone(),
+                    newest_ms: now_ms,
+                    account: String::new(),
+                });
                 let due = container.admit(batch);
                 reported += due.len();
                 messages += due.len().div_ceil(MAX_SIGHTINGS_PER_REPORT);
@@ -206,8 +265,61 @@ mod tests {
     }
 
     #[test]
+    fn a_central_stack_reports_each_members_sightings_to_that_member() {
+        let s = |id: &str, account: &str| Sighting { instance_id: id.into(), newest_ms: 1, account: account.into() };
+        let (own, member) = ("210987654321", "111111111111");
+        let batch = vec![s("i-1", own), s("i-2", member), s("i-3", ""), s("i-4", member), s("i-5", "not-an-account")];
+        let routes = |members_of| {
+            reports(batch.clone(), members_of)
+                .into_iter()
+                .map(|(to, sightings)| (to, sightings.into_iter().map(|s| s.instance_id).collect::<Vec<_>>()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            routes(Some(own)),
+            vec![
+                (ReportTo::EnrollQueue, vec!["i-1".to_owned(), "i-3".into(), "i-5".into()]),
+                (ReportTo::MemberBus { account: member.into() }, vec!["i-2".to_owned(), "i-4".into()]),
+            ]
+        );
+        assert_eq!(
+            routes(None),
+            vec![(
+                ReportTo::EnrollQueue,
+                vec!["i-1".to_owned(), "i-2".into(), "i-3".into(), "i-4".into(), "i-5".into()]
+            )]
+        );
+        let many: Vec<Sighting> = (0..MAX_SIGHTINGS_PER_REPORT + 1).map(|i| s(&format!("i-{i}"), member)).collect();
+        let sizes: Vec<usize> = reports(many, Some(own)).iter().map(|(_, r)| r.len()).collect();
+        assert_eq!(sizes, [MAX_SIGHTINGS_PER_REPORT, 1]);
+        assert_eq!(default_bus_arn("eu-west-1", member), "arn:aws:events:eu-west-1:111111111111:event-bus/default");
+        assert_eq!(
+            default_bus_arn("cn-north-1", member),
+            "arn:aws-cn:events:cn-north-1:111111111111:event-bus/default"
+        );
+        assert_eq!(
+            default_bus_arn("us-gov-west-1", member),
+            "arn:aws-us-gov:events:us-gov-west-1:111111111111:event-bus/default"
+        );
+    }
+
+    #[test]
+    fn the_throttle_keeps_each_instances_newest_sighting_with_its_account() {
+        let mut throttle = SightingThrottle::new(WINDOW);
+        let s = |t: i64, account: &str| Sighting { instance_id: "i-1".into(), newest_ms: t, account: account.into() };
+        assert_eq!(
+            throttle.admit([s(5, "111111111111"), s(9, "222222222222"), s(7, "333333333333")]),
+            vec![s(9, "222222222222")]
+        );
+    }
+
+    #[test]
     fn reports_are_eventbridge_shaped_requests() {
-        let body = logs_seen_request(&[Sighting { instance_id: "i-0123456789abcdef0".into(), newest_ms: 7 }]);
+        let body = logs_seen_request(&[Sighting {
+            instance_id: "i-0123456789abcdef0".into(),
+            newest_ms: 7,
+            account: String::new(),
+        }]);
         assert_eq!(body["detail-type"], LOGS_SEEN);
         assert_eq!(body["detail"]["sightings"][0]["newest_ms"], 7);
     }

@@ -47,6 +47,9 @@ pub const ETL_VARIABLES: &[(&str, Option<&str>)] = &[
     // Where whose logs arrived is reported (the enroll queue); empty: nowhere.
     ("FLEETLOG_ENROLL_QUEUE_URL", Some("")),
     ("FLEETLOG_FRESHNESS_WINDOW_SECONDS", Some(FRESHNESS_WINDOW_SECONDS)),
+    // A central stack's own account, and whether other accounts' sightings go to their buses.
+    ("FLEETLOG_ACCOUNT_ID", Some("")),
+    ("FLEETLOG_REPORT_TO_MEMBERS", Some("false")),
 ];
 
 /// The freshness window's default (seconds), shared by the enroller, the ETL and the CLI.
@@ -73,6 +76,11 @@ fn read(
     }
 }
 
+/// The error for variable `name`, set to `value`, and why it cannot be used.
+fn invalid(name: &'static str, value: &str, reason: String) -> SettingsError {
+    SettingsError::Invalid { name, value: value.to_owned(), reason }
+}
+
 /// A whole number within `range`, or an error that names the variable and the range.
 fn whole(value: &str, name: &'static str, range: std::ops::RangeInclusive<u64>) -> Result<u64, SettingsError> {
     value.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| SettingsError::Invalid {
@@ -88,6 +96,8 @@ pub struct EtlSettings {
     pub delivery_stream: Option<String>,
     pub enroll_queue_url: Option<String>,
     pub freshness_window: Duration,
+    /// A central stack's account: other accounts' sightings go to their own default buses.
+    pub reports_members_of: Option<String>,
 }
 
 impl EtlSettings {
@@ -99,6 +109,23 @@ impl EtlSettings {
         let get = |name: &'static str| read(ETL_VARIABLES, &lookup, name);
         let optional = |name: &'static str| get(name).map(|v| Some(v).filter(|v| !v.is_empty()));
         let window = get("FLEETLOG_FRESHNESS_WINDOW_SECONDS")?;
+        let to_members = get("FLEETLOG_REPORT_TO_MEMBERS")?;
+        let reports_members_of = match to_members.as_str() {
+            "false" => None,
+            "true" => {
+                let account = get("FLEETLOG_ACCOUNT_ID")?;
+                if crate::schema::account_partition(&account) != account {
+                    return Err(invalid(
+                        "FLEETLOG_ACCOUNT_ID",
+                        &account,
+                        "a central stack's ETL needs its account ID (twelve digits) to tell members' logs from its own"
+                            .into(),
+                    ));
+                }
+                Some(account)
+            }
+            other => return Err(invalid("FLEETLOG_REPORT_TO_MEMBERS", other, "expected true or false".into())),
+        };
         Ok(Self {
             delivery_stream: optional("FLEETLOG_DELIVERY_STREAM")?,
             enroll_queue_url: optional("FLEETLOG_ENROLL_QUEUE_URL")?,
@@ -107,6 +134,7 @@ impl EtlSettings {
                 "FLEETLOG_FRESHNESS_WINDOW_SECONDS",
                 FRESHNESS_WINDOW_RANGE,
             )?),
+            reports_members_of,
         })
     }
 }
@@ -125,7 +153,9 @@ pub struct SubscriptionDestination {
     pub filter_name: String,
     pub filter_pattern: String,
     pub destination_arn: String,
-    /// Needed for Firehose and Kinesis destinations; not for Lambda.
+    /// Needed for Firehose and Kinesis destinations; not for Lambda. For a Logs destination, the
+    /// sending account's role that CloudWatch Logs assumes to check it may send, which a
+    /// destination admitting an organisation requires.
     pub role_arn: Option<String>,
 }
 
@@ -167,11 +197,6 @@ impl EnrollerSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let get = |name: &'static str| read(ENROLLER_VARIABLES, &lookup, name);
         let optional = |name: &'static str| get(name).map(|v| Some(v).filter(|v| !v.is_empty()));
-        let invalid = |name: &'static str, value: &str, reason: String| SettingsError::Invalid {
-            name,
-            value: value.to_owned(),
-            reason,
-        };
         let number = |name: &'static str| -> Result<f64, SettingsError> {
             let v = get(name)?;
             v.parse::<f64>()
@@ -200,16 +225,12 @@ impl EnrollerSettings {
         let role_arn = optional("FLEETLOG_SUBSCRIPTION_ROLE_ARN")?;
         // CloudWatch Logs API reference, PutSubscriptionFilter, roleArn: a role grants CloudWatch Logs
         // delivery to a stream; "you don't need to provide the ARN when you are working with a logical
-        // destination for cross-account delivery" (the destination's own role and policy apply).
+        // destination for cross-account delivery". Unless the destination's policy admits an
+        // organisation: then the sending account's role (logs:PutLogEvents on the destination) is
+        // named in the filter (CloudWatch Logs User Guide, "Step 2: (Only if using an organization)
+        // Create an IAM role"). So a Logs destination takes a role or none.
         match (service, &role_arn) {
-            ("lambda", _) | ("logs", None) => {}
-            ("logs", Some(role)) => {
-                return Err(invalid(
-                    "FLEETLOG_SUBSCRIPTION_ROLE_ARN",
-                    role,
-                    "a CloudWatch Logs destination delivers with its own role (the central account's); leave this empty".into(),
-                ));
-            }
+            ("lambda" | "logs", _) => {}
             ("firehose" | "kinesis", Some(_)) => {}
             ("firehose" | "kinesis", None) => {
                 return Err(SettingsError::Missing("FLEETLOG_SUBSCRIPTION_ROLE_ARN"));
@@ -377,8 +398,17 @@ mod tests {
                 delivery_stream: None,
                 enroll_queue_url: None,
                 freshness_window: crate::freshness::DEFAULT_FRESHNESS_WINDOW,
+                reports_members_of: None,
             }
         );
+        let central = |account: &str| {
+            let pairs = [("FLEETLOG_REPORT_TO_MEMBERS", "true"), ("FLEETLOG_ACCOUNT_ID", account)];
+            EtlSettings::from_lookup(env(&pairs))
+        };
+        assert_eq!(central("210987654321").unwrap().reports_members_of.as_deref(), Some("210987654321"));
+        assert!(central("").unwrap_err().to_string().contains("FLEETLOG_ACCOUNT_ID"));
+        let yes = EtlSettings::from_lookup(env(&[("FLEETLOG_REPORT_TO_MEMBERS", "yes")])).unwrap_err();
+        assert!(yes.to_string().contains("expected true or false"), "{yes}");
         let err = EtlSettings::from_lookup(|k| (k == "FLEETLOG_FRESHNESS_WINDOW_SECONDS").then(|| "0".into()));
         assert!(err.unwrap_err().to_string().contains("FLEETLOG_FRESHNESS_WINDOW_SECONDS"));
         let seen = std::cell::RefCell::new(Vec::new());
@@ -411,8 +441,9 @@ mod tests {
     }
 
     #[test]
-    fn a_logs_destination_takes_no_role_and_streams_need_one() {
+    fn a_logs_destination_takes_a_sender_role_or_none_and_streams_need_one() {
         const DESTINATION: &str = "arn:aws:logs:us-east-1:210987654321:destination:fleetlog-central";
+        const SENDER: &str = "arn:aws:iam::123456789012:role/fleetlog-central-sender";
         let base = [
             ("FLEETLOG_ENROLLMENT_TABLE", "t"),
             ("FLEETLOG_AGENT_DOCUMENT", "d"),
@@ -423,11 +454,12 @@ mod tests {
         assert_eq!(s.subscription.role_arn, None);
         assert_eq!(s.subscription.destination_arn, DESTINATION);
         let mut with_role = base.to_vec();
-        with_role.push(("FLEETLOG_SUBSCRIPTION_ROLE_ARN", "arn:aws:iam::123456789012:role/logs-to-firehose"));
-        let refused = EnrollerSettings::from_lookup(env(&with_role)).unwrap_err().to_string();
-        assert!(
-            refused.contains("FLEETLOG_SUBSCRIPTION_ROLE_ARN") && refused.contains("leave this empty"),
-            "{refused}"
+        with_role.push(("FLEETLOG_SUBSCRIPTION_ROLE_ARN", SENDER));
+        let s = EnrollerSettings::from_lookup(env(&with_role)).unwrap();
+        assert_eq!(
+            s.subscription.role_arn.as_deref(),
+            Some(SENDER),
+            "a destination admitting an organisation needs it"
         );
         for stream in [
             "arn:aws:firehose:us-east-1:123456789012:deliverystream/fleetlog",

@@ -31,7 +31,7 @@ mod scan;
 use aws_lambda_events::encodings::MillisecondTimestamp;
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseRecordMetadata};
 
-use fleetlog_core::freshness::{MAX_SIGHTINGS_PER_REPORT, Sighting, SightingThrottle, logs_seen_request};
+use fleetlog_core::freshness::{LOGS_SEEN, ReportTo, Sighting, SightingThrottle, logs_seen_request};
 use fleetlog_core::metrics::Counter;
 pub use fleetlog_sdk::metrics::MetricsOutput;
 use serde_json::value::RawValue;
@@ -94,17 +94,36 @@ pub struct EtlState {
 
 /// Tells the enroller, through its queue, which instances' logs the ETL carried (see
 /// [`fleetlog_core::freshness`]): each instance at most once per interval per container, a thousand
-/// to a message. A report that cannot be sent is logged and skipped; it never fails a batch.
+/// to a message. A central stack tells each member's enroller of its own instances, through the
+/// member's default event bus ([`SightingReports::to_members`]). A report that cannot be sent is
+/// logged and skipped; it never fails a batch.
 #[derive(Debug)]
 pub struct SightingReports {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     throttle: std::sync::Mutex<SightingThrottle>,
+    members: Option<MemberBuses>,
+}
+
+/// Where a central stack reports its members' sightings.
+#[derive(Debug)]
+struct MemberBuses {
+    events: aws_sdk_eventbridge::Client,
+    region: String,
+    own_account: String,
 }
 
 impl SightingReports {
     pub fn new(sqs: aws_sdk_sqs::Client, queue_url: String, window: std::time::Duration) -> Self {
-        Self { sqs, queue_url, throttle: std::sync::Mutex::new(SightingThrottle::new(window)) }
+        Self { sqs, queue_url, throttle: std::sync::Mutex::new(SightingThrottle::new(window)), members: None }
+    }
+
+    /// Other accounts' sightings (a central stack's members) go to the default bus of their account
+    /// in `region`; `own_account`'s stay on the queue.
+    #[must_use]
+    pub fn to_members(mut self, events: aws_sdk_eventbridge::Client, region: String, own_account: String) -> Self {
+        self.members = Some(MemberBuses { events, region, own_account });
+        self
     }
 
     pub async fn report(&self, seen: Vec<Sighting>) {
@@ -112,12 +131,44 @@ impl SightingReports {
             Ok(mut throttle) => throttle.admit(seen),
             Err(_) => return,
         };
-        for chunk in due.chunks(MAX_SIGHTINGS_PER_REPORT) {
-            let body = logs_seen_request(chunk).to_string();
-            if let Err(e) = self.sqs.send_message().queue_url(&self.queue_url).message_body(body).send().await {
+        let own_account = self.members.as_ref().map(|m| m.own_account.as_str());
+        for (to, sightings) in fleetlog_core::freshness::reports(due, own_account) {
+            let body = logs_seen_request(&sightings);
+            let sent = match (&to, &self.members) {
+                (ReportTo::MemberBus { account }, Some(members)) => {
+                    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                        .event_bus_name(fleetlog_core::freshness::default_bus_arn(&members.region, account))
+                        .source(body["source"].as_str().unwrap_or_default())
+                        .detail_type(LOGS_SEEN)
+                        .detail(body["detail"].to_string())
+                        .build();
+                    // One entry per call: PutEvents takes 256 KiB per request, about what one report holds.
+                    match members.events.put_events().entries(entry).send().await {
+                        Ok(out) if out.failed_entry_count() == 0 => Ok(()),
+                        Ok(out) => Err(out
+                            .entries()
+                            .iter()
+                            .filter_map(|e| e.error_message().or(e.error_code()))
+                            .collect::<Vec<_>>()
+                            .join("; ")),
+                        Err(e) => Err(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()),
+                    }
+                }
+                _ => self
+                    .sqs
+                    .send_message()
+                    .queue_url(&self.queue_url)
+                    .message_body(body.to_string())
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()),
+            };
+            if let Err(error) = sent {
                 tracing::warn!(
-                    error = %aws_smithy_types::error::display::DisplayErrorContext(&e),
-                    instances = chunk.len(),
+                    %error,
+                    to = ?to,
+                    instances = sightings.len(),
                     "Could not report whose logs arrived; reported again after the interval"
                 );
             }

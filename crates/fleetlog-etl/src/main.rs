@@ -1,5 +1,5 @@
-//! Lambda wiring only: logs, region, the Firehose and SQS clients, then the runtime
-//! (`fleetlog_etl::lambda`).
+//! Lambda wiring only: logs, region, the Firehose, SQS and (a central stack's) EventBridge clients,
+//! then the runtime (`fleetlog_etl::lambda`).
 
 use fleetlog_etl::put::RetryPolicy;
 use fleetlog_etl::{EtlState, MetricsOutput, SightingReports};
@@ -20,7 +20,11 @@ async fn main() -> Result<(), Error> {
         Error::from(e.to_string())
     })?;
     let sightings = settings.enroll_queue_url.map(|url| {
-        std::sync::Arc::new(SightingReports::new(aws_sdk_sqs::Client::new(&config), url, settings.freshness_window))
+        let reports = SightingReports::new(aws_sdk_sqs::Client::new(&config), url, settings.freshness_window);
+        std::sync::Arc::new(match settings.reports_members_of {
+            Some(account) => reports.to_members(aws_sdk_eventbridge::Client::new(&config), region.clone(), account),
+            None => reports,
+        })
     });
     let state = EtlState {
         sightings,

@@ -18,8 +18,8 @@ use fleetlog_aws::error::classify;
 use fleetlog_core::Platform;
 use fleetlog_core::agent_config::Rendering;
 use fleetlog_core::events::{
-    FORWARDED_COMMAND_STATUSES, command_invocation_event, command_outcome_rule_pattern, reconcile_request_rule_pattern,
-    state_change_rule_pattern, tag_change_rule_pattern,
+    FORWARDED_COMMAND_STATUSES, command_invocation_event, command_outcome_rule_pattern, logs_seen_rule_pattern,
+    reconcile_request_rule_pattern, state_change_rule_pattern, tag_change_rule_pattern,
 };
 use fleetlog_core::log_groups::default_log_group_prefix;
 use fleetlog_core::settings::{EnrollerSettings, enroller_default};
@@ -36,6 +36,8 @@ pub const ENROLLMENT_TABLE: &str = "fleetlog-enrollments";
 /// fleetlog's SSM Command document, named as the stack names it (`{stack}-agent`, stack `fleetlog`).
 pub const AGENT_DOCUMENT: &str = "fleetlog-agent";
 pub const BUCKET: &str = "fleetlog-logs";
+/// A central stack's destination, named as the stack names it (`{stack}-logs`).
+pub const DESTINATION: &str = "fleetlog-logs";
 /// The subscription filters' destination. In AWS this stream runs the ETL as its transformation;
 /// the emulator cannot, so it lands raw payloads under `raw/` for [`LogPump`].
 pub const RAW_STREAM: &str = "fleetlog-subscriptions";
@@ -69,6 +71,8 @@ pub fn enroll_rules() -> Vec<(&'static str, serde_json::Value)> {
         ),
         ("fleetlog-requests", reconcile_request_rule_pattern()),
         ("fleetlog-command-outcomes", command_outcome_rule_pattern(AGENT_DOCUMENT)),
+        // A member's: the local stack plays the central account and its member at once.
+        ("fleetlog-logs-seen", logs_seen_rule_pattern()),
     ]
 }
 
@@ -177,6 +181,42 @@ impl LocalStack {
             ("FLEETLOG_AGENT_DOCUMENT".to_owned(), AGENT_DOCUMENT.to_owned()),
             ("FLEETLOG_LOG_GROUP_PREFIX".to_owned(), self.log_group_prefix.clone()),
         ])
+    }
+
+    /// A central stack's CloudWatch Logs destination in front of the subscriptions stream, named as
+    /// the stack names it (`{stack}-logs`), admitting `members`; its ARN. The emulator is one
+    /// account, so "members" subscribe from the account that owns it.
+    pub async fn create_destination(&self, members: &[&str]) -> Result<String, LocalError> {
+        let logs = &self.clients.logs;
+        let created = logs
+            .put_destination()
+            .destination_name(DESTINATION)
+            .target_arn(&self.raw_stream_arn)
+            .role_arn(SUBSCRIPTION_ROLE_ARN)
+            .send()
+            .await
+            .map_err(|e| classify("logs:PutDestination", e))?;
+        let arn = created
+            .destination()
+            .and_then(|d| d.arn())
+            .map(str::to_owned)
+            .ok_or_else(|| LocalError::Unexpected("PutDestination returned no ARN".into()))?;
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": { "AWS": members },
+                "Action": ["logs:PutSubscriptionFilter", "logs:PutAccountPolicy"],
+                "Resource": arn,
+            }]
+        });
+        logs.put_destination_policy()
+            .destination_name(DESTINATION)
+            .access_policy(policy.to_string())
+            .send()
+            .await
+            .map_err(|e| classify("logs:PutDestinationPolicy", e))?;
+        Ok(arn)
     }
 
     /// How configs are rendered and checked for this deployment (the enroller's defaults).

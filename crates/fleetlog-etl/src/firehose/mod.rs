@@ -184,7 +184,7 @@ pub(crate) fn sighting(envelope: &Envelope<'_>) -> Option<Sighting> {
         return None;
     }
     let newest_ms = envelope.log_events.iter().map(|e| e.timestamp).max()?;
-    Some(Sighting { instance_id: envelope.log_stream.to_string(), newest_ms })
+    Some(Sighting { instance_id: envelope.log_stream.to_string(), newest_ms, account: envelope.owner.to_string() })
 }
 
 /// Drops a record from this response and hands its payloads (itself, or the pieces it was split
