@@ -531,6 +531,7 @@ async fn central_and_member_stacks_deploy_into_the_emulator() {
         fleetlog_aws::s3::client(&config).create_bucket().bucket("fleetlog-code").send().await.unwrap();
         let options = deploy_options("fleetlog", zips.path(), parameters);
         let (_, outputs) = deployed(&config, &options, &Deployment::local(&as_values(parameters))).await;
+        assert_eq!(outputs["StackRole"], parameters[0].1);
         if parameters[0].1 == "central" {
             let arn = &outputs["LogDestinationArn"];
             assert_eq!(arn, &format!("arn:aws:logs:{REGION}:{ACCOUNT}:destination:fleetlog-logs"));

@@ -460,8 +460,7 @@ impl Deployment {
                 continue;
             }
             let attached = &r["Properties"]["RoleName"];
-            let names_role =
-                matches!(attached, Yaml::Tagged(t) if t.tag == "!Ref" && t.value.as_str() == Some(role));
+            let names_role = matches!(attached, Yaml::Tagged(t) if t.tag == "!Ref" && t.value.as_str() == Some(role));
             if names_role {
                 let props = self.resolve(&r["Properties"]);
                 out.extend(statements(&props["PolicyDocument"], logical));

@@ -25,6 +25,8 @@ pub mod outputs {
     pub const LOG_SOURCE: &str = "LogSource";
     pub const WORK_GROUP: &str = "WorkGroup";
     pub const DATABASE: &str = "Database";
+    /// `single`, `central` or `member`: a member keeps no logs, so it has no query outputs.
+    pub const STACK_ROLE: &str = "StackRole";
     pub const ALL: [&str; 6] = [ENROLLMENT_TABLE, AGENT_DOCUMENT, LOG_GROUP_PREFIX, LOG_SOURCE, WORK_GROUP, DATABASE];
 }
 
@@ -43,9 +45,16 @@ impl StackOutputs {
 
     /// An output the CLI needs, or a clear error naming the stack's missing output.
     pub fn get(&self, key: &str) -> Result<&str> {
-        self.0.get(key).map(String::as_str).with_context(|| {
-            format!("the stack has no output {key}; is it a fleetlog stack, deployed from this version's infra/?")
-        })
+        if let Some(found) = self.0.get(key) {
+            return Ok(found);
+        }
+        if self.0.get(outputs::STACK_ROLE).is_some_and(|role| role == "member") {
+            anyhow::bail!(
+                "the stack is a member stack, which has no output {key}: its logs are kept by the central stack in \
+                 the log archive account (run this there, e.g. with --profile)"
+            );
+        }
+        anyhow::bail!("the stack has no output {key}; is it a fleetlog stack, deployed from this version's infra/?")
     }
 }
 
@@ -177,6 +186,15 @@ async fn wait_for_stack(cfn: &aws_sdk_cloudformation::Client, stack: &str, timeo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_stacks_missing_query_outputs_point_at_the_central_stack() {
+        let member = StackOutputs(BTreeMap::from([(outputs::STACK_ROLE.to_owned(), "member".to_owned())]));
+        let error = member.get(outputs::LOG_SOURCE).unwrap_err().to_string();
+        assert!(error.contains("member stack") && error.contains("central stack"), "{error}");
+        let unknown = StackOutputs::default().get(outputs::LOG_SOURCE).unwrap_err().to_string();
+        assert!(unknown.contains("is it a fleetlog stack"), "{unknown}");
+    }
 
     #[test]
     fn keys_address_content() {
