@@ -62,3 +62,63 @@ async fn a_member_subscribes_to_the_central_destination_and_hears_whose_logs_arr
     let record = fleet.record(&id).await.unwrap();
     assert!(record.last_log_at.is_some(), "the member's enroller heard its logs arrived: {record:?}");
 }
+
+/// account-policy mode: the account's policy delivers, so the enroller creates groups with their
+/// retention but no filter, removes fleetlog's filter left from filter mode (each event would come
+/// twice), and `status` and `reconcile --dry-run` say what delivers each group. The policy leaves
+/// the pipeline's own groups out.
+#[tokio::test]
+async fn under_the_account_policy_the_enroller_adds_no_filters_and_status_says_what_delivers() {
+    use fleetlog_core::account_policy::{POLICY_NAME, excludes, own_log_groups};
+    let fleet = Fleet::with_settings(&[("FLEETLOG_SUBSCRIPTION_MODE", "account-policy")]).await;
+    fleet.stack.put_account_policy().await.unwrap();
+    let id = fleet.enrolled(Platform::Linux).await;
+    fleet.report_command_outcomes(1).await;
+    let logs = &fleet.clients.logs;
+    let system = format!("{}/system", fleet.log_group_prefix);
+    for group in ["system", "security", "cloud-init"] {
+        let name = format!("{}/{group}", fleet.log_group_prefix);
+        let found = logs.describe_log_groups().log_group_name_prefix(&name).send().await.unwrap();
+        assert_eq!(found.log_groups()[0].retention_in_days(), Some(3), "{name}");
+        let filters = logs.describe_subscription_filters().log_group_name(&name).send().await.unwrap();
+        assert!(filters.subscription_filters().is_empty(), "{name}: {:?}", filters.subscription_filters());
+    }
+    let policy = fleetlog_aws::logs::subscription_policy(logs).await.unwrap().expect("the account policy");
+    assert_eq!(policy.name, POLICY_NAME);
+    assert_eq!(policy.destination_arn, fleet.stack.raw_stream_arn);
+    for own in own_log_groups(fleetlog_local::stack::STACK) {
+        assert!(excludes(&policy.selection_criteria, &own), "{own} must not feed the pipeline");
+    }
+    assert!(!excludes(&policy.selection_criteria, &system));
+
+    let cli = fleetlog_cli::fleet::Fleet::new(&fleet.config, fleetlog_cli::fleet::FleetOptions::local());
+    let status = cli.status(std::slice::from_ref(&id)).await.unwrap();
+    let groups = status.json["instances"][0]["log_groups"].as_array().unwrap().clone();
+    assert_eq!(groups.len(), 3);
+    assert!(groups.iter().all(|g| g["delivery"] == "account-policy" && g["subscribed"] == true), "{groups:?}");
+
+    // fleetlog's filter from filter mode: each event would arrive twice; a sweep removes it.
+    logs.put_subscription_filter()
+        .log_group_name(&system)
+        .filter_name("fleetlog")
+        .filter_pattern("")
+        .destination_arn(&fleet.destination_arn)
+        .role_arn(fleetlog_tests::fleet::ROLE_ARN)
+        .send()
+        .await
+        .unwrap();
+    let status = cli.status(std::slice::from_ref(&id)).await.unwrap();
+    let twice = status.json["instances"][0]["log_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == system.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(twice["delivery"], "filter-and-account-policy");
+    let plan = cli.reconcile(true).await.unwrap();
+    assert!(plan.json.to_string().contains(&format!("{system}: filter left over")), "{}", plan.json);
+    fleet.state.enroller.run(&fleetlog_enroller::Work { reconcile: true, ..Default::default() }).await.unwrap();
+    let filters = logs.describe_subscription_filters().log_group_name(&system).send().await.unwrap();
+    assert!(filters.subscription_filters().is_empty(), "{:?}", filters.subscription_filters());
+}

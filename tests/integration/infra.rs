@@ -515,14 +515,17 @@ async fn the_stack_deploys_into_the_emulator() {
 /// the central stack with its destination and access policy, a member with the enroller's side only.
 /// The central stack admits an organisation here: the emulator leaves a `Fn::Join` nested in another
 /// unresolved, which the account-list policy uses (CloudFormation resolves it; the template test above
-/// checks that policy as resolved).
+/// checks that policy as resolved). The member subscribes by account policy: the emulator creates the
+/// stack's `AWS::Logs::AccountPolicy` without putting it where DescribeAccountPolicies reads, so the
+/// policy itself is checked as the template resolves it and as the local stack puts it
+/// (`accounts::under_the_account_policy_…`).
 #[tokio::test]
 async fn central_and_member_stacks_deploy_into_the_emulator() {
     let zips = tempfile::tempdir().unwrap();
     write_zips(zips.path(), EMPTY_ZIP);
     let (central_emulator, member_emulator) = (start_emulator(), start_emulator());
     let accounts = [("StackRole", "central"), ("MemberOrganizationId", ORGANIZATION)];
-    let member_of = [("StackRole", "member"), ("CentralAccountId", CENTRAL)];
+    let member_of = [("StackRole", "member"), ("CentralAccountId", CENTRAL), ("SubscriptionMode", "account-policy")];
     let as_values = |pairs: &[(&'static str, &'static str)]| {
         pairs.iter().map(|(k, v)| (*k, serde_json::json!(v))).collect::<Vec<_>>()
     };
@@ -543,6 +546,7 @@ async fn central_and_member_stacks_deploy_into_the_emulator() {
             assert_eq!(policy["Statement"][0]["Condition"]["StringEquals"]["aws:PrincipalOrgID"], ORGANIZATION);
         } else {
             assert!(!outputs.contains_key("LogBucket") && !outputs.contains_key("LogDestinationArn"), "{outputs:?}");
+            assert_eq!(outputs["SubscriptionMode"], "account-policy");
         }
     }
 }
@@ -1071,4 +1075,35 @@ fn the_central_etl_may_report_to_members_buses_and_nothing_else() {
     central.assert_allows("EtlRole", &[report(fleetlog_core::freshness::LOGS_SEEN)]);
     assert_eq!(central.refusals("EtlRole", &[report("fleetlog Reconcile Request")]).len(), 1);
     assert_eq!(Deployment::local(&[]).refusals("EtlRole", &[report(fleetlog_core::freshness::LOGS_SEEN)]).len(), 1);
+}
+
+/// The stack's account policy is the one the code describes: every group but the stack's own, to
+/// the stack's delivery stream (a member's: the central destination), with the role it passes.
+#[test]
+fn the_account_policy_leaves_out_the_stacks_own_groups() {
+    use fleetlog_core::account_policy::{own_log_groups, policy_document, selection_criteria};
+    let t = template();
+    assert!(!Deployment::local(&[]).exists("AccountSubscriptionPolicy"), "filters by default");
+    let single = Deployment::local(&[("SubscriptionMode", serde_json::json!("account-policy"))]);
+    let policy = single.resolve(resource(&t, "AccountSubscriptionPolicy"));
+    assert_eq!(policy["PolicyName"], fleetlog_core::account_policy::POLICY_NAME);
+    assert_eq!(policy["SelectionCriteria"], selection_criteria(&own_log_groups(&single.stack)));
+    for group in ["EnrollerLogGroup", "EtlLogGroup", "FirehoseLogGroup"] {
+        let name = single.resolve(&resource(&t, group)["LogGroupName"]);
+        assert!(own_log_groups(&single.stack).contains(&name.as_str().unwrap().to_owned()), "{name}");
+    }
+    let document: Value = serde_json::from_str(policy["PolicyDocument"].as_str().unwrap()).unwrap();
+    assert_eq!(document, policy_document(&single.arn("DeliveryStream"), Some(&single.arn("SubscriptionRole")), ""));
+    let variables = single.resolve(&resource(&t, "Enroller")["Environment"]["Variables"]);
+    assert_eq!(variables["FLEETLOG_SUBSCRIPTION_MODE"], "account-policy");
+
+    let member = Deployment::local(&[
+        ("StackRole", serde_json::json!("member")),
+        ("CentralAccountId", serde_json::json!(CENTRAL)),
+        ("SubscriptionMode", serde_json::json!("account-policy")),
+    ]);
+    let policy = member.resolve(resource(&t, "AccountSubscriptionPolicy"));
+    let document: Value = serde_json::from_str(policy["PolicyDocument"].as_str().unwrap()).unwrap();
+    let destination = format!("arn:aws:logs:{REGION}:{CENTRAL}:destination:fleetlog-logs");
+    assert_eq!(document, policy_document(&destination, Some(&member.arn("CentralSenderRole")), ""));
 }

@@ -246,6 +246,13 @@ fn authorisations(
         }
         return Some(out);
     }
+    if let Some(i) = input!(logs::delete_subscription_filter::DeleteSubscriptionFilterInput) {
+        return Some(vec![R::new("logs:DeleteSubscriptionFilter", logs_group(i.log_group_name().unwrap_or_default()))]);
+    }
+    if input!(logs::describe_account_policies::DescribeAccountPoliciesInput).is_some() {
+        // No resource-level permissions (Service Authorization Reference): "*" only.
+        return Some(vec![R::new("logs:DescribeAccountPolicies", "*")]);
+    }
     if input!(logs::describe_log_groups::DescribeLogGroupsInput).is_some() {
         // An action without resource-level permissions: only a statement on "*" grants it (the
         // Service Authorization Reference lists no resource type for it).

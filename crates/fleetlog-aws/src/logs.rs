@@ -117,10 +117,49 @@ pub async fn ensure_log_group(
                     .await
                     .map_err(|e| classify("logs:PutSubscriptionFilter", e))?;
             }
+            Drift::FilterLeftOver => {
+                client
+                    .delete_subscription_filter()
+                    .log_group_name(name.as_str())
+                    .filter_name(&subscription.filter_name)
+                    .send()
+                    .await
+                    .map_err(|e| classify("logs:DeleteSubscriptionFilter", e))?;
+            }
             Drift::AlarmMissing(_) | Drift::AlarmStale(_) => {}
         }
     }
     Ok(drift)
+}
+
+/// The account's subscription filter policy in this Region (at most one), as CloudWatch Logs
+/// describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionPolicy {
+    pub name: String,
+    /// `LogGroupName NOT IN [...]`, or empty: every group.
+    pub selection_criteria: String,
+    pub destination_arn: String,
+}
+
+pub async fn subscription_policy(
+    client: &aws_sdk_cloudwatchlogs::Client,
+) -> Result<Option<SubscriptionPolicy>, AwsError> {
+    let out = client
+        .describe_account_policies()
+        .policy_type(aws_sdk_cloudwatchlogs::types::PolicyType::SubscriptionFilterPolicy)
+        .send()
+        .await
+        .map_err(|e| classify("logs:DescribeAccountPolicies", e))?;
+    Ok(out.account_policies().first().map(|policy| {
+        let document: serde_json::Value =
+            policy.policy_document().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+        SubscriptionPolicy {
+            name: policy.policy_name().unwrap_or_default().to_owned(),
+            selection_criteria: policy.selection_criteria().unwrap_or_default().to_owned(),
+            destination_arn: document["DestinationArn"].as_str().unwrap_or_default().to_owned(),
+        }
+    }))
 }
 
 /// One log event as FilterLogEvents returns it.

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Result, bail};
 use fleetlog_aws::Clients;
 use fleetlog_aws::store::EnrollmentStore;
+use fleetlog_core::account_policy::Delivery;
 use fleetlog_core::alarms::{AlarmThresholds, alarms_for};
 use fleetlog_core::commands::{AgentDocument, ConfigParameterName};
 use fleetlog_core::decision::{Decision, SkipReason, decide};
@@ -249,15 +250,22 @@ impl Fleet {
         let alarms = fleetlog_aws::alarms::list_alarms_by_instance(&self.clients.cloudwatch).await?;
         let groups: BTreeSet<&str> = records.iter().flat_map(|r| r.log_groups.iter().map(String::as_str)).collect();
         let filter = &self.options.subscription_filter;
+        let policy = self.account_policy().await?;
+        let criteria = policy.as_ref().map(|p| p.selection_criteria.as_str());
         let observed: Vec<Result<(String, Vec<Drift>)>> = futures::stream::iter(groups)
             .map(|name| async move {
                 let state = fleetlog_aws::logs::observe_log_group(&self.clients.logs, name, filter).await?;
-                // The CLI knows the retention and the filter's name, not its destination.
+                // The CLI knows the retention and the filter's name, not its destination; where
+                // fleetlog's account policy delivers a group, it needs no filter.
                 let drift = match state {
                     None => vec![Drift::GroupMissing],
                     Some(state) => {
-                        let retention = retention_drift(&state, self.options.retention);
-                        retention.into_iter().chain(state.filter.is_none().then_some(Drift::FilterMissing)).collect()
+                        let filter_drift = match Delivery::of(name, state.filter.is_some(), criteria) {
+                            Delivery::Nothing => Some(Drift::FilterMissing),
+                            Delivery::FilterAndAccountPolicy => Some(Drift::FilterLeftOver),
+                            Delivery::Filter | Delivery::AccountPolicy => None,
+                        };
+                        retention_drift(&state, self.options.retention).into_iter().chain(filter_drift).collect()
                     }
                 };
                 Ok((name.to_owned(), drift))
@@ -372,19 +380,35 @@ impl Fleet {
 
     async fn log_group_status(&self, groups: BTreeSet<String>) -> Result<BTreeMap<String, LogGroupStatus>> {
         let filter_name = &self.options.subscription_filter;
+        let policy = self.account_policy().await?;
+        let criteria = policy.as_ref().map(|p| p.selection_criteria.as_str());
         let checked: Vec<Result<LogGroupStatus>> = futures::stream::iter(groups)
             .map(|name| async move {
                 let Some(group) = fleetlog_aws::logs::observe_log_group(&self.clients.logs, &name, filter_name).await?
                 else {
-                    return Ok(LogGroupStatus { name, exists: false, retention_days: None, subscribed: false });
+                    let delivery = Delivery::Nothing;
+                    return Ok(LogGroupStatus {
+                        name,
+                        exists: false,
+                        retention_days: None,
+                        delivery,
+                        subscribed: false,
+                    });
                 };
-                let subscribed = group.filter.is_some();
-                Ok(LogGroupStatus { retention_days: group.retention_days, name, exists: true, subscribed })
+                let delivery = Delivery::of(&name, group.filter.is_some(), criteria);
+                let subscribed = delivery != Delivery::Nothing;
+                Ok(LogGroupStatus { retention_days: group.retention_days, name, exists: true, delivery, subscribed })
             })
             .buffer_unordered(STATUS_CONCURRENCY)
             .collect()
             .await;
         checked.into_iter().map(|r| r.map(|s| (s.name.clone(), s))).collect()
+    }
+
+    /// fleetlog's account subscription policy (account-policy mode), if the account has it.
+    async fn account_policy(&self) -> Result<Option<fleetlog_aws::logs::SubscriptionPolicy>> {
+        let policy = fleetlog_aws::logs::subscription_policy(&self.clients.logs).await?;
+        Ok(policy.filter(|p| p.name == fleetlog_core::account_policy::POLICY_NAME))
     }
 
     /// Each agent command's status on each instance it went to, by instance and then command: one
@@ -493,6 +517,9 @@ pub struct LogGroupStatus {
     pub name: String,
     pub exists: bool,
     pub retention_days: Option<i32>,
+    /// What delivers the group: fleetlog's filter, its account policy, both, or nothing.
+    pub delivery: Delivery,
+    /// Whether anything delivers it.
     pub subscribed: bool,
 }
 
@@ -502,8 +529,7 @@ impl LogGroupStatus {
             return format!("{} (missing)", self.name);
         }
         let retention = self.retention_days.map_or("never expires".to_owned(), |d| format!("{d} d"));
-        let filter = if self.subscribed { "subscribed" } else { "NOT subscribed" };
-        format!("{} ({retention}, {filter})", self.name)
+        format!("{} ({retention}, {})", self.name, self.delivery.as_str())
     }
 }
 

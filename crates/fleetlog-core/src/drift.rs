@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::log_groups::RetentionDays;
-use crate::settings::SubscriptionDestination;
+use crate::settings::{SubscriptionDestination, SubscriptionMode};
 
 /// A log group as CloudWatch Logs describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,10 +40,17 @@ pub struct GroupSpec<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Drift {
     GroupMissing,
-    Retention { from: Option<i32>, to: u32 },
-    KmsKey { to: String },
+    Retention {
+        from: Option<i32>,
+        to: u32,
+    },
+    KmsKey {
+        to: String,
+    },
     FilterMissing,
     FilterAltered,
+    /// fleetlog's filter on a group the account policy delivers: each event would arrive twice.
+    FilterLeftOver,
     AlarmMissing(String),
     AlarmStale(String),
 }
@@ -57,6 +64,7 @@ impl fmt::Display for Drift {
             Drift::KmsKey { to } => write!(f, "KMS key not applied ({to})"),
             Drift::FilterMissing => f.write_str("filter missing"),
             Drift::FilterAltered => f.write_str("filter altered"),
+            Drift::FilterLeftOver => f.write_str("filter left over (the account policy delivers)"),
             Drift::AlarmMissing(name) => write!(f, "alarm missing: {name}"),
             Drift::AlarmStale(name) => write!(f, "alarm stale: {name}"),
         }
@@ -89,9 +97,11 @@ pub fn filter_room(group: &str, state: Option<&GroupState>, drift: &[Drift]) -> 
 /// The drift of one log group (`None`: it does not exist), in the order repairs are made.
 pub fn group_drift(state: Option<&GroupState>, spec: &GroupSpec<'_>) -> Vec<Drift> {
     let days = spec.retention.days();
+    let by_policy = spec.subscription.mode == SubscriptionMode::AccountPolicy;
     let Some(state) = state else {
         // Created with its key; retention and filter follow.
-        return vec![Drift::GroupMissing, Drift::Retention { from: None, to: days }, Drift::FilterMissing];
+        let created = [Drift::GroupMissing, Drift::Retention { from: None, to: days }];
+        return created.into_iter().chain((!by_policy).then_some(Drift::FilterMissing)).collect();
     };
     let mut drift: Vec<Drift> = retention_drift(state, spec.retention).into_iter().collect();
     if let Some(key) = spec.kms_key_arn
@@ -105,6 +115,8 @@ pub fn group_drift(state: Option<&GroupState>, spec: &GroupSpec<'_>) -> Vec<Drif
         role_arn: spec.subscription.role_arn.clone(),
     };
     match &state.filter {
+        Some(_) if by_policy => drift.push(Drift::FilterLeftOver),
+        None if by_policy => {}
         None => drift.push(Drift::FilterMissing),
         Some(filter) if *filter != wanted => drift.push(Drift::FilterAltered),
         Some(_) => {}
@@ -137,6 +149,7 @@ mod tests {
 
     fn subscription() -> SubscriptionDestination {
         SubscriptionDestination {
+            mode: SubscriptionMode::Filters,
             filter_name: "fleetlog".into(),
             filter_pattern: String::new(),
             destination_arn: "arn:aws:firehose:us-east-1:1:deliverystream/raw".into(),
@@ -178,6 +191,23 @@ mod tests {
         assert_eq!(group_drift(None, &spec)[0], Drift::GroupMissing);
         let no_key = GroupSpec { kms_key_arn: None, ..spec };
         assert_eq!(group_drift(Some(&unkeyed), &no_key), [], "no key wanted, none checked");
+    }
+
+    /// With the account's policy delivering, fleetlog's groups need no filter, and one left from
+    /// filter mode would deliver each event a second time.
+    #[test]
+    fn under_the_account_policy_a_group_wants_no_filter_of_fleetlogs() {
+        let s = SubscriptionDestination { mode: SubscriptionMode::AccountPolicy, ..subscription() };
+        let spec = GroupSpec { retention: RetentionDays::default(), kms_key_arn: None, subscription: &s };
+        let unfiltered = GroupState { filter: None, ..healthy(&s) };
+        assert_eq!(group_drift(Some(&unfiltered), &spec), []);
+        let left_over = group_drift(Some(&healthy(&s)), &spec);
+        assert_eq!(left_over, [Drift::FilterLeftOver]);
+        assert_eq!(left_over[0].to_string(), "filter left over (the account policy delivers)");
+        assert_eq!(group_drift(None, &spec), [Drift::GroupMissing, Drift::Retention { from: None, to: 3 }]);
+        let others = GroupState { filter: None, other_filters: vec!["a".into(), "b".into()], ..healthy(&s) };
+        let drift = group_drift(Some(&others), &spec);
+        assert_eq!(filter_room("g", Some(&others), &drift), Ok(()), "another's two filters leave the policy be");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Everything here is pure: given an event, an instance's facts, an enrollment record and an agent
 //! configuration, it says what to do. The `fleetlog-aws` crate performs it.
 
+pub mod account_policy;
 pub mod agent_config;
 pub mod alarms;
 pub mod batching;

@@ -28,6 +28,8 @@ pub const ENROLLER_VARIABLES: &[(&str, Option<&str>)] = &[
     ("FLEETLOG_SUBSCRIPTION_ROLE_ARN", Some("")),
     ("FLEETLOG_SUBSCRIPTION_FILTER_NAME", Some("fleetlog")),
     ("FLEETLOG_SUBSCRIPTION_FILTER_PATTERN", Some("")),
+    // filters: one per log group; account-policy: the account's subscription policy delivers.
+    ("FLEETLOG_SUBSCRIPTION_MODE", Some("filters")),
     ("FLEETLOG_ALARM_TOPIC_ARN", Some("")),
     ("FLEETLOG_CPU_ALARM_PERCENT", Some("90")),
     ("FLEETLOG_MEMORY_ALARM_PERCENT", Some("90")),
@@ -147,9 +149,41 @@ pub enum SettingsError {
     Invalid { name: &'static str, value: String, reason: String },
 }
 
+/// What subscribes fleetlog's log groups to the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubscriptionMode {
+    /// fleetlog's own subscription filter on each group it manages.
+    #[default]
+    Filters,
+    /// The account's subscription filter policy (`crate::account_policy`): no filter of fleetlog's.
+    AccountPolicy,
+}
+
+impl SubscriptionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Filters => "filters",
+            Self::AccountPolicy => "account-policy",
+        }
+    }
+}
+
+impl std::str::FromStr for SubscriptionMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "filters" => Ok(Self::Filters),
+            "account-policy" => Ok(Self::AccountPolicy),
+            other => Err(format!("{other:?} is neither filters nor account-policy")),
+        }
+    }
+}
+
 /// Where subscription filters send log events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionDestination {
+    pub mode: SubscriptionMode,
     pub filter_name: String,
     pub filter_pattern: String,
     pub destination_arn: String,
@@ -290,6 +324,10 @@ impl EnrollerSettings {
             retention,
             kms_key_arn: optional("FLEETLOG_LOG_GROUP_KMS_KEY_ARN")?,
             subscription: SubscriptionDestination {
+                mode: {
+                    let mode = get("FLEETLOG_SUBSCRIPTION_MODE")?;
+                    mode.parse().map_err(|reason| invalid("FLEETLOG_SUBSCRIPTION_MODE", &mode, reason))?
+                },
                 filter_name: get("FLEETLOG_SUBSCRIPTION_FILTER_NAME")?,
                 filter_pattern: lookup("FLEETLOG_SUBSCRIPTION_FILTER_PATTERN").unwrap_or_default(),
                 destination_arn,

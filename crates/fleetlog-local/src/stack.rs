@@ -36,6 +36,8 @@ pub const ENROLLMENT_TABLE: &str = "fleetlog-enrollments";
 /// fleetlog's SSM Command document, named as the stack names it (`{stack}-agent`, stack `fleetlog`).
 pub const AGENT_DOCUMENT: &str = "fleetlog-agent";
 pub const BUCKET: &str = "fleetlog-logs";
+/// The stack name the local deployment's resources are named after.
+pub const STACK: &str = "fleetlog";
 /// A central stack's destination, named as the stack names it (`{stack}-logs`).
 pub const DESTINATION: &str = "fleetlog-logs";
 /// The subscription filters' destination. In AWS this stream runs the ETL as its transformation;
@@ -217,6 +219,26 @@ impl LocalStack {
             .await
             .map_err(|e| classify("logs:PutDestinationPolicy", e))?;
         Ok(arn)
+    }
+
+    /// account-policy mode: the account's subscription filter policy, as the stack's
+    /// `AccountSubscriptionPolicy` makes it, delivering every group but fleetlog's own to the
+    /// subscriptions stream.
+    pub async fn put_account_policy(&self) -> Result<(), LocalError> {
+        use fleetlog_core::account_policy::{POLICY_NAME, own_log_groups, policy_document, selection_criteria};
+        let document = policy_document(&self.raw_stream_arn, Some(SUBSCRIPTION_ROLE_ARN), "");
+        self.clients
+            .logs
+            .put_account_policy()
+            .policy_name(POLICY_NAME)
+            .policy_type(aws_sdk_cloudwatchlogs::types::PolicyType::SubscriptionFilterPolicy)
+            .scope(aws_sdk_cloudwatchlogs::types::Scope::All)
+            .selection_criteria(selection_criteria(&own_log_groups(STACK)))
+            .policy_document(document.to_string())
+            .send()
+            .await
+            .map_err(|e| classify("logs:PutAccountPolicy", e))?;
+        Ok(())
     }
 
     /// How configs are rendered and checked for this deployment (the enroller's defaults).
