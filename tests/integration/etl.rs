@@ -13,6 +13,7 @@ use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_firehose::types::{CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration};
 use fleetlog_etl::put::{RetryPolicy, put_all};
 use fleetlog_etl::{EtlState, MetricsOutput};
+use fleetlog_tests::calls::CallRecorder;
 use fleetlog_tests::{ACCOUNT, REGION};
 use serde_json::Value;
 
@@ -228,4 +229,81 @@ async fn records_of_each_source_account_land_under_their_own_partition() {
     let again = fleetlog_local::pump::LogPump::default().pump(&stack).await.unwrap();
     assert_eq!(again.records, 3);
     assert_eq!(fleetlog_aws::s3::list_keys(&stack.s3, LOCAL_BUCKET, LOGS_PREFIX).await.unwrap(), keys, "nothing twice");
+}
+
+/// `fleetlog archive restore`: the Deep Archive objects of the asked days and account are restored,
+/// the others are left alone, and a second run asks nothing again; what it asks is what the stack's
+/// QueryRole allows.
+#[tokio::test]
+async fn archive_restore_asks_for_the_archived_objects_of_the_partitions_asked_once() {
+    use aws_sdk_s3::types::StorageClass;
+    use fleetlog_core::schema::LOGS_PREFIX;
+    use fleetlog_local::stack::{BUCKET as LOCAL_BUCKET, LocalStack};
+
+    let emulator = fleetlog_tests::start_emulator();
+    let config = emulator.sdk_config().await;
+    let stack = LocalStack::deploy(&config).await.unwrap();
+    let (first, second) = ("111111111111", "222222222222");
+    let objects = [
+        (first, "2026-01-01", StorageClass::DeepArchive),
+        (first, "2026-01-01", StorageClass::GlacierIr),
+        (first, "2026-01-02", StorageClass::DeepArchive),
+        (first, "2026-01-03", StorageClass::DeepArchive),
+        (second, "2026-01-01", StorageClass::DeepArchive),
+    ];
+    for (i, (account, day, class)) in objects.iter().enumerate() {
+        stack
+            .s3
+            .put_object()
+            .bucket(LOCAL_BUCKET)
+            .key(format!("{LOGS_PREFIX}account={account}/dt={day}/hour=00/part-{i}.gz"))
+            .storage_class(class.clone())
+            .body(b"{}".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let recorder = CallRecorder::default();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config).force_path_style(true).interceptor(recorder.clone()).build(),
+    );
+    let plan = fleetlog_cli::archive::RestorePlan {
+        bucket: LOCAL_BUCKET.to_owned(),
+        prefix: LOGS_PREFIX.to_owned(),
+        from: "2026-01-01".parse().unwrap(),
+        to: "2026-01-02".parse().unwrap(),
+        accounts: vec![first.to_owned()],
+        days: 7,
+        tier: fleetlog_core::archive::RestoreTier::Bulk,
+    };
+    let report = fleetlog_cli::archive::restore(&s3, &plan, false).await.unwrap();
+    let partitions = report.json["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 2, "{}", report.json);
+    let counts = |day: &str| partitions.iter().find(|p| p["dt"] == day).unwrap()["counts"].clone();
+    assert_eq!(counts("2026-01-01"), serde_json::json!({"readable": 1, "restored": 0, "restoring": 0, "requested": 1}));
+    assert_eq!(counts("2026-01-02")["requested"], 1);
+    assert_eq!(report.json["within_hours"], 48);
+    let restores: Vec<String> =
+        recorder.requests().iter().filter(|r| r.action == "s3:RestoreObject").map(|r| r.resource.clone()).collect();
+    assert_eq!(restores.len(), 2, "only the asked account's and days' Deep Archive objects: {restores:?}");
+    assert!(restores.iter().all(|r| r.contains(&format!("account={first}/")) && !r.contains("2026-01-03")));
+    fleetlog_tests::iam::Deployment::local(&[]).assert_allows("QueryRole", &recorder.requests());
+
+    // Again: what was asked is restoring (or restored), nothing is asked twice.
+    let again = fleetlog_cli::archive::restore(&s3, &plan, false).await.unwrap();
+    let asked_again = again.json["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["counts"]["requested"].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(asked_again, 0, "{}", again.json);
+    assert_eq!(recorder.requests().iter().filter(|r| r.action == "s3:RestoreObject").count(), 2);
+
+    // Every account when none is named.
+    let all = fleetlog_cli::archive::RestorePlan { accounts: vec![], ..plan };
+    let report = fleetlog_cli::archive::restore(&s3, &all, false).await.unwrap();
+    let accounts: std::collections::BTreeSet<&str> =
+        report.json["partitions"].as_array().unwrap().iter().map(|p| p["account"].as_str().unwrap()).collect();
+    assert_eq!(accounts, std::collections::BTreeSet::from([first, second]));
 }

@@ -377,6 +377,15 @@ fn authorisations(
     if let Some(i) = input!(aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Input) {
         return Some(vec![R::new("s3:ListBucket", format!("{ARN}:s3:::{}", i.bucket().unwrap_or_default()))]);
     }
+    if let Some(i) = input!(aws_sdk_s3::operation::head_object::HeadObjectInput) {
+        // HeadObject is authorised as s3:GetObject (S3 API reference, HeadObject).
+        let object = format!("{ARN}:s3:::{}/{}", i.bucket().unwrap_or_default(), i.key().unwrap_or_default());
+        return Some(vec![R::new("s3:GetObject", object)]);
+    }
+    if let Some(i) = input!(aws_sdk_s3::operation::restore_object::RestoreObjectInput) {
+        let object = format!("{ARN}:s3:::{}/{}", i.bucket().unwrap_or_default(), i.key().unwrap_or_default());
+        return Some(vec![R::new("s3:RestoreObject", object)]);
+    }
     if let Some(i) = input!(aws_sdk_s3::operation::get_object::GetObjectInput) {
         let object = format!("{ARN}:s3:::{}/{}", i.bucket().unwrap_or_default(), i.key().unwrap_or_default());
         let mut out = vec![R::new("s3:GetObject", object)];

@@ -24,6 +24,98 @@ pub async fn list_keys(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) 
     Ok(keys)
 }
 
+/// One object as a listing describes it: its storage class and, when S3 returns it, its restore
+/// status (`in progress`, and a finished restore's expiry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub storage_class: Option<String>,
+    pub restore: Option<(bool, Option<String>)>,
+}
+
+/// Every object under `prefix` with its storage class and restore status (ListObjectsV2 with
+/// `OptionalObjectAttributes=RestoreStatus`, paginated).
+pub async fn list_objects(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<ListedObject>, AwsError> {
+    let mut objects = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .optional_object_attributes(aws_sdk_s3::types::OptionalObjectAttributes::RestoreStatus)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify("s3:ListObjectsV2", e))?;
+        objects.extend(page.contents().iter().filter_map(|o| {
+            Some(ListedObject {
+                key: o.key()?.to_owned(),
+                storage_class: o.storage_class().map(|c| c.as_str().to_owned()),
+                restore: o.restore_status().map(|r| {
+                    let expiry = r.restore_expiry_date().map(ToString::to_string);
+                    (r.is_restore_in_progress().unwrap_or(false), expiry)
+                }),
+            })
+        }));
+    }
+    Ok(objects)
+}
+
+/// The "folders" directly under `prefix` (ListObjectsV2 by `/`), e.g. each `logs/account=…/`.
+pub async fn list_prefixes(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
+    let mut prefixes = Vec::new();
+    let mut pages = client.list_objects_v2().bucket(bucket).prefix(prefix).delimiter("/").into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify("s3:ListObjectsV2", e))?;
+        prefixes.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)));
+    }
+    Ok(prefixes)
+}
+
+/// An object's `x-amz-restore` header (HeadObject), where S3 gives one: where a listing carries no
+/// restore status.
+pub async fn restore_header(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<String>, AwsError> {
+    let head = client.head_object().bucket(bucket).key(key).send().await.map_err(|e| classify("s3:HeadObject", e))?;
+    Ok(head.restore().map(str::to_owned))
+}
+
+/// What a restore request found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreRequest {
+    Started,
+    /// S3 answered `RestoreAlreadyInProgress`: nothing new was asked.
+    AlreadyInProgress,
+}
+
+/// Asks S3 to restore an archived object for `days` days at `tier` (`Standard` or `Bulk`).
+pub async fn restore_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    days: i32,
+    tier: &str,
+) -> Result<RestoreRequest, AwsError> {
+    let request = aws_sdk_s3::types::RestoreRequest::builder()
+        .days(days)
+        .glacier_job_parameters(
+            aws_sdk_s3::types::GlacierJobParameters::builder()
+                .tier(aws_sdk_s3::types::Tier::from(tier))
+                .build()
+                .map_err(|e| AwsError::new("s3:RestoreObject", ErrorKind::Permanent, e.to_string()))?,
+        )
+        .build();
+    match client.restore_object().bucket(bucket).key(key).restore_request(request).send().await {
+        Ok(_) => Ok(RestoreRequest::Started),
+        Err(e) if e.as_service_error().and_then(|s| s.meta().code()) == Some("RestoreAlreadyInProgress") => {
+            Ok(RestoreRequest::AlreadyInProgress)
+        }
+        Err(e) => Err(classify("s3:RestoreObject", e)),
+    }
+}
+
 /// One object's bytes.
 pub async fn get_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
     let out = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| classify("s3:GetObject", e))?;

@@ -95,6 +95,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run SQL (or a named query) on the log table: Athena, or --local with an embedded engine.
     Query(QueryArgs),
+    /// The log archive: restore archived partitions so Athena and --local can read them again.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Deploy or update the stack (infra/fleetlog.yaml): the Lambda zips and the template go to the
     /// code bucket under content addresses, so a new build is always deployed.
     Deploy(DeployArgs),
@@ -106,6 +109,46 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Start restores of the partitions' objects in S3 Glacier Deep Archive (or Flexible Retrieval),
+    /// and report where each partition stands. Run it again to follow progress: nothing is asked twice.
+    #[command(
+        after_help = "Examples:\n  fleetlog archive restore --from 2026-01-01 --to 2026-01-31 --account 111111111111 --stack fleetlog\n  fleetlog archive restore --from 2026-01-01 --to 2026-01-02 --tier bulk --days 14\n\n\
+                      Objects in Glacier Instant Retrieval and the other classes are read as they are; Deep Archive \
+                      restores take up to 12 hours (Standard) or 48 (Bulk). The restored copies stay readable for --days."
+    )]
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// First day (UTC, YYYY-MM-DD), as the dt partition names it.
+    #[arg(long, value_name = "DATE")]
+    pub from: chrono::NaiveDate,
+    /// Last day, included.
+    #[arg(long, value_name = "DATE")]
+    pub to: chrono::NaiveDate,
+    /// Only these source accounts (repeat, or separate with commas) [default: every account in the archive].
+    #[arg(long, value_name = "ACCOUNT_ID", value_delimiter = ',', value_parser = account_id)]
+    pub account: Vec<String>,
+    /// Days the restored copies stay readable.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(i32).range(1..=365))]
+    pub days: i32,
+    /// Retrieval tier: standard (up to 12 hours for Deep Archive) or bulk (up to 48, cheaper).
+    #[arg(long, value_enum, default_value_t = Tier::Standard)]
+    pub tier: Tier,
+    /// s3://bucket/prefix of the records [default: the stack's LogSource, else s3://fleetlog-logs/logs/].
+    #[arg(long, env = "FLEETLOG_LOG_SOURCE")]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tier {
+    Standard,
+    Bulk,
 }
 
 #[derive(Debug, Subcommand)]

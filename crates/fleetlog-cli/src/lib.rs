@@ -1,6 +1,7 @@
 //! The `fleetlog` CLI, on the same core and adapter crates the Lambdas use. This crate is the
 //! binary's edge, so it reports errors with `anyhow`; the libraries under it keep typed errors.
 
+pub mod archive;
 pub mod cli;
 pub mod configs;
 pub mod demo;
@@ -22,7 +23,8 @@ use fleetlog_core::tags::ManagementTag;
 use fleetlog_local::stack as local;
 
 use cli::{
-    Cli, Command, ConfigArgs, ConfigsCommand, DeployArgs, DeploymentArgs, GlobalArgs, LocalCommand, LogsArgs, QueryArgs,
+    ArchiveCommand, Cli, Command, ConfigArgs, ConfigsCommand, DeployArgs, DeploymentArgs, GlobalArgs, LocalCommand,
+    LogsArgs, QueryArgs, RestoreArgs,
 };
 use output::Report;
 use stack::{StackOutputs, outputs, setting};
@@ -88,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         }
         Command::Logs(args) => run_logs(global, args).await,
         Command::Query(args) => run_query(global, args).await.map(Outcome::from),
+        Command::Archive(ArchiveCommand::Restore(args)) => run_restore(global, args).await.map(Outcome::from),
         Command::Deploy(args) => run_deploy(global, args).await.map(Outcome::from),
         Command::Local(LocalCommand::Demo { configs }) => {
             Ok(demo::demo(&configs, global.output == output::OutputFormat::Table).await?.into())
@@ -166,6 +169,34 @@ async fn run_logs(global: &GlobalArgs, args: LogsArgs) -> Result<Outcome> {
         );
     }
     Ok(Outcome { report: None, success: true })
+}
+
+async fn run_restore(global: &GlobalArgs, args: RestoreArgs) -> Result<Report> {
+    let config = sdk_config(global).await;
+    let stack = stack_outputs(global, &config).await?;
+    let source = setting(
+        args.source.as_deref(),
+        stack.as_ref(),
+        outputs::LOG_SOURCE,
+        &format!("s3://{}/{}", local::BUCKET, local::LOGS_PREFIX),
+    )?;
+    let query::LocalSource::S3 { bucket, prefix } = query::LocalSource::parse(&source) else {
+        anyhow::bail!("--source must be s3://bucket/prefix: restores are of S3 objects ({source})");
+    };
+    let plan = archive::RestorePlan {
+        bucket,
+        prefix,
+        from: args.from,
+        to: args.to,
+        accounts: args.account,
+        days: args.days,
+        tier: match args.tier {
+            cli::Tier::Standard => fleetlog_core::archive::RestoreTier::Standard,
+            cli::Tier::Bulk => fleetlog_core::archive::RestoreTier::Bulk,
+        },
+    };
+    let s3 = fleetlog_aws::s3::client(&config);
+    archive::restore(&s3, &plan, global.output == output::OutputFormat::Table).await
 }
 
 async fn run_deploy(global: &GlobalArgs, args: DeployArgs) -> Result<Report> {

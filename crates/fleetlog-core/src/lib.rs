@@ -6,6 +6,7 @@
 pub mod account_policy;
 pub mod agent_config;
 pub mod alarms;
+pub mod archive;
 pub mod batching;
 pub mod command_outcome;
 pub mod commands;
