@@ -24,13 +24,13 @@ pub async fn list_keys(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) 
     Ok(keys)
 }
 
-/// One object as a listing describes it: its storage class and, when S3 returns it, its restore
-/// status (`in progress`, and a finished restore's expiry).
+/// One object as a listing describes it: its storage class and, when S3 returns a restore status,
+/// whether that restore is still in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedObject {
     pub key: String,
     pub storage_class: Option<String>,
-    pub restore: Option<(bool, Option<String>)>,
+    pub restore_in_progress: Option<bool>,
 }
 
 /// Every object under `prefix` with its storage class and restore status (ListObjectsV2 with
@@ -54,10 +54,7 @@ pub async fn list_objects(
             Some(ListedObject {
                 key: o.key()?.to_owned(),
                 storage_class: o.storage_class().map(|c| c.as_str().to_owned()),
-                restore: o.restore_status().map(|r| {
-                    let expiry = r.restore_expiry_date().map(ToString::to_string);
-                    (r.is_restore_in_progress().unwrap_or(false), expiry)
-                }),
+                restore_in_progress: o.restore_status().map(|r| r.is_restore_in_progress().unwrap_or(false)),
             })
         }));
     }
@@ -125,8 +122,14 @@ pub async fn get_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) ->
     Ok(body.into_bytes().to_vec())
 }
 
+/// The content address of `bytes` (SHA-256, hex): a key named by it never needs another upload.
+pub fn content_address(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Stores `bytes` under `key` unless an object is there already (content-addressed keys never
-/// change); `true` when it was uploaded.
+/// change, see [`content_address`]); `true` when it was uploaded.
 pub async fn put_once(client: &aws_sdk_s3::Client, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<bool, AwsError> {
     match client.head_object().bucket(bucket).key(key).send().await {
         Ok(_) => return Ok(false),

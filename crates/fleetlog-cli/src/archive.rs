@@ -65,7 +65,7 @@ pub async fn restore(client: &aws_sdk_s3::Client, plan: &RestorePlan, show_progr
     let mut partitions: BTreeMap<(String, String), PartitionCounts> = BTreeMap::new();
     for ((account, day), object) in objects {
         let counts = partitions.entry((account, day)).or_default();
-        let mut state = object_state(object.storage_class.as_deref(), object.restore.clone());
+        let mut state = object_state(object.storage_class.as_deref(), object.restore_in_progress);
         if state == ObjectState::Archived {
             // The listing may carry no restore status (not every store returns it): ask the object,
             // so a restore under way or done is not asked again (which would reset its expiry).
@@ -75,7 +75,7 @@ pub async fn restore(client: &aws_sdk_s3::Client, plan: &RestorePlan, show_progr
         }
         match state {
             ObjectState::Readable => counts.readable += 1,
-            ObjectState::Restored { .. } => counts.restored += 1,
+            ObjectState::Restored => counts.restored += 1,
             ObjectState::Restoring => counts.restoring += 1,
             ObjectState::Archived => {
                 match s3::restore_object(client, &plan.bucket, &object.key, plan.days, plan.tier.as_str()).await? {

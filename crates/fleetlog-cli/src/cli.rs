@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
+use fleetlog_core::archive::RestoreTier;
 use fleetlog_core::settings::enroller_default;
 
 use crate::output::OutputFormat;
@@ -138,17 +140,15 @@ pub struct RestoreArgs {
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(i32).range(1..=365))]
     pub days: i32,
     /// Retrieval tier: standard (up to 12 hours for Deep Archive) or bulk (up to 48, cheaper).
-    #[arg(long, value_enum, default_value_t = Tier::Standard)]
-    pub tier: Tier,
+    #[arg(
+        long,
+        default_value = "standard",
+        value_parser = PossibleValuesParser::new(["standard", "bulk"]).try_map(|t| t.parse::<RestoreTier>())
+    )]
+    pub tier: RestoreTier,
     /// s3://bucket/prefix of the records [default: the stack's LogSource, else s3://fleetlog-logs/logs/].
     #[arg(long, env = "FLEETLOG_LOG_SOURCE")]
     pub source: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Tier {
-    Standard,
-    Bulk,
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,7 +325,7 @@ pub enum LocalCommand {
 
 /// A source account as the `account` partition names it: an account ID, or `unknown`.
 fn account_id(value: &str) -> Result<String, String> {
-    if fleetlog_core::schema::account_partition(value) == value || value == fleetlog_core::schema::UNKNOWN_ACCOUNT {
+    if fleetlog_core::schema::is_account_id(value) || value == fleetlog_core::schema::UNKNOWN_ACCOUNT {
         Ok(value.to_owned())
     } else {
         Err(format!("{value:?} is not an account ID (twelve digits) or {:?}", fleetlog_core::schema::UNKNOWN_ACCOUNT))

@@ -190,10 +190,7 @@ async fn run_restore(global: &GlobalArgs, args: RestoreArgs) -> Result<Report> {
         to: args.to,
         accounts: args.account,
         days: args.days,
-        tier: match args.tier {
-            cli::Tier::Standard => fleetlog_core::archive::RestoreTier::Standard,
-            cli::Tier::Bulk => fleetlog_core::archive::RestoreTier::Bulk,
-        },
+        tier: args.tier,
     };
     let s3 = fleetlog_aws::s3::client(&config);
     archive::restore(&s3, &plan, global.output == output::OutputFormat::Table).await

@@ -10,7 +10,6 @@ use anyhow::{Context, Result, bail};
 use aws_config::SdkConfig;
 use fleetlog_aws::cloudformation;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::output::{Report, Table, spinner};
 
@@ -71,13 +70,9 @@ pub fn setting(given: Option<&str>, stack: Option<&StackOutputs>, output: &str, 
 /// The two Lambda zips as cargo lambda writes them (`DIR/<binary>/bootstrap.zip`).
 pub const FUNCTIONS: [(&str, &str); 2] = [("fleetlog-enroller", "EnrollerCodeKey"), ("fleetlog-etl", "EtlCodeKey")];
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `fleetlog/<sha256>/<name>`: a new build is a new key, so CloudFormation sees the change.
 pub fn content_key(name: &str, bytes: &[u8]) -> String {
-    format!("fleetlog/{}/{name}", sha256_hex(bytes))
+    format!("fleetlog/{}/{name}", fleetlog_aws::s3::content_address(bytes))
 }
 
 #[derive(Debug, Clone)]

@@ -31,6 +31,19 @@ pub enum RestoreTier {
     Bulk,
 }
 
+impl std::str::FromStr for RestoreTier {
+    type Err = String;
+
+    /// As the CLI spells it: `standard` or `bulk`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "standard" => Ok(Self::Standard),
+            "bulk" => Ok(Self::Bulk),
+            other => Err(format!("{other:?} is neither standard nor bulk")),
+        }
+    }
+}
+
 impl RestoreTier {
     /// As S3's `GlacierJobParameters.Tier` spells it.
     pub fn as_str(self) -> &'static str {
@@ -75,38 +88,34 @@ pub enum ObjectState {
     Archived,
     /// A restore was requested and is under way.
     Restoring,
-    /// A restored copy is readable until `expiry`.
-    Restored { expiry: Option<String> },
+    /// A restored copy is readable (until it expires).
+    Restored,
 }
 
 /// What an object needs, from its storage class and its restore status (ListObjectsV2 with
-/// `OptionalObjectAttributes=RestoreStatus`, or HeadObject's `x-amz-restore`): `in_progress` and the
-/// expiry of a finished restore.
-pub fn object_state(storage_class: Option<&str>, restore: Option<(bool, Option<String>)>) -> ObjectState {
+/// `OptionalObjectAttributes=RestoreStatus`, or HeadObject's `x-amz-restore`): whether a requested
+/// restore is still in progress.
+pub fn object_state(storage_class: Option<&str>, restore_in_progress: Option<bool>) -> ObjectState {
     let archived = matches!(storage_class, Some("GLACIER" | "DEEP_ARCHIVE"));
-    match (archived, restore) {
+    match (archived, restore_in_progress) {
         (false, _) => ObjectState::Readable,
         (true, None) => ObjectState::Archived,
-        (true, Some((true, _))) => ObjectState::Restoring,
-        (true, Some((false, expiry))) => ObjectState::Restored { expiry },
+        (true, Some(true)) => ObjectState::Restoring,
+        (true, Some(false)) => ObjectState::Restored,
     }
 }
 
-/// A restore status from HeadObject's `x-amz-restore` header: `ongoing-request="true"`, or
-/// `ongoing-request="false", expiry-date="…"` (S3 API reference, HeadObject); in progress, and the
-/// expiry of a finished restore.
-pub fn parse_restore_header(header: &str) -> Option<(bool, Option<String>)> {
-    let value = |name: &str| {
-        let start = header.find(&format!("{name}=\""))? + name.len() + 2;
-        let end = header[start..].find('"')? + start;
-        Some(header[start..end].to_owned())
-    };
-    let ongoing = match value("ongoing-request")?.as_str() {
-        "true" => true,
-        "false" => false,
-        _ => return None,
-    };
-    Some((ongoing, value("expiry-date")))
+/// Whether a restore is in progress, from HeadObject's `x-amz-restore` header:
+/// `ongoing-request="true"`, or `ongoing-request="false", expiry-date="…"` once it is done (S3 API
+/// reference, HeadObject).
+pub fn parse_restore_header(header: &str) -> Option<bool> {
+    let start = header.find("ongoing-request=\"")? + "ongoing-request=\"".len();
+    let end = header[start..].find('"')? + start;
+    match &header[start..end] {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +124,13 @@ mod tests {
 
     fn day(text: &str) -> NaiveDate {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn tiers_read_as_the_cli_spells_them_and_are_sent_as_s3_spells_them() {
+        assert_eq!("bulk".parse::<RestoreTier>().map(RestoreTier::as_str), Ok("Bulk"));
+        assert_eq!("standard".parse::<RestoreTier>().map(restore_hours), Ok(12));
+        assert!("Expedited".parse::<RestoreTier>().is_err());
     }
 
     #[test]
@@ -136,10 +152,10 @@ mod tests {
 
     #[test]
     fn restore_headers_say_whether_a_restore_is_under_way_and_until_when() {
-        assert_eq!(parse_restore_header(r#"ongoing-request="true""#), Some((true, None)));
+        assert_eq!(parse_restore_header(r#"ongoing-request="true""#), Some(true));
         assert_eq!(
             parse_restore_header(r#"ongoing-request="false", expiry-date="Fri, 01 Jan 2027 00:00:00 GMT""#),
-            Some((false, Some("Fri, 01 Jan 2027 00:00:00 GMT".to_owned())))
+            Some(false)
         );
         assert_eq!(parse_restore_header("garbage"), None);
         assert_eq!(parse_restore_header(r#"ongoing-request="maybe""#), None);
@@ -151,8 +167,7 @@ mod tests {
         assert_eq!(object_state(Some("GLACIER_IR"), None), ObjectState::Readable);
         assert_eq!(object_state(None, None), ObjectState::Readable, "no class: Standard");
         assert_eq!(object_state(Some("DEEP_ARCHIVE"), None), ObjectState::Archived);
-        assert_eq!(object_state(Some("GLACIER"), Some((true, None))), ObjectState::Restoring);
-        let expiry = Some("2026-12-09T00:00:00Z".to_owned());
-        assert_eq!(object_state(Some("DEEP_ARCHIVE"), Some((false, expiry.clone()))), ObjectState::Restored { expiry });
+        assert_eq!(object_state(Some("GLACIER"), Some(true)), ObjectState::Restoring);
+        assert_eq!(object_state(Some("DEEP_ARCHIVE"), Some(false)), ObjectState::Restored);
     }
 }

@@ -51,10 +51,9 @@ pub enum ReportTo {
 pub fn reports(sightings: Vec<Sighting>, members_of: Option<&str>) -> Vec<(ReportTo, Vec<Sighting>)> {
     let mut by_route: BTreeMap<ReportTo, Vec<Sighting>> = BTreeMap::new();
     for sighting in sightings {
-        let account = crate::schema::account_partition(&sighting.account);
         let route = match members_of {
-            Some(own) if account != own && account != crate::schema::UNKNOWN_ACCOUNT => {
-                ReportTo::MemberBus { account: account.to_owned() }
+            Some(own) if sighting.account != own && crate::schema::is_account_id(&sighting.account) => {
+                ReportTo::MemberBus { account: sighting.account.clone() }
             }
             _ => ReportTo::EnrollQueue,
         };

@@ -60,10 +60,15 @@ pub const LOGS_PREFIX: &str = "logs/";
 /// sends a record whose partition key is missing to its error prefix; this keeps it queryable.
 pub const UNKNOWN_ACCOUNT: &str = "unknown";
 
+/// Whether `text` is an AWS account ID: twelve digits.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// The `account` partition value for an envelope's `owner`: the owner when it is an account ID, so
 /// every value is a safe key segment.
 pub fn account_partition(owner: &str) -> &str {
-    if owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()) { owner } else { UNKNOWN_ACCOUNT }
+    if is_account_id(owner) { owner } else { UNKNOWN_ACCOUNT }
 }
 
 /// One partition's values, in [`PARTITION_KEYS`] order.

@@ -116,7 +116,7 @@ impl EtlSettings {
             "false" => None,
             "true" => {
                 let account = get("FLEETLOG_ACCOUNT_ID")?;
-                if crate::schema::account_partition(&account) != account {
+                if !crate::schema::is_account_id(&account) {
                     return Err(invalid(
                         "FLEETLOG_ACCOUNT_ID",
                         &account,
@@ -157,15 +157,6 @@ pub enum SubscriptionMode {
     Filters,
     /// The account's subscription filter policy (`crate::account_policy`): no filter of fleetlog's.
     AccountPolicy,
-}
-
-impl SubscriptionMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Filters => "filters",
-            Self::AccountPolicy => "account-policy",
-        }
-    }
 }
 
 impl std::str::FromStr for SubscriptionMode {
@@ -445,6 +436,7 @@ mod tests {
         };
         assert_eq!(central("210987654321").unwrap().reports_members_of.as_deref(), Some("210987654321"));
         assert!(central("").unwrap_err().to_string().contains("FLEETLOG_ACCOUNT_ID"));
+        assert!(central("unknown").unwrap_err().to_string().contains("FLEETLOG_ACCOUNT_ID"), "a partition, not an ID");
         let yes = EtlSettings::from_lookup(env(&[("FLEETLOG_REPORT_TO_MEMBERS", "yes")])).unwrap_err();
         assert!(yes.to_string().contains("expected true or false"), "{yes}");
         let err = EtlSettings::from_lookup(|k| (k == "FLEETLOG_FRESHNESS_WINDOW_SECONDS").then(|| "0".into()));

@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashSet};
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseResponse};
 use fleetlog_aws::s3;
 use fleetlog_core::schema::{LOGS_PREFIX, PARTITION_KEYS, Partition, partition_path};
-use sha2::{Digest, Sha256};
 
 use crate::LocalError;
 use crate::stack::{BUCKET, LocalStack, RAW_PREFIX};
@@ -85,8 +84,7 @@ impl LogPump {
             }
         }
         for (partition, records) in partitions {
-            let digest = Sha256::digest(&records);
-            let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let name = s3::content_address(&records);
             let key = format!("{LOGS_PREFIX}{}fleetlog-records-{name}", partition_path(&partition));
             s3::put_once(&stack.s3, BUCKET, &key, records).await?;
         }
