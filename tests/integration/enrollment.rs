@@ -833,4 +833,101 @@ async fn logs_reads_filters_and_follows_the_lines_of_enrolled_instances() {
     assert_eq!(followed, 5, "{text}");
     assert_eq!(text.matches("second later").count(), 1, "{text}");
     assert!(text.lines().all(|l| l.contains(" system: ") || l.contains(" security: ")), "{text}");
+    // The emulator has no Live Tail endpoint: the follow said so and polled.
+    assert!(writer.notices().iter().any(|n| n.starts_with("Live Tail is not available")), "{:?}", writer.notices());
+}
+
+/// Where the endpoint serves Live Tail, `--follow` streams: a session on the group's instance
+/// streams (by the group's ARN), the lines before it once though both the read and the session
+/// bring them, a sampling notice, and after the session's three hours a new session and a read of
+/// what came between. The operator role may do all of it.
+#[tokio::test]
+async fn logs_follow_streams_through_live_tail_and_starts_a_new_session_when_one_ends() {
+    use fleetlog_cli::logs::{LineWriter, LogsRequest};
+    use fleetlog_cli::output::OutputFormat;
+    use fleetlog_tests::calls::CallRecorder;
+    use fleetlog_tests::live_tail::{LiveTailEndpoint, Push};
+
+    let fleet = Fleet::new().await;
+    let id = fleet.enrolled(Platform::Linux).await;
+    let system = fleet.record(&id).await.unwrap().log_groups.into_iter().find(|g| g.ends_with("/system")).unwrap();
+    let write = |lines: &[&str]| {
+        let lines: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+        let (group, id, stack) = (system.clone(), id.clone(), &fleet.stack);
+        async move { stack.write_agent_logs(&group, &id, &lines).await.unwrap() }
+    };
+    write(&["before"]).await;
+
+    let endpoint = LiveTailEndpoint::start().await;
+    let recorder = CallRecorder::default();
+    let routed = endpoint.route(&fleet.config);
+    let mut cli = fleetlog_cli::fleet::Fleet::new(&fleet.config, fleetlog_cli::fleet::FleetOptions::local());
+    cli.clients.logs = aws_sdk_cloudwatchlogs::Client::from_conf(
+        aws_sdk_cloudwatchlogs::config::Builder::from(&routed).interceptor(recorder.clone()).build(),
+    );
+    let request = LogsRequest {
+        source: Some("system".into()),
+        since: std::time::Duration::from_secs(600),
+        ..LogsRequest::default()
+    };
+    let mut before = Vec::new();
+    cli.logs(&request, &mut LineWriter::new(OutputFormat::Json, false), &mut before).await.unwrap();
+    let before: serde_json::Value = serde_json::from_slice(&before).unwrap();
+    let before_at = before["timestamp"].as_i64().unwrap();
+
+    let sessions = |n: usize| {
+        let endpoint = &endpoint;
+        async move {
+            for _ in 0..100 {
+                if endpoint.requests().len() >= n {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("{n} Live Tail sessions expected, {} started", endpoint.requests().len());
+        }
+    };
+    let now = i64::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().as_millis()).unwrap();
+    let script = async {
+        sessions(1).await;
+        // The session pushes the line the first read wrote too, then a new one, sampled.
+        endpoint.push(Push::Lines {
+            lines: vec![(id.clone(), before_at, "before".into()), (id.clone(), now, "live one".into())],
+            sampled: true,
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Written while no session runs: the read after the new session's start brings it.
+        write(&["between sessions"]).await;
+        endpoint.push(Push::TimeOut);
+        sessions(2).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        endpoint.push(Push::Lines { lines: vec![(id.clone(), now + 5_000, "live two".into())], sampled: false });
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    let mut out = Vec::new();
+    let mut writer = LineWriter::new(OutputFormat::Table, false);
+    let followed = cli.follow_logs(&request, &mut writer, &mut out, script).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let messages: Vec<&str> = text.lines().map(|l| l.rsplit(": ").next().unwrap()).collect();
+    assert_eq!(messages, ["before", "live one", "between sessions", "live two"], "{text}");
+    assert_eq!(followed, 4);
+    let notices = writer.notices();
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert!(notices[0].starts_with("Live Tail is sampling"), "{notices:?}");
+    assert!(notices[1].contains("ended (") && notices[1].ends_with("): started another"), "{notices:?}");
+    assert!(notices[1].contains("Session timed out"), "the server's reason is told: {notices:?}");
+
+    let requests = endpoint.requests();
+    assert_eq!(requests.len(), 2);
+    let arn = format!("arn:aws:logs:{}:{ACCOUNT}:log-group:{system}", fleetlog_tests::REGION);
+    assert_eq!(requests[0]["logGroupIdentifiers"], serde_json::json!([arn]), "by ARN, without the :*");
+    assert_eq!(requests[0]["logStreamNames"], serde_json::json!([id]));
+    assert!(requests[0].get("logEventFilterPattern").is_none());
+
+    let recorded = recorder.requests();
+    fleetlog_tests::iam::assert_made(&recorded, &["logs:StartLiveTail", "logs:FilterLogEvents"]);
+    let operator = format!("arn:aws:iam::{ACCOUNT}:role/Operator");
+    let refused =
+        fleetlog_tests::iam::Deployment::local(&[]).refusals_with_policy("OperatorPolicy", &operator, &recorded);
+    assert!(refused.is_empty(), "a real account would refuse:\n{}", refused.join("\n"));
 }

@@ -227,6 +227,11 @@ fn authorisations(
         let group = logs_group(i.log_group_name().unwrap_or_default());
         return Some(vec![R::new("logs:DescribeSubscriptionFilters", group)]);
     }
+    if let Some(i) = input!(logs::start_live_tail::StartLiveTailInput) {
+        // Needs logs:StartLiveTail (AWS CLI reference, `logs start-live-tail`), asked here of each log
+        // group the session names; the operator policy grants it on fleetlog's groups only.
+        return Some(i.log_group_identifiers().iter().map(|arn| R::new("logs:StartLiveTail", arn.clone())).collect());
+    }
     if let Some(i) = input!(logs::filter_log_events::FilterLogEventsInput) {
         return Some(vec![R::new("logs:FilterLogEvents", logs_group(i.log_group_name().unwrap_or_default()))]);
     }

@@ -5,6 +5,7 @@
 pub mod calls;
 pub mod fleet;
 pub mod iam;
+pub mod live_tail;
 
 pub use fleetlog_local::emulator::{ACCOUNT, Emulator, REGION};
 

@@ -5,6 +5,8 @@ use aws_sdk_cloudwatchlogs::types::{LogGroup, SubscriptionFilter};
 use fleetlog_core::drift::{Drift, FilterState, GroupSpec, GroupState, filter_room, group_drift};
 use fleetlog_core::log_groups::LogGroupName;
 
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
 use crate::error::{AwsError, ErrorKind, classify};
 
 /// The log group named exactly `name`, if it exists.
@@ -162,7 +164,7 @@ pub async fn subscription_policy(
     }))
 }
 
-/// One log event as FilterLogEvents returns it.
+/// One log event as FilterLogEvents or a Live Tail session returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEvent {
     pub log_group: String,
@@ -170,7 +172,8 @@ pub struct LogEvent {
     /// Event time, epoch milliseconds.
     pub timestamp: i64,
     pub message: String,
-    pub event_id: String,
+    /// FilterLogEvents' event id; Live Tail sends none.
+    pub event_id: Option<String>,
 }
 
 /// FilterLogEvents takes at most 100 stream names per call.
@@ -206,9 +209,116 @@ pub async fn filter_events(
                 log_stream: e.log_stream_name().unwrap_or_default().to_owned(),
                 timestamp: e.timestamp().unwrap_or_default(),
                 message: e.message().unwrap_or_default().to_owned(),
-                event_id: e.event_id().unwrap_or_default().to_owned(),
+                event_id: e.event_id().map(str::to_owned),
             }));
         }
     }
     Ok(out)
+}
+
+/// A Live Tail session names at most this many streams (StartLiveTail `logStreamNames`), and names
+/// streams only when it tails one log group.
+pub const MAX_LIVE_TAIL_STREAMS: usize = 100;
+
+/// One Live Tail session: the lines of some streams of one log group, pushed as CloudWatch Logs
+/// ingests them (an update a second). A session ends after three hours.
+#[derive(Debug)]
+pub struct LiveTail {
+    group: String,
+    session: aws_sdk_cloudwatchlogs::operation::start_live_tail::StartLiveTailOutput,
+}
+
+/// What a Live Tail session says next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveTailUpdate {
+    /// The lines of the last second. `sampled`: more matched than a session sends (500 a second),
+    /// so some are missing here.
+    Lines { events: Vec<LogEvent>, sampled: bool },
+    /// The session is over (its three hours are up, or the server or connection failed), and why.
+    Ended(String),
+}
+
+/// Starts a Live Tail session on `streams` (at most [`MAX_LIVE_TAIL_STREAMS`]) of `group`, matching
+/// `pattern`, and waits for the session's start: an endpoint that cannot stream (an emulator, a
+/// proxy) fails here, not later. Not retried: the caller falls back to polling.
+pub async fn start_live_tail(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    streams: &[String],
+    pattern: Option<&str>,
+) -> Result<LiveTail, AwsError> {
+    use aws_sdk_cloudwatchlogs::types::StartLiveTailResponseStream as Stream;
+    const OP: &str = "logs:StartLiveTail";
+    let Some(arn) = find_log_group(client, group).await?.as_ref().and_then(log_group_arn) else {
+        return Err(AwsError::new(OP, ErrorKind::Permanent, format!("log group {group} does not exist")));
+    };
+    let output = client
+        .start_live_tail()
+        .log_group_identifiers(arn)
+        .set_log_stream_names(Some(streams.to_vec()))
+        .set_log_event_filter_pattern(pattern.map(str::to_owned))
+        .customize()
+        .config_override(
+            aws_sdk_cloudwatchlogs::config::Builder::default()
+                .retry_config(aws_smithy_types::retry::RetryConfig::disabled()),
+        )
+        .send()
+        .await
+        .map_err(|e| classify(OP, e))?;
+    let mut session = output;
+    match session.response_stream.recv().await {
+        Ok(Some(Stream::SessionStart(_))) => Ok(LiveTail { group: group.to_owned(), session }),
+        Ok(other) => Err(AwsError::new(OP, ErrorKind::Permanent, format!("expected a session start, got {other:?}"))),
+        Err(e) => Err(AwsError::new(OP, ErrorKind::Permanent, stream_error(&e))),
+    }
+}
+
+impl LiveTail {
+    /// The log group this session tails.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The session's next update.
+    pub async fn next(&mut self) -> LiveTailUpdate {
+        use aws_sdk_cloudwatchlogs::types::StartLiveTailResponseStream as Stream;
+        loop {
+            match self.session.response_stream.recv().await {
+                Ok(Some(Stream::SessionUpdate(update))) => {
+                    let sampled = update.session_metadata().is_some_and(|m| m.sampled());
+                    let events = update
+                        .session_results()
+                        .iter()
+                        .map(|e| LogEvent {
+                            log_group: self.group.clone(),
+                            log_stream: e.log_stream_name().unwrap_or_default().to_owned(),
+                            timestamp: e.timestamp().unwrap_or_default(),
+                            message: e.message().unwrap_or_default().to_owned(),
+                            event_id: None,
+                        })
+                        .collect();
+                    return LiveTailUpdate::Lines { events, sampled };
+                }
+                // A second start, or an event kind newer than this SDK: nothing to show.
+                Ok(Some(_)) => {}
+                Ok(None) => return LiveTailUpdate::Ended("the session's stream closed".to_owned()),
+                Err(e) => return LiveTailUpdate::Ended(stream_error(&e)),
+            }
+        }
+    }
+}
+
+/// A log group's ARN as StartLiveTail takes it: without the `:*` DescribeLogGroups' `arn` ends in.
+fn log_group_arn(group: &LogGroup) -> Option<String> {
+    group.log_group_arn().map(str::to_owned).or_else(|| group.arn().map(|arn| arn.trim_end_matches(":*").to_owned()))
+}
+
+fn stream_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> String {
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+    }
 }

@@ -92,7 +92,9 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  fleetlog logs i-0123456789abcdef0 --since 15m\n  fleetlog logs --tag team=web --source security --filter '\"Failed password\"' --follow\n  fleetlog logs --output json | jq .message\n\n\
                             Without IDs or --tag: every instance fleetlog has enrolled. --filter takes CloudWatch Logs \
-                            filter-pattern syntax. --follow polls every 2 s until Ctrl-C."
+                            filter-pattern syntax. --follow streams new lines through CloudWatch Logs Live Tail \
+                            (a session per log group, billed per minute), or polls every 2 s where the endpoint has \
+                            no Live Tail (emulators, some proxies); it runs until Ctrl-C."
     )]
     Logs(LogsArgs),
     /// Run SQL (or a named query) on the log table: Athena, or --local with an embedded engine.
@@ -275,7 +277,7 @@ pub struct LogsArgs {
     /// Only lines matching this CloudWatch Logs filter pattern.
     #[arg(long, value_name = "PATTERN")]
     pub filter: Option<String>,
-    /// Keep printing new lines as they arrive (until Ctrl-C).
+    /// Keep printing new lines as they arrive (Live Tail, else polling) until Ctrl-C.
     #[arg(long, short)]
     pub follow: bool,
     #[command(flatten)]

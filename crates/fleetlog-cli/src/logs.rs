@@ -1,16 +1,16 @@
 //! `fleetlog logs`: tail and grep the fleet's log lines in CloudWatch Logs, where developers keep
 //! reading them (FilterLogEvents over each instance's stream in each of its log groups), interleaved
-//! in time order, and `--follow` by polling.
+//! in time order; `--follow` by Live Tail sessions, or by polling where the endpoint has none.
 //!
 //! Which groups and streams: the enrollment records name each instance's log groups, and the agent
 //! names an instance's stream after the instance.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use fleetlog_aws::logs::{LogEvent, filter_events};
+use fleetlog_aws::logs::{LiveTail, LiveTailUpdate, LogEvent, MAX_LIVE_TAIL_STREAMS, filter_events, start_live_tail};
 use fleetlog_core::record::EnrollmentRecord;
 use futures::StreamExt;
 use serde_json::json;
@@ -35,8 +35,13 @@ pub struct LogsRequest {
 
 /// Log groups read at once.
 const CONCURRENT_GROUPS: usize = 8;
-/// How often `--follow` asks for new lines.
+/// How often `--follow` asks for new lines when it polls.
 const FOLLOW_EVERY: Duration = Duration::from_secs(2);
+/// Live Tail sessions one `--follow` opens at most; a fleet that needs more is polled.
+const MAX_LIVE_TAIL_SESSIONS: usize = 10;
+/// When a Live Tail session ends (after three hours), lines from this long before are read, so none
+/// is lost between the sessions.
+const CATCH_UP_MS: i64 = 60_000;
 /// `--follow` asks again for this much time before the newest line it saw: CloudWatch Logs makes
 /// events searchable a moment after they are put, not always in time order.
 const FOLLOW_OVERLAP_MS: i64 = 10_000;
@@ -95,19 +100,43 @@ pub struct LineWriter {
     /// Each instance's colour, in order of first appearance.
     colours: BTreeMap<String, usize>,
     csv_header_written: bool,
+    /// What the command said about itself (how it follows, what it missed); also on stderr for
+    /// [`LineWriter::for_stdout`].
+    notices: Vec<String>,
+    notices_to_stderr: bool,
 }
 
 const PALETTE: [&str; 6] = ["36", "33", "35", "32", "34", "31"];
 
 impl LineWriter {
     pub fn new(format: OutputFormat, colour: bool) -> Self {
-        Self { format, colour, colours: BTreeMap::new(), csv_header_written: false }
+        Self {
+            format,
+            colour,
+            colours: BTreeMap::new(),
+            csv_header_written: false,
+            notices: Vec::new(),
+            notices_to_stderr: false,
+        }
     }
 
     /// For stdout: coloured when it is a terminal and `NO_COLOR` is not set.
     pub fn for_stdout(format: OutputFormat) -> Self {
         let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Self::new(format, colour)
+        Self { notices_to_stderr: true, ..Self::new(format, colour) }
+    }
+
+    /// Says something about the command, not a log line: on stderr, so scripts reading stdout see
+    /// only lines.
+    pub fn notice(&mut self, text: &str) {
+        if self.notices_to_stderr {
+            eprintln!("{text}");
+        }
+        self.notices.push(text.to_owned());
+    }
+
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     pub fn write(&mut self, event: &LogEvent, out: &mut dyn Write) -> std::io::Result<()> {
@@ -204,7 +233,9 @@ impl Fleet {
     }
 
     /// `logs --follow`: the lines since `request.since`, then new ones as they come, until `stop`
-    /// completes (Ctrl-C for the command). Returns how many were written.
+    /// completes (Ctrl-C for the command). New lines come from Live Tail sessions where the endpoint
+    /// serves them (one a group, [`MAX_LIVE_TAIL_STREAMS`] streams each), else by polling
+    /// FilterLogEvents; [`LineWriter::notice`] says which. Returns how many lines were written.
     pub async fn follow_logs(
         &self,
         request: &LogsRequest,
@@ -213,29 +244,218 @@ impl Fleet {
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<usize> {
         let targets = self.log_targets(request).await?;
-        let mut from = chrono::Utc::now().timestamp_millis() - millis(request.since);
-        // Ids already written, of lines recent enough to be read again.
-        let mut seen: BTreeMap<i64, HashSet<String>> = BTreeMap::new();
-        let mut written = 0;
+        let filter = request.filter.as_deref();
+        let since = chrono::Utc::now().timestamp_millis() - millis(request.since);
+        let mut follow = Follow { written: Written::default(), count: 0, writer, out };
         tokio::pin!(stop);
-        loop {
-            for event in self.read_lines(&targets, from, request.filter.as_deref()).await? {
-                if seen.entry(event.timestamp).or_default().insert(event.event_id.clone()) {
-                    writer.write(&event, out)?;
-                    written += 1;
+        let sessions = live_tail_sessions(&targets);
+        if sessions.len() > MAX_LIVE_TAIL_SESSIONS {
+            follow.writer.notice(&format!(
+                "{} Live Tail sessions would be needed (at most {MAX_LIVE_TAIL_SESSIONS}): polling every {}s instead",
+                sessions.len(),
+                FOLLOW_EVERY.as_secs()
+            ));
+            return self.poll(&targets, since, filter, &mut follow, stop).await;
+        }
+        let mut tails = tokio::task::JoinSet::new();
+        let (updates, mut received) = tokio::sync::mpsc::channel(sessions.len());
+        // Each session starts before the first read, so no line falls between the two.
+        let started = futures::future::try_join_all(
+            sessions.iter().map(|(group, streams)| start_live_tail(&self.clients.logs, group, streams, filter)),
+        )
+        .await;
+        match started {
+            Ok(started) => {
+                for (index, tail) in started.into_iter().enumerate() {
+                    tails.spawn(pump(index, tail, updates.clone()));
                 }
             }
-            out.flush()?;
-            if let Some(newest) = seen.keys().next_back().copied() {
+            Err(e) => {
+                follow
+                    .writer
+                    .notice(&format!("Live Tail is not available ({e}): polling every {}s", FOLLOW_EVERY.as_secs()));
+                return self.poll(&targets, since, filter, &mut follow, stop).await;
+            }
+        }
+        follow.read(self.read_lines(&targets, since, filter).await?)?;
+        let mut sampling_said = false;
+        loop {
+            let (index, update) = tokio::select! {
+                () = &mut stop => return Ok(follow.count),
+                Some(next) = received.recv() => next,
+            };
+            let (group, streams) = &sessions[index];
+            match update {
+                LiveTailUpdate::Lines { events, sampled } => {
+                    follow.written.forget_before(chrono::Utc::now().timestamp_millis() - 2 * CATCH_UP_MS);
+                    if sampled && !sampling_said {
+                        follow.writer.notice(
+                            "Live Tail is sampling (more than 500 lines a second match): narrow with --filter or --source",
+                        );
+                        sampling_said = true;
+                    }
+                    follow.live(interleave(events))?;
+                }
+                LiveTailUpdate::Ended(why) => {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    follow.written.forget_before(now - 2 * CATCH_UP_MS);
+                    match start_live_tail(&self.clients.logs, group, streams, filter).await {
+                        Ok(tail) => {
+                            follow
+                                .writer
+                                .notice(&format!("Live Tail session on {group} ended ({why}): started another"));
+                            tails.spawn(pump(index, tail, updates.clone()));
+                            let one = BTreeMap::from([(group.clone(), streams.clone())]);
+                            follow.read(self.read_lines(&one, now - CATCH_UP_MS, filter).await?)?;
+                        }
+                        Err(e) => {
+                            follow.writer.notice(&format!(
+                                "Live Tail session on {group} ended ({why}) and cannot start again ({e}): polling every {}s",
+                                FOLLOW_EVERY.as_secs()
+                            ));
+                            tails.abort_all();
+                            return self.poll(&targets, now - CATCH_UP_MS, filter, &mut follow, stop).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Follows by reading every [`FOLLOW_EVERY`], from `from` on, until `stop`.
+    async fn poll(
+        &self,
+        targets: &BTreeMap<String, Vec<String>>,
+        mut from: i64,
+        filter: Option<&str>,
+        follow: &mut Follow<'_>,
+        mut stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<usize> {
+        loop {
+            if let Some(newest) = follow.read(self.read_lines(targets, from, filter).await?)? {
                 from = from.max(newest - FOLLOW_OVERLAP_MS);
-                seen = seen.split_off(&from);
+                follow.written.forget_before(from);
             }
             tokio::select! {
-                () = &mut stop => return Ok(written),
+                () = &mut stop => return Ok(follow.count),
                 () = tokio::time::sleep(FOLLOW_EVERY) => {}
             }
         }
     }
+}
+
+/// The Live Tail sessions that follow `targets`: one for each group and [`MAX_LIVE_TAIL_STREAMS`] of
+/// its streams (a session names streams only when it tails one group).
+pub fn live_tail_sessions(targets: &BTreeMap<String, Vec<String>>) -> Vec<(String, Vec<String>)> {
+    targets
+        .iter()
+        .flat_map(|(group, streams)| streams.chunks(MAX_LIVE_TAIL_STREAMS).map(|chunk| (group.clone(), chunk.to_vec())))
+        .collect()
+}
+
+/// Hands a session's updates to the follower until the session ends or nobody listens.
+async fn pump(index: usize, mut tail: LiveTail, updates: tokio::sync::mpsc::Sender<(usize, LiveTailUpdate)>) {
+    loop {
+        let update = tail.next().await;
+        let ended = matches!(update, LiveTailUpdate::Ended(_));
+        if updates.send((index, update)).await.is_err() || ended {
+            return;
+        }
+    }
+}
+
+/// A `--follow` in progress: what it has written, and where.
+struct Follow<'a> {
+    written: Written,
+    count: usize,
+    writer: &'a mut LineWriter,
+    out: &'a mut dyn Write,
+}
+
+impl Follow<'_> {
+    /// Writes what a read found that is not written yet; returns the newest line's time.
+    fn read(&mut self, events: Vec<LogEvent>) -> Result<Option<i64>> {
+        let newest = events.iter().map(|e| e.timestamp).max();
+        for event in self.written.read(events) {
+            self.writer.write(&event, self.out)?;
+            self.count += 1;
+        }
+        self.out.flush()?;
+        Ok(newest)
+    }
+
+    /// Writes the lines a session pushed that no read wrote already.
+    fn live(&mut self, events: Vec<LogEvent>) -> Result<()> {
+        for event in events {
+            if self.written.live(&event) {
+                self.writer.write(&event, self.out)?;
+                self.count += 1;
+            }
+        }
+        Ok(self.out.flush()?)
+    }
+}
+
+/// Which lines `--follow` has written, so each is written once whether a read (FilterLogEvents), a
+/// session's push (Live Tail) or both brought it. A line is its time, group, stream and message; the
+/// same line twice in one millisecond is written twice.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Event time → line → how often it was written, and how many of those a session has not pushed.
+    by_time: BTreeMap<i64, HashMap<u64, Copies>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Copies {
+    written: u32,
+    not_pushed: u32,
+}
+
+impl Written {
+    /// The lines of a read (every matching line of its streams from some time on, remembered
+    /// here) that were not written yet, in the read's order.
+    pub fn read(&mut self, events: Vec<LogEvent>) -> Vec<LogEvent> {
+        let mut in_read: HashMap<(i64, u64), u32> = HashMap::new();
+        events
+            .into_iter()
+            .filter(|event| {
+                let key = line_key(event);
+                let seen = in_read.entry((event.timestamp, key)).or_default();
+                *seen += 1;
+                let copies = self.by_time.entry(event.timestamp).or_default().entry(key).or_default();
+                let new = *seen > copies.written;
+                if new {
+                    copies.written += 1;
+                    copies.not_pushed += 1;
+                }
+                new
+            })
+            .collect()
+    }
+
+    /// Whether a line a session pushed is new (a read has not written it).
+    pub fn live(&mut self, event: &LogEvent) -> bool {
+        let copies = self.by_time.entry(event.timestamp).or_default().entry(line_key(event)).or_default();
+        if copies.not_pushed > 0 {
+            copies.not_pushed -= 1;
+            false
+        } else {
+            copies.written += 1;
+            true
+        }
+    }
+
+    /// Forgets lines older than `ms`: reads from then on only.
+    pub fn forget_before(&mut self, ms: i64) {
+        self.by_time = self.by_time.split_off(&ms);
+    }
+}
+
+fn line_key(event: &LogEvent) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (&event.log_group, &event.log_stream, &event.message).hash(&mut hasher);
+    hasher.finish()
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -261,7 +481,7 @@ mod tests {
             log_stream: stream.into(),
             timestamp,
             message: format!("line {id}\n"),
-            event_id: id.into(),
+            event_id: Some(id.into()),
         }
     }
 
@@ -280,7 +500,62 @@ mod tests {
     fn lines_of_several_groups_come_out_in_time_order() {
         let merged =
             interleave(vec![event("b", "i-2", 30, "3"), event("a", "i-1", 10, "1"), event("b", "i-1", 20, "2")]);
-        assert_eq!(merged.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["1", "2", "3"]);
+        assert_eq!(
+            merged.iter().map(|e| e.event_id.as_deref().unwrap_or_default()).collect::<Vec<_>>(),
+            ["1", "2", "3"]
+        );
+    }
+
+    fn pushed(group: &str, stream: &str, timestamp: i64, message: &str) -> LogEvent {
+        LogEvent { event_id: None, message: message.into(), ..event(group, stream, timestamp, "") }
+    }
+
+    #[test]
+    fn each_line_is_written_once_whether_a_read_a_push_or_both_brought_it() {
+        let mut written = Written::default();
+        let read = vec![event("g", "i-1", 10, "a"), event("g", "i-1", 20, "b")];
+        assert_eq!(written.read(read.clone()).len(), 2);
+        assert!(written.read(read.clone()).is_empty(), "a read again writes nothing");
+        // The session pushes one line the read wrote, and one it did not.
+        assert!(!written.live(&pushed("g", "i-1", 20, "line b\n")));
+        assert!(written.live(&pushed("g", "i-1", 30, "line c\n")));
+        // A catch-up read after the session sees all three: nothing new.
+        let caught_up = [read, vec![event("g", "i-1", 30, "c")]].concat();
+        assert!(written.read(caught_up).is_empty());
+        // Pushed before a read finds it: the read does not write it again.
+        assert!(written.live(&pushed("g", "i-2", 40, "line d\n")));
+        assert!(written.read(vec![event("g", "i-2", 40, "d")]).is_empty());
+    }
+
+    #[test]
+    fn the_same_line_twice_in_one_millisecond_is_written_twice() {
+        let mut written = Written::default();
+        let twice = vec![event("g", "i-1", 10, "tick"), event("g", "i-1", 10, "tick")];
+        assert_eq!(written.read(twice.clone()).len(), 2);
+        let thrice = [twice, vec![event("g", "i-1", 10, "tick")]].concat();
+        assert_eq!(written.read(thrice).len(), 1, "the third copy only");
+        assert!(!written.live(&pushed("g", "i-1", 10, "line tick\n")));
+        assert!(written.live(&pushed("g", "i-1", 10, "line tock\n")), "another message is another line");
+        assert!(written.live(&pushed("g", "i-2", 10, "line tick\n")), "another stream is another line");
+    }
+
+    #[test]
+    fn forgotten_lines_are_written_again_by_a_read_that_reaches_back_to_them() {
+        let mut written = Written::default();
+        written.read(vec![event("g", "i-1", 10, "old"), event("g", "i-1", 50, "new")]);
+        written.forget_before(50);
+        let again = written.read(vec![event("g", "i-1", 10, "old"), event("g", "i-1", 50, "new")]);
+        assert_eq!(again.iter().map(|e| e.timestamp).collect::<Vec<_>>(), [10], "reads start at the horizon");
+    }
+
+    #[test]
+    fn live_tail_takes_a_session_per_group_and_hundred_streams() {
+        let many: Vec<String> = (0..150).map(|n| format!("i-{n:08x}")).collect();
+        let targets = BTreeMap::from([("a".to_owned(), many.clone()), ("b".to_owned(), vec!["i-1".to_owned()])]);
+        let sessions = live_tail_sessions(&targets);
+        let shape: Vec<(&str, usize)> = sessions.iter().map(|(g, s)| (g.as_str(), s.len())).collect();
+        assert_eq!(shape, [("a", 100), ("a", 50), ("b", 1)]);
+        assert_eq!(sessions[1].1[0], many[100]);
     }
 
     #[test]
