@@ -135,6 +135,7 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
         delivery_stream: None,
         retry: RetryPolicy::default(),
         metrics: MetricsOutput::Stderr,
+        destination: fleetlog_etl::records::Destination::default(),
         sightings: None,
     };
     let response: aws_lambda_events::firehose::KinesisFirehoseResponse =

@@ -45,6 +45,14 @@ pub const COLUMNS: &[Column] = &[
     column("win_event_id", "int"),
     column("win_channel", "string"),
     column("win_provider", "string"),
+    column("country", "string"),
+    column("waf_action", "string"),
+    column("waf_rule", "string"),
+    column("event_source", "string"),
+    column("event_name", "string"),
+    column("principal_arn", "string"),
+    column("error_code", "string"),
+    column("aws_region", "string"),
     column("attributes", "map<string,string>"),
 ];
 

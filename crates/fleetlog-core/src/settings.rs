@@ -52,7 +52,30 @@ pub const ETL_VARIABLES: &[(&str, Option<&str>)] = &[
     // A central stack's own account, and whether other accounts' sightings go to their buses.
     ("FLEETLOG_ACCOUNT_ID", Some("")),
     ("FLEETLOG_REPORT_TO_MEMBERS", Some("false")),
+    // The records' shape: `table` (the Glue table's JSON, for S3 and Athena) or `splunk-hec`.
+    ("FLEETLOG_RECORD_FORMAT", Some("table")),
+    // The Splunk index of every HEC event; empty: the HEC token's default index.
+    ("FLEETLOG_SPLUNK_INDEX", Some("")),
 ];
+
+/// Which destination's records the ETL writes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RecordFormatSetting {
+    /// The Glue table's JSON objects (S3, Athena).
+    #[default]
+    Table,
+    /// Splunk HTTP Event Collector events, into `index` (`None`: the token's default).
+    SplunkHec { index: Option<String> },
+}
+
+/// Whether `name` can be a Splunk index: lower-case letters, digits, `_` and `-`, not starting with
+/// `_` or `-` (Splunk's rule for index names), at most 80 characters.
+pub fn is_splunk_index(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 80
+        && !name.starts_with(['_', '-'])
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
 
 /// The freshness window's default (seconds), shared by the enroller, the ETL and the CLI.
 pub const FRESHNESS_WINDOW_SECONDS: &str = "1800";
@@ -100,6 +123,7 @@ pub struct EtlSettings {
     pub freshness_window: Duration,
     /// A central stack's account: other accounts' sightings go to their own default buses.
     pub reports_members_of: Option<String>,
+    pub record_format: RecordFormatSetting,
 }
 
 impl EtlSettings {
@@ -128,7 +152,23 @@ impl EtlSettings {
             }
             other => return Err(invalid("FLEETLOG_REPORT_TO_MEMBERS", other, "expected true or false".into())),
         };
+        let record_format = match get("FLEETLOG_RECORD_FORMAT")?.as_str() {
+            "table" => RecordFormatSetting::Table,
+            "splunk-hec" => {
+                let index = optional("FLEETLOG_SPLUNK_INDEX")?;
+                if let Some(bad) = index.as_deref().filter(|i| !is_splunk_index(i)) {
+                    return Err(invalid(
+                        "FLEETLOG_SPLUNK_INDEX",
+                        bad,
+                        "a Splunk index name is lower-case letters, digits, _ and -, not starting with _ or -".into(),
+                    ));
+                }
+                RecordFormatSetting::SplunkHec { index }
+            }
+            other => return Err(invalid("FLEETLOG_RECORD_FORMAT", other, "expected table or splunk-hec".into())),
+        };
         Ok(Self {
+            record_format,
             delivery_stream: optional("FLEETLOG_DELIVERY_STREAM")?,
             enroll_queue_url: optional("FLEETLOG_ENROLL_QUEUE_URL")?,
             freshness_window: Duration::from_secs(whole(
@@ -428,8 +468,23 @@ mod tests {
                 enroll_queue_url: None,
                 freshness_window: crate::freshness::DEFAULT_FRESHNESS_WINDOW,
                 reports_members_of: None,
+                record_format: RecordFormatSetting::Table,
             }
         );
+        let hec = |pairs: &[(&str, &str)]| EtlSettings::from_lookup(env(pairs)).map(|s| s.record_format);
+        assert_eq!(
+            hec(&[("FLEETLOG_RECORD_FORMAT", "splunk-hec"), ("FLEETLOG_SPLUNK_INDEX", "aws-logs_1")]),
+            Ok(RecordFormatSetting::SplunkHec { index: Some("aws-logs_1".into()) })
+        );
+        assert_eq!(
+            hec(&[("FLEETLOG_RECORD_FORMAT", "splunk-hec")]),
+            Ok(RecordFormatSetting::SplunkHec { index: None })
+        );
+        for bad in ["Main", "_internal", "-x", "a b"] {
+            let err = hec(&[("FLEETLOG_RECORD_FORMAT", "splunk-hec"), ("FLEETLOG_SPLUNK_INDEX", bad)]).unwrap_err();
+            assert!(err.to_string().contains("FLEETLOG_SPLUNK_INDEX"), "{bad}: {err}");
+        }
+        assert!(hec(&[("FLEETLOG_RECORD_FORMAT", "splunk")]).unwrap_err().to_string().contains("table or splunk-hec"));
         let central = |account: &str| {
             let pairs = [("FLEETLOG_REPORT_TO_MEMBERS", "true"), ("FLEETLOG_ACCOUNT_ID", account)];
             EtlSettings::from_lookup(env(&pairs))

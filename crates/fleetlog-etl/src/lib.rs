@@ -88,6 +88,8 @@ pub struct EtlState {
     pub retry: RetryPolicy,
     /// Where the embedded-metric line of each invocation goes.
     pub metrics: MetricsOutput,
+    /// Whose records the ETL writes (`FLEETLOG_RECORD_FORMAT`).
+    pub destination: records::Destination,
     /// Where whose logs were carried is reported (`FLEETLOG_ENROLL_QUEUE_URL`); `None`: nowhere.
     pub sightings: Option<std::sync::Arc<SightingReports>>,
 }
@@ -280,7 +282,7 @@ pub async fn handle(state: &EtlState, payload: Payload) -> Result<Box<RawValue>,
 /// failed re-ingest fails the invocation (Firehose retries it) instead of losing data. The answer is
 /// the response JSON.
 pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> Result<Box<RawValue>, EtlError> {
-    let out = firehose::transform(event, &state.region);
+    let out = firehose::transform_for(&state.destination, event, &state.region);
     tracing::info!(stats = ?out.stats, "Firehose batch transformed");
     if !out.reingest.is_empty() {
         let stream = event
@@ -313,7 +315,7 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
         return Ok(0);
     }
     let mut lines = Vec::new();
-    records::write_records(&envelope, &state.region, RECORD_LIMITS, &mut lines);
+    records::write_for(&state.destination, &envelope, &state.region, RECORD_LIMITS, &mut lines);
     let records: Vec<Vec<u8>> = lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
     let count = records.len();
     put_all(&state.firehose, stream, records, state.retry).await?;

@@ -33,6 +33,7 @@ async fn main() -> Result<(), Error> {
         delivery_stream: settings.delivery_stream,
         retry: RetryPolicy::default(),
         metrics: MetricsOutput::Stdout,
+        destination: settings.record_format.into(),
     };
     fleetlog_etl::lambda::run(state).await
 }

@@ -29,6 +29,7 @@ fn firehose_shape_state() -> EtlState {
         delivery_stream: None,
         retry: FAST,
         metrics: MetricsOutput::Stderr,
+        destination: fleetlog_etl::records::Destination::default(),
         sightings: None,
     }
 }
@@ -135,6 +136,7 @@ async fn subscription_target_puts_one_record_per_event_and_ignores_control_messa
         delivery_stream: Some("fleetlog-processed".into()),
         retry: FAST,
         metrics: MetricsOutput::Stderr,
+        destination: fleetlog_etl::records::Destination::default(),
         sightings: None,
     };
     let envelope = serde_json::json!({

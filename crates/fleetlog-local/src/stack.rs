@@ -361,6 +361,7 @@ impl LocalStack {
             retry: RetryPolicy::default(),
             // The CLI's own output is on stdout.
             metrics: MetricsOutput::Stderr,
+            destination: fleetlog_etl::records::Destination::default(),
             sightings: Some(Arc::new(SightingReports::new(
                 self.clients.sqs.clone(),
                 self.queue_url.clone(),

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use crate::envelope::{Envelope, MessageType, parse_envelope};
 use crate::gzip::{clear_with_room, gunzip_into, gzip, gzip_claimed_size};
 use crate::put::RECORD_LIMITS;
-use crate::records::{RecordFormat, RecordLimits, TableJson, write_as};
+use crate::records::{Destination, RecordFormat, RecordLimits, TableJson, write_as};
 use budget::{Yield, base64_len, pieces};
 use response::{PartitionKeys, ResponseWriter};
 
@@ -80,7 +80,15 @@ fn partition_keys(envelope: &Envelope<'_>) -> PartitionKeys {
 
 /// Answers a batch: [`TableJson`] records within [`RESPONSE_BUDGET`] and Firehose's record limits.
 pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
-    transform_within(&TableJson, event, region, RESPONSE_BUDGET, RECORD_LIMITS)
+    transform_for(&Destination::Table, event, region)
+}
+
+/// Answers a batch with `destination`'s records.
+pub fn transform_for(destination: &Destination, event: &KinesisFirehoseEvent, region: &str) -> Transformed {
+    match destination {
+        Destination::Table => transform_within(&TableJson, event, region, RESPONSE_BUDGET, RECORD_LIMITS),
+        Destination::Splunk(hec) => transform_within(hec, event, region, RESPONSE_BUDGET, RECORD_LIMITS),
+    }
 }
 
 /// [`transform`] in `format`, with a response budget of `budget` bytes (tests use small ones).
@@ -140,7 +148,8 @@ fn transform_within<F: RecordFormat>(
             if response.budget().fits(cost) {
                 yielded.add(plain.len(), cost);
                 out.stats.events_out += count;
-                response.record(id, OK, &lines, &partition_keys(&envelope));
+                let keys = if format.partitioned() { partition_keys(&envelope) } else { None };
+                response.record(id, OK, &lines, &keys);
                 out.seen.extend(sighting(&envelope));
                 continue;
             }

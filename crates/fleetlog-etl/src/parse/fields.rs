@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use super::aws::ServiceFields;
 use super::json::Attributes;
 use crate::json::Str;
 
@@ -22,6 +23,8 @@ pub struct Fields<'a> {
     pub win_event_id: Option<u32>,
     pub win_channel: Option<Str<'a>>,
     pub win_provider: Option<Str<'a>>,
+    /// What an AWS service's JSON line (CloudTrail, WAF) promotes; boxed, as few lines have it.
+    pub service: Option<Box<ServiceFields<'a>>>,
     /// Top-level fields of a JSON message, as they are spelled in it.
     pub attributes: Option<Attributes<'a>>,
 }
@@ -31,6 +34,27 @@ impl Fields<'_> {
     /// reads them as NULL). Attributes are strings: string values are copied as spelled, `null`
     /// stays null, anything else becomes its JSON text.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        self.write_members::<false>(out);
+        if let Some(attributes) = &self.attributes {
+            out.extend_from_slice(b",\"attributes\":{");
+            for (i, attribute) in attributes.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                attribute.write_json(out);
+            }
+            out.push(b'}');
+        }
+    }
+
+    /// Appends `,"name":"value"` for each field but the attributes, numbers as strings: Splunk
+    /// indexed fields are flat and their values strings.
+    pub fn write_indexed(&self, out: &mut Vec<u8>) {
+        self.write_members::<true>(out);
+    }
+
+    /// The typed fields and the service's, numbers quoted when `QUOTED`.
+    fn write_members<const QUOTED: bool>(&self, out: &mut Vec<u8>) {
         // `,"name":` in one piece.
         macro_rules! name {
             ($name:literal) => {
@@ -44,10 +68,16 @@ impl Fields<'_> {
                 value.write(out);
             }
         }
-        fn number(out: &mut Vec<u8>, name: &[u8], value: Option<impl itoa::Integer>) {
+        fn number<const QUOTED: bool>(out: &mut Vec<u8>, name: &[u8], value: Option<impl itoa::Integer>) {
             if let Some(value) = value {
                 out.extend_from_slice(name);
+                if QUOTED {
+                    out.push(b'"');
+                }
                 out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+                if QUOTED {
+                    out.push(b'"');
+                }
             }
         }
         text(out, name!("severity"), self.severity.as_deref().map(Str::text));
@@ -57,22 +87,14 @@ impl Fields<'_> {
         text(out, name!("client_ip"), self.client_ip);
         text(out, name!("http_method"), self.http_method);
         text(out, name!("http_path"), self.http_path);
-        number(out, name!("http_status"), self.http_status);
-        number(out, name!("http_bytes"), self.http_bytes);
+        number::<QUOTED>(out, name!("http_status"), self.http_status);
+        number::<QUOTED>(out, name!("http_bytes"), self.http_bytes);
         text(out, name!("user_agent"), self.user_agent);
-        number(out, name!("win_event_id"), self.win_event_id);
+        number::<QUOTED>(out, name!("win_event_id"), self.win_event_id);
         text(out, name!("win_channel"), self.win_channel);
         text(out, name!("win_provider"), self.win_provider);
-        if let Some(attributes) = &self.attributes {
-            out.extend_from_slice(name!("attributes"));
-            out.push(b'{');
-            for (i, attribute) in attributes.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                attribute.write_json(out);
-            }
-            out.push(b'}');
+        if let Some(service) = &self.service {
+            service.write_json(out);
         }
     }
 }

@@ -38,10 +38,18 @@ impl<'a> Attribute<'a> {
     }
 
     /// The value when it is a string.
-    fn as_str(&self) -> Option<Cow<'a, str>> {
+    pub(super) fn as_str(&self) -> Option<Cow<'a, str>> {
         match *self {
             Attribute::Decoded(_, raw) => serde_json::from_str::<BorrowedStr<'a>>(raw.get()).ok().map(|s| s.0),
             Attribute::Literal(_, text) => text.strip_prefix("\\\"")?.strip_suffix("\\\"").map(Cow::Borrowed),
+        }
+    }
+
+    /// The value's JSON text, decoded from the literal where it was read there.
+    pub(super) fn json_text(&self) -> Option<Cow<'a, str>> {
+        match *self {
+            Attribute::Decoded(_, raw) => Some(Cow::Borrowed(raw.get())),
+            Attribute::Literal(_, text) => serde_json::from_str::<String>(&format!("\"{text}\"")).ok().map(Cow::Owned),
         }
     }
 
@@ -94,7 +102,7 @@ impl<'a> Attributes<'a> {
         Attributes(fields)
     }
 
-    fn get(&self, name: &str) -> Option<&Attribute<'a>> {
+    pub(super) fn get(&self, name: &str) -> Option<&Attribute<'a>> {
         self.0.binary_search_by(|attribute| name_order(attribute.name(), name)).ok().map(|i| &self.0[i])
     }
 
@@ -167,7 +175,8 @@ fn json_fields(attributes: Attributes<'_>) -> Fields<'_> {
             Some(name) => Cow::Borrowed(*name),
             None => Cow::Owned(level.to_ascii_uppercase()),
         });
-    Fields { severity, attributes: Some(attributes), ..Fields::default() }
+    let service = super::aws::recognise(&attributes);
+    Fields { severity, service, attributes: Some(attributes), ..Fields::default() }
 }
 
 /// Level names as the `severity` column spells them (upper case): a message's level found here is

@@ -19,11 +19,13 @@ macro_rules! needle {
 }
 
 mod access;
+mod aws;
 mod fields;
 mod json;
 mod syslog;
 mod windows;
 
+pub use aws::{Service, ServiceFields};
 pub use fields::Fields;
 pub use json::Attributes;
 
@@ -33,6 +35,10 @@ pub enum Format {
     Syslog,
     Access,
     WindowsEvent,
+    /// A CloudTrail event (JSON).
+    CloudTrail,
+    /// An AWS WAF log line (JSON).
+    Waf,
     Text,
 }
 
@@ -44,6 +50,8 @@ impl Format {
             Format::Syslog => "syslog",
             Format::Access => "access",
             Format::WindowsEvent => "windows_event",
+            Format::CloudTrail => "cloudtrail",
+            Format::Waf => "waf",
             Format::Text => "text",
         }
     }
@@ -95,7 +103,7 @@ fn shape(trimmed: &str) -> Option<Shape> {
 /// nothing.
 pub fn parse_literal<'a>(literal: &'a str, decode: impl FnOnce() -> Option<&'a str>) -> (Format, Fields<'a>) {
     if let Some(fields) = json::from_literal(literal) {
-        return (Format::Json, fields);
+        return (json_format(&fields), fields);
     }
     if memchr::memchr(b'\\', literal.as_bytes()).is_none() {
         // The message is its literal: no decoding, and its parts need no escaping.
@@ -127,6 +135,11 @@ fn may_have_fields(literal: &str) -> bool {
     }
 }
 
+/// A JSON message's format: an AWS service's, or plain JSON.
+fn json_format(fields: &Fields<'_>) -> Format {
+    fields.service.as_ref().map_or(Format::Json, |service| service.format())
+}
+
 /// The format and fields of a message's text.
 pub fn parse(message: &str) -> (Format, Fields<'_>) {
     parse_str(Str::text(message))
@@ -137,7 +150,7 @@ pub fn parse(message: &str) -> (Format, Fields<'_>) {
 fn parse_str(message: Str<'_>) -> (Format, Fields<'_>) {
     let trimmed = message.part(message.as_str().trim_start());
     let parsed = match shape(trimmed.as_str()) {
-        Some(Shape::Json) => json::message(trimmed.as_str()).map(|f| (Format::Json, f)),
+        Some(Shape::Json) => json::message(trimmed.as_str()).map(|f| (json_format(&f), f)),
         Some(Shape::WindowsEvent) => Some((Format::WindowsEvent, windows::event(trimmed))),
         Some(Shape::SyslogWithPriority) => syslog::with_priority(trimmed).map(|f| (Format::Syslog, f)),
         Some(Shape::BsdSyslog) => syslog::bsd(trimmed).map(|f| (Format::Syslog, f)),

@@ -1,10 +1,41 @@
 //! Records: one per log event (more for a message too large for one), newline-delimited, framed by
-//! a [`RecordFormat`]: the seam where a destination's record shape plugs in. [`TableJson`], the one
-//! format today, writes the JSON objects of the Glue table (`fleetlog_core::schema`, documented in
-//! this crate's README) for Firehose → S3 → Athena.
+//! a [`RecordFormat`]: the seam between what a record says ([`Record`]) and how a destination wants
+//! it written, one module per destination:
+//!
+//! - `table`: [`TableJson`], the Glue table's JSON objects (`fleetlog_core::schema`, documented in
+//!   this crate's README) for Firehose → S3 → Athena;
+//! - `hec`: [`SplunkHec`], Splunk HTTP Event Collector events for a Firehose stream with a Splunk
+//!   destination (Event endpoint).
+
+mod hec;
+mod table;
+
+pub use hec::{SplunkHec, sourcetype};
+pub use table::TableJson;
+
+/// Which destination's records the ETL writes: its [`RecordFormat`], chosen by the function's
+/// settings (`FLEETLOG_RECORD_FORMAT`).
+#[derive(Debug, Clone, Default)]
+pub enum Destination {
+    /// [`TableJson`]: S3, catalogued in Glue, read by Athena and `fleetlog query`.
+    #[default]
+    Table,
+    /// [`SplunkHec`]: a Firehose stream with a Splunk destination.
+    Splunk(SplunkHec),
+}
+
+impl From<fleetlog_core::settings::RecordFormatSetting> for Destination {
+    fn from(setting: fleetlog_core::settings::RecordFormatSetting) -> Self {
+        match setting {
+            fleetlog_core::settings::RecordFormatSetting::Table => Destination::Table,
+            fleetlog_core::settings::RecordFormatSetting::SplunkHec { index } => {
+                Destination::Splunk(SplunkHec { index })
+            }
+        }
+    }
+}
 
 use fleetlog_core::instance::is_instance_id;
-use serde::Serialize;
 
 use crate::envelope::{Envelope, LogEvent};
 use crate::json::{Str, decoded, split_content};
@@ -21,8 +52,8 @@ pub struct RecordLimits {
 }
 
 /// What one record holds, handed to a [`RecordFormat`] to frame.
-#[derive(Debug, Clone, Copy)]
-pub struct Record<'r> {
+#[derive(Debug)]
+pub struct Record<'r, S> {
     /// The event id, JSON string content as the envelope spells it.
     pub id: Str<'r>,
     /// Epoch milliseconds.
@@ -30,7 +61,7 @@ pub struct Record<'r> {
     /// `timestamp` in ISO-8601 UTC with milliseconds (empty beyond chrono's range).
     pub time: &'r [u8],
     /// What [`RecordFormat::shared`] made of the record's envelope.
-    pub shared: &'r [u8],
+    pub shared: &'r S,
     pub format: Format,
     /// The message, or one part of it: JSON string content as the envelope spells it.
     pub message: Str<'r>,
@@ -39,103 +70,62 @@ pub struct Record<'r> {
     pub fields: &'r Fields<'r>,
 }
 
+impl<S> Clone for Record<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for Record<'_, S> {}
+
 /// The shape of a destination's records. Records are written through it by [`write_as`], generic
 /// over it so each format's writer is its own monomorphic code.
 pub trait RecordFormat {
-    /// What every record of `envelope` shares, made once per envelope for [`Record::shared`].
-    fn shared(&self, envelope: &Envelope<'_>, region: &str) -> Vec<u8>;
+    /// What every record of one envelope shares, made once per envelope.
+    type Shared;
+    /// What every record of `envelope` shares, for [`Record::shared`].
+    fn shared(&self, envelope: &Envelope<'_>, region: &str) -> Self::Shared;
     /// Appends one record, without its newline.
-    fn write(&self, out: &mut Vec<u8>, record: &Record<'_>);
+    fn write(&self, out: &mut Vec<u8>, record: &Record<'_, Self::Shared>);
     /// The fewest bytes `event`'s records can take, `shared` being [`Self::shared`] of its envelope.
     /// Admission counts on it: parsed fields and parts may only add to it.
-    fn floor(&self, event: &LogEvent<'_>, shared: &[u8]) -> usize;
-}
-
-/// The Glue table's JSON objects (`{"event_id", "timestamp", "time", <shared>, "format", "message",
-/// ["part", "parts"], <fields>}`), as Firehose delivers them to S3.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TableJson;
-
-/// The fields every record of one envelope shares; serialised (and escaped) once per envelope.
-#[derive(Debug, Serialize)]
-struct Shared<'a> {
-    account: &'a str,
-    region: &'a str,
-    log_group: &'a str,
-    log_stream: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    instance_id: Option<&'a str>,
-    source: &'a str,
-}
-
-/// What every record has besides its shared fields, id and message, at its shortest (no time for a
-/// timestamp out of range, a one-digit timestamp, the empty format name).
-const RECORD_FRAME: usize = r#"{"event_id":"","timestamp":0,"time":"","format":"","message":""}"#.len() + 1;
-
-impl RecordFormat for TableJson {
-    /// `,"account":…,"source":…` for splicing into each record.
-    fn shared(&self, envelope: &Envelope<'_>, region: &str) -> Vec<u8> {
-        let shared = Shared {
-            account: &envelope.owner,
-            region,
-            log_group: &envelope.log_group,
-            log_stream: &envelope.log_stream,
-            instance_id: instance_id_of(&envelope.log_stream),
-            source: source_of(&envelope.log_group),
-        };
-        // Serialising plain data into a Vec cannot fail; it yields `{…}` with at least one field.
-        let mut bytes = serde_json::to_vec(&shared).unwrap_or_else(|_| b"{}".to_vec());
-        bytes.pop();
-        bytes[0] = b',';
-        bytes
-    }
-
-    fn write(&self, out: &mut Vec<u8>, record: &Record<'_>) {
-        let mut number = itoa::Buffer::new();
-        out.extend_from_slice(b"{\"event_id\":");
-        record.id.write(out);
-        out.extend_from_slice(b",\"timestamp\":");
-        out.extend_from_slice(number.format(record.timestamp).as_bytes());
-        out.extend_from_slice(b",\"time\":\"");
-        out.extend_from_slice(record.time);
-        out.push(b'"');
-        out.extend_from_slice(record.shared);
-        out.extend_from_slice(b",\"format\":\"");
-        out.extend_from_slice(record.format.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"message\":");
-        record.message.write(out);
-        if let Some((part, parts)) = record.part {
-            out.extend_from_slice(b",\"part\":");
-            out.extend_from_slice(number.format(part).as_bytes());
-            out.extend_from_slice(b",\"parts\":");
-            out.extend_from_slice(number.format(parts).as_bytes());
-        }
-        record.fields.write_json(out);
-        out.push(b'}');
-    }
-
-    /// The id and message literals are copied as the envelope spells them.
-    fn floor(&self, event: &LogEvent<'_>, shared: &[u8]) -> usize {
-        RECORD_FRAME + shared.len() + event.id_literal().len() + event.message_literal().len()
-    }
+    fn floor(&self, event: &LogEvent<'_>, shared: &Self::Shared) -> usize;
+    /// Whether the destination partitions records by account and hour (Firehose dynamic
+    /// partitioning into S3): the answer then carries each record's partition keys.
+    fn partitioned(&self) -> bool;
 }
 
 /// The instance a stream belongs to: the agent names streams `{instance_id}` (optionally followed by
 /// `/…`).
-fn instance_id_of(stream: &str) -> Option<&str> {
+pub(crate) fn instance_id_of(stream: &str) -> Option<&str> {
     let candidate = stream.split('/').next().unwrap_or_default();
     is_instance_id(candidate).then_some(candidate)
 }
 
 /// The last path segment of the log group (`CCP-logs-…/security` → `security`).
-fn source_of(log_group: &str) -> &str {
+pub(crate) fn source_of(log_group: &str) -> &str {
     log_group.rsplit('/').next().unwrap_or(log_group)
 }
 
 /// Appends one [`TableJson`] record per event (more for split messages) to `out`; returns how many
 /// were written.
 pub fn write_records(envelope: &Envelope<'_>, region: &str, limits: RecordLimits, out: &mut Vec<u8>) -> usize {
-    write_as(&TableJson, envelope, &TableJson.shared(envelope, region), limits, out, |_| {})
+    write_for(&Destination::Table, envelope, region, limits, out)
+}
+
+/// Appends `destination`'s records of each event (more for split messages) to `out`; returns how
+/// many were written.
+pub fn write_for(
+    destination: &Destination,
+    envelope: &Envelope<'_>,
+    region: &str,
+    limits: RecordLimits,
+    out: &mut Vec<u8>,
+) -> usize {
+    match destination {
+        Destination::Table => write_as(&TableJson, envelope, &TableJson.shared(envelope, region), limits, out, |_| {}),
+        Destination::Splunk(hec) => write_as(hec, envelope, &hec.shared(envelope, region), limits, out, |_| {}),
+    }
 }
 
 /// Appends one record per event of `envelope` in `format` (more for messages written in parts) to
@@ -144,7 +134,7 @@ pub fn write_records(envelope: &Envelope<'_>, region: &str, limits: RecordLimits
 pub fn write_as<F: RecordFormat>(
     format: &F,
     envelope: &Envelope<'_>,
-    shared: &[u8],
+    shared: &F::Shared,
     limits: RecordLimits,
     out: &mut Vec<u8>,
     mut event_written: impl FnMut(usize),
@@ -238,26 +228,6 @@ impl IsoClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The frame [`TableJson::floor`] counts is what [`TableJson::write`] writes around an event's
-    /// parts (the constant spells it again, so this keeps the two together).
-    #[test]
-    fn the_record_frame_is_what_write_record_writes() {
-        let mut out = Vec::new();
-        let fields = Fields::default();
-        let record = Record {
-            id: Str::json(""),
-            timestamp: 0,
-            time: b"",
-            shared: b"",
-            format: Format::Text,
-            message: Str::json(""),
-            part: None,
-            fields: &fields,
-        };
-        TableJson.write(&mut out, &record);
-        assert_eq!(out.len() + 1 - Format::Text.as_str().len(), RECORD_FRAME, "{}", String::from_utf8_lossy(&out));
-    }
 
     #[test]
     fn instance_and_source_come_from_stream_and_group() {
