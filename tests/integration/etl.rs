@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_firehose::types::{CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration};
-use fleetlog_etl::put::{RetryPolicy, put_all};
+use fleetlog_etl::put::{RetryPolicy, Sink, put_all};
 use fleetlog_etl::{EtlState, MetricsOutput};
 use fleetlog_tests::calls::CallRecorder;
 use fleetlog_tests::{ACCOUNT, REGION};
@@ -131,11 +131,13 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
     );
     let state = EtlState {
         firehose: etl_firehose.clone(),
+        kinesis: aws_sdk_kinesis::Client::new(&config),
         region: REGION.to_owned(),
         delivery_stream: None,
         retry: RetryPolicy::default(),
         metrics: MetricsOutput::Stderr,
         destination: fleetlog_etl::records::Destination::default(),
+        splunk_stream: None,
         sightings: None,
     };
     let response: aws_lambda_events::firehose::KinesisFirehoseResponse =
@@ -146,7 +148,9 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
         .iter()
         .flat_map(|r| r.data.0.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect::<Vec<_>>())
         .collect();
-    put_all(&etl_firehose, "fleetlog-processed", lines, RetryPolicy::default()).await.unwrap();
+    put_all(&Sink::Firehose { client: &etl_firehose, stream: "fleetlog-processed" }, lines, RetryPolicy::default())
+        .await
+        .unwrap();
     fleetlog_tests::iam::Deployment::local(&[]).assert_allows("EtlRole", &recorder.requests());
 
     let processed = wait_for_objects(&s3, "processed/").await;

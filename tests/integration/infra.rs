@@ -767,22 +767,28 @@ fn infra_tools() -> PathBuf {
 /// resource, or needless `*` resources.
 #[test]
 fn role_policies_pass_the_iam_linter() {
-    let deployment = Deployment::local(&[("EnableCrawler", serde_json::json!("true"))]);
+    // The default stack, and one fanning out to Splunk (whose roles' statements differ).
+    let deployments = [
+        ("single", Deployment::local(&[("EnableCrawler", serde_json::json!("true"))])),
+        ("splunk", splunk(&[("EnableCrawler", serde_json::json!("true"))])),
+    ];
     let dir = tempfile::tempdir().unwrap();
     let mut written = 0;
-    for (name, r) in template()["Resources"].as_mapping().unwrap() {
-        let name = name.as_str().unwrap();
-        if r["Type"].as_str() != Some("AWS::IAM::Role") || !deployment.exists(name) {
-            continue;
-        }
-        let props = deployment.resolve(&r["Properties"]);
-        for policy in props["Policies"].as_array().into_iter().flatten() {
-            let file = dir.path().join(format!("{name}-{}.json", policy["PolicyName"].as_str().unwrap()));
-            std::fs::write(&file, policy["PolicyDocument"].to_string()).unwrap();
-            written += 1;
+    for (label, deployment) in &deployments {
+        for (name, r) in template()["Resources"].as_mapping().unwrap() {
+            let name = name.as_str().unwrap();
+            if r["Type"].as_str() != Some("AWS::IAM::Role") || !deployment.exists(name) {
+                continue;
+            }
+            let props = deployment.resolve(&r["Properties"]);
+            for policy in props["Policies"].as_array().into_iter().flatten() {
+                let file = dir.path().join(format!("{label}-{name}-{}.json", policy["PolicyName"].as_str().unwrap()));
+                std::fs::write(&file, policy["PolicyDocument"].to_string()).unwrap();
+                written += 1;
+            }
         }
     }
-    assert!(written >= 6, "{written} policies");
+    assert!(written >= 12, "{written} policies");
     let out = std::process::Command::new(infra_tools().join("parliament"))
         .args(["--json", "--include_policy_extension", ".json", "--directory"])
         .arg(dir.path())
@@ -800,7 +806,7 @@ fn role_policies_pass_the_iam_linter() {
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let findings: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(findings.iter().filter(|f| explained(f)).count() <= 1, "{stdout}");
+    assert!(findings.iter().filter(|f| explained(f)).count() <= deployments.len(), "{stdout}");
     let unexplained: Vec<&Value> = findings.iter().filter(|f| !explained(f)).collect();
     assert!(unexplained.is_empty(), "parliament: {unexplained:#?}\n{}", String::from_utf8_lossy(&out.stderr));
 }
@@ -1106,4 +1112,152 @@ fn the_account_policy_leaves_out_the_stacks_own_groups() {
     let document: Value = serde_json::from_str(policy["PolicyDocument"].as_str().unwrap()).unwrap();
     let destination = format!("arn:aws:logs:{REGION}:{CENTRAL}:destination:fleetlog-logs");
     assert_eq!(document, policy_document(&destination, Some(&member.arn("CentralSenderRole")), ""));
+}
+
+const HEC_ENDPOINT: &str = "https://hec.splunk.example.com:443";
+const HEC_SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:fleetlog-hec-AbCdEf";
+
+fn splunk(extra: &[(&str, Value)]) -> Deployment {
+    let mut all = vec![
+        ("SplunkHecEndpoint", serde_json::json!(HEC_ENDPOINT)),
+        ("SplunkHecTokenSecretArn", serde_json::json!(HEC_SECRET)),
+        ("SplunkIndex", serde_json::json!("aws")),
+    ];
+    all.extend(extra.iter().cloned());
+    Deployment::local(&all)
+}
+
+/// With a HEC endpoint the subscription destination is a Kinesis stream read by two Firehose streams
+/// (S3 and Splunk), so a group spends one subscription filter on both; the Splunk stream takes its
+/// token from Secrets Manager, backs failed events up to the log bucket, and is answered by the same
+/// ETL function, which knows it by name.
+#[test]
+fn with_splunk_one_kinesis_stream_feeds_the_s3_and_splunk_delivery_streams() {
+    let t = template();
+    let single = Deployment::local(&[]);
+    for fan_out in ["FanOutStream", "SplunkDeliveryStream", "SplunkFreshnessAlarm", "FanOutIteratorAgeAlarm"] {
+        assert!(!single.exists(fan_out), "no {fan_out} without a HEC endpoint");
+    }
+    let without_token = Deployment::local(&[("SplunkHecEndpoint", serde_json::json!(HEC_ENDPOINT))]);
+    assert!(!without_token.exists("SplunkDeliveryStream"), "the stack's rule refuses this deployment");
+    let deployment = splunk(&[]);
+    let stream = deployment.arn("FanOutStream");
+    for name in ["DeliveryStream", "SplunkDeliveryStream"] {
+        let firehose = deployment.resolve(resource(&t, name));
+        assert_eq!(firehose["DeliveryStreamType"], "KinesisStreamAsSource", "{name}");
+        assert_eq!(
+            firehose["KinesisStreamSourceConfiguration"],
+            serde_json::json!({"KinesisStreamARN": stream, "RoleARN": deployment.arn("FirehoseRole")})
+        );
+        assert!(firehose["DeliveryStreamEncryptionConfigurationInput"].is_null(), "SSE is Direct PUT's: {name}");
+    }
+    let hec = deployment.resolve(&resource(&t, "SplunkDeliveryStream")["SplunkDestinationConfiguration"]);
+    assert_eq!(hec["HECEndpoint"], HEC_ENDPOINT);
+    assert_eq!(hec["HECEndpointType"], "Event", "the ETL writes HEC event objects");
+    assert_eq!(hec["SecretsManagerConfiguration"]["SecretARN"], HEC_SECRET);
+    assert_eq!(hec["S3BackupMode"], "FailedEventsOnly");
+    assert_eq!(hec["S3Configuration"]["BucketARN"], deployment.arn("LogBucket"));
+    let ack = hec["HECAcknowledgmentTimeoutInSeconds"].as_u64().unwrap();
+    assert!((180..=600).contains(&ack), "{ack}");
+    assert!(hec["RetryOptions"]["DurationInSeconds"].as_u64().unwrap() <= 7200);
+    let processor = &hec["ProcessingConfiguration"]["Processors"][0]["Parameters"][0];
+    assert_eq!(processor["ParameterValue"], deployment.arn("Etl"));
+
+    // The ETL answers the Splunk stream's batches with HEC events and re-ingests into the Kinesis stream.
+    let variables = deployment.resolve(&resource(&t, "Etl")["Environment"]["Variables"]);
+    let settings =
+        fleetlog_core::settings::EtlSettings::from_lookup(|name| variables[name].as_str().map(str::to_owned)).unwrap();
+    let splunk_stream = deployment.resolve(&resource(&t, "SplunkDeliveryStream")["DeliveryStreamName"]);
+    assert_eq!(settings.splunk_stream.as_deref(), splunk_stream.as_str());
+    assert_eq!(settings.splunk_index.as_deref(), Some("aws"));
+    let single_variables = single.resolve(&resource(&t, "Etl")["Environment"]["Variables"]);
+    let single_settings =
+        fleetlog_core::settings::EtlSettings::from_lookup(|name| single_variables[name].as_str().map(str::to_owned));
+    assert_eq!(single_settings.unwrap().splunk_stream, None);
+
+    // Groups subscribe to the Kinesis stream, by filter or account policy.
+    let enroller = deployment.resolve(&resource(&t, "Enroller")["Environment"]["Variables"]);
+    assert_eq!(enroller["FLEETLOG_SUBSCRIPTION_DESTINATION_ARN"], stream.as_str());
+    let by_policy = splunk(&[("SubscriptionMode", serde_json::json!("account-policy"))]);
+    let policy = by_policy.resolve(resource(&t, "AccountSubscriptionPolicy"));
+    let document: Value = serde_json::from_str(policy["PolicyDocument"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        document,
+        fleetlog_core::account_policy::policy_document(&stream, Some(&by_policy.arn("SubscriptionRole")), "")
+    );
+    let central = splunk(&[("StackRole", serde_json::json!("central"))]);
+    assert_eq!(central.resolve(resource(&t, "LogDestination"))["TargetArn"], central.arn("FanOutStream").as_str());
+
+    // What a real account would be asked, by whom.
+    let key = fleetlog_tests::iam::STACK_KEY_ARN;
+    let via_kinesis =
+        |action: &str| Request::new(action, key).with("kms:ViaService", format!("kinesis.{REGION}.amazonaws.com"));
+    let deliver = [Request::new("kinesis:PutRecord", stream.as_str()), via_kinesis("kms:GenerateDataKey")];
+    deployment.assert_allows("SubscriptionRole", &deliver);
+    central.assert_allows("LogDestinationRole", &deliver);
+    let firehose_put = Request::new("firehose:PutRecord", deployment.arn("DeliveryStream"));
+    assert_eq!(deployment.refusals("SubscriptionRole", &[firehose_put]).len(), 1, "a Kinesis-fed stream takes no puts");
+    deployment.assert_allows(
+        "EtlRole",
+        &[Request::new("kinesis:PutRecords", stream.as_str()), via_kinesis("kms:GenerateDataKey")],
+    );
+    let backup = format!("{}/splunk-failed/2026/12/03/failed.gz", deployment.arn("LogBucket"));
+    deployment.assert_allows(
+        "FirehoseRole",
+        &[
+            Request::new("kinesis:DescribeStream", stream.as_str()),
+            Request::new("kinesis:GetShardIterator", stream.as_str()),
+            Request::new("kinesis:GetRecords", stream.as_str()),
+            Request::new("kinesis:ListShards", stream.as_str()),
+            via_kinesis("kms:Decrypt"),
+            Request::new("secretsmanager:GetSecretValue", HEC_SECRET),
+            Request::new("lambda:InvokeFunction", deployment.arn("Etl")),
+            Request::new("s3:PutObject", backup.as_str()),
+        ],
+    );
+    assert_eq!(single.refusals("FirehoseRole", &[Request::new("secretsmanager:GetSecretValue", HEC_SECRET)]).len(), 1);
+    let other_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:other-AbCdEf";
+    assert_eq!(
+        deployment.refusals("FirehoseRole", &[Request::new("secretsmanager:GetSecretValue", other_secret)]).len(),
+        1
+    );
+
+    // Its alarms watch the streams the stack made.
+    let splunk_name = splunk_stream.as_str().unwrap();
+    for (alarm, namespace, dimension) in [
+        ("SplunkFreshnessAlarm", "AWS/Firehose", splunk_name.to_owned()),
+        ("SplunkDeliveryFailureAlarm", "AWS/Firehose", splunk_name.to_owned()),
+        ("FanOutIteratorAgeAlarm", "AWS/Kinesis", stream.rsplit('/').next().unwrap().to_owned()),
+    ] {
+        let props = deployment.resolve(resource(&t, alarm));
+        assert_eq!(
+            (props["Namespace"].as_str(), props["Dimensions"][0]["Value"].as_str()),
+            (Some(namespace), Some(dimension.as_str())),
+            "{alarm}"
+        );
+        assert!(props["AlarmActions"][0].as_str().unwrap().starts_with("arn:aws:sns:"), "{alarm} notifies");
+    }
+}
+
+/// The fan-out stack in the emulator's CloudFormation, with the Splunk parameters: the Kinesis
+/// stream and the Kinesis-fed S3 stream are created, and the Splunk stream is refused because the
+/// emulator (fakecloud 0.51.0, its newest release) provisions only S3 destinations in CloudFormation
+/// (`resource_provisioner/firehose.rs`). A known gap, asserted so that the day it closes this test
+/// fails and becomes the full deployment check; the template test above checks the Splunk stream.
+#[tokio::test]
+async fn the_splunk_stack_reaches_the_emulators_missing_splunk_provisioner() {
+    let emulator = start_emulator();
+    let config = emulator.sdk_config().await;
+    let s3 = fleetlog_aws::s3::client(&config);
+    s3.create_bucket().bucket("fleetlog-code").send().await.unwrap();
+    let zips = tempfile::tempdir().unwrap();
+    write_zips(zips.path(), EMPTY_ZIP);
+    let parameters =
+        [("SplunkHecEndpoint", HEC_ENDPOINT), ("SplunkHecTokenSecretArn", HEC_SECRET), ("SplunkIndex", "aws")];
+    let options = deploy_options("fleetlog", zips.path(), &parameters);
+    let error = fleetlog_cli::stack::deploy(&config, &s3, &options).await.unwrap_err().to_string();
+    assert!(
+        error.contains("SplunkDeliveryStream") && error.contains("requires a destination configuration"),
+        "{error}"
+    );
 }

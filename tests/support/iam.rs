@@ -278,6 +278,7 @@ impl Deployment {
             "AWS::SSM::Document" | "AWS::Athena::WorkGroup" | "AWS::SSM::Parameter" => Some(&props["Name"]),
             "AWS::Glue::Database" => Some(&props["DatabaseInput"]["Name"]),
             "AWS::Logs::Destination" => Some(&props["DestinationName"]),
+            "AWS::Kinesis::Stream" => Some(&props["Name"]),
             _ => None,
         };
         match named.filter(|n| !n.is_null()) {
@@ -339,6 +340,7 @@ impl Deployment {
             }
             "AWS::Events::Rule" => format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"),
             "AWS::Logs::Destination" => format!("arn:aws:logs:{REGION}:{ACCOUNT}:destination:{name}"),
+            "AWS::Kinesis::Stream" => format!("arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{name}"),
             other => panic!("GetAtt on {other} is not modelled"),
         };
         match attribute {

@@ -56,6 +56,9 @@ pub const ETL_VARIABLES: &[(&str, Option<&str>)] = &[
     ("FLEETLOG_RECORD_FORMAT", Some("table")),
     // The Splunk index of every HEC event; empty: the HEC token's default index.
     ("FLEETLOG_SPLUNK_INDEX", Some("")),
+    // A fan-out stack's Splunk delivery stream: the batches it hands the ETL are answered with HEC
+    // events, every other stream's in FLEETLOG_RECORD_FORMAT. Empty: none.
+    ("FLEETLOG_SPLUNK_DELIVERY_STREAM", Some("")),
 ];
 
 /// Which destination's records the ETL writes.
@@ -64,8 +67,8 @@ pub enum RecordFormatSetting {
     /// The Glue table's JSON objects (S3, Athena).
     #[default]
     Table,
-    /// Splunk HTTP Event Collector events, into `index` (`None`: the token's default).
-    SplunkHec { index: Option<String> },
+    /// Splunk HTTP Event Collector events, into [`EtlSettings::splunk_index`].
+    SplunkHec,
 }
 
 /// Whether `name` can be a Splunk index: lower-case letters, digits, `_` and `-`, not starting with
@@ -75,6 +78,12 @@ pub fn is_splunk_index(name: &str) -> bool {
         && name.len() <= 80
         && !name.starts_with(['_', '-'])
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Whether `name` can name a Firehose stream: 1 to 64 letters, digits, `_`, `-` and `.` (the
+/// CreateDeliveryStream API reference's pattern).
+fn is_delivery_stream_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
 /// The freshness window's default (seconds), shared by the enroller, the ETL and the CLI.
@@ -124,6 +133,11 @@ pub struct EtlSettings {
     /// A central stack's account: other accounts' sightings go to their own default buses.
     pub reports_members_of: Option<String>,
     pub record_format: RecordFormatSetting,
+    /// The delivery stream whose batches are answered with Splunk HEC events (into
+    /// `FLEETLOG_SPLUNK_INDEX`), whatever `record_format` says.
+    pub splunk_stream: Option<String>,
+    /// The index of every HEC event (`None`: the HEC token's default index).
+    pub splunk_index: Option<String>,
 }
 
 impl EtlSettings {
@@ -152,23 +166,31 @@ impl EtlSettings {
             }
             other => return Err(invalid("FLEETLOG_REPORT_TO_MEMBERS", other, "expected true or false".into())),
         };
+        let splunk_index = optional("FLEETLOG_SPLUNK_INDEX")?;
+        if let Some(bad) = splunk_index.as_deref().filter(|i| !is_splunk_index(i)) {
+            return Err(invalid(
+                "FLEETLOG_SPLUNK_INDEX",
+                bad,
+                "a Splunk index name is lower-case letters, digits, _ and -, not starting with _ or -".into(),
+            ));
+        }
         let record_format = match get("FLEETLOG_RECORD_FORMAT")?.as_str() {
             "table" => RecordFormatSetting::Table,
-            "splunk-hec" => {
-                let index = optional("FLEETLOG_SPLUNK_INDEX")?;
-                if let Some(bad) = index.as_deref().filter(|i| !is_splunk_index(i)) {
-                    return Err(invalid(
-                        "FLEETLOG_SPLUNK_INDEX",
-                        bad,
-                        "a Splunk index name is lower-case letters, digits, _ and -, not starting with _ or -".into(),
-                    ));
-                }
-                RecordFormatSetting::SplunkHec { index }
-            }
+            "splunk-hec" => RecordFormatSetting::SplunkHec,
             other => return Err(invalid("FLEETLOG_RECORD_FORMAT", other, "expected table or splunk-hec".into())),
         };
+        let splunk_stream = optional("FLEETLOG_SPLUNK_DELIVERY_STREAM")?;
+        if let Some(bad) = splunk_stream.as_deref().filter(|s| !is_delivery_stream_name(s)) {
+            return Err(invalid(
+                "FLEETLOG_SPLUNK_DELIVERY_STREAM",
+                bad,
+                "a Firehose stream name is 1 to 64 letters, digits, _, - and .".into(),
+            ));
+        }
         Ok(Self {
             record_format,
+            splunk_stream,
+            splunk_index,
             delivery_stream: optional("FLEETLOG_DELIVERY_STREAM")?,
             enroll_queue_url: optional("FLEETLOG_ENROLL_QUEUE_URL")?,
             freshness_window: Duration::from_secs(whole(
@@ -469,17 +491,28 @@ mod tests {
                 freshness_window: crate::freshness::DEFAULT_FRESHNESS_WINDOW,
                 reports_members_of: None,
                 record_format: RecordFormatSetting::Table,
+                splunk_stream: None,
+                splunk_index: None,
             }
         );
-        let hec = |pairs: &[(&str, &str)]| EtlSettings::from_lookup(env(pairs)).map(|s| s.record_format);
+        let fan_out = EtlSettings::from_lookup(env(&[
+            ("FLEETLOG_SPLUNK_DELIVERY_STREAM", "fleetlog-splunk"),
+            ("FLEETLOG_SPLUNK_INDEX", "aws"),
+        ]))
+        .unwrap();
+        assert_eq!(fan_out.splunk_stream.as_deref(), Some("fleetlog-splunk"));
+        assert_eq!(fan_out.record_format, RecordFormatSetting::Table, "the other streams' format");
+        let err = EtlSettings::from_lookup(env(&[("FLEETLOG_SPLUNK_DELIVERY_STREAM", "no/slash")])).unwrap_err();
+        assert!(err.to_string().contains("FLEETLOG_SPLUNK_DELIVERY_STREAM"), "{err}");
+        let err = EtlSettings::from_lookup(env(&[("FLEETLOG_SPLUNK_INDEX", "Main")])).unwrap_err();
+        assert!(err.to_string().contains("FLEETLOG_SPLUNK_INDEX"), "checked whichever stream uses it: {err}");
+        let hec =
+            |pairs: &[(&str, &str)]| EtlSettings::from_lookup(env(pairs)).map(|s| (s.record_format, s.splunk_index));
         assert_eq!(
             hec(&[("FLEETLOG_RECORD_FORMAT", "splunk-hec"), ("FLEETLOG_SPLUNK_INDEX", "aws-logs_1")]),
-            Ok(RecordFormatSetting::SplunkHec { index: Some("aws-logs_1".into()) })
+            Ok((RecordFormatSetting::SplunkHec, Some("aws-logs_1".into())))
         );
-        assert_eq!(
-            hec(&[("FLEETLOG_RECORD_FORMAT", "splunk-hec")]),
-            Ok(RecordFormatSetting::SplunkHec { index: None })
-        );
+        assert_eq!(hec(&[("FLEETLOG_RECORD_FORMAT", "splunk-hec")]), Ok((RecordFormatSetting::SplunkHec, None)));
         for bad in ["Main", "_internal", "-x", "a b"] {
             let err = hec(&[("FLEETLOG_RECORD_FORMAT", "splunk-hec"), ("FLEETLOG_SPLUNK_INDEX", bad)]).unwrap_err();
             assert!(err.to_string().contains("FLEETLOG_SPLUNK_INDEX"), "{bad}: {err}");

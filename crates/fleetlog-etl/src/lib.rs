@@ -38,7 +38,7 @@ use serde_json::value::RawValue;
 
 use envelope::{MessageType, parse_envelope};
 use gzip::gunzip_into;
-use put::{PutError, RECORD_LIMITS, RetryPolicy, put_all};
+use put::{PutError, RECORD_LIMITS, RetryPolicy, Sink, put_all};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EtlError {
@@ -82,6 +82,8 @@ fn base64_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
 #[derive(Debug, Clone)]
 pub struct EtlState {
     pub firehose: aws_sdk_firehose::Client,
+    /// Where a fan-out stack's transformations re-ingest: the Kinesis stream their Firehose streams read.
+    pub kinesis: aws_sdk_kinesis::Client,
     pub region: String,
     /// Where the subscription-target shape puts records (`FLEETLOG_DELIVERY_STREAM`).
     pub delivery_stream: Option<String>,
@@ -90,8 +92,21 @@ pub struct EtlState {
     pub metrics: MetricsOutput,
     /// Whose records the ETL writes (`FLEETLOG_RECORD_FORMAT`).
     pub destination: records::Destination,
+    /// A fan-out stack's Splunk stream, and the destination its batches are answered for
+    /// (`FLEETLOG_SPLUNK_DELIVERY_STREAM`).
+    pub splunk_stream: Option<(String, records::Destination)>,
     /// Where whose logs were carried is reported (`FLEETLOG_ENROLL_QUEUE_URL`); `None`: nowhere.
     pub sightings: Option<std::sync::Arc<SightingReports>>,
+}
+
+impl EtlState {
+    /// The destination a Firehose batch is answered for: the Splunk stream's own, else the ETL's.
+    pub fn destination_for(&self, event: &KinesisFirehoseEvent) -> &records::Destination {
+        match (&self.splunk_stream, firehose::delivery_stream_name(event)) {
+            (Some((splunk, destination)), Some(stream)) if splunk == stream => destination,
+            _ => &self.destination,
+        }
+    }
 }
 
 /// Tells the enroller, through its queue, which instances' logs the ETL carried (see
@@ -282,17 +297,22 @@ pub async fn handle(state: &EtlState, payload: Payload) -> Result<Box<RawValue>,
 /// failed re-ingest fails the invocation (Firehose retries it) instead of losing data. The answer is
 /// the response JSON.
 pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> Result<Box<RawValue>, EtlError> {
-    let out = firehose::transform_for(&state.destination, event, &state.region);
+    let out = firehose::transform_for(state.destination_for(event), event, &state.region);
     tracing::info!(stats = ?out.stats, "Firehose batch transformed");
     if !out.reingest.is_empty() {
-        let stream = event
-            .delivery_stream_arn
-            .as_deref()
-            .and_then(|arn| arn.rsplit_once("deliverystream/").map(|(_, name)| name.to_owned()))
-            .ok_or_else(|| {
-                EtlError::Malformed("records must be re-ingested but deliveryStreamArn is missing".into())
-            })?;
-        put_all(&state.firehose, &stream, out.reingest, state.retry).await?;
+        let stream = firehose::delivery_stream_name(event).ok_or_else(|| {
+            EtlError::Malformed("records must be re-ingested but deliveryStreamArn is missing".into())
+        })?;
+        // A stream that reads a Kinesis stream takes no puts: its records go back into the Kinesis
+        // stream, keyed for this stream alone (the other consumers drop them).
+        match event.source_kinesis_stream_arn.as_deref() {
+            Some(source) => {
+                let partition_key = firehose::reingest_partition_key(stream);
+                let sink = Sink::Kinesis { client: &state.kinesis, stream_arn: source, partition_key: &partition_key };
+                put_all(&sink, out.reingest, state.retry).await?
+            }
+            None => put_all(&Sink::Firehose { client: &state.firehose, stream }, out.reingest, state.retry).await?,
+        };
     }
     // Counted once the batch is settled: a failed re-ingest fails the invocation, and Firehose's
     // retry counts it.
@@ -318,7 +338,7 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
     records::write_for(&state.destination, &envelope, &state.region, RECORD_LIMITS, &mut lines);
     let records: Vec<Vec<u8>> = lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
     let count = records.len();
-    put_all(&state.firehose, stream, records, state.retry).await?;
+    put_all(&Sink::Firehose { client: &state.firehose, stream }, records, state.retry).await?;
     if let Some(reports) = &state.sightings {
         reports.report(firehose::sighting(&envelope).into_iter().collect()).await;
     }

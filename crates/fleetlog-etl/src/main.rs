@@ -1,7 +1,9 @@
-//! Lambda wiring only: logs, region, the Firehose, SQS and (a central stack's) EventBridge clients,
+//! Lambda wiring only: logs, region, the Firehose, Kinesis, SQS and (a central stack's) EventBridge clients,
 //! then the runtime (`fleetlog_etl::lambda`).
 
+use fleetlog_core::settings::RecordFormatSetting;
 use fleetlog_etl::put::RetryPolicy;
+use fleetlog_etl::records::Destination;
 use fleetlog_etl::{EtlState, MetricsOutput, SightingReports};
 use lambda_runtime::Error;
 
@@ -29,11 +31,15 @@ async fn main() -> Result<(), Error> {
     let state = EtlState {
         sightings,
         firehose: aws_sdk_firehose::Client::new(&config),
+        kinesis: aws_sdk_kinesis::Client::new(&config),
         region,
         delivery_stream: settings.delivery_stream,
         retry: RetryPolicy::default(),
         metrics: MetricsOutput::Stdout,
-        destination: settings.record_format.into(),
+        destination: Destination::new(&settings.record_format, settings.splunk_index.clone()),
+        splunk_stream: settings
+            .splunk_stream
+            .map(|stream| (stream, Destination::new(&RecordFormatSetting::SplunkHec, settings.splunk_index))),
     };
     fleetlog_etl::lambda::run(state).await
 }

@@ -1,18 +1,112 @@
-//! PutRecordBatch with Firehose's limits (500 records, 4 MiB per call) and per-record retries.
+//! Putting records, with per-record retries, into a Firehose stream (PutRecordBatch: 500 records,
+//! 4 MiB per call, 1,000 KiB per record) or into the Kinesis stream a fan-out stack's Firehose
+//! streams read (PutRecords: 500 records, 5 MiB per call, 1 MiB per record with its partition key).
 
 use std::time::Duration;
 
-use aws_sdk_firehose::primitives::Blob;
-use aws_sdk_firehose::types::Record;
+use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::records::RecordLimits;
 
-const MAX_BATCH_RECORDS: usize = 500;
-const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
 /// What the ETL's records must keep to for Firehose: a little under its record limit (room for the
 /// newline), messages split into parts of 512 KiB of JSON text, whose records always fit it.
 pub const RECORD_LIMITS: RecordLimits = RecordLimits { record_bytes: MAX_RECORD_BYTES - 1024, part_bytes: 512 * 1024 };
+
+/// Where records are put.
+#[derive(Debug, Clone, Copy)]
+pub enum Sink<'a> {
+    Firehose {
+        client: &'a aws_sdk_firehose::Client,
+        stream: &'a str,
+    },
+    /// A Kinesis stream; each record's partition key is `partition_key` and its index (the index
+    /// spreads records over shards; the prefix is what a reader tells them by).
+    Kinesis {
+        client: &'a aws_sdk_kinesis::Client,
+        stream_arn: &'a str,
+        partition_key: &'a str,
+    },
+}
+
+/// One API's call limits.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    batch_records: usize,
+    batch_bytes: usize,
+    record_bytes: usize,
+}
+
+const FIREHOSE_LIMITS: Limits =
+    Limits { batch_records: 500, batch_bytes: 4 * 1024 * 1024, record_bytes: MAX_RECORD_BYTES };
+/// Kinesis counts a record's partition key (at most 256 bytes) in both its limits; a record of
+/// `MAX_RECORD_BYTES` always fits with one.
+const KINESIS_LIMITS: Limits =
+    Limits { batch_records: 500, batch_bytes: 5 * 1024 * 1024 - 500 * 256, record_bytes: 1024 * 1024 - 256 };
+const _: () = assert!(KINESIS_LIMITS.record_bytes >= MAX_RECORD_BYTES);
+
+/// What one call answered: for each record, by position, the error that refused it; or why the call
+/// as a whole failed.
+type Answer = Result<Vec<Option<String>>, String>;
+
+impl Sink<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Sink::Firehose { stream, .. } => stream,
+            Sink::Kinesis { stream_arn, .. } => stream_arn,
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        match self {
+            Sink::Firehose { .. } => FIREHOSE_LIMITS,
+            Sink::Kinesis { .. } => KINESIS_LIMITS,
+        }
+    }
+
+    async fn send(&self, batch: &[Vec<u8>]) -> Result<Answer, PutError> {
+        let refused = |code: Option<&str>, message: Option<&str>| {
+            code.map(|code| format!("{code}: {}", message.unwrap_or_default()))
+        };
+        Ok(match self {
+            Sink::Firehose { client, stream } => {
+                use aws_sdk_firehose::{primitives::Blob, types::Record};
+                // Every record is built or no call is made: answers are matched to records by position.
+                let entries = batch
+                    .iter()
+                    .map(|data| Record::builder().data(Blob::new(data.clone())).build())
+                    .collect::<Result<Vec<Record>, _>>()
+                    .map_err(|e| PutError::InvalidRecord(e.to_string()))?;
+                match client.put_record_batch().delivery_stream_name(*stream).set_records(Some(entries)).send().await {
+                    Ok(out) if out.failed_put_count() == 0 => Ok(vec![None; batch.len()]),
+                    Ok(out) => {
+                        Ok(out.request_responses().iter().map(|r| refused(r.error_code(), r.error_message())).collect())
+                    }
+                    Err(e) => Err(DisplayErrorContext(&e).to_string()),
+                }
+            }
+            Sink::Kinesis { client, stream_arn, partition_key } => {
+                use aws_sdk_kinesis::{primitives::Blob, types::PutRecordsRequestEntry};
+                let entries = batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, data)| {
+                        PutRecordsRequestEntry::builder()
+                            .data(Blob::new(data.clone()))
+                            .partition_key(format!("{partition_key}{i}"))
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| PutError::InvalidRecord(e.to_string()))?;
+                match client.put_records().stream_arn(*stream_arn).set_records(Some(entries)).send().await {
+                    Ok(out) if out.failed_record_count().unwrap_or(0) == 0 => Ok(vec![None; batch.len()]),
+                    Ok(out) => Ok(out.records().iter().map(|r| refused(r.error_code(), r.error_message())).collect()),
+                    Err(e) => Err(DisplayErrorContext(&e).to_string()),
+                }
+            }
+        })
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -32,19 +126,19 @@ pub enum PutError {
         "{count} of {total} records could not be delivered to {stream} after {attempts} attempts (last error: {last_error})"
     )]
     Undelivered { stream: String, count: usize, total: usize, attempts: u32, last_error: String },
-    #[error("record of {0} bytes exceeds Firehose's 1,000 KiB record limit")]
-    RecordTooLarge(usize),
+    #[error("a record of {bytes} bytes exceeds {stream}'s record limit of {limit} bytes")]
+    RecordTooLarge { stream: String, bytes: usize, limit: usize },
     #[error("record cannot be sent: {0}")]
     InvalidRecord(String),
 }
 
 /// Splits records into calls within both limits, keeping order.
-fn batches(records: &[Vec<u8>]) -> Vec<std::ops::Range<usize>> {
+fn batches(records: &[Vec<u8>], limits: Limits) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
     for (i, r) in records.iter().enumerate() {
-        if i > start && (i - start == MAX_BATCH_RECORDS || bytes + r.len() > MAX_BATCH_BYTES) {
+        if i > start && (i - start == limits.batch_records || bytes + r.len() > limits.batch_bytes) {
             out.push(start..i);
             start = i;
             bytes = 0;
@@ -57,16 +151,16 @@ fn batches(records: &[Vec<u8>]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// Puts every record, retrying exactly the ones Firehose reports as failed (and whole calls that
+/// Puts every record, retrying exactly the ones the sink reports as failed (and whole calls that
 /// fail) with exponential backoff. Returns the number of calls made.
-pub async fn put_all(
-    client: &aws_sdk_firehose::Client,
-    stream: &str,
-    records: Vec<Vec<u8>>,
-    policy: RetryPolicy,
-) -> Result<usize, PutError> {
-    if let Some(big) = records.iter().find(|r| r.len() > MAX_RECORD_BYTES) {
-        return Err(PutError::RecordTooLarge(big.len()));
+pub async fn put_all(sink: &Sink<'_>, records: Vec<Vec<u8>>, policy: RetryPolicy) -> Result<usize, PutError> {
+    let limits = sink.limits();
+    if let Some(big) = records.iter().find(|r| r.len() > limits.record_bytes) {
+        return Err(PutError::RecordTooLarge {
+            stream: sink.name().to_owned(),
+            bytes: big.len(),
+            limit: limits.record_bytes,
+        });
     }
     let total = records.len();
     let mut pending = records;
@@ -75,38 +169,26 @@ pub async fn put_all(
     let mut last_error = String::new();
     for attempt in 1..=policy.attempts.max(1) {
         let mut failed = Vec::new();
-        for range in batches(&pending) {
+        for range in batches(&pending, limits) {
             let batch = &pending[range];
-            // Every record is built or no call is made: responses are matched to records by position.
-            let entries = batch
-                .iter()
-                .map(|data| Record::builder().data(Blob::new(data.clone())).build())
-                .collect::<Result<Vec<Record>, _>>()
-                .map_err(|e| PutError::InvalidRecord(e.to_string()))?;
             calls += 1;
-            match client.put_record_batch().delivery_stream_name(stream).set_records(Some(entries)).send().await {
-                Ok(output) if output.failed_put_count() == 0 => {}
-                Ok(output) if output.request_responses().len() != batch.len() => {
-                    // Entries answer records by position; without one per record, which records
+            match sink.send(batch).await? {
+                Ok(answers) if answers.len() != batch.len() => {
+                    // Answers match records by position; without one per record, which records
                     // failed is unknown, so all are sent again (a duplicate rather than a loss).
-                    last_error = format!(
-                        "{} failed, but {} entries answered {} records",
-                        output.failed_put_count(),
-                        output.request_responses().len(),
-                        batch.len()
-                    );
+                    last_error = format!("{} answers for {} records", answers.len(), batch.len());
                     failed.extend(batch.iter().cloned());
                 }
-                Ok(output) => {
-                    for (data, result) in batch.iter().zip(output.request_responses()) {
-                        if let Some(code) = result.error_code() {
-                            last_error = format!("{code}: {}", result.error_message().unwrap_or_default());
+                Ok(answers) => {
+                    for (data, answer) in batch.iter().zip(answers) {
+                        if let Some(error) = answer {
+                            last_error = error;
                             failed.push(data.clone());
                         }
                     }
                 }
-                Err(e) => {
-                    last_error = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+                Err(error) => {
+                    last_error = error;
                     failed.extend(batch.iter().cloned());
                 }
             }
@@ -122,7 +204,7 @@ pub async fn put_all(
         }
     }
     Err(PutError::Undelivered {
-        stream: stream.to_owned(),
+        stream: sink.name().to_owned(),
         count: pending.len(),
         total,
         attempts: policy.attempts,
@@ -136,13 +218,15 @@ mod tests {
 
     #[test]
     fn batches_respect_count_and_size_limits() {
-        let small = vec![vec![0u8; 10]; 1200];
-        let sizes: Vec<usize> = batches(&small).iter().map(|r| r.len()).collect();
-        assert_eq!(sizes, [500, 500, 200]);
-        let big = vec![vec![0u8; 900 * 1024]; 10];
-        let ranges = batches(&big);
-        assert!(ranges.iter().all(|r| big[r.clone()].iter().map(Vec::len).sum::<usize>() <= MAX_BATCH_BYTES));
-        assert_eq!(ranges.iter().map(|r| r.len()).sum::<usize>(), 10);
-        assert!(batches(&[]).is_empty());
+        for limits in [FIREHOSE_LIMITS, KINESIS_LIMITS] {
+            let small = vec![vec![0u8; 10]; 1200];
+            let sizes: Vec<usize> = batches(&small, limits).iter().map(|r| r.len()).collect();
+            assert_eq!(sizes, [500, 500, 200]);
+            let big = vec![vec![0u8; MAX_RECORD_BYTES]; 10];
+            let ranges = batches(&big, limits);
+            assert!(ranges.iter().all(|r| big[r.clone()].iter().map(Vec::len).sum::<usize>() <= limits.batch_bytes));
+            assert_eq!(ranges.iter().map(|r| r.len()).sum::<usize>(), 10);
+            assert!(batches(&[], limits).is_empty());
+        }
     }
 }

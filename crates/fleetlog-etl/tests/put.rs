@@ -10,7 +10,7 @@ use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
 use aws_sdk_firehose::types::PutRecordBatchResponseEntry;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use fleetlog_etl::gzip::gzip;
-use fleetlog_etl::put::{PutError, RetryPolicy, put_all};
+use fleetlog_etl::put::{PutError, RetryPolicy, Sink, put_all};
 use fleetlog_etl::{EtlError, EtlState, MetricsOutput, handle};
 
 /// One invocation as Lambda makes it: JSON text in (read by the runtime into the payload type), JSON
@@ -25,11 +25,13 @@ async fn invoke(state: &EtlState, payload: serde_json::Value) -> Result<serde_js
 fn firehose_shape_state() -> EtlState {
     EtlState {
         firehose: mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[]),
+        kinesis: mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, &[]),
         region: "eu-west-1".into(),
         delivery_stream: None,
         retry: FAST,
         metrics: MetricsOutput::Stderr,
         destination: fleetlog_etl::records::Destination::default(),
+        splunk_stream: None,
         sightings: None,
     }
 }
@@ -68,7 +70,7 @@ async fn exactly_the_failed_records_are_retried() {
     let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&rule]);
     let records = vec![b"ok-1".to_vec(), b"fail-2".to_vec(), b"ok-3".to_vec(), b"fail-4".to_vec()];
 
-    let made = put_all(&client, "s", records, FAST).await.unwrap();
+    let made = put_all(&Sink::Firehose { client: &client, stream: "s" }, records, FAST).await.unwrap();
 
     let calls = calls.lock().unwrap();
     assert_eq!(made, 2);
@@ -87,7 +89,13 @@ async fn records_that_keep_failing_are_reported_not_dropped() {
             .unwrap()
     });
     let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&rule]);
-    let err = put_all(&client, "fleetlog-processed", vec![b"a".to_vec(), b"b".to_vec()], FAST).await.unwrap_err();
+    let err = put_all(
+        &Sink::Firehose { client: &client, stream: "fleetlog-processed" },
+        vec![b"a".to_vec(), b"b".to_vec()],
+        FAST,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, PutError::Undelivered { count: 2, total: 2, attempts: 3, .. }), "{err}");
     assert!(err.to_string().contains("ServiceUnavailableException"), "{err}");
     assert_eq!(rule.num_calls(), 3);
@@ -110,7 +118,7 @@ async fn an_answer_without_an_entry_per_record_resends_the_whole_call() {
     let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&rule]);
     let records = vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()];
 
-    put_all(&client, "s", records.clone(), FAST).await.unwrap();
+    put_all(&Sink::Firehose { client: &client, stream: "s" }, records.clone(), FAST).await.unwrap();
 
     assert_eq!(*calls.lock().unwrap(), vec![records.clone(), records]);
 }
@@ -121,7 +129,7 @@ async fn big_batches_are_split_within_firehose_limits() {
     let rule = flaky_firehose(calls.clone());
     let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&rule]);
     let records: Vec<Vec<u8>> = (0..1200).map(|i| format!("ok-{i}").into_bytes()).collect();
-    put_all(&client, "s", records, FAST).await.unwrap();
+    put_all(&Sink::Firehose { client: &client, stream: "s" }, records, FAST).await.unwrap();
     let sizes: Vec<usize> = calls.lock().unwrap().iter().map(Vec::len).collect();
     assert_eq!(sizes, [500, 500, 200]);
 }
@@ -132,11 +140,13 @@ async fn subscription_target_puts_one_record_per_event_and_ignores_control_messa
     let rule = flaky_firehose(calls.clone());
     let state = EtlState {
         firehose: mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&rule]),
+        kinesis: mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, &[]),
         region: "eu-west-1".into(),
         delivery_stream: Some("fleetlog-processed".into()),
         retry: FAST,
         metrics: MetricsOutput::Stderr,
         destination: fleetlog_etl::records::Destination::default(),
+        splunk_stream: None,
         sightings: None,
     };
     let envelope = serde_json::json!({
@@ -209,4 +219,142 @@ async fn payloads_of_neither_shape_are_refused_with_a_reason() {
     let error = serde_json::from_str::<fleetlog_etl::Payload>(r#"{"records": [{"recordId": "1", "data": 7}]}"#)
         .expect_err("records must have base64 data");
     assert!(error.to_string().contains("invalid type"), "{error}");
+}
+
+/// A fan-out stack's Firehose streams read one Kinesis stream and take no puts: what a batch
+/// re-ingests goes back into that Kinesis stream, keyed for the stream that re-ingested it, and the
+/// other consumer drops it while this one answers it.
+#[tokio::test]
+async fn a_kinesis_fed_stream_reingests_into_its_kinesis_stream_for_itself() {
+    use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
+    use aws_sdk_kinesis::types::PutRecordsResultEntry;
+    const SOURCE: &str = "arn:aws:kinesis:eu-west-1:123456789012:stream/fleetlog-logs";
+    let sent = Arc::new(Mutex::new(Vec::<(String, String, Vec<u8>)>::new()));
+    let seen = sent.clone();
+    let rule = mock!(aws_sdk_kinesis::Client::put_records).then_compute_output(move |input| {
+        let mut sent = seen.lock().unwrap();
+        for r in input.records() {
+            let stream = input.stream_arn().unwrap_or_default().to_owned();
+            sent.push((stream, r.partition_key().unwrap_or_default().to_owned(), r.data().as_ref().to_vec()));
+        }
+        let entries = input
+            .records()
+            .iter()
+            .map(|_| PutRecordsResultEntry::builder().shard_id("shardId-0").sequence_number("1").build());
+        PutRecordsOutput::builder().failed_record_count(0).set_records(Some(entries.collect())).build().unwrap()
+    });
+    let splunk = fleetlog_etl::records::Destination::Splunk(fleetlog_etl::records::SplunkHec { index: None });
+    let state = EtlState {
+        kinesis: mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, &[&rule]),
+        splunk_stream: Some(("fleetlog-splunk".into(), splunk)),
+        ..firehose_shape_state()
+    };
+    // Ten records of one 500 KB event each: about eight fit a 6 MB response, the rest go back.
+    let data = |i: usize| {
+        let envelope = serde_json::json!({
+            "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "g/app", "logStream": "i-01234567",
+            "subscriptionFilters": ["fleetlog"],
+            "logEvents": [{"id": format!("{i}"), "timestamp": 1_763_805_600_000_i64, "message": "x".repeat(500_000)}]
+        });
+        base64_simd::STANDARD.encode_to_string(gzip(envelope.to_string().as_bytes()))
+    };
+    let records: Vec<serde_json::Value> = (0..10)
+        .map(|i| {
+            serde_json::json!({"recordId": format!("{i}"), "approximateArrivalTimestamp": 1, "data": data(i),
+            "kinesisRecordMetadata": {"shardId": "shardId-0", "partitionKey": "cwl-7", "approximateArrivalTimestamp": 1,
+                                      "sequenceNumber": "1", "subsequenceNumber": 0}})
+        })
+        .collect();
+    let payload = serde_json::json!({
+        "invocationId": "i", "deliveryStreamArn": "arn:aws:firehose:eu-west-1:123456789012:deliverystream/fleetlog-splunk",
+        "sourceKinesisStreamArn": SOURCE, "region": "eu-west-1", "records": records,
+    });
+    let answer = invoke(&state, payload).await.unwrap();
+    let results: Vec<&str> =
+        answer["records"].as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
+    let dropped = results.iter().filter(|r| **r == "Dropped").count();
+    assert!(dropped > 0 && results.iter().filter(|r| **r == "Ok").count() + dropped == 10, "{results:?}");
+    // The Splunk stream's batches are answered with HEC events.
+    let ok = answer["records"].as_array().unwrap().iter().find(|r| r["result"] == "Ok").unwrap();
+    let event: serde_json::Value =
+        serde_json::from_slice(&base64_simd::STANDARD.decode_to_vec(ok["data"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(
+        (event["sourcetype"].as_str(), event["host"].as_str()),
+        (Some("aws:cloudwatchlogs"), Some("i-01234567"))
+    );
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), dropped);
+    for (stream, key, _) in &sent {
+        assert_eq!(stream, SOURCE);
+        assert!(key.starts_with("fleetlog-reingest/fleetlog-splunk/"), "{key}");
+    }
+
+    // When the re-ingested records come round again, the other consumer drops them and this one
+    // answers them.
+    let again = |stream: &str| {
+        let records: Vec<serde_json::Value> = sent
+            .iter()
+            .map(|(_, key, data)| serde_json::json!({"recordId": key, "approximateArrivalTimestamp": 1,
+                "data": base64_simd::STANDARD.encode_to_string(data),
+                "kinesisRecordMetadata": {"partitionKey": key, "approximateArrivalTimestamp": 1, "subsequenceNumber": 0}}))
+            .collect();
+        serde_json::json!({"invocationId": "j", "sourceKinesisStreamArn": SOURCE, "region": "eu-west-1", "records": records,
+            "deliveryStreamArn": format!("arn:aws:firehose:eu-west-1:123456789012:deliverystream/{stream}")})
+    };
+    for (stream, expected) in
+        [("fleetlog-logs", "Dropped"), ("fleetlog-splunk", "Ok"), ("fleetlog-splunk-2", "Dropped")]
+    {
+        let answer = invoke(&state, again(stream)).await.unwrap();
+        let results: Vec<&str> =
+            answer["records"].as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
+        assert!(results.iter().all(|r| *r == expected), "{stream}: {results:?}");
+    }
+    // Any other stream's batches are the table's records.
+    let mut table = again("fleetlog-logs");
+    table["records"][0]["kinesisRecordMetadata"]["partitionKey"] = "cwl-1".into();
+    let answer = invoke(&state, table).await.unwrap();
+    let record = &answer["records"][0];
+    assert_eq!(record["result"], "Ok");
+    let line: serde_json::Value =
+        serde_json::from_slice(&base64_simd::STANDARD.decode_to_vec(record["data"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(line["instance_id"], "i-01234567");
+    assert_eq!(rule.num_calls(), 1, "nothing re-ingested the second time round");
+}
+
+#[tokio::test]
+async fn kinesis_puts_retry_exactly_the_refused_records() {
+    use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
+    use aws_sdk_kinesis::types::PutRecordsResultEntry;
+    let calls = Arc::new(Mutex::new(Vec::<Vec<Vec<u8>>>::new()));
+    let seen = calls.clone();
+    let rule = mock!(aws_sdk_kinesis::Client::put_records).then_compute_output(move |input| {
+        let mut calls = seen.lock().unwrap();
+        let first = calls.is_empty();
+        calls.push(input.records().iter().map(|r| r.data().as_ref().to_vec()).collect());
+        let entries: Vec<_> = input
+            .records()
+            .iter()
+            .map(|r| {
+                if first && r.data().as_ref().starts_with(b"fail") {
+                    PutRecordsResultEntry::builder()
+                        .error_code("ProvisionedThroughputExceededException")
+                        .error_message("Rate exceeded")
+                        .build()
+                } else {
+                    PutRecordsResultEntry::builder().shard_id("shardId-0").sequence_number("1").build()
+                }
+            })
+            .collect();
+        let failed = i32::try_from(entries.iter().filter(|e| e.error_code().is_some()).count()).unwrap();
+        PutRecordsOutput::builder().failed_record_count(failed).set_records(Some(entries)).build().unwrap()
+    });
+    let client = mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, &[&rule]);
+    let sink =
+        Sink::Kinesis { client: &client, stream_arn: "arn:aws:kinesis:eu-west-1:1:stream/s", partition_key: "k/" };
+    let records = vec![b"ok-1".to_vec(), b"fail-2".to_vec(), b"ok-3".to_vec()];
+    assert_eq!(put_all(&sink, records, FAST).await.unwrap(), 2);
+    assert_eq!(calls.lock().unwrap()[1], vec![b"fail-2".to_vec()]);
+    let too_big = put_all(&sink, vec![vec![0; 1024 * 1024]], FAST).await.unwrap_err();
+    assert!(matches!(too_big, PutError::RecordTooLarge { .. }), "{too_big}");
 }

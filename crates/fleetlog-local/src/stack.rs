@@ -356,12 +356,14 @@ impl LocalStack {
     pub fn etl_state(&self) -> EtlState {
         EtlState {
             firehose: self.firehose.clone(),
+            kinesis: aws_sdk_kinesis::Client::new(&self.config),
             region: REGION.to_owned(),
             delivery_stream: Some(PROCESSED_STREAM.to_owned()),
             retry: RetryPolicy::default(),
             // The CLI's own output is on stdout.
             metrics: MetricsOutput::Stderr,
             destination: fleetlog_etl::records::Destination::default(),
+            splunk_stream: None,
             sightings: Some(Arc::new(SightingReports::new(
                 self.clients.sqs.clone(),
                 self.queue_url.clone(),

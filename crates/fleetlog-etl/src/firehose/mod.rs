@@ -3,7 +3,7 @@
 //! re-ingestion. Which records to read, defer or split is decided by `budget`; `response` writes the
 //! answer.
 
-use aws_lambda_events::firehose::KinesisFirehoseEvent;
+use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
 use fleetlog_core::freshness::Sighting;
 use fleetlog_core::instance::is_instance_id;
 use fleetlog_core::metrics::Counter;
@@ -57,6 +57,8 @@ pub struct Stats {
     pub deferred_unread: usize,
     /// Of the records read: those handed back unread are not inflated, so not counted.
     pub decompressed_bytes: usize,
+    /// Records another consumer of the same Kinesis stream re-ingested for itself (dropped here).
+    pub left_for_others: usize,
 }
 
 impl Stats {
@@ -68,6 +70,31 @@ impl Stats {
             (Counter::RecordsReingested, count(self.reingested)),
             (Counter::RecordsFailed, count(self.failed)),
         ]
+    }
+}
+
+/// The partition keys of records re-ingested into a fan-out stack's Kinesis stream start so. Every
+/// Firehose stream reading it sees them; only the one a key names answers them.
+const REINGEST_KEY_PREFIX: &str = "fleetlog-reingest/";
+
+/// The partition key (less the index [`crate::put::Sink::Kinesis`] appends) of records that
+/// `delivery_stream` re-ingests into the Kinesis stream it reads.
+pub fn reingest_partition_key(delivery_stream: &str) -> String {
+    format!("{REINGEST_KEY_PREFIX}{delivery_stream}/")
+}
+
+/// The name of the delivery stream that invoked the transformation.
+pub fn delivery_stream_name(event: &KinesisFirehoseEvent) -> Option<&str> {
+    event.delivery_stream_arn.as_deref()?.rsplit_once(":deliverystream/").map(|(_, name)| name)
+}
+
+/// Whether `record` was re-ingested by another consumer of the Kinesis stream, for itself. A stream
+/// that does not know its own name answers every record rather than lose one.
+fn reingested_for_another(record: &KinesisFirehoseEventRecord, own_key: Option<&str>) -> bool {
+    let key = record.kinesis_firehose_record_metadata.as_ref().and_then(|m| m.partition_key.as_deref());
+    match (key, own_key) {
+        (Some(key), Some(own)) => key.starts_with(REINGEST_KEY_PREFIX) && !key.starts_with(own),
+        _ => false,
     }
 }
 
@@ -104,9 +131,15 @@ fn transform_within<F: RecordFormat>(
     let mut plain = Vec::new();
     let mut lines = Vec::new();
     let mut yielded = Yield::default();
+    let own_key = delivery_stream_name(event).map(reingest_partition_key);
     for record in &event.records {
         out.stats.records_in += 1;
         let id = record.record_id.as_deref();
+        if reingested_for_another(record, own_key.as_deref()) {
+            out.stats.left_for_others += 1;
+            response.record(id, DROPPED, &[], &None);
+            continue;
+        }
         let data: &[u8] = &record.data.0;
         if response.budget().defers_unread(gzip_claimed_size(data), &yielded) {
             out.stats.deferred_unread += 1;
@@ -221,6 +254,29 @@ fn answer_failed(out: &mut Tally, response: &mut ResponseWriter, id: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_records_another_stream_reingested_are_left_to_it() {
+        let keyed = |key: Option<&str>| {
+            let mut record = KinesisFirehoseEventRecord::default();
+            let mut metadata = aws_lambda_events::firehose::KinesisFirehoseRecordMetadata::default();
+            metadata.partition_key = key.map(str::to_owned);
+            record.kinesis_firehose_record_metadata = Some(metadata);
+            record
+        };
+        let own = reingest_partition_key("fleetlog-logs");
+        let other = format!("{}12", reingest_partition_key("fleetlog-logs-splunk"));
+        assert!(reingested_for_another(&keyed(Some(&other)), Some(&own)), "a name this stream's starts");
+        assert!(!reingested_for_another(&keyed(Some(&format!("{own}3"))), Some(&own)));
+        // CloudWatch Logs' own keys, no key, or no name of its own: answered here.
+        assert!(!reingested_for_another(&keyed(Some("a1b2c3")), Some(&own)));
+        assert!(!reingested_for_another(&keyed(None), Some(&own)));
+        assert!(!reingested_for_another(&KinesisFirehoseEventRecord::default(), Some(&own)));
+        assert!(!reingested_for_another(&keyed(Some(&other)), None));
+        let mut event = KinesisFirehoseEvent::default();
+        event.delivery_stream_arn = Some("arn:aws:firehose:eu-west-1:123456789012:deliverystream/fleetlog-logs".into());
+        assert_eq!(delivery_stream_name(&event), Some("fleetlog-logs"));
+    }
 
     /// One generated record: its events' message lengths and whether they are JSON, or corrupt data.
     #[derive(Debug, Clone)]

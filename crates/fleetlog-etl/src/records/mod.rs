@@ -24,12 +24,14 @@ pub enum Destination {
     Splunk(SplunkHec),
 }
 
-impl From<fleetlog_core::settings::RecordFormatSetting> for Destination {
-    fn from(setting: fleetlog_core::settings::RecordFormatSetting) -> Self {
+impl Destination {
+    /// The destination `setting` names; HEC events go into `splunk_index` (`None`: the HEC token's
+    /// default index).
+    pub fn new(setting: &fleetlog_core::settings::RecordFormatSetting, splunk_index: Option<String>) -> Self {
         match setting {
             fleetlog_core::settings::RecordFormatSetting::Table => Destination::Table,
-            fleetlog_core::settings::RecordFormatSetting::SplunkHec { index } => {
-                Destination::Splunk(SplunkHec { index })
+            fleetlog_core::settings::RecordFormatSetting::SplunkHec => {
+                Destination::Splunk(SplunkHec { index: splunk_index })
             }
         }
     }
