@@ -407,6 +407,18 @@ fn write_zips(dir: &Path, content: &[u8]) {
 
 const EMPTY_ZIP: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 
+/// An emulator with the code bucket `fleetlog deploy` uploads to, and empty zips to upload: what
+/// each deployment test starts from (the emulator stops when its guard is dropped).
+async fn ready_to_deploy() -> (fleetlog_tests::Emulator, aws_config::SdkConfig, aws_sdk_s3::Client, tempfile::TempDir) {
+    let emulator = start_emulator();
+    let config = emulator.sdk_config().await;
+    let s3 = fleetlog_aws::s3::client(&config);
+    s3.create_bucket().bucket("fleetlog-code").send().await.unwrap();
+    let zips = tempfile::tempdir().unwrap();
+    write_zips(zips.path(), EMPTY_ZIP);
+    (emulator, config, s3, zips)
+}
+
 /// The options that deploy the stack `stack` with `parameters` from the zips in `zips`.
 fn deploy_options(stack: &str, zips: &Path, parameters: &[(&str, &str)]) -> fleetlog_cli::stack::DeployOptions {
     fleetlog_cli::stack::DeployOptions {
@@ -455,12 +467,7 @@ async fn deployed(
 /// as "unchanged", and a new build is a new key, so it is deployed.
 #[tokio::test]
 async fn the_stack_deploys_into_the_emulator() {
-    let emulator = start_emulator();
-    let config = emulator.sdk_config().await;
-    let s3 = fleetlog_aws::s3::client(&config);
-    s3.create_bucket().bucket("fleetlog-code").send().await.unwrap();
-    let zips = tempfile::tempdir().unwrap();
-    write_zips(zips.path(), EMPTY_ZIP);
+    let (_emulator, config, s3, zips) = ready_to_deploy().await;
     let options = deploy_options("fleetlog", zips.path(), &[("AccountName", "acme")]);
     let (report, outputs) =
         deployed(&config, &options, &Deployment::local(&[("AccountName", serde_json::json!("acme"))])).await;
@@ -521,17 +528,14 @@ async fn the_stack_deploys_into_the_emulator() {
 /// (`accounts::under_the_account_policy_…`).
 #[tokio::test]
 async fn central_and_member_stacks_deploy_into_the_emulator() {
-    let zips = tempfile::tempdir().unwrap();
-    write_zips(zips.path(), EMPTY_ZIP);
-    let (central_emulator, member_emulator) = (start_emulator(), start_emulator());
+    let (_central, central_config, _, zips) = ready_to_deploy().await;
+    let (_member, member_config, _, _) = ready_to_deploy().await;
     let accounts = [("StackRole", "central"), ("MemberOrganizationId", ORGANIZATION)];
     let member_of = [("StackRole", "member"), ("CentralAccountId", CENTRAL), ("SubscriptionMode", "account-policy")];
     let as_values = |pairs: &[(&'static str, &'static str)]| {
         pairs.iter().map(|(k, v)| (*k, serde_json::json!(v))).collect::<Vec<_>>()
     };
-    for (emulator, parameters) in [(&central_emulator, &accounts[..]), (&member_emulator, &member_of[..])] {
-        let config = emulator.sdk_config().await;
-        fleetlog_aws::s3::client(&config).create_bucket().bucket("fleetlog-code").send().await.unwrap();
+    for (config, parameters) in [(central_config, &accounts[..]), (member_config, &member_of[..])] {
         let options = deploy_options("fleetlog", zips.path(), parameters);
         let (_, outputs) = deployed(&config, &options, &Deployment::local(&as_values(parameters))).await;
         assert_eq!(outputs["StackRole"], parameters[0].1);
@@ -1245,12 +1249,7 @@ fn with_splunk_one_kinesis_stream_feeds_the_s3_and_splunk_delivery_streams() {
 /// fails and becomes the full deployment check; the template test above checks the Splunk stream.
 #[tokio::test]
 async fn the_splunk_stack_reaches_the_emulators_missing_splunk_provisioner() {
-    let emulator = start_emulator();
-    let config = emulator.sdk_config().await;
-    let s3 = fleetlog_aws::s3::client(&config);
-    s3.create_bucket().bucket("fleetlog-code").send().await.unwrap();
-    let zips = tempfile::tempdir().unwrap();
-    write_zips(zips.path(), EMPTY_ZIP);
+    let (_emulator, config, s3, zips) = ready_to_deploy().await;
     let parameters =
         [("SplunkHecEndpoint", HEC_ENDPOINT), ("SplunkHecTokenSecretArn", HEC_SECRET), ("SplunkIndex", "aws")];
     let options = deploy_options("fleetlog", zips.path(), &parameters);
