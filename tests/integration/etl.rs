@@ -132,6 +132,7 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
     let state = EtlState {
         firehose: etl_firehose.clone(),
         kinesis: aws_sdk_kinesis::Client::new(&config),
+        s3: fleetlog_aws::s3::client(&config),
         region: REGION.to_owned(),
         delivery_stream: None,
         retry: RetryPolicy::default(),

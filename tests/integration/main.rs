@@ -4,3 +4,4 @@ mod accounts;
 mod enrollment;
 mod etl;
 mod infra;
+mod objects;

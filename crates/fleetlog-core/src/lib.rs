@@ -15,6 +15,7 @@ pub mod drift;
 pub mod enrollment;
 pub mod events;
 pub mod freshness;
+pub mod ingest;
 pub mod instance;
 pub mod log_groups;
 pub mod metrics;

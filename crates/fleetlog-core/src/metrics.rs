@@ -54,6 +54,8 @@ counters! {
     RecordsReingested,
     /// ETL: Firehose records sent to the error output (undecodable, or an event too large).
     RecordsFailed,
+    /// ETL: notifications of log objects already read (S3 notifies at least once); they add nothing.
+    LogObjectsRedelivered,
 }
 
 /// One EMF document with the given counts (zero counts are left out); `None` when all are zero.

@@ -53,6 +53,8 @@ pub const COLUMNS: &[Column] = &[
     column("principal_arn", "string"),
     column("error_code", "string"),
     column("aws_region", "string"),
+    column("edge_location", "string"),
+    column("edge_result", "string"),
     column("attributes", "map<string,string>"),
 ];
 

@@ -102,6 +102,20 @@ pub enum MessageType {
     Control,
 }
 
+impl Envelope<'static> {
+    /// An envelope of no events for a source that is no subscription (a log object): what its
+    /// records share, for [`crate::records::EventWriter`].
+    pub fn of_source(owner: String, log_group: String, log_stream: String) -> Self {
+        Envelope {
+            message_type: Cow::Borrowed("DATA_MESSAGE"),
+            owner: Cow::Owned(owner),
+            log_group: Cow::Owned(log_group),
+            log_stream: Cow::Owned(log_stream),
+            ..Envelope::default()
+        }
+    }
+}
+
 impl<'a> Envelope<'a> {
     /// With its lone surrogates found by reading every literal: for an envelope serde_json read,
     /// which cannot find them.

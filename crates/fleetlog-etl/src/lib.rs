@@ -1,7 +1,8 @@
 //! The log ETL: CloudWatch Logs subscription payloads → one JSON record per log event → Firehose.
 //!
-//! One core and two entry shapes: Firehose's data-transformation Lambda ([`firehose::transform`])
-//! and a subscription-filter target that puts records itself ([`handle_awslogs`]). The core, in the
+//! One core and three entry shapes: Firehose's data-transformation Lambda ([`firehose::transform`]),
+//! a subscription-filter target that puts records itself ([`handle_awslogs`]), and log objects in
+//! S3 named by notifications through SQS ([`objects::handle_sqs`]: CloudFront standard logs). The core, in the
 //! order a record meets it:
 //!
 //! - [`gzip`]: the payload inflated (capped), and re-ingested envelopes deflated;
@@ -16,13 +17,15 @@
 //!   [`json::Str`], which says whether a string is text or already JSON string content;
 //! - [`firehose`]: the batch answered within Lambda's response limit (`firehose::budget` decides what
 //!   is read, deferred or split; `firehose::response` writes the answer);
-//! - [`put`]: PutRecordBatch with Firehose's limits and retries; [`lambda`]: the runtime wiring.
+//! - [`put`]: PutRecordBatch with Firehose's limits and retries; [`lambda`]: the runtime wiring;
+//! - [`objects`]: log objects read once each, streamed line by line (`parse::W3cHeader` for CloudFront's).
 
 pub mod envelope;
 pub mod firehose;
 pub mod gzip;
 pub mod json;
 pub mod lambda;
+pub mod objects;
 pub mod parse;
 pub mod put;
 pub mod records;
@@ -42,7 +45,7 @@ use put::{PutError, RECORD_LIMITS, RetryPolicy, Sink, put_all};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EtlError {
-    #[error("payload is neither a Firehose transformation event nor a CloudWatch Logs (awslogs) event")]
+    #[error("payload is neither a Firehose transformation event, a CloudWatch Logs (awslogs) event nor an SQS event")]
     UnknownPayload,
     #[error("malformed event: {0}")]
     Malformed(String),
@@ -84,6 +87,8 @@ pub struct EtlState {
     pub firehose: aws_sdk_firehose::Client,
     /// Where a fan-out stack's transformations re-ingest: the Kinesis stream their Firehose streams read.
     pub kinesis: aws_sdk_kinesis::Client,
+    /// Reads log objects, and marks them read in their bucket.
+    pub s3: aws_sdk_s3::Client,
     pub region: String,
     /// Where the subscription-target shape puts records (`FLEETLOG_DELIVERY_STREAM`).
     pub delivery_stream: Option<String>,
@@ -205,6 +210,9 @@ pub struct Payload {
     source_kinesis_stream_arn: Option<String>,
     region: Option<String>,
     records: Option<Vec<FirehoseRecord>>,
+    /// An SQS event's messages (S3 notifications of log objects).
+    #[serde(rename = "Records")]
+    sqs_records: Option<Vec<aws_lambda_events::sqs::SqsMessage>>,
 }
 
 /// `KinesisFirehoseEventRecord`'s fields, its data decoded by a vectorised base64 decoder: the derived
@@ -288,6 +296,9 @@ pub async fn handle(state: &EtlState, payload: Payload) -> Result<Box<RawValue>,
     if let Some(awslogs) = &payload.awslogs {
         let delivered = handle_awslogs(state, &awslogs.data).await?;
         return serde_json::value::to_raw_value(&serde_json::json!({ "delivered": delivered })).map_err(malformed);
+    }
+    if let Some(messages) = &payload.sqs_records {
+        return serde_json::value::to_raw_value(&objects::handle_sqs(state, messages).await).map_err(malformed);
     }
     let event = payload.into_firehose_event().ok_or(EtlError::UnknownPayload)?;
     handle_firehose(state, &event).await

@@ -1,4 +1,4 @@
-//! Lambda wiring only: logs, region, the Firehose, Kinesis, SQS and (a central stack's) EventBridge clients,
+//! Lambda wiring only: logs, region, the Firehose, Kinesis, S3, SQS and (a central stack's) EventBridge clients,
 //! then the runtime (`fleetlog_etl::lambda`).
 
 use fleetlog_core::settings::RecordFormatSetting;
@@ -32,6 +32,7 @@ async fn main() -> Result<(), Error> {
         sightings,
         firehose: aws_sdk_firehose::Client::new(&config),
         kinesis: aws_sdk_kinesis::Client::new(&config),
+        s3: aws_sdk_s3::Client::new(&config),
         region,
         delivery_stream: settings.delivery_stream,
         retry: RetryPolicy::default(),

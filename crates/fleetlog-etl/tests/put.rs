@@ -26,6 +26,7 @@ fn firehose_shape_state() -> EtlState {
     EtlState {
         firehose: mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[]),
         kinesis: mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, &[]),
+        s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, &[]),
         region: "eu-west-1".into(),
         delivery_stream: None,
         retry: FAST,
@@ -141,6 +142,7 @@ async fn subscription_target_puts_one_record_per_event_and_ignores_control_messa
     let state = EtlState {
         firehose: mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&rule]),
         kinesis: mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, &[]),
+        s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, &[]),
         region: "eu-west-1".into(),
         delivery_stream: Some("fleetlog-processed".into()),
         retry: FAST,

@@ -357,6 +357,7 @@ impl LocalStack {
         EtlState {
             firehose: self.firehose.clone(),
             kinesis: aws_sdk_kinesis::Client::new(&self.config),
+            s3: self.s3.clone(),
             region: REGION.to_owned(),
             delivery_stream: Some(PROCESSED_STREAM.to_owned()),
             retry: RetryPolicy::default(),

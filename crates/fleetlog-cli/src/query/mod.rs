@@ -28,6 +28,9 @@ pub const NAMED_QUERIES: &[(&str, &str)] = &[
     ("top-5xx-paths", include_str!("../../../../infra/queries/top-5xx-paths.sql")),
     ("windows-security-events", include_str!("../../../../infra/queries/windows-security-events.sql")),
     ("log-volume", include_str!("../../../../infra/queries/log-volume.sql")),
+    ("waf-blocks", include_str!("../../../../infra/queries/waf-blocks.sql")),
+    ("cloudfront-edges", include_str!("../../../../infra/queries/cloudfront-edges.sql")),
+    ("cloudtrail-access-denied", include_str!("../../../../infra/queries/cloudtrail-access-denied.sql")),
 ];
 
 /// The SQL of a named query, or the argument itself.

@@ -255,6 +255,9 @@ mod tests {
             json!({"event_id":"1","timestamp":now.timestamp_millis(),"time":time,"instance_id":"i-01234567","source":"security","format":"syslog","program":"sshd","severity":"ERROR","message":"Failed password for root from 203.0.113.9 port 22 ssh2"}),
             json!({"event_id":"2","timestamp":now.timestamp_millis(),"time":time,"instance_id":"i-01234567","source":"access","format":"access","http_status":503,"http_path":"/a","message":"x"}),
             json!({"event_id":"3","timestamp":now.timestamp_millis(),"time":time,"instance_id":"i-89abcdef","source":"windows-security","format":"windows_event","win_event_id":4625,"win_provider":"p","message":"<Event/>","attributes":{"k":"v"}}),
+            json!({"event_id":"4","timestamp":now.timestamp_millis(),"time":time,"source":"waf","format":"waf","waf_action":"BLOCK","waf_rule":"BadBots","client_ip":"203.0.113.9","country":"NL","message":"{}"}),
+            json!({"event_id":"5","timestamp":now.timestamp_millis(),"time":time,"source":"E2EXAMPLE","format":"cloudfront","edge_location":"SFO5-C1","http_status":503,"http_bytes":120,"message":"x"}),
+            json!({"event_id":"6","timestamp":now.timestamp_millis(),"time":time,"source":"trail","format":"cloudtrail","principal_arn":"arn:aws:iam::123456789012:user/ops","event_source":"s3.amazonaws.com","event_name":"GetObject","error_code":"AccessDenied","message":"{}"}),
         ];
         let body: String = records.iter().map(|r| format!("{r}\n")).collect();
         let (_dir, ctx) = session_over(&[body.into_bytes()]).await;
@@ -264,6 +267,12 @@ mod tests {
         }
         let ssh = run_local(&ctx, resolve_sql("failed-ssh-logins")).await.unwrap();
         assert_eq!(ssh.rows[0], vec![json!("i-01234567"), json!("203.0.113.9"), json!(1)]);
+        let edges = run_local(&ctx, resolve_sql("cloudfront-edges")).await.unwrap();
+        assert_eq!(edges.rows[0], vec![json!("SFO5-C1"), json!(1), json!(1), json!(120)]);
+        let blocks = run_local(&ctx, resolve_sql("waf-blocks")).await.unwrap();
+        assert_eq!(blocks.rows[0], vec![json!("BadBots"), json!("203.0.113.9"), json!("NL"), json!(1)]);
+        let denied = run_local(&ctx, resolve_sql("cloudtrail-access-denied")).await.unwrap();
+        assert_eq!(denied.rows[0][0], json!("arn:aws:iam::123456789012:user/ops"));
         let bad = run_local(&ctx, "SELEC nonsense").await.unwrap_err();
         assert!(bad.to_string().starts_with("SQL error"), "{bad}");
     }

@@ -17,6 +17,8 @@ use crate::json::write_str;
 pub enum Service {
     CloudTrail,
     Waf,
+    /// CloudFront standard logs, read from S3 (see `cloudfront`).
+    CloudFront,
 }
 
 /// The promoted fields of a service's log line. Strings as the line spells them once decoded.
@@ -43,6 +45,10 @@ pub struct ServiceFields<'a> {
     /// CloudTrail `awsRegion`: where the call was made, which an organisation trail's records do
     /// not share with the stack's `region`.
     pub aws_region: Option<Cow<'a, str>>,
+    /// CloudFront `x-edge-location`: the edge that served the request (`SFO5-C1`).
+    pub edge_location: Option<Cow<'a, str>>,
+    /// CloudFront `x-edge-result-type` (Hit, Miss, Error, …).
+    pub edge_result: Option<Cow<'a, str>>,
 }
 
 impl<'a> ServiceFields<'a> {
@@ -60,18 +66,26 @@ impl<'a> ServiceFields<'a> {
             principal_arn: None,
             error_code: None,
             aws_region: None,
+            edge_location: None,
+            edge_result: None,
         }
+    }
+
+    /// A CloudFront log line's edge fields (its request's are the access line's [`super::Fields`]).
+    pub(super) fn cloudfront(edge_location: Option<Cow<'a, str>>, edge_result: Option<Cow<'a, str>>) -> Self {
+        Self { edge_location, edge_result, ..Self::new(Service::CloudFront) }
     }
 
     pub fn format(&self) -> Format {
         match self.service {
             Service::CloudTrail => Format::CloudTrail,
             Service::Waf => Format::Waf,
+            Service::CloudFront => Format::CloudFront,
         }
     }
 
     /// The promoted fields by column name, in column order.
-    pub fn columns(&self) -> [(&'static str, Option<&str>); 11] {
+    pub fn columns(&self) -> [(&'static str, Option<&str>); 13] {
         [
             ("client_ip", self.client_ip.as_deref()),
             ("http_method", self.http_method.as_deref()),
@@ -84,6 +98,8 @@ impl<'a> ServiceFields<'a> {
             ("principal_arn", self.principal_arn.as_deref()),
             ("error_code", self.error_code.as_deref()),
             ("aws_region", self.aws_region.as_deref()),
+            ("edge_location", self.edge_location.as_deref()),
+            ("edge_result", self.edge_result.as_deref()),
         ]
     }
 

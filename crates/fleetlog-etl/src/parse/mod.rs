@@ -1,6 +1,7 @@
 //! Recognising well-known log line formats and pulling out the fields worth querying, one module
-//! per format: `json`, `syslog`, `access`, `windows` (a new format gets a module of its own and a
-//! [`Shape`]); `fields` holds what they find. Every parser is a cheap prefix check first, so plain
+//! per format: `json` (with `aws`, the AWS services' JSON lines), `syslog`, `access`, `windows` (a
+//! new format gets a module of its own and a [`Shape`]), and `cloudfront`, whose lines come from log
+//! objects and are read by their object's header; `fields` holds what they find. Every parser is a cheap prefix check first, so plain
 //! text costs almost nothing.
 
 use memchr::memmem::Finder;
@@ -20,12 +21,14 @@ macro_rules! needle {
 
 mod access;
 mod aws;
+mod cloudfront;
 mod fields;
 mod json;
 mod syslog;
 mod windows;
 
 pub use aws::{Service, ServiceFields};
+pub use cloudfront::{W3cHeader, W3cLine};
 pub use fields::Fields;
 pub use json::Attributes;
 
@@ -39,6 +42,8 @@ pub enum Format {
     CloudTrail,
     /// An AWS WAF log line (JSON).
     Waf,
+    /// A CloudFront standard log line (W3C), read from a log object.
+    CloudFront,
     Text,
 }
 
@@ -52,6 +57,7 @@ impl Format {
             Format::WindowsEvent => "windows_event",
             Format::CloudTrail => "cloudtrail",
             Format::Waf => "waf",
+            Format::CloudFront => "cloudfront",
             Format::Text => "text",
         }
     }

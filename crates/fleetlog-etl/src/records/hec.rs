@@ -45,6 +45,7 @@ pub fn sourcetype(format: Format) -> &'static str {
         Format::WindowsEvent => "XmlWinEventLog",
         Format::CloudTrail => "aws:cloudtrail",
         Format::Waf => "aws:waf",
+        Format::CloudFront => "aws:cloudfront:accesslogs",
         Format::Text => "aws:cloudwatchlogs",
     }
 }

@@ -147,49 +147,95 @@ pub fn write_as<F: RecordFormat>(
     for event in &envelope.log_events {
         let (id, literal) = envelope.record_strings(event);
         let (parsed, fields) = parse_literal(&literal, || decoded(&literal, &mut unescaped));
-        let time = clock.iso8601(event.timestamp);
-        let record = Record {
-            id: Str::json(&id),
-            timestamp: event.timestamp,
-            time,
-            shared,
-            format: parsed,
-            message: Str::json(&literal),
-            part: None,
-            fields: &fields,
-        };
-        let start = out.len();
-        format.write(out, &record);
-        if out.len() - start <= limits.record_bytes {
-            out.push(b'\n');
-            written += 1;
-            event_written(out.len());
-            continue;
-        }
-        out.truncate(start);
-        let pieces = split_content(&literal, limits.part_bytes);
-        let no_fields = Fields::default();
-        for (i, piece) in pieces.iter().enumerate() {
-            let part = Record { message: Str::json(piece), part: Some((i + 1, pieces.len())), ..record };
-            let part_start = out.len();
-            format.write(out, &Record { fields: if i == 0 { &fields } else { &no_fields }, ..part });
-            if out.len() - part_start > limits.record_bytes {
-                // The parsed fields of a huge message may not fit beside its first part; the message
-                // itself is what must not be lost.
-                out.truncate(part_start);
-                format.write(out, &Record { fields: &no_fields, ..part });
-            }
-            out.push(b'\n');
-            written += 1;
-        }
+        let event = Event { id: &id, timestamp: event.timestamp, format: parsed, message: &literal, fields: &fields };
+        written += write_event(format, shared, limits, &mut clock, out, &event);
         event_written(out.len());
     }
     written
 }
 
+/// One log event, parsed, for [`write_event`].
+#[derive(Debug)]
+pub struct Event<'e> {
+    /// JSON string content.
+    pub id: &'e str,
+    /// Epoch milliseconds.
+    pub timestamp: i64,
+    pub format: Format,
+    /// The message: JSON string content.
+    pub message: &'e str,
+    pub fields: &'e Fields<'e>,
+}
+
+/// Records one event at a time, for sources that are no envelope (log objects, read line by line).
+#[derive(Debug)]
+pub struct EventWriter<F: RecordFormat> {
+    format: F,
+    shared: F::Shared,
+    limits: RecordLimits,
+    clock: IsoClock,
+}
+
+impl<F: RecordFormat> EventWriter<F> {
+    /// Records in `format`, sharing what `source` (an envelope of no events) says of them.
+    pub fn new(format: F, source: &Envelope<'_>, region: &str, limits: RecordLimits) -> Self {
+        let shared = format.shared(source, region);
+        Self { format, shared, limits, clock: IsoClock::default() }
+    }
+
+    /// Appends `event`'s records (more than one for a message too large for one); returns how many.
+    pub fn write(&mut self, out: &mut Vec<u8>, event: &Event<'_>) -> usize {
+        write_event(&self.format, &self.shared, self.limits, &mut self.clock, out, event)
+    }
+}
+
+/// Appends `event`'s records, each with its newline: one, or its message in parts when one record
+/// would exceed `limits`. Returns how many.
+fn write_event<F: RecordFormat>(
+    format: &F,
+    shared: &F::Shared,
+    limits: RecordLimits,
+    clock: &mut IsoClock,
+    out: &mut Vec<u8>,
+    event: &Event<'_>,
+) -> usize {
+    let record = Record {
+        id: Str::json(event.id),
+        timestamp: event.timestamp,
+        time: clock.iso8601(event.timestamp),
+        shared,
+        format: event.format,
+        message: Str::json(event.message),
+        part: None,
+        fields: event.fields,
+    };
+    let start = out.len();
+    format.write(out, &record);
+    if out.len() - start <= limits.record_bytes {
+        out.push(b'\n');
+        return 1;
+    }
+    out.truncate(start);
+    let pieces = split_content(event.message, limits.part_bytes);
+    let no_fields = Fields::default();
+    for (i, piece) in pieces.iter().enumerate() {
+        let part = Record { message: Str::json(piece), part: Some((i + 1, pieces.len())), ..record };
+        let part_start = out.len();
+        format.write(out, &Record { fields: if i == 0 { event.fields } else { &no_fields }, ..part });
+        if out.len() - part_start > limits.record_bytes {
+            // The parsed fields of a huge message may not fit beside its first part; the message
+            // itself is what must not be lost.
+            out.truncate(part_start);
+            format.write(out, &Record { fields: &no_fields, ..part });
+        }
+        out.push(b'\n');
+    }
+    pieces.len()
+}
+
 /// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`, reusing the date-time part while events
 /// stay within the same second (they usually do): per event only the milliseconds are written.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct IsoClock {
     /// The second whose date-time part `text` holds.
     second: Option<i64>,
