@@ -573,7 +573,8 @@ fn lambdas_pass_the_checks_lambda_makes_at_create_time() {
     const DEFAULT_ACCOUNT_QUOTA: u64 = 1000;
     const NEW_ACCOUNT_QUOTA: u64 = 10;
     let t = template();
-    let deployment = Deployment::local(&[]);
+    // Every optional event source on, so each mapping is checked.
+    let deployment = Deployment::local(&[("ReadCloudFrontLogs", serde_json::json!("true"))]);
     let mut functions = 0;
     let mut reserved_by_default = 0;
     for (logical, r) in t["Resources"].as_mapping().unwrap() {
@@ -607,6 +608,7 @@ fn lambdas_pass_the_checks_lambda_makes_at_create_time() {
             if source["Type"].as_str() != Some("AWS::Lambda::EventSourceMapping") {
                 continue;
             }
+            assert!(deployment.exists(source_name.as_str().unwrap()), "{source_name:?} is not checked");
             let Yaml::Tagged(target) = &p["FunctionName"] else {
                 panic!("{source_name:?}: FunctionName is not a !Ref")
             };
@@ -624,10 +626,12 @@ fn lambdas_pass_the_checks_lambda_makes_at_create_time() {
             let mut needs: Vec<Request> = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
                 .map(|a| Request::new(a, queue_arn.clone()))
                 .to_vec();
-            needs.push(
-                Request::new("kms:Decrypt", fleetlog_tests::iam::STACK_KEY_ARN)
-                    .with("kms:ViaService", format!("sqs.{REGION}.amazonaws.com")),
-            );
+            if !resource(&t, queue)["KmsMasterKeyId"].is_null() {
+                needs.push(
+                    Request::new("kms:Decrypt", fleetlog_tests::iam::STACK_KEY_ARN)
+                        .with("kms:ViaService", format!("sqs.{REGION}.amazonaws.com")),
+                );
+            }
             deployment.assert_allows(&role, &needs);
         }
     }
@@ -1241,6 +1245,74 @@ fn with_splunk_one_kinesis_stream_feeds_the_s3_and_splunk_delivery_streams() {
         );
         assert!(props["AlarmActions"][0].as_str().unwrap().starts_with("arn:aws:sns:"), "{alarm} notifies");
     }
+}
+
+/// CloudFront standard logs (`ReadCloudFrontLogs`): the bucket notifies the queue of `.gz` objects
+/// only (markers notify nothing) once the queue admits it; the queue's event source mapping reports
+/// partial batch failures and hides a message longer than the ETL may run (Lambda refuses a mapping
+/// whose queue's visibility timeout is below the function's timeout); claims outlast a live run; and
+/// the ETL may do what `objects::handle_sqs` does, and nothing more to the log objects.
+#[test]
+fn cloudfront_log_objects_reach_the_etl_through_a_queue_it_may_read() {
+    use fleetlog_core::ingest::{CLAIM_SECONDS, MARKER_PREFIX, ObjectRef};
+    let t = template();
+    assert!(!Deployment::local(&[]).exists("CloudFrontLogBucket"), "off by default");
+    let d = Deployment::local(&[("ReadCloudFrontLogs", serde_json::json!("true"))]);
+    let bucket = d.resolve(resource(&t, "CloudFrontLogBucket"));
+    let notify = &bucket["NotificationConfiguration"]["QueueConfigurations"][0];
+    assert_eq!(notify["Queue"], d.arn("LogObjectQueue").as_str());
+    assert_eq!(notify["Filter"]["S3Key"]["Rules"][0], serde_json::json!({"Name": "suffix", "Value": ".gz"}));
+    let object =
+        ObjectRef { bucket: "b".into(), key: "cf/E2EXAMPLE.2026-12-03-10.a1b2c3d4.gz".into(), etag: "e".into() };
+    assert!(object.marker_key().starts_with(MARKER_PREFIX) && !object.marker_key().ends_with(".gz"));
+    assert_eq!(t["Resources"]["CloudFrontLogBucket"]["DependsOn"].as_str(), Some("LogObjectQueuePolicy"));
+    let admits = d.resolve(resource(&t, "LogObjectQueuePolicy"));
+    let statement = &admits["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "s3.amazonaws.com");
+    assert_eq!(statement["Condition"]["StringEquals"]["aws:SourceAccount"], ACCOUNT);
+
+    let mapping = d.resolve(resource(&t, "LogObjectSource"));
+    assert_eq!(mapping["EventSourceArn"], d.arn("LogObjectQueue").as_str());
+    assert_eq!(mapping["FunctionResponseTypes"], serde_json::json!(["ReportBatchItemFailures"]));
+    let timeout = resource(&t, "Etl")["Timeout"].as_i64().unwrap();
+    let visibility = resource(&t, "LogObjectQueue")["VisibilityTimeout"].as_i64().unwrap();
+    assert!(visibility >= 6 * timeout, "visibility {visibility} s, timeout {timeout} s");
+    assert!(CLAIM_SECONDS >= 2 * timeout, "a claim must outlast the run that holds it");
+
+    // The ETL puts its own records to the records stream, which partitions them as the table reads them.
+    let variables = d.resolve(&resource(&t, "Etl")["Environment"]["Variables"]);
+    let settings =
+        fleetlog_core::settings::EtlSettings::from_lookup(|n| variables[n].as_str().map(str::to_owned)).unwrap();
+    let records = d.resolve(resource(&t, "RecordsStream"));
+    assert_eq!(settings.delivery_stream.as_deref(), records["DeliveryStreamName"].as_str());
+    let s3 = &records["ExtendedS3DestinationConfiguration"];
+    let query = s3["ProcessingConfiguration"]["Processors"][0]["Parameters"][0]["ParameterValue"].as_str().unwrap();
+    for key in fleetlog_core::schema::PARTITION_KEYS {
+        assert!(
+            s3["Prefix"].as_str().unwrap().contains(&format!("{}=!{{partitionKeyFromQuery:{}}}/", key.name, key.name))
+        );
+        assert!(query.contains(&format!("{}: ", key.name)), "{query}");
+    }
+
+    let objects = d.arn("CloudFrontLogBucket");
+    let log = format!("{objects}/{}", object.key);
+    let marker = format!("{objects}/{}", object.marker_key());
+    let queue = d.arn("LogObjectQueue");
+    d.assert_allows(
+        "EtlRole",
+        &[
+            Request::new("sqs:ReceiveMessage", queue.as_str()),
+            Request::new("sqs:DeleteMessage", queue.as_str()),
+            Request::new("sqs:GetQueueAttributes", queue.as_str()),
+            Request::new("s3:GetObject", log.as_str()),
+            Request::new("s3:GetObject", marker.as_str()),
+            Request::new("s3:PutObject", marker.as_str()),
+            Request::new("s3:DeleteObject", marker.as_str()),
+            Request::new("firehose:PutRecordBatch", d.arn("RecordsStream")),
+        ],
+    );
+    let tamper = [Request::new("s3:PutObject", log.as_str()), Request::new("s3:DeleteObject", log.as_str())];
+    assert_eq!(d.refusals("EtlRole", &tamper).len(), 2, "the ETL only reads log objects");
 }
 
 /// The fan-out stack in the emulator's CloudFormation, with the Splunk parameters: it gets as far as

@@ -542,9 +542,10 @@ fn yaml_scalar(node: &Yaml) -> String {
 /// The key ARN [`Deployment`] gives the stack's own KMS key.
 pub const STACK_KEY_ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
 
-/// Local stand-ins for the stack's one delivery stream: `fleetlog local` and the ETL tests need a raw
-/// and a processed stream because the emulator runs no transformation Lambda; in AWS both are the
-/// stack's `DeliveryStream`, which the ETL re-ingests into.
+/// Local stand-ins for the stack's delivery streams: `fleetlog local` and the ETL tests need a raw
+/// and a processed stream because the emulator runs no transformation Lambda; in AWS the raw ones are
+/// the stack's `DeliveryStream`, which the ETL re-ingests into, and `fleetlog-records` its
+/// `RecordsStream`, which takes the records the ETL makes itself.
 const LOCAL_STREAMS: [&str; 4] = ["fleetlog-subscriptions", "fleetlog-records", "fleetlog-raw", "fleetlog-processed"];
 
 impl Deployment {
@@ -580,7 +581,9 @@ impl Deployment {
         let mut out = request.clone();
         for local in LOCAL_STREAMS {
             if let Some(arn) = out.resource.strip_suffix(local).filter(|a| a.ends_with(":deliverystream/")) {
-                out.resource = format!("{arn}{}-logs", self.stack);
+                // The local processed stream stands for the stack's records stream.
+                let stream = if local == fleetlog_local::stack::PROCESSED_STREAM { "records" } else { "logs" };
+                out.resource = format!("{arn}{}-{stream}", self.stack);
             }
         }
         out
