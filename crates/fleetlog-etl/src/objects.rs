@@ -371,7 +371,8 @@ enum Reading {
     Start,
     Head(Vec<u8>),
     Plain(Vec<u8>),
-    Gzip(flate2::write::MultiGzDecoder<Vec<u8>>),
+    /// Boxed: the decoder's state is large, and one per object.
+    Gzip(Box<flate2::write::MultiGzDecoder<Vec<u8>>>),
 }
 
 impl LineReader {
@@ -389,7 +390,7 @@ impl LineReader {
                     return Ok(());
                 }
                 self.reading = if head.starts_with(&fleetlog_core::schema::GZIP_MAGIC) {
-                    Reading::Gzip(flate2::write::MultiGzDecoder::new(Vec::new()))
+                    Reading::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new())))
                 } else {
                     Reading::Plain(Vec::new())
                 };
