@@ -468,9 +468,12 @@ async fn deployed(
 #[tokio::test]
 async fn the_stack_deploys_into_the_emulator() {
     let (_emulator, config, s3, zips) = ready_to_deploy().await;
-    let options = deploy_options("fleetlog", zips.path(), &[("AccountName", "acme")]);
-    let (report, outputs) =
-        deployed(&config, &options, &Deployment::local(&[("AccountName", serde_json::json!("acme"))])).await;
+    // Every optional source on: the CloudFront log bucket, its queue and event source mapping too.
+    let parameters = [("AccountName", "acme"), ("ReadCloudFrontLogs", "true")];
+    let options = deploy_options("fleetlog", zips.path(), &parameters);
+    let values: Vec<(&str, Value)> = parameters.iter().map(|(k, v)| (*k, serde_json::json!(v))).collect();
+    let (report, outputs) = deployed(&config, &options, &Deployment::local(&values)).await;
+    assert!(outputs["CloudFrontLogBucket"].contains(".s3."), "{outputs:?}");
     let key = report["parameters"]["EnrollerCodeKey"].as_str().unwrap().to_owned();
     assert!(key.starts_with("fleetlog/") && key.ends_with("/fleetlog-enroller.zip"), "{key}");
 

@@ -7,6 +7,9 @@
 //!
 //!   cargo bench -p fleetlog-etl-bench --bench core
 //!
+//! `objects/cloudfront` is the log-object path (inflate, W3C lines, records) over a generated CloudFront
+//! standard log object of 100,000 requests (throughput: its bytes uncompressed).
+//!
 //! `cargo test -p fleetlog-etl-bench --bench core` runs each benchmark once, as a check that it works.
 #![allow(clippy::expect_used)]
 
@@ -18,7 +21,7 @@ use fleetlog_etl::envelope::{LogEvent, parse_envelope};
 use fleetlog_etl::firehose::transform;
 use fleetlog_etl::gzip::gunzip_into;
 use fleetlog_etl::parse::parse_literal;
-use fleetlog_etl_bench::{firehose_event, run_core};
+use fleetlog_etl_bench::{cloudfront_object, firehose_event, run_core, run_object};
 
 /// As in the Lambda (see the workspace's `mimalloc` entry), so the figures are the Lambda's.
 #[global_allocator]
@@ -77,5 +80,16 @@ fn parsers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, etl, parsers);
+fn objects(c: &mut Criterion) {
+    let (object, plain_bytes) = cloudfront_object(100_000, 11);
+    let (records, _) = run_object(&object).expect("the object reads");
+    assert_eq!(records, 100_000, "one record per request");
+    let mut group = c.benchmark_group("objects");
+    group.throughput(Throughput::Bytes(plain_bytes as u64));
+    group.sample_size(10);
+    group.bench_function("cloudfront", |b| b.iter(|| run_object(black_box(&object)).expect("the object reads")));
+    group.finish();
+}
+
+criterion_group!(benches, etl, parsers, objects);
 criterion_main!(benches);

@@ -2,7 +2,8 @@
 //! ([`firehose_event`]) — Firehose transformation events whose records hold CloudWatch Logs envelopes
 //! of mixed syslog, sshd, access logs, JSON application logs, Windows security events and multi-line
 //! stack traces, in batches of 1 to 10,000 events within PutLogEvents' 1 MiB batch limit — and the
-//! record core alone ([`run_core`]). The `fleetlog-etl-bench` binary and the criterion benchmarks
+//! record core alone ([`run_core`]); and CloudFront standard log objects ([`cloudfront_object`]) with
+//! the log-object path that reads them ([`run_object`]). The `fleetlog-etl-bench` binary and the criterion benchmarks
 //! (`benches/core.rs`) run them; `bench/compare.py` compares the binary with the blueprint's script.
 
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
@@ -10,8 +11,9 @@ use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventReco
 use fleetlog_etl::DecodeError;
 use fleetlog_etl::envelope::parse_envelope;
 use fleetlog_etl::gzip::{gunzip_into, gzip};
+use fleetlog_etl::objects::{LineReader, ObjectRecords};
 use fleetlog_etl::put::RECORD_LIMITS;
-use fleetlog_etl::records::write_records;
+use fleetlog_etl::records::{TableJson, write_records};
 
 /// A small deterministic generator (xorshift) so corpora are reproducible without extra crates.
 #[derive(Debug)]
@@ -186,4 +188,110 @@ pub fn run_core(event: &KinesisFirehoseEvent, plain: &mut Vec<u8>, out: &mut Vec
         run.json_bytes += out.len();
     }
     Ok(run)
+}
+
+/// The `#Fields:` directive of a CloudFront distribution's standard log file, every field in the
+/// order the Developer Guide lists them.
+const CLOUDFRONT_FIELDS: &str = "#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken x-forwarded-for ssl-protocol ssl-cipher x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields c-port time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len sc-range-start sc-range-end";
+
+/// A gzip CloudFront standard log object of `lines` requests, as CloudFront writes one: the two
+/// directives, then tab-separated lines with every field, user agents and some paths URL-encoded,
+/// mostly hits with some misses, redirects, 4xx and 5xx across a dozen edge locations. Returns the
+/// object and its size uncompressed.
+pub fn cloudfront_object(lines: usize, seed: u64) -> (Vec<u8>, usize) {
+    const EDGES: [&str; 12] = [
+        "SFO5-C1", "IAD89-C3", "FRA56-C2", "LHR61-C1", "NRT57-C4", "SYD1-C1", "GRU3-C2", "CDG50-C1", "SIN2-C3",
+        "AMS54-C1", "DFW56-P2", "BOM78-P1",
+    ];
+    const PATHS: [&str; 6] = ["/", "/index.html", "/assets/app.js", "/img/caf%C3%A9.png", "/api/v1/tracks", "/search"];
+    const AGENTS: [&str; 3] = [
+        "Mozilla/5.0%20(Windows%20NT%2010.0;%20Win64;%20x64)%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko)%20Chrome/131.0%20Safari/537.36",
+        "Mozilla/5.0%20(iPhone;%20CPU%20iPhone%20OS%2018_1%20like%20Mac%20OS%20X)%20AppleWebKit/605.1.15",
+        "curl/8.5.0",
+    ];
+    let mut rng = Rng(seed.max(1));
+    let mut text = format!("#Version: 1.0\n{CLOUDFRONT_FIELDS}\n");
+    for i in 0..lines {
+        let status = match rng.below(100) {
+            0..=79 => 200,
+            80..=87 => 304,
+            88..=91 => 301,
+            92..=96 => 404,
+            97 => 500,
+            _ => 503,
+        };
+        let result = match status {
+            200 | 304 if rng.below(10) < 8 => "Hit",
+            200 | 304 => "Miss",
+            301 => "Redirect",
+            500 | 503 => "Error",
+            _ => "Miss",
+        };
+        let second = i * 3600 / lines.max(1);
+        let line = [
+            "2026-12-03".to_owned(),
+            format!("10:{:02}:{:02}", second / 60, second % 60),
+            EDGES[rng.below(12) as usize].to_owned(),
+            (200 + rng.below(90_000)).to_string(),
+            format!("198.51.{}.{}", rng.below(256), rng.below(256)),
+            "GET".to_owned(),
+            "d111111abcdef8.cloudfront.net".to_owned(),
+            PATHS[rng.below(6) as usize].to_owned(),
+            status.to_string(),
+            "https://www.example.com/".to_owned(),
+            AGENTS[rng.below(3) as usize].to_owned(),
+            if rng.below(4) == 0 { format!("q=track{}", rng.below(1000)) } else { "-".to_owned() },
+            "-".to_owned(),
+            result.to_owned(),
+            format!("{:016x}{:016x}==", rng.next(), rng.next()),
+            "www.example.com".to_owned(),
+            "https".to_owned(),
+            (100 + rng.below(900)).to_string(),
+            format!("0.{:03}", rng.below(1000)),
+            "-".to_owned(),
+            "TLSv1.3".to_owned(),
+            "TLS_AES_128_GCM_SHA256".to_owned(),
+            result.to_owned(),
+            "HTTP/2.0".to_owned(),
+            "-".to_owned(),
+            "-".to_owned(),
+            (1024 + rng.below(60_000)).to_string(),
+            format!("0.{:03}", rng.below(1000)),
+            result.to_owned(),
+            "text/html".to_owned(),
+            rng.below(90_000).to_string(),
+            "-".to_owned(),
+            "-".to_owned(),
+        ]
+        .join("\t");
+        text.push_str(&line);
+        text.push('\n');
+    }
+    (gzip(text.as_bytes()), text.len())
+}
+
+/// The log-object path over a whole object, as the Lambda reads one (in 64 KiB chunks, records taken
+/// as they wait): returns how many records it made and their bytes.
+pub fn run_object(object: &[u8]) -> Result<(usize, usize), DecodeError> {
+    let source = fleetlog_etl::envelope::Envelope::of_source(
+        "123456789012".into(),
+        "cloudfront/E2EXAMPLE".into(),
+        "cf/E2EXAMPLE.2026-12-03-10.a1b2c3d4.gz".into(),
+    );
+    let mut records = ObjectRecords::new(TableJson, &source, "us-east-1", "d41d8cd98f00b204e9800998ecf8427e", 0);
+    let mut reader = LineReader::default();
+    let (mut count, mut bytes) = (0, 0);
+    let mut take = |records: &mut ObjectRecords<TableJson>| {
+        for record in records.take() {
+            count += 1;
+            bytes += record.len();
+        }
+    };
+    for chunk in object.chunks(64 * 1024) {
+        reader.push(chunk, &mut |line| records.line(line))?;
+        take(&mut records);
+    }
+    reader.finish(&mut |line| records.line(line))?;
+    take(&mut records);
+    Ok((count, bytes))
 }

@@ -250,11 +250,12 @@ async fn read_object(state: &EtlState, object: &ObjectRef, account: &str) -> Res
     let mut reader = LineReader::default();
     match &state.destination {
         Destination::Table => {
-            let mut lines = ObjectLines::new(crate::records::TableJson, &source, &state.region, object, fallback);
+            let mut lines =
+                ObjectRecords::new(crate::records::TableJson, &source, &state.region, &object.etag, fallback);
             stream_lines(&mut body, &mut reader, &mut lines, &sink, state, object, s3_failed).await
         }
         Destination::Splunk(hec) => {
-            let mut lines = ObjectLines::new(hec.clone(), &source, &state.region, object, fallback);
+            let mut lines = ObjectRecords::new(hec.clone(), &source, &state.region, &object.etag, fallback);
             stream_lines(&mut body, &mut reader, &mut lines, &sink, state, object, s3_failed).await
         }
     }
@@ -264,7 +265,7 @@ async fn read_object(state: &EtlState, object: &ObjectRef, account: &str) -> Res
 async fn stream_lines<F: RecordFormat>(
     body: &mut aws_sdk_s3::primitives::ByteStream,
     reader: &mut LineReader,
-    lines: &mut ObjectLines<F>,
+    lines: &mut ObjectRecords<F>,
     sink: &Sink<'_>,
     state: &EtlState,
     object: &ObjectRef,
@@ -274,19 +275,29 @@ async fn stream_lines<F: RecordFormat>(
     let mut delivered = 0;
     while let Some(chunk) = body.try_next().await.map_err(|e| s3_failed("s3:GetObject", &e))? {
         reader.push(&chunk, &mut |line| lines.line(line)).map_err(unreadable)?;
-        if lines.out.len() >= FLUSH_BYTES {
-            delivered += lines.flush(sink, state).await?;
+        if lines.waiting_bytes() >= FLUSH_BYTES {
+            delivered += put_records(lines.take(), sink, state).await?;
         }
     }
     std::mem::take(reader).finish(&mut |line| lines.line(line)).map_err(unreadable)?;
-    delivered += lines.flush(sink, state).await?;
+    delivered += put_records(lines.take(), sink, state).await?;
     Ok(Outcome::Read { records: delivered })
+}
+
+/// Puts records; returns how many.
+async fn put_records(records: Vec<Vec<u8>>, sink: &Sink<'_>, state: &EtlState) -> Result<usize, ObjectError> {
+    let count = records.len();
+    if count > 0 {
+        put_all(sink, records, state.retry).await?;
+    }
+    Ok(count)
 }
 
 /// An object's lines made records: W3C lines by the latest `#Fields:` header, lines before any
 /// header as text. Each record's id is the object's ETag and the line's number, the same on every
 /// reading.
-struct ObjectLines<F: RecordFormat> {
+#[derive(Debug)]
+pub struct ObjectRecords<F: RecordFormat> {
     writer: EventWriter<F>,
     header: Option<W3cHeader>,
     etag: String,
@@ -300,12 +311,14 @@ struct ObjectLines<F: RecordFormat> {
     out: Vec<u8>,
 }
 
-impl<F: RecordFormat> ObjectLines<F> {
-    fn new(format: F, source: &Envelope<'_>, region: &str, object: &ObjectRef, fallback_ms: i64) -> Self {
+impl<F: RecordFormat> ObjectRecords<F> {
+    /// The records of the object `etag` names, sharing what `source` says; a line without a time of
+    /// its own gets `fallback_ms` (the object's).
+    pub fn new(format: F, source: &Envelope<'_>, region: &str, etag: &str, fallback_ms: i64) -> Self {
         Self {
             writer: EventWriter::new(format, source, region, RECORD_LIMITS),
             header: None,
-            etag: object.etag.clone(),
+            etag: etag.to_owned(),
             fallback_ms,
             line_number: 0,
             message: String::new(),
@@ -314,7 +327,8 @@ impl<F: RecordFormat> ObjectLines<F> {
         }
     }
 
-    fn line(&mut self, line: &str) {
+    /// Makes the next line of the object (a directive, a log line, or empty) its records.
+    pub fn line(&mut self, line: &str) {
         self.line_number += 1;
         if line.is_empty() {
             return;
@@ -344,16 +358,16 @@ impl<F: RecordFormat> ObjectLines<F> {
         self.writer.write(&mut self.out, &event);
     }
 
-    /// Puts the waiting records; returns how many.
-    async fn flush(&mut self, sink: &Sink<'_>, state: &EtlState) -> Result<usize, ObjectError> {
-        if self.out.is_empty() {
-            return Ok(0);
-        }
-        let records: Vec<Vec<u8>> = self.out.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    /// How many bytes of records wait to be taken.
+    pub fn waiting_bytes(&self) -> usize {
+        self.out.len()
+    }
+
+    /// The waiting records, one per element, each with its newline.
+    pub fn take(&mut self) -> Vec<Vec<u8>> {
+        let records = self.out.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
         self.out.clear();
-        let count = records.len();
-        put_all(sink, records, state.retry).await?;
-        Ok(count)
+        records
     }
 }
 

@@ -84,7 +84,7 @@ impl<S> Copy for Record<'_, S> {}
 /// over it so each format's writer is its own monomorphic code.
 pub trait RecordFormat {
     /// What every record of one envelope shares, made once per envelope.
-    type Shared;
+    type Shared: std::fmt::Debug;
     /// What every record of `envelope` shares, for [`Record::shared`].
     fn shared(&self, envelope: &Envelope<'_>, region: &str) -> Self::Shared;
     /// Appends one record, without its newline.
