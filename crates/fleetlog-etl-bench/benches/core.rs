@@ -1,9 +1,11 @@
 //! Criterion benchmarks of the ETL on the corpus's ~200 KB, ~1 MB and ~5 MB Firehose events (base64 size):
 //! `core` is the record core alone (gunzip, envelope, a JSON record for every event); `transform` is
-//! the whole Firehose shape (response budget, records handed back, the response JSON). Throughput is
+//! the whole Firehose shape (response budget, records handed back, the response JSON); `core-hec` is
+//! `core` writing Splunk HEC events instead. Throughput is
 //! decompressed log data in, the measure the targets use. `parse/{format}` is the parsers alone, with
 //! the writing of the fields they find, on the 200 KB event's messages of each format (throughput:
-//! message bytes as the envelope spells them): the share of a record's cost that richer output takes.
+//! message bytes as the envelope spells them): the share of a record's cost that richer output takes;
+//! `parse/cloudtrail` and `parse/waf` the same on generated CloudTrail events and WAF lines.
 //!
 //!   cargo bench -p fleetlog-etl-bench --bench core
 //!
@@ -21,7 +23,8 @@ use fleetlog_etl::envelope::{LogEvent, parse_envelope};
 use fleetlog_etl::firehose::transform;
 use fleetlog_etl::gzip::gunzip_into;
 use fleetlog_etl::parse::parse_literal;
-use fleetlog_etl_bench::{cloudfront_object, firehose_event, run_core, run_object};
+use fleetlog_etl::records::{Destination, SplunkHec};
+use fleetlog_etl_bench::{cloudfront_object, firehose_event, run_core, run_core_for, run_object, service_lines};
 
 /// As in the Lambda (see the workspace's `mimalloc` entry), so the figures are the Lambda's.
 #[global_allocator]
@@ -40,6 +43,10 @@ fn etl(c: &mut Criterion) {
             b.iter(|| run_core(black_box(&corpus.event), &mut plain, &mut out).expect("the corpus decodes"));
         });
         group.bench_function("transform", |b| b.iter(|| transform(black_box(&corpus.event), "us-east-1")));
+        let hec = Destination::Splunk(SplunkHec { index: Some("aws".into()) });
+        group.bench_function("core-hec", |b| {
+            b.iter(|| run_core_for(&hec, black_box(&corpus.event), &mut plain, &mut out).expect("the corpus decodes"));
+        });
         group.finish();
     }
 }
@@ -71,6 +78,23 @@ fn parsers(c: &mut Criterion) {
             b.iter(|| {
                 for event in events {
                     let (_, fields) = parse_literal(black_box(event.message_literal()), || event.text(&mut scratch));
+                    fields_json.clear();
+                    fields.write_json(&mut fields_json);
+                }
+            });
+        });
+    }
+    // The AWS services' JSON lines, which the corpus of instance logs does not hold.
+    let lines: Vec<String> = service_lines(2_000, 11).iter().map(|l| serde_json::to_string(l).expect("text")).collect();
+    for (format, kind) in [("cloudtrail", 0), ("waf", 1)] {
+        let literals: Vec<&str> = lines.iter().skip(kind).step_by(2).map(|l| &l[1..l.len() - 1]).collect();
+        let told = parse_literal(literals[0], || None).0.as_str();
+        assert_eq!(told, format, "the generated lines are told as {format}");
+        group.throughput(Throughput::Bytes(literals.iter().map(|l| l.len() as u64).sum()));
+        group.bench_function(format, |b| {
+            b.iter(|| {
+                for literal in &literals {
+                    let (_, fields) = parse_literal(black_box(literal), || None);
                     fields_json.clear();
                     fields.write_json(&mut fields_json);
                 }

@@ -13,7 +13,7 @@ use fleetlog_etl::envelope::parse_envelope;
 use fleetlog_etl::gzip::{gunzip_into, gzip};
 use fleetlog_etl::objects::{LineReader, ObjectRecords};
 use fleetlog_etl::put::RECORD_LIMITS;
-use fleetlog_etl::records::{TableJson, write_records};
+use fleetlog_etl::records::{Destination, TableJson, write_for};
 
 /// A small deterministic generator (xorshift) so corpora are reproducible without extra crates.
 #[derive(Debug)]
@@ -178,12 +178,22 @@ pub struct CoreRun {
 /// The record core over every record of `event`: gunzip, parse the envelope, write every event's
 /// JSON record (no response budget, no re-ingestion). `plain` and `out` are reused between records.
 pub fn run_core(event: &KinesisFirehoseEvent, plain: &mut Vec<u8>, out: &mut Vec<u8>) -> Result<CoreRun, DecodeError> {
+    run_core_for(&Destination::Table, event, plain, out)
+}
+
+/// [`run_core`] writing `destination`'s records (the Glue table's, or Splunk HEC events).
+pub fn run_core_for(
+    destination: &Destination,
+    event: &KinesisFirehoseEvent,
+    plain: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<CoreRun, DecodeError> {
     let mut run = CoreRun::default();
     for record in &event.records {
         gunzip_into(&record.data.0, plain)?;
         let envelope = parse_envelope(plain)?;
         out.clear();
-        run.records += write_records(&envelope, "us-east-1", RECORD_LIMITS, out);
+        run.records += write_for(destination, &envelope, "us-east-1", RECORD_LIMITS, out);
         run.decompressed_bytes += plain.len();
         run.json_bytes += out.len();
     }
@@ -294,4 +304,39 @@ pub fn run_object(object: &[u8]) -> Result<(usize, usize), DecodeError> {
     reader.finish(&mut |line| records.line(line))?;
     take(&mut records);
     Ok((count, bytes))
+}
+
+/// `count` CloudTrail events and AWS WAF log lines, alternating, with the fields of the CloudTrail
+/// User Guide's "CloudTrail record contents" and the WAF Developer Guide's "Log fields for web ACL
+/// traffic", varied per line: the JSON messages a trail's and a web ACL's log groups hold.
+pub fn service_lines(count: usize, seed: u64) -> Vec<String> {
+    let mut rng = Rng(seed.max(1));
+    (0..count)
+        .map(|i| {
+            let ip = format!("198.51.{}.{}", rng.below(256), rng.below(256));
+            if i % 2 == 0 {
+                let (event, error) = if rng.below(10) == 0 { ("GetObject", "\"errorCode\":\"AccessDenied\",\"errorMessage\":\"Access Denied\",") } else { ("PutObject", "") };
+                format!(
+                    "{{\"eventVersion\":\"1.09\",\"userIdentity\":{{\"type\":\"AssumedRole\",\"principalId\":\"AROAEXAMPLE:s{i}\",\"arn\":\"arn:aws:sts::111122223333:assumed-role/App{}/s{i}\",\"accountId\":\"111122223333\"}},\"eventTime\":\"2026-12-03T10:00:{:02}Z\",\"eventSource\":\"s3.amazonaws.com\",\"eventName\":\"{event}\",\"awsRegion\":\"eu-west-1\",\"sourceIPAddress\":\"{ip}\",\"userAgent\":\"aws-sdk-rust/1.3\",{error}\"requestParameters\":{{\"bucketName\":\"b{}\",\"key\":\"k/{}\"}},\"responseElements\":null,\"requestID\":\"{:016X}\",\"eventID\":\"{:016x}\",\"readOnly\":false,\"eventType\":\"AwsApiCall\",\"recipientAccountId\":\"111122223333\"}}",
+                    rng.below(20),
+                    rng.below(60),
+                    rng.below(5),
+                    rng.below(100_000),
+                    rng.next(),
+                    rng.next(),
+                )
+            } else {
+                let action = if rng.below(4) == 0 { "BLOCK" } else { "ALLOW" };
+                format!(
+                    "{{\"timestamp\":1796294559{:03},\"formatVersion\":1,\"webaclId\":\"arn:aws:wafv2:us-east-1:111122223333:global/webacl/acl/1\",\"terminatingRuleId\":\"{}\",\"terminatingRuleType\":\"REGULAR\",\"action\":\"{action}\",\"httpSourceName\":\"CF\",\"httpSourceId\":\"E2EXAMPLE\",\"ruleGroupList\":[],\"rateBasedRuleList\":[],\"nonTerminatingMatchingRules\":[],\"httpRequest\":{{\"clientIp\":\"{ip}\",\"country\":\"{}\",\"headers\":[{{\"name\":\"Host\",\"value\":\"www.example.com\"}},{{\"name\":\"User-Agent\",\"value\":\"Mozilla/5.0\"}}],\"uri\":\"/api/v1/tracks/{}\",\"args\":\"page={}\",\"httpVersion\":\"HTTP/2.0\",\"httpMethod\":\"GET\",\"requestId\":\"{:016x}\"}}}}",
+                    rng.below(1000),
+                    if action == "BLOCK" { "BlockBadBots" } else { "Default_Action" },
+                    ["NL", "US", "DE", "BR", "JP"][rng.below(5) as usize],
+                    rng.below(100_000),
+                    rng.below(50),
+                    rng.next(),
+                )
+            }
+        })
+        .collect()
 }

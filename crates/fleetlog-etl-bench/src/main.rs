@@ -4,7 +4,8 @@
 //!   fleetlog-etl-bench transform [event.json] > response.json           # (stdin when no file)
 //!   fleetlog-etl-bench transform --invocations 20 event.json > /dev/null # a warm Lambda: 20 in a row
 //!
-//!   fleetlog-etl-bench core [event.json]                                # the record core alone
+//!   fleetlog-etl-bench core [--destination splunk-hec] [event.json]     # the record core alone
+//!   fleetlog-etl-bench objects [--requests 100000]                      # a CloudFront log object
 //!
 //! `transform` reports decompressed bytes, events and throughput on stderr. `core` times only
 //! gunzip + envelope parse + JSON records out, for every event (no response budget, no re-ingestion).
@@ -57,16 +58,37 @@ enum Command {
     /// Time the record core alone: gunzip, envelope, a JSON record for every event (no response
     /// budget, nothing handed back)
     Core {
+        /// Whose records to write
+        #[arg(long, value_enum, default_value_t = DestinationArg::Table)]
+        destination: DestinationArg,
         /// The event (JSON); standard input when absent
         file: Option<PathBuf>,
     },
+    /// Time the log-object path on a generated gzip CloudFront standard log object: inflate, W3C
+    /// lines, a record per request
+    Objects {
+        /// Requests in the object
+        #[arg(long, default_value_t = 100_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 11)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DestinationArg {
+    /// The Glue table's JSON records
+    Table,
+    /// Splunk HEC events
+    SplunkHec,
 }
 
 fn main() {
     let result = match Cli::parse().command {
         Command::Corpus { bytes, seed } => corpus(bytes, seed),
         Command::Transform { invocations, file } => run_transform(invocations, file.as_deref()),
-        Command::Core { file } => run_core(file.as_deref()),
+        Command::Core { destination, file } => run_core(destination, file.as_deref()),
+        Command::Objects { requests, seed } => run_objects(requests, seed),
     };
     if let Err(e) = result {
         eprintln!("fleetlog-etl-bench: {e}");
@@ -103,10 +125,17 @@ fn parse_event(input: &[u8]) -> Result<KinesisFirehoseEvent, String> {
     payload.into_firehose_event().ok_or_else(|| "not a Firehose event: it has no records".to_owned())
 }
 
-fn run_core(path: Option<&Path>) -> Result<(), String> {
+fn run_core(destination: DestinationArg, path: Option<&Path>) -> Result<(), String> {
     let event = parse_event(&read_input(path)?)?;
+    let destination = match destination {
+        DestinationArg::Table => fleetlog_etl::records::Destination::Table,
+        DestinationArg::SplunkHec => {
+            fleetlog_etl::records::Destination::Splunk(fleetlog_etl::records::SplunkHec { index: None })
+        }
+    };
     let started = Instant::now();
-    let run = corpus::run_core(&event, &mut Vec::new(), &mut Vec::new()).map_err(|e| e.to_string())?;
+    let run =
+        corpus::run_core_for(&destination, &event, &mut Vec::new(), &mut Vec::new()).map_err(|e| e.to_string())?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "core: {} records out ({:.1} MB JSON) from {:.1} MB decompressed in {secs:.3} s = {:.0} MB/s in",
@@ -114,6 +143,21 @@ fn run_core(path: Option<&Path>) -> Result<(), String> {
         run.json_bytes as f64 / 1e6,
         run.decompressed_bytes as f64 / 1e6,
         run.decompressed_bytes as f64 / 1e6 / secs
+    );
+    Ok(())
+}
+
+fn run_objects(requests: usize, seed: u64) -> Result<(), String> {
+    let (object, plain_bytes) = corpus::cloudfront_object(requests, seed);
+    let started = Instant::now();
+    let (records, bytes) = corpus::run_object(&object).map_err(|e| e.to_string())?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "objects: {records} records ({:.1} MB JSON) from a {:.1} MB object ({:.1} MB gzip) in {secs:.3} s = {:.0} MB/s in",
+        bytes as f64 / 1e6,
+        plain_bytes as f64 / 1e6,
+        object.len() as f64 / 1e6,
+        plain_bytes as f64 / 1e6 / secs
     );
     Ok(())
 }
