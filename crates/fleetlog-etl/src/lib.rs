@@ -347,7 +347,7 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
     }
     let mut lines = Vec::new();
     records::write_for(&state.destination, &envelope, &state.region, RECORD_LIMITS, &mut lines);
-    let records: Vec<Vec<u8>> = lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    let records = put::one_per_line(&lines);
     let count = records.len();
     put_all(&Sink::Firehose { client: &state.firehose, stream }, records, state.retry).await?;
     if let Some(reports) = &state.sightings {

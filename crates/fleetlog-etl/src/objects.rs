@@ -15,7 +15,7 @@ use fleetlog_core::metrics::Counter;
 use crate::envelope::Envelope;
 use crate::json::write_str;
 use crate::parse::{Format, W3cHeader};
-use crate::put::{PutError, RECORD_LIMITS, Sink, put_all};
+use crate::put::{PutError, RECORD_LIMITS, Sink, one_per_line, put_all};
 use crate::records::{Destination, Event, EventWriter, RecordFormat};
 use crate::{DecodeError, EtlState};
 
@@ -153,14 +153,21 @@ fn condition_failed<E>(error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config
     error.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 409 | 412))
 }
 
-impl Markers<'_> {
-    fn failed<E: std::error::Error + 'static>(&self, call: &'static str, error: E) -> ObjectError {
+impl ObjectError {
+    /// `call` on `s3://bucket/key` failed with `error`.
+    fn s3(call: &'static str, bucket: &str, key: &str, error: &dyn std::error::Error) -> Self {
         ObjectError::S3 {
             call,
-            bucket: self.bucket.to_owned(),
-            key: self.key.clone(),
-            message: DisplayErrorContext(&error).to_string(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            message: DisplayErrorContext(error).to_string(),
         }
+    }
+}
+
+impl Markers<'_> {
+    fn failed(&self, call: &'static str, error: &dyn std::error::Error) -> ObjectError {
+        ObjectError::s3(call, self.bucket, &self.key, error)
     }
 
     /// Creates the marker as claimed, or finds out why another run's stands.
@@ -170,9 +177,9 @@ impl Markers<'_> {
             return Ok(Claim::Granted);
         }
         let existing = self.s3.get_object().bucket(self.bucket).key(&self.key).send().await;
-        let existing = existing.map_err(|e| self.failed("s3:GetObject", e))?;
+        let existing = existing.map_err(|e| self.failed("s3:GetObject", &e))?;
         let etag = existing.e_tag().map(str::to_owned);
-        let body = existing.body.collect().await.map_err(|e| self.failed("s3:GetObject", e))?.into_bytes();
+        let body = existing.body.collect().await.map_err(|e| self.failed("s3:GetObject", &e))?.into_bytes();
         match on_existing(serde_json::from_slice(&body).ok(), now()) {
             Existing::AlreadyRead => Ok(Claim::AlreadyRead),
             Existing::Busy => Ok(Claim::Busy),
@@ -196,7 +203,7 @@ impl Markers<'_> {
         match put.send().await {
             Ok(_) => Ok(true),
             Err(e) if conditional && condition_failed(&e) => Ok(false),
-            Err(e) => Err(self.failed("s3:PutObject", e)),
+            Err(e) => Err(self.failed("s3:PutObject", &e)),
         }
     }
 
@@ -218,12 +225,6 @@ enum Condition {
 /// Streams the object (the version notified: `If-Match` its ETag) and puts its records.
 async fn read_object(state: &EtlState, object: &ObjectRef, account: &str) -> Result<Outcome, ObjectError> {
     let stream = state.delivery_stream.as_deref().ok_or(ObjectError::NoDeliveryStream)?;
-    let s3_failed = |call, e: &dyn std::error::Error| ObjectError::S3 {
-        call,
-        bucket: object.bucket.clone(),
-        key: object.key.clone(),
-        message: DisplayErrorContext(e).to_string(),
-    };
     let got = state
         .s3
         .get_object()
@@ -237,7 +238,7 @@ async fn read_object(state: &EtlState, object: &ObjectRef, account: &str) -> Res
         Err(e) if condition_failed(&e) || e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
             return Ok(Outcome::Superseded);
         }
-        Err(e) => return Err(s3_failed("s3:GetObject", &e)),
+        Err(e) => return Err(ObjectError::s3("s3:GetObject", &object.bucket, &object.key, &e)),
     };
     let source = Envelope::of_source(
         account.to_owned(),
@@ -252,11 +253,11 @@ async fn read_object(state: &EtlState, object: &ObjectRef, account: &str) -> Res
         Destination::Table => {
             let mut lines =
                 ObjectRecords::new(crate::records::TableJson, &source, &state.region, &object.etag, fallback);
-            stream_lines(&mut body, &mut reader, &mut lines, &sink, state, object, s3_failed).await
+            stream_lines(&mut body, &mut reader, &mut lines, &sink, state, object).await
         }
         Destination::Splunk(hec) => {
             let mut lines = ObjectRecords::new(hec.clone(), &source, &state.region, &object.etag, fallback);
-            stream_lines(&mut body, &mut reader, &mut lines, &sink, state, object, s3_failed).await
+            stream_lines(&mut body, &mut reader, &mut lines, &sink, state, object).await
         }
     }
 }
@@ -269,11 +270,12 @@ async fn stream_lines<F: RecordFormat>(
     sink: &Sink<'_>,
     state: &EtlState,
     object: &ObjectRef,
-    s3_failed: impl Fn(&'static str, &dyn std::error::Error) -> ObjectError,
 ) -> Result<Outcome, ObjectError> {
     let unreadable = |error| ObjectError::Unreadable { bucket: object.bucket.clone(), key: object.key.clone(), error };
     let mut delivered = 0;
-    while let Some(chunk) = body.try_next().await.map_err(|e| s3_failed("s3:GetObject", &e))? {
+    while let Some(chunk) =
+        body.try_next().await.map_err(|e| ObjectError::s3("s3:GetObject", &object.bucket, &object.key, &e))?
+    {
         reader.push(&chunk, &mut |line| lines.line(line)).map_err(unreadable)?;
         if lines.waiting_bytes() >= FLUSH_BYTES {
             delivered += put_records(lines.take(), sink, state).await?;
@@ -365,7 +367,7 @@ impl<F: RecordFormat> ObjectRecords<F> {
 
     /// The waiting records, one per element, each with its newline.
     pub fn take(&mut self) -> Vec<Vec<u8>> {
-        let records = self.out.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+        let records = one_per_line(&self.out);
         self.out.clear();
         records
     }

@@ -132,6 +132,11 @@ pub enum PutError {
     InvalidRecord(String),
 }
 
+/// Newline-delimited records as the sinks take them: one per line, each with its newline.
+pub fn one_per_line(lines: &[u8]) -> Vec<Vec<u8>> {
+    lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect()
+}
+
 /// Splits records into calls within both limits, keeping order.
 fn batches(records: &[Vec<u8>], limits: Limits) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
