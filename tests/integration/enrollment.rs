@@ -220,6 +220,8 @@ async fn enrollment_claims_exclude_each_other_expire_and_yield_to_a_current_reco
         retry_at: None,
         failure: None,
         last_log_at: None,
+        application: None,
+        owner: None,
     };
     assert!(!store.put_claimed(&record, "b").await.unwrap(), "only the claim's owner writes the record");
     assert!(store.put_claimed(&record, "c").await.unwrap());

@@ -129,10 +129,41 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
     let etl_firehose = aws_sdk_firehose::Client::from_conf(
         aws_sdk_firehose::config::Builder::from(&config).interceptor(recorder.clone()).build(),
     );
+    // The instance's Application tag as the enroller recorded it, and a reference file naming the
+    // client's application: read by the ETL through its own (recorded) clients.
+    let table = fleetlog_local::stack::ENROLLMENT_TABLE;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let setup = fleetlog_aws::store::EnrollmentStore::new(dynamodb, table);
+    setup.create_table_if_missing().await.unwrap();
+    let enrolled = fleetlog_core::record::EnrollmentRecord {
+        instance_id: INSTANCE.into(),
+        application: Some("shop".into()),
+        ..fleetlog_core::record::EnrollmentRecord::sample(fleetlog_core::record::EnrollmentStatus::Enrolled)
+    };
+    let now_s = now / 1000;
+    let claim = setup.claim(INSTANCE, &enrolled.config_parameter, enrolled.config_version, "test", now_s).await;
+    assert_eq!(claim.unwrap(), fleetlog_aws::store::Claim::Granted);
+    assert!(setup.put_claimed(&enrolled, "test").await.unwrap());
+    let (reference_bucket, reference_key) = ("fleetlog-reference", "fleet/applications.json");
+    let reference = r#"[{"match": "203.0.113.0/24", "application": "scanner"}]"#;
+    s3.create_bucket().bucket(reference_bucket).send().await.unwrap();
+    let body = reference.as_bytes().to_vec().into();
+    s3.put_object().bucket(reference_bucket).key(reference_key).body(body).send().await.unwrap();
+    let etl_dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config).interceptor(recorder.clone()).build(),
+    );
+    let etl_s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config).force_path_style(true).interceptor(recorder.clone()).build(),
+    );
+    let applications = fleetlog_etl::applications::ApplicationSource::new(
+        etl_s3.clone(),
+        Some(fleetlog_aws::store::EnrollmentStore::new(etl_dynamodb, table)),
+        Some((reference_bucket.to_owned(), reference_key.to_owned())),
+    );
     let state = EtlState {
         firehose: etl_firehose.clone(),
         kinesis: aws_sdk_kinesis::Client::new(&config),
-        s3: fleetlog_aws::s3::client(&config),
+        s3: etl_s3,
         region: REGION.to_owned(),
         delivery_stream: None,
         retry: RetryPolicy::default(),
@@ -140,6 +171,8 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
         destination: fleetlog_etl::records::Destination::default(),
         splunk_stream: None,
         sightings: None,
+        applications: std::sync::Arc::new(applications),
+        access_metrics: true,
     };
     let response: aws_lambda_events::firehose::KinesisFirehoseResponse =
         serde_json::from_str(fleetlog_etl::handle_firehose(&state, &event).await.unwrap().get()).unwrap();
@@ -152,7 +185,13 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
     put_all(&Sink::Firehose { client: &etl_firehose, stream: "fleetlog-processed" }, lines, RetryPolicy::default())
         .await
         .unwrap();
-    fleetlog_tests::iam::Deployment::local(&[]).assert_allows("EtlRole", &recorder.requests());
+    let requests = recorder.requests();
+    fleetlog_tests::iam::assert_made(&requests, &["dynamodb:BatchGetItem", "s3:GetObject", "firehose:PutRecordBatch"]);
+    let deployment = fleetlog_tests::iam::Deployment::local(&[
+        ("ReferenceBucket", serde_json::json!(reference_bucket)),
+        ("ReferenceKey", serde_json::json!(reference_key)),
+    ]);
+    deployment.assert_allows("EtlRole", &requests);
 
     let processed = wait_for_objects(&s3, "processed/").await;
     let mut by_message: BTreeMap<String, Value> = BTreeMap::new();
@@ -170,6 +209,7 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
         assert_eq!(record["source"], "security");
         assert_eq!(record["log_group"], group.as_str());
         assert_eq!(record["account"], ACCOUNT);
+        assert_eq!(record["application"], "shop", "the instance's tag, read from the enrollment table");
         assert!(record["time"].as_str().unwrap().ends_with('Z'));
     }
     assert_eq!(by_message[messages[0]]["program"], "sshd");

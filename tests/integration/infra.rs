@@ -78,6 +78,106 @@ fn alarms_on_fleetlog_metrics_name_emitted_counters() {
     assert!(checked >= 2, "the enroller's and the ETL's failure alarms");
 }
 
+/// The access dashboard, alarms and Contributor Insights rules read what the ETL writes: each Metrics
+/// Insights query names a metric the EMF lines declare in that namespace with exactly that dimension
+/// set, each rule reads the ETL's log group by the members its contributor lines carry.
+#[test]
+fn access_dashboard_alarms_and_rules_read_only_what_the_etl_emits() {
+    use fleetlog_core::traffic::{Request, Windows};
+    let t = template();
+    // What the ETL declares: (namespace, metric, dimension set) of real lines, and its contributor lines.
+    let mut windows = Windows::default();
+    let request = |status| Request {
+        timestamp_ms: 1_764_000_000_000,
+        status: Some(status),
+        bytes: Some(10),
+        latency_ms: Some(3.0),
+        client_ip: Some("10.0.0.1"),
+        path: Some("/a"),
+    };
+    windows.add("shop", &[request(200), request(503)]);
+    let mut declared = BTreeSet::new();
+    for line in windows.emf_lines(1_764_000_000_000) {
+        let doc: Value = serde_json::from_str(&line).unwrap();
+        for directive in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            for metric in directive["Metrics"].as_array().unwrap() {
+                for set in directive["Dimensions"].as_array().unwrap() {
+                    let dims: Vec<String> =
+                        set.as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_owned()).collect();
+                    declared.insert((
+                        directive["Namespace"].as_str().unwrap().to_owned(),
+                        metric["Name"].as_str().unwrap().to_owned(),
+                        dims.join(","),
+                    ));
+                }
+            }
+        }
+    }
+    let contributors: Vec<Value> =
+        windows.contributor_lines(|_| None).iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+
+    // `SELECT F(metric) FROM SCHEMA("namespace", dims) GROUP BY dims`
+    let check_query = |whose: &str, query: &str| {
+        let (metric, rest) = query.split_once('(').and_then(|(_, r)| r.split_once(')')).unwrap();
+        let schema = rest.split_once("SCHEMA(").unwrap().1.split_once(')').unwrap().0;
+        let (namespace, dims) = schema.split_once(',').unwrap();
+        let (namespace, dims) = (namespace.trim().trim_matches('"'), dims.replace(' ', ""));
+        let key = (namespace.to_owned(), metric.to_owned(), dims.clone());
+        assert!(declared.contains(&key), "{whose}: {query} reads {key:?}, which no EMF line declares: {declared:?}");
+        assert!(query.ends_with(&format!("GROUP BY {dims}")), "{whose}: one series per application: {query}");
+    };
+    let mut queries = 0;
+    for alarm in ["ServerErrorRatioAlarm", "RequestSurgeAlarm"] {
+        let props = resource(&t, alarm);
+        let deployment = Deployment::local(&[]);
+        let topic = deployment.resolve(&resource(&t, "DeadLetterAlarm")["AlarmActions"]);
+        assert_eq!(deployment.resolve(&props["AlarmActions"]), topic, "{alarm} tells the stack's topic");
+        for metric in props["Metrics"].as_sequence().unwrap() {
+            check_query(alarm, metric["Expression"].as_str().unwrap());
+            assert_eq!(metric["Period"].as_u64(), Some(u64::from(fleetlog_core::traffic::PERIOD_SECONDS)));
+            queries += 1;
+        }
+    }
+    let resolved = Deployment::local(&[]).resolve(&t["Resources"]["AccessDashboard"]["Properties"]["DashboardBody"]);
+    let body: Value = serde_json::from_str(resolved.as_str().unwrap()).unwrap();
+    let mut rules_graphed = BTreeSet::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        for row in widget["properties"]["metrics"].as_array().unwrap() {
+            let expression = row[0]["expression"].as_str().unwrap();
+            if let Some(args) = expression.strip_prefix("INSIGHT_RULE_METRIC('") {
+                rules_graphed.insert(args.split_once('\'').unwrap().0.to_owned());
+            } else {
+                check_query("AccessDashboard", expression);
+                queries += 1;
+            }
+        }
+    }
+    assert!(queries >= 6, "both alarms and four graphs");
+
+    // The rules: on the ETL's log group, keyed by members their kind of contributor line carries.
+    let deployment = Deployment::local(&[]);
+    let etl_group = deployment.resolve(&resource(&t, "EtlLogGroup")["LogGroupName"]);
+    let mut rule_names = BTreeSet::new();
+    for rule in ["TopClientsRule", "TopPathsRule"] {
+        let props = resource(&t, rule);
+        rule_names.insert(deployment.resolve(&props["RuleName"]).as_str().unwrap().to_owned());
+        let body: Value = serde_json::from_str(deployment.resolve(&props["RuleBody"]).as_str().unwrap()).unwrap();
+        assert_eq!(body["LogGroupNames"], serde_json::json!([etl_group]), "{rule}");
+        let contribution = &body["Contribution"];
+        let kind = contribution["Filters"][0]["In"][0].as_str().unwrap();
+        assert_eq!(contribution["Filters"][0]["Match"], format!("$.{}", fleetlog_core::traffic::CONTRIBUTOR_MARK));
+        let line = contributors.iter().find(|l| l[fleetlog_core::traffic::CONTRIBUTOR_MARK] == kind).unwrap();
+        let keys = contribution["Keys"].as_array().unwrap();
+        assert!(keys.len() <= 4, "{rule}: Contributor Insights takes four keys");
+        for member in keys.iter().chain([&contribution["ValueOf"]]) {
+            let name = member.as_str().unwrap().strip_prefix("$.").unwrap();
+            assert!(line.get(name).is_some(), "{rule} reads {name}, which its lines lack: {line}");
+        }
+        assert_eq!(body["AggregateOn"], "Sum");
+    }
+    assert_eq!(rules_graphed, rule_names, "the dashboard graphs both rules");
+}
+
 #[test]
 fn glue_table_is_the_etl_schema() {
     let t = template();

@@ -279,6 +279,7 @@ impl Deployment {
             "AWS::Glue::Database" => Some(&props["DatabaseInput"]["Name"]),
             "AWS::Logs::Destination" => Some(&props["DestinationName"]),
             "AWS::Kinesis::Stream" => Some(&props["Name"]),
+            "AWS::CloudWatch::InsightRule" => Some(&props["RuleName"]),
             _ => None,
         };
         match named.filter(|n| !n.is_null()) {
@@ -341,11 +342,13 @@ impl Deployment {
             "AWS::Events::Rule" => format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"),
             "AWS::Logs::Destination" => format!("arn:aws:logs:{REGION}:{ACCOUNT}:destination:{name}"),
             "AWS::Kinesis::Stream" => format!("arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{name}"),
+            "AWS::CloudWatch::InsightRule" => format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:insight-rule/{name}"),
             other => panic!("GetAtt on {other} is not modelled"),
         };
         match attribute {
             "Arn" => json!(arn),
             "QueueName" => json!(name),
+            "RuleName" => json!(name),
             other => panic!("GetAtt {logical}.{other} is not modelled"),
         }
     }
@@ -559,6 +562,10 @@ impl Deployment {
             ("EtlCodeKey".to_owned(), json!(format!("fleetlog/{}/fleetlog-etl.zip", "0".repeat(64)))),
             ("AccountName".to_owned(), json!("fleetlog-local")),
         ]);
+        let template: Yaml = serde_yaml_ng::from_str(&text).unwrap();
+        for (name, _) in parameters {
+            assert!(!template["Parameters"][*name].is_null(), "the template has no parameter {name}");
+        }
         values.extend(parameters.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let role_name = |arn: &'static str| arn.rsplit('/').next().unwrap_or_default();
         let names = [
@@ -569,7 +576,7 @@ impl Deployment {
             ("SubscriptionRole", role_name(fleetlog_local::stack::SUBSCRIPTION_ROLE_ARN)),
         ];
         Self {
-            template: serde_yaml_ng::from_str(&text).unwrap(),
+            template,
             stack: "fleetlog".to_owned(),
             parameters: values,
             names: names.iter().map(|(l, p)| ((*l).to_owned(), (*p).to_owned())).collect(),

@@ -470,6 +470,8 @@ mod tests {
                 output: "config not found".into(),
             }),
             last_log_at: Some(1_764_000_000_123),
+            application: Some("shop".into()),
+            owner: Some("team-shop@example.com".into()),
         };
         let item = to_item(&record).unwrap();
         assert_eq!(item["config_version"], n(7), "numbers stay numbers, as the claim's conditions compare them");

@@ -21,8 +21,10 @@ pub mod log_groups;
 pub mod metrics;
 pub mod readiness;
 pub mod record;
+pub mod reference;
 pub mod schema;
 pub mod settings;
 pub mod tags;
+pub mod traffic;
 
 pub use instance::{Instance, InstanceState, Platform};

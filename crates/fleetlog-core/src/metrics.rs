@@ -56,6 +56,9 @@ counters! {
     RecordsFailed,
     /// ETL: notifications of log objects already read (S3 notifies at least once); they add nothing.
     LogObjectsRedelivered,
+    /// ETL: access requests timed too far in the past or future for CloudWatch to take as metrics
+    /// (their records are kept; see [`crate::traffic`]).
+    AccessRequestsUnmetered,
 }
 
 /// One EMF document with the given counts (zero counts are left out); `None` when all are zero.

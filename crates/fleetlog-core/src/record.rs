@@ -37,6 +37,12 @@ pub struct EnrollmentRecord {
     /// milliseconds; see [`crate::freshness`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_log_at: Option<i64>,
+    /// The instance's application and owner, as its tags said at enrollment (see
+    /// [`crate::tags::Ownership`]): the ETL's `application` of its logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +129,8 @@ impl EnrollmentRecord {
             retry_at: None,
             failure: None,
             last_log_at: None,
+            application: None,
+            owner: None,
         }
     }
 }

@@ -16,6 +16,9 @@ pub const ENROLLER_VARIABLES: &[(&str, Option<&str>)] = &[
     ("FLEETLOG_MANAGEMENT_TAG_KEY", Some("fleetlog:managed")),
     ("FLEETLOG_MANAGEMENT_TAG_VALUE", Some("true")),
     ("FLEETLOG_PROFILE_TAG_KEY", Some("fleetlog:profile")),
+    // The tags whose values the enrollment record keeps, for the ETL's `application` (exact case).
+    ("FLEETLOG_APPLICATION_TAG_KEY", Some("Application")),
+    ("FLEETLOG_OWNER_TAG_KEY", Some("Owner")),
     ("FLEETLOG_CONFIG_PARAMETER_PREFIX", Some("AmazonCloudWatch-fleetlog")),
     ("FLEETLOG_ENROLLMENT_TABLE", None),
     ("FLEETLOG_AGENT_DOCUMENT", None),
@@ -59,6 +62,12 @@ pub const ETL_VARIABLES: &[(&str, Option<&str>)] = &[
     // A fan-out stack's Splunk delivery stream: the batches it hands the ETL are answered with HEC
     // events, every other stream's in FLEETLOG_RECORD_FORMAT. Empty: none.
     ("FLEETLOG_SPLUNK_DELIVERY_STREAM", Some("")),
+    // Access-log windows as embedded metrics and contributor lines: `true` or `false`.
+    ("FLEETLOG_ACCESS_METRICS", Some("true")),
+    // The enrollment table, where instances' Application tags are read; empty: none (a central stack).
+    ("FLEETLOG_ENROLLMENT_TABLE", Some("")),
+    // The reference file (`s3://bucket/key`) mapping addresses and hosts to applications; empty: none.
+    ("FLEETLOG_REFERENCE_OBJECT", Some("")),
 ];
 
 /// Which destination's records the ETL writes.
@@ -138,6 +147,12 @@ pub struct EtlSettings {
     pub splunk_stream: Option<String>,
     /// The index of every HEC event (`None`: the HEC token's default index).
     pub splunk_index: Option<String>,
+    /// Whether access requests are folded into windows published as metrics.
+    pub access_metrics: bool,
+    /// Where instances' application tags are read.
+    pub enrollment_table: Option<String>,
+    /// The reference file: bucket and key.
+    pub reference_object: Option<(String, String)>,
 }
 
 impl EtlSettings {
@@ -187,10 +202,28 @@ impl EtlSettings {
                 "a Firehose stream name is 1 to 64 letters, digits, _, - and .".into(),
             ));
         }
+        let access_metrics = match get("FLEETLOG_ACCESS_METRICS")?.as_str() {
+            "true" => true,
+            "false" => false,
+            other => return Err(invalid("FLEETLOG_ACCESS_METRICS", other, "expected true or false".into())),
+        };
+        let reference_object = match optional("FLEETLOG_REFERENCE_OBJECT")? {
+            None => None,
+            Some(url) => Some(
+                url.strip_prefix("s3://")
+                    .and_then(|rest| rest.split_once('/'))
+                    .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty())
+                    .map(|(bucket, key)| (bucket.to_owned(), key.to_owned()))
+                    .ok_or_else(|| invalid("FLEETLOG_REFERENCE_OBJECT", &url, "expected s3://bucket/key".into()))?,
+            ),
+        };
         Ok(Self {
             record_format,
             splunk_stream,
             splunk_index,
+            access_metrics,
+            enrollment_table: optional("FLEETLOG_ENROLLMENT_TABLE")?,
+            reference_object,
             delivery_stream: optional("FLEETLOG_DELIVERY_STREAM")?,
             enroll_queue_url: optional("FLEETLOG_ENROLL_QUEUE_URL")?,
             freshness_window: Duration::from_secs(whole(
@@ -250,6 +283,8 @@ pub struct SubscriptionDestination {
 pub struct EnrollerSettings {
     pub management_tag: ManagementTag,
     pub profile_tag_key: String,
+    /// The tags an enrollment record keeps the values of (see [`crate::tags::Ownership`]).
+    pub ownership_tags: crate::tags::OwnershipTags,
     pub config_parameter_prefix: String,
     pub enrollment_table: String,
     /// fleetlog's SSM Command document (the stack's `AgentDocument`), and the version commands run.
@@ -372,6 +407,10 @@ impl EnrollerSettings {
             config_policy: ConfigPolicy::new(log_group_prefix, &extra_paths),
             management_tag: ManagementTag { key: tag_key, value: get("FLEETLOG_MANAGEMENT_TAG_VALUE")? },
             profile_tag_key: get("FLEETLOG_PROFILE_TAG_KEY")?,
+            ownership_tags: crate::tags::OwnershipTags {
+                application: get("FLEETLOG_APPLICATION_TAG_KEY")?,
+                owner: get("FLEETLOG_OWNER_TAG_KEY")?,
+            },
             config_parameter_prefix: prefix,
             enrollment_table: get("FLEETLOG_ENROLLMENT_TABLE")?,
             retention,
@@ -493,8 +532,24 @@ mod tests {
                 record_format: RecordFormatSetting::Table,
                 splunk_stream: None,
                 splunk_index: None,
+                access_metrics: true,
+                enrollment_table: None,
+                reference_object: None,
             }
         );
+        let analytics = EtlSettings::from_lookup(env(&[
+            ("FLEETLOG_ACCESS_METRICS", "false"),
+            ("FLEETLOG_ENROLLMENT_TABLE", "fleetlog-enrollments"),
+            ("FLEETLOG_REFERENCE_OBJECT", "s3://fleetlog-logs/reference/applications.json"),
+        ]))
+        .unwrap();
+        assert!(!analytics.access_metrics);
+        assert_eq!(analytics.enrollment_table.as_deref(), Some("fleetlog-enrollments"));
+        assert_eq!(analytics.reference_object, Some(("fleetlog-logs".into(), "reference/applications.json".into())));
+        for bad in [("FLEETLOG_ACCESS_METRICS", "yes"), ("FLEETLOG_REFERENCE_OBJECT", "s3://bucket-only")] {
+            let err = EtlSettings::from_lookup(env(&[bad])).unwrap_err();
+            assert!(err.to_string().contains(bad.0), "{err}");
+        }
         let fan_out = EtlSettings::from_lookup(env(&[
             ("FLEETLOG_SPLUNK_DELIVERY_STREAM", "fleetlog-splunk"),
             ("FLEETLOG_SPLUNK_INDEX", "aws"),

@@ -1,4 +1,5 @@
-//! The management tag: exact, case-sensitive matching, and case-only near misses reported.
+//! The management tag: exact, case-sensitive matching, and case-only near misses reported; and the
+//! ownership tags an enrollment record keeps.
 
 use std::collections::BTreeMap;
 
@@ -31,9 +32,43 @@ impl ManagementTag {
     }
 }
 
+/// The keys of the tags naming an instance's application and owner (exact case, like the
+/// management tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnershipTags {
+    pub application: String,
+    pub owner: String,
+}
+
+/// What an instance's ownership tags say; an empty value says nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ownership {
+    pub application: Option<String>,
+    pub owner: Option<String>,
+}
+
+impl OwnershipTags {
+    pub fn read(&self, tags: &BTreeMap<String, String>) -> Ownership {
+        let value = |key: &str| tags.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_owned);
+        Ownership { application: value(&self.application), owner: value(&self.owner) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ownership_is_read_from_the_exact_keys() {
+        let keys = OwnershipTags { application: "Application".into(), owner: "Owner".into() };
+        let tags = BTreeMap::from([
+            ("Application".to_owned(), " shop ".to_owned()),
+            ("owner".to_owned(), "wrong-case@example.com".to_owned()),
+        ]);
+        assert_eq!(keys.read(&tags), Ownership { application: Some("shop".into()), owner: None });
+        let empty = BTreeMap::from([("Application".to_owned(), " ".to_owned())]);
+        assert_eq!(keys.read(&empty), Ownership::default());
+    }
 
     fn tag() -> ManagementTag {
         ManagementTag { key: "fleetlog:managed".into(), value: "true".into() }

@@ -698,6 +698,7 @@ impl Enroller {
 
     async fn finish_enrollment(&self, e: Enrollee<'_>) -> Outcome {
         let alarms = alarms_for(&e.instance.id, e.config, &self.settings.thresholds);
+        let ownership = self.settings.ownership_tags.read(&e.instance.tags);
         for alarm in &alarms {
             if let Err(err) =
                 alarms::put_alarm(&self.clients.cloudwatch, alarm, self.settings.alarm_topic_arn.as_deref()).await
@@ -720,6 +721,8 @@ impl Enroller {
             retry_at: None,
             failure: None,
             last_log_at: e.last_log_at,
+            application: ownership.application,
+            owner: ownership.owner,
         };
         match self.store.put_claimed(&record, &self.claim_owner).await {
             Ok(true) => {}

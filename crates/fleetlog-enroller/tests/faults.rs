@@ -281,6 +281,8 @@ fn record(status: EnrollmentStatus, attempts: u32, retry_at: Option<i64>) -> Enr
         retry_at,
         failure: None,
         last_log_at: None,
+        application: None,
+        owner: None,
     }
 }
 

@@ -13,7 +13,7 @@ use fleetlog_etl::envelope::parse_envelope;
 use fleetlog_etl::gzip::{gunzip_into, gzip};
 use fleetlog_etl::objects::{LineReader, ObjectRecords};
 use fleetlog_etl::put::RECORD_LIMITS;
-use fleetlog_etl::records::{Destination, TableJson, write_for};
+use fleetlog_etl::records::{Destination, Origin, TableJson, write_for};
 
 /// A small deterministic generator (xorshift) so corpora are reproducible without extra crates.
 #[derive(Debug)]
@@ -193,7 +193,7 @@ pub fn run_core_for(
         gunzip_into(&record.data.0, plain)?;
         let envelope = parse_envelope(plain)?;
         out.clear();
-        run.records += write_for(destination, &envelope, "us-east-1", RECORD_LIMITS, out);
+        run.records += write_for(destination, &envelope, &Origin::unknown("us-east-1"), RECORD_LIMITS, out, |_, _| {});
         run.decompressed_bytes += plain.len();
         run.json_bytes += out.len();
     }
@@ -288,7 +288,8 @@ pub fn run_object(object: &[u8]) -> Result<(usize, usize), DecodeError> {
         "cloudfront/E2EXAMPLE".into(),
         "cf/E2EXAMPLE.2026-12-03-10.a1b2c3d4.gz".into(),
     );
-    let mut records = ObjectRecords::new(TableJson, &source, "us-east-1", "d41d8cd98f00b204e9800998ecf8427e", 0);
+    let origin = Origin::unknown("us-east-1");
+    let mut records = ObjectRecords::new(TableJson, &source, &origin, "d41d8cd98f00b204e9800998ecf8427e", 0);
     let mut reader = LineReader::default();
     let (mut count, mut bytes) = (0, 0);
     let mut take = |records: &mut ObjectRecords<TableJson>| {

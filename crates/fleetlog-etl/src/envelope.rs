@@ -182,6 +182,24 @@ impl<'a> Envelope<'a> {
     }
 }
 
+/// The `logStream` of a gzip envelope, read from its first bytes alone (CloudWatch Logs writes it
+/// before the events); `None` when those bytes do not hold it plainly spelled.
+pub fn peek_log_stream(gzip_data: &[u8]) -> Option<String> {
+    use std::io::Read;
+    // The owner, a log group (at most 512 characters) and a stream (512) come first.
+    const HEAD: u64 = 2048;
+    let mut head = Vec::with_capacity(2048);
+    // A cut-off or corrupt stream still yields what it inflated before the damage.
+    let _ = flate2::read::GzDecoder::new(gzip_data).take(HEAD).read_to_end(&mut head);
+    let name = "\"logStream\":\"";
+    let at = memchr::memmem::find(&head, name.as_bytes())? + name.len();
+    let end = memchr::memchr2(b'"', b'\\', &head[at..])?;
+    if head[at + end] != b'"' {
+        return None;
+    }
+    String::from_utf8(head[at..at + end].to_vec()).ok()
+}
+
 /// Parses a decompressed envelope. UTF-8 is checked once for the whole payload (vectorised); the form
 /// CloudWatch Logs writes is read by `envelope::common_form`, anything else by serde_json (which also
 /// words the errors).
@@ -198,6 +216,20 @@ pub fn parse_envelope(json: &[u8]) -> Result<Envelope<'_>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stream_is_read_from_the_envelopes_first_bytes() {
+        let envelope = |stream: &str| {
+            let events: Vec<String> =
+                (0..2000).map(|i| format!(r#"{{"id":"{i}","timestamp":1,"message":"m"}}"#)).collect();
+            crate::gzip::gzip(format!(r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"{stream}","subscriptionFilters":["f"],"logEvents":[{}]}}"#, events.join(",")).as_bytes())
+        };
+        assert_eq!(peek_log_stream(&envelope("i-0123456789abcdef0")).as_deref(), Some("i-0123456789abcdef0"));
+        assert_eq!(peek_log_stream(&envelope("a\\\"b")), None, "an escaped name is not read");
+        assert_eq!(peek_log_stream(b"not gzip"), None);
+        let whole = envelope("i-01234567");
+        assert_eq!(peek_log_stream(&whole[..whole.len() / 2]).as_deref(), Some("i-01234567"), "a cut payload's start");
+    }
 
     #[test]
     fn encoded_events_read_back_as_they_were() {

@@ -20,6 +20,7 @@
 //! - [`put`]: PutRecordBatch with Firehose's limits and retries; [`lambda`]: the runtime wiring;
 //! - [`objects`]: log objects read once each, streamed line by line (`parse::W3cHeader` for CloudFront's).
 
+pub mod applications;
 pub mod envelope;
 pub mod firehose;
 pub mod gzip;
@@ -102,14 +103,42 @@ pub struct EtlState {
     pub splunk_stream: Option<(String, records::Destination)>,
     /// Where whose logs were carried is reported (`FLEETLOG_ENROLL_QUEUE_URL`); `None`: nowhere.
     pub sightings: Option<std::sync::Arc<SightingReports>>,
+    /// Where the applications of sources are read (`FLEETLOG_ENROLLMENT_TABLE`,
+    /// `FLEETLOG_REFERENCE_OBJECT`).
+    pub applications: std::sync::Arc<applications::ApplicationSource>,
+    /// Whether access requests are published as windows (`FLEETLOG_ACCESS_METRICS`).
+    pub access_metrics: bool,
 }
 
 impl EtlState {
     /// The destination a Firehose batch is answered for: the Splunk stream's own, else the ETL's.
     pub fn destination_for(&self, event: &KinesisFirehoseEvent) -> &records::Destination {
+        match self.splunk_batch(event) {
+            Some(destination) => destination,
+            None => &self.destination,
+        }
+    }
+
+    /// The Splunk stream's destination, when the batch is that stream's.
+    fn splunk_batch(&self, event: &KinesisFirehoseEvent) -> Option<&records::Destination> {
         match (&self.splunk_stream, firehose::delivery_stream_name(event)) {
-            (Some((splunk, destination)), Some(stream)) if splunk == stream => destination,
-            _ => &self.destination,
+            (Some((splunk, destination)), Some(stream)) if splunk == stream => Some(destination),
+            _ => None,
+        }
+    }
+
+    /// Publishes a batch's access windows: EMF lines of the aggregates and contributor lines of the
+    /// heaviest clients and paths, beside the counters.
+    fn publish(&self, windows: &mut fleetlog_core::traffic::Windows, applications: &applications::Applications) {
+        if windows.is_empty() {
+            return;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut lines = windows.emf_lines(now);
+        lines.extend(windows.contributor_lines(|ip| applications.of_client(ip)));
+        self.metrics.emit_lines(&lines);
+        if windows.outside > 0 {
+            self.metrics.emit(&[(Counter::AccessRequestsUnmetered, windows.outside)]);
         }
     }
 }
@@ -308,7 +337,11 @@ pub async fn handle(state: &EtlState, payload: Payload) -> Result<Box<RawValue>,
 /// failed re-ingest fails the invocation (Firehose retries it) instead of losing data. The answer is
 /// the response JSON.
 pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> Result<Box<RawValue>, EtlError> {
-    let out = firehose::transform_for(state.destination_for(event), event, &state.region);
+    let applications = state.applications.for_instances(firehose::instance_ids(event)).await;
+    // A fan-out stack's two streams transform the same records: only the primary one counts them.
+    let access_metrics = state.access_metrics && state.splunk_batch(event).is_none();
+    let context = firehose::Context { region: &state.region, applications: &applications, access_metrics };
+    let mut out = firehose::transform_for(state.destination_for(event), event, &context);
     tracing::info!(stats = ?out.stats, "Firehose batch transformed");
     if !out.reingest.is_empty() {
         let stream = firehose::delivery_stream_name(event).ok_or_else(|| {
@@ -328,6 +361,7 @@ pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> 
     // Counted once the batch is settled: a failed re-ingest fails the invocation, and Firehose's
     // retry counts it.
     state.metrics.emit(&out.stats.counters());
+    state.publish(&mut out.windows, &applications);
     if let Some(reports) = &state.sightings {
         reports.report(out.seen).await;
     }
@@ -345,8 +379,18 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
     if envelope.kind()? == MessageType::Control {
         return Ok(0);
     }
-    let mut lines = Vec::new();
-    records::write_for(&state.destination, &envelope, &state.region, RECORD_LIMITS, &mut lines);
+    let instance = records::instance_id_of(&envelope.log_stream);
+    let applications = state.applications.for_instances(instance.map(str::to_owned)).await;
+    let application = applications.of(instance, None);
+    let origin = records::Origin { region: &state.region, application };
+    let (mut lines, mut windows) = (Vec::new(), fleetlog_core::traffic::Windows::default());
+    records::write_for(&state.destination, &envelope, &origin, RECORD_LIMITS, &mut lines, |_, event| {
+        if state.access_metrics
+            && let Some(request) = event.request()
+        {
+            windows.add(application, std::slice::from_ref(&request));
+        }
+    });
     let records = put::one_per_line(&lines);
     let count = records.len();
     put_all(&Sink::Firehose { client: &state.firehose, stream }, records, state.retry).await?;
@@ -355,6 +399,7 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
     }
     let counts = [(Counter::LogEventsTransformed, u64::try_from(count).unwrap_or(u64::MAX))];
     state.metrics.emit(&counts);
+    state.publish(&mut windows, &applications);
     Ok(count)
 }
 

@@ -1,7 +1,8 @@
-//! Lambda wiring only: logs, region, the Firehose, Kinesis, S3, SQS and (a central stack's) EventBridge clients,
+//! Lambda wiring only: logs, region, the Firehose, Kinesis, S3, SQS, DynamoDB (the enrollment table) and (a central stack's) EventBridge clients,
 //! then the runtime (`fleetlog_etl::lambda`).
 
 use fleetlog_core::settings::RecordFormatSetting;
+use fleetlog_etl::applications::ApplicationSource;
 use fleetlog_etl::put::RetryPolicy;
 use fleetlog_etl::records::Destination;
 use fleetlog_etl::{EtlState, MetricsOutput, SightingReports};
@@ -28,11 +29,18 @@ async fn main() -> Result<(), Error> {
             None => reports,
         })
     });
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let store = settings
+        .enrollment_table
+        .map(|table| fleetlog_aws::store::EnrollmentStore::new(aws_sdk_dynamodb::Client::new(&config), table));
+    let applications = ApplicationSource::new(s3.clone(), store, settings.reference_object);
     let state = EtlState {
         sightings,
         firehose: aws_sdk_firehose::Client::new(&config),
         kinesis: aws_sdk_kinesis::Client::new(&config),
-        s3: aws_sdk_s3::Client::new(&config),
+        s3,
+        applications: std::sync::Arc::new(applications),
+        access_metrics: settings.access_metrics,
         region,
         delivery_stream: settings.delivery_stream,
         retry: RetryPolicy::default(),

@@ -16,8 +16,9 @@ use crate::envelope::Envelope;
 use crate::json::write_str;
 use crate::parse::{Format, W3cHeader};
 use crate::put::{PutError, RECORD_LIMITS, Sink, one_per_line, put_all};
-use crate::records::{Destination, Event, EventWriter, RecordFormat};
+use crate::records::{Destination, Event, EventWriter, Origin, RecordFormat};
 use crate::{DecodeError, EtlState};
+use fleetlog_core::traffic::Windows;
 
 /// How much inflated text one write into the decoder may produce at most is bounded by the slice
 /// written: deflate expands at most ~1032:1, so an 8 KiB slice inflates to under 9 MB.
@@ -249,17 +250,24 @@ async fn read_object(state: &EtlState, object: &ObjectRef, account: &str) -> Res
     let sink = Sink::Firehose { client: &state.firehose, stream };
     let mut body = got.body;
     let mut reader = LineReader::default();
-    match &state.destination {
+    // A distribution is one source: the reference file may name its id.
+    let applications = state.applications.for_instances(None).await;
+    let distribution = fleetlog_core::ingest::cloudfront_distribution(&object.key);
+    let origin = Origin { region: &state.region, application: applications.of(None, Some(distribution)) };
+    let outcome = match &state.destination {
         Destination::Table => {
-            let mut lines =
-                ObjectRecords::new(crate::records::TableJson, &source, &state.region, &object.etag, fallback);
+            let mut lines = ObjectRecords::new(crate::records::TableJson, &source, &origin, &object.etag, fallback);
             stream_lines(&mut body, &mut reader, &mut lines, &sink, state, object).await
         }
         Destination::Splunk(hec) => {
-            let mut lines = ObjectRecords::new(hec.clone(), &source, &state.region, &object.etag, fallback);
+            let mut lines = ObjectRecords::new(hec.clone(), &source, &origin, &object.etag, fallback);
             stream_lines(&mut body, &mut reader, &mut lines, &sink, state, object).await
         }
-    }
+    };
+    // Counted once the whole object is delivered: a read that fails is read again, whole.
+    let (outcome, mut windows) = outcome?;
+    state.publish(&mut windows, &applications);
+    Ok(outcome)
 }
 
 /// Feeds the body through the reader into records, putting them whenever [`FLUSH_BYTES`] wait.
@@ -270,7 +278,7 @@ async fn stream_lines<F: RecordFormat>(
     sink: &Sink<'_>,
     state: &EtlState,
     object: &ObjectRef,
-) -> Result<Outcome, ObjectError> {
+) -> Result<(Outcome, Windows), ObjectError> {
     let unreadable = |error| ObjectError::Unreadable { bucket: object.bucket.clone(), key: object.key.clone(), error };
     let mut delivered = 0;
     while let Some(chunk) =
@@ -283,7 +291,8 @@ async fn stream_lines<F: RecordFormat>(
     }
     std::mem::take(reader).finish(&mut |line| lines.line(line)).map_err(unreadable)?;
     delivered += put_records(lines.take(), sink, state).await?;
-    Ok(Outcome::Read { records: delivered })
+    let windows = if state.access_metrics { std::mem::take(&mut lines.windows) } else { Windows::default() };
+    Ok((Outcome::Read { records: delivered }, windows))
 }
 
 /// Puts records; returns how many.
@@ -311,14 +320,19 @@ pub struct ObjectRecords<F: RecordFormat> {
     id: String,
     /// Records waiting to be put, each with its newline.
     out: Vec<u8>,
+    /// The object's requests, by the application of its source.
+    application: String,
+    pub windows: Windows,
 }
 
 impl<F: RecordFormat> ObjectRecords<F> {
     /// The records of the object `etag` names, sharing what `source` says; a line without a time of
     /// its own gets `fallback_ms` (the object's).
-    pub fn new(format: F, source: &Envelope<'_>, region: &str, etag: &str, fallback_ms: i64) -> Self {
+    pub fn new(format: F, source: &Envelope<'_>, origin: &Origin<'_>, etag: &str, fallback_ms: i64) -> Self {
         Self {
-            writer: EventWriter::new(format, source, region, RECORD_LIMITS),
+            writer: EventWriter::new(format, source, origin, RECORD_LIMITS),
+            application: origin.application.to_owned(),
+            windows: Windows::default(),
             header: None,
             etag: etag.to_owned(),
             fallback_ms,
@@ -358,6 +372,9 @@ impl<F: RecordFormat> ObjectRecords<F> {
         let fields = read.as_ref().map(|r| r.fields()).unwrap_or_default();
         let event = Event { id: &self.id, timestamp, format, message, fields: &fields };
         self.writer.write(&mut self.out, &event);
+        if let Some(request) = event.request() {
+            self.windows.add(&self.application, std::slice::from_ref(&request));
+        }
     }
 
     /// How many bytes of records wait to be taken.

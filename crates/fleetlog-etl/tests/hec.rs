@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseResponse};
-use fleetlog_etl::firehose::{OK, transform_for};
+use fleetlog_etl::firehose::{Context, OK, transform_for};
 use fleetlog_etl::gzip::gzip;
 use fleetlog_etl::records::{Destination, SplunkHec};
 use serde_json::{Value, json};
@@ -59,7 +59,7 @@ fn run(records: Vec<KinesisFirehoseEventRecord>) -> BTreeMap<String, (i64, Strin
         if next.is_empty() {
             break;
         }
-        let out = transform_for(&splunk(), &batch(next), "us-east-1");
+        let out = transform_for(&splunk(), &batch(next), &Context::unknown("us-east-1"));
         let response: KinesisFirehoseResponse = serde_json::from_str(out.response.get()).unwrap();
         for answer in response.records.iter().filter(|r| r.result.as_deref() == Some(OK)) {
             assert!(answer.metadata.partition_keys.is_empty(), "a Splunk stream has no dynamic partitioning");
@@ -103,7 +103,7 @@ fn each_log_event_is_one_hec_event_with_splunks_metadata() {
         ("2".to_owned(), 1_764_669_600_124, trail.to_owned()),
         ("3".to_owned(), 1_764_669_600_125, "just text".to_owned()),
     ];
-    let out = transform_for(&splunk(), &batch(vec![record("r", STREAM, &events)]), "us-east-1");
+    let out = transform_for(&splunk(), &batch(vec![record("r", STREAM, &events)]), &Context::unknown("us-east-1"));
     let response: KinesisFirehoseResponse = serde_json::from_str(out.response.get()).unwrap();
     let lines: Vec<Value> = response.records[0]
         .data
@@ -119,7 +119,8 @@ fn each_log_event_is_one_hec_event_with_splunks_metadata() {
             "sourcetype": "syslog", "index": "aws", "event": events[0].2,
             "fields": {
                 "event_id": "1", "account": "123456789012", "region": "us-east-1", "log_group": GROUP,
-                "log_stream": STREAM, "instance_id": STREAM, "log_source": "system", "format": "syslog",
+                "log_stream": STREAM, "instance_id": STREAM, "log_source": "system", "application": "unknown",
+                "format": "syslog",
                 "host": "web-1", "program": "sshd", "pid": "4242",
             },
         })
@@ -132,13 +133,17 @@ fn each_log_event_is_one_hec_event_with_splunks_metadata() {
     assert_eq!(lines[2]["sourcetype"], "aws:cloudwatchlogs");
 
     // A stream not named after an instance: the host the line names, else none (HEC's default).
-    let other = transform_for(&splunk(), &batch(vec![record("r", "web-1", &events[..1])]), "us-east-1");
+    let other =
+        transform_for(&splunk(), &batch(vec![record("r", "web-1", &events[..1])]), &Context::unknown("us-east-1"));
     let response: KinesisFirehoseResponse = serde_json::from_str(other.response.get()).unwrap();
     let line: Value = serde_json::from_slice(response.records[0].data.0.trim_ascii_end()).unwrap();
     assert_eq!(line["host"], "web-1");
     assert!(line["fields"].get("instance_id").is_none());
-    let plain =
-        transform_for(&Destination::Splunk(SplunkHec::default()), &batch(vec![record("r", "s", &events[2..])]), "r");
+    let plain = transform_for(
+        &Destination::Splunk(SplunkHec::default()),
+        &batch(vec![record("r", "s", &events[2..])]),
+        &Context::unknown("r"),
+    );
     let response: KinesisFirehoseResponse = serde_json::from_str(plain.response.get()).unwrap();
     let line: Value = serde_json::from_slice(response.records[0].data.0.trim_ascii_end()).unwrap();
     assert!(line.get("host").is_none() && line.get("index").is_none(), "{line}");

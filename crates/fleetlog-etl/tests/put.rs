@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
 use aws_sdk_firehose::types::PutRecordBatchResponseEntry;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use fleetlog_etl::applications::ApplicationSource;
 use fleetlog_etl::gzip::gzip;
 use fleetlog_etl::put::{PutError, RetryPolicy, Sink, put_all};
 use fleetlog_etl::{EtlError, EtlState, MetricsOutput, handle};
@@ -34,6 +35,8 @@ fn firehose_shape_state() -> EtlState {
         destination: fleetlog_etl::records::Destination::default(),
         splunk_stream: None,
         sightings: None,
+        applications: Arc::new(ApplicationSource::new(mock_client!(aws_sdk_s3, RuleMode::MatchAny, &[]), None, None)),
+        access_metrics: true,
     }
 }
 
@@ -141,15 +144,8 @@ async fn subscription_target_puts_one_record_per_event_and_ignores_control_messa
     let rule = flaky_firehose(calls.clone());
     let state = EtlState {
         firehose: mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&rule]),
-        kinesis: mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, &[]),
-        s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, &[]),
-        region: "eu-west-1".into(),
         delivery_stream: Some("fleetlog-processed".into()),
-        retry: FAST,
-        metrics: MetricsOutput::Stderr,
-        destination: fleetlog_etl::records::Destination::default(),
-        splunk_stream: None,
-        sightings: None,
+        ..firehose_shape_state()
     };
     let envelope = serde_json::json!({
         "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "g/security", "logStream": "i-01234567",

@@ -24,6 +24,7 @@ use fleetlog_core::events::{
 use fleetlog_core::log_groups::default_log_group_prefix;
 use fleetlog_core::settings::{EnrollerSettings, enroller_default};
 use fleetlog_enroller::Enroller;
+use fleetlog_etl::applications::ApplicationSource;
 use fleetlog_etl::put::RetryPolicy;
 use fleetlog_etl::{EtlState, MetricsOutput, SightingReports};
 
@@ -370,6 +371,13 @@ impl LocalStack {
                 self.queue_url.clone(),
                 fleetlog_core::freshness::DEFAULT_FRESHNESS_WINDOW,
             ))),
+            // Instances' applications as the local enroller recorded their tags.
+            applications: Arc::new(ApplicationSource::new(
+                self.s3.clone(),
+                Some(fleetlog_aws::store::EnrollmentStore::new(self.clients.dynamodb.clone(), ENROLLMENT_TABLE)),
+                None,
+            )),
+            access_metrics: true,
         }
     }
 

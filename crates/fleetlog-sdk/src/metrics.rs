@@ -27,6 +27,13 @@ impl MetricsOutput {
         self.write(&emf_gauges_line(levels, chrono::Utc::now().timestamp_millis()));
     }
 
+    /// Writes lines built elsewhere (the access windows' EMF and contributor lines), one each.
+    pub fn emit_lines(self, lines: &[String]) {
+        for line in lines {
+            self.write(line);
+        }
+    }
+
     fn write(self, line: &str) {
         match self {
             MetricsOutput::Stdout => println!("{line}"),

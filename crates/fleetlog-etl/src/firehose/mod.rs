@@ -9,11 +9,13 @@ use fleetlog_core::instance::is_instance_id;
 use fleetlog_core::metrics::Counter;
 use serde_json::value::RawValue;
 
+use crate::applications::Applications;
 use crate::envelope::{Envelope, MessageType, parse_envelope};
 use crate::gzip::{clear_with_room, gunzip_into, gzip, gzip_claimed_size};
 use crate::put::RECORD_LIMITS;
-use crate::records::{Destination, RecordFormat, RecordLimits, TableJson, write_as};
+use crate::records::{Destination, Origin, RecordFormat, RecordLimits, TableJson, instance_id_of, write_as};
 use budget::{Yield, base64_len, pieces};
+use fleetlog_core::traffic::Windows;
 use response::{PartitionKeys, ResponseWriter};
 
 mod budget;
@@ -36,6 +38,8 @@ pub struct Transformed {
     pub stats: Stats,
     /// The instances whose logs this batch answered, with the newest event time of each record.
     pub seen: Vec<Sighting>,
+    /// The access requests of the records answered `Ok` (none unless [`Context::access_metrics`]).
+    pub windows: Windows,
 }
 
 /// What a batch hands back and counts while its response is written.
@@ -44,6 +48,26 @@ struct Tally {
     reingest: Vec<Vec<u8>>,
     stats: Stats,
     seen: Vec<Sighting>,
+    windows: Windows,
+}
+
+/// What a transformation knows beside its batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The region the ETL runs in.
+    pub region: &'a str,
+    /// The applications of the batch's sources.
+    pub applications: &'a Applications,
+    /// Whether access requests are folded into [`Transformed::windows`].
+    pub access_metrics: bool,
+}
+
+impl Context<'static> {
+    /// In `region`, every source's application unknown, access requests folded.
+    pub fn unknown(region: &'static str) -> Self {
+        static NONE: std::sync::LazyLock<Applications> = std::sync::LazyLock::new(Applications::default);
+        Context { region, applications: &NONE, access_metrics: true }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -105,27 +129,45 @@ fn partition_keys(envelope: &Envelope<'_>) -> PartitionKeys {
     Some([account, t.format("%Y-%m-%d").to_string(), t.format("%H").to_string()])
 }
 
-/// Answers a batch: [`TableJson`] records within [`RESPONSE_BUDGET`] and Firehose's record limits.
+/// Answers a batch: [`TableJson`] records within [`RESPONSE_BUDGET`] and Firehose's record limits,
+/// every source's application unknown, access requests folded into windows.
 pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
-    transform_for(&Destination::Table, event, region)
+    let applications = Applications::default();
+    transform_for(&Destination::Table, event, &Context { region, applications: &applications, access_metrics: true })
 }
 
 /// Answers a batch with `destination`'s records.
-pub fn transform_for(destination: &Destination, event: &KinesisFirehoseEvent, region: &str) -> Transformed {
+pub fn transform_for(destination: &Destination, event: &KinesisFirehoseEvent, context: &Context<'_>) -> Transformed {
     match destination {
-        Destination::Table => transform_within(&TableJson, event, region, RESPONSE_BUDGET, RECORD_LIMITS),
-        Destination::Splunk(hec) => transform_within(hec, event, region, RESPONSE_BUDGET, RECORD_LIMITS),
+        Destination::Table => transform_within(&TableJson, event, context, RESPONSE_BUDGET, RECORD_LIMITS),
+        Destination::Splunk(hec) => transform_within(hec, event, context, RESPONSE_BUDGET, RECORD_LIMITS),
     }
+}
+
+/// The instances a batch's records come from, read from the start of each record's envelope (its
+/// `logStream`, before the events), without inflating the rest.
+pub fn instance_ids(event: &KinesisFirehoseEvent) -> Vec<String> {
+    let mut ids: Vec<String> = event
+        .records
+        .iter()
+        .filter_map(|r| crate::envelope::peek_log_stream(&r.data.0))
+        .filter_map(|stream| instance_id_of(&stream).map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// [`transform`] in `format`, with a response budget of `budget` bytes (tests use small ones).
 fn transform_within<F: RecordFormat>(
     format: &F,
     event: &KinesisFirehoseEvent,
-    region: &str,
+    context: &Context<'_>,
     budget: usize,
     limits: RecordLimits,
 ) -> Transformed {
+    let region = context.region;
+    let mut requests = Windows::default();
     let mut out = Tally::default();
     let mut response = ResponseWriter::new(event, budget);
     let mut plain = Vec::new();
@@ -162,7 +204,8 @@ fn transform_within<F: RecordFormat>(
             response.record(id, DROPPED, &[], &None);
             continue;
         }
-        let shared = format.shared(&envelope, region);
+        let application = context.applications.of(instance_id_of(&envelope.log_stream), None);
+        let shared = format.shared(&envelope, &Origin { region, application });
         // Records that cannot fit are not built: their output is at least its floor.
         let mut event_sizes: Vec<usize> = envelope.log_events.iter().map(|e| format.floor(e, &shared)).collect();
         let floor: usize = event_sizes.iter().sum();
@@ -172,10 +215,15 @@ fn transform_within<F: RecordFormat>(
             // copy the lines a dozen times per batch.
             clear_with_room(&mut lines, floor + floor / 2);
             let (mut written, mut previous_end) = (0, 0);
-            let count = write_as(format, &envelope, &shared, limits, &mut lines, |end| {
+            let count = write_as(format, &envelope, &shared, limits, &mut lines, |end, event| {
                 // Exact sizes from here on, so a record too large once written is split on them.
                 event_sizes[written] = end - previous_end;
                 (written, previous_end) = (written + 1, end);
+                if context.access_metrics
+                    && let Some(request) = event.request()
+                {
+                    requests.add(application, std::slice::from_ref(&request));
+                }
             });
             let cost = base64_len(lines.len());
             if response.budget().fits(cost) {
@@ -184,8 +232,14 @@ fn transform_within<F: RecordFormat>(
                 let keys = if format.partitioned() { partition_keys(&envelope) } else { None };
                 response.record(id, OK, &lines, &keys);
                 out.seen.extend(sighting(&envelope));
+                // Counted where answered: a record handed back is counted when it comes back.
+                if !requests.is_empty() {
+                    out.windows.merge(&requests);
+                    requests = Windows::default();
+                }
                 continue;
             }
+            requests = Windows::default();
             cost
         } else {
             least
@@ -216,7 +270,13 @@ fn transform_within<F: RecordFormat>(
         };
         hand_back(&mut out, &mut response, id, payloads);
     }
-    Transformed { response: response.finish(), reingest: out.reingest, stats: out.stats, seen: out.seen }
+    Transformed {
+        response: response.finish(),
+        reingest: out.reingest,
+        stats: out.stats,
+        seen: out.seen,
+        windows: out.windows,
+    }
 }
 
 /// The instance a record's stream is named after (fleetlog's agent configs name streams so), with
@@ -276,6 +336,70 @@ mod tests {
         let mut event = KinesisFirehoseEvent::default();
         event.delivery_stream_arn = Some("arn:aws:firehose:eu-west-1:123456789012:deliverystream/fleetlog-logs".into());
         assert_eq!(delivery_stream_name(&event), Some("fleetlog-logs"));
+    }
+
+    /// Access requests count where they are answered: across the rounds a small budget forces
+    /// (records handed back, and pieces of records split), each answered access line once, and
+    /// nothing for other lines or for a line sent to the error output.
+    #[test]
+    fn each_answered_access_request_is_counted_once_across_reingestion() {
+        const BUDGET: usize = 24_000;
+        let access = |i: usize, agent: usize| {
+            format!(
+                r#"10.0.0.{} - - [22/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" {} 5 "-" "{}""#,
+                i % 250,
+                [200, 503][i % 2],
+                "a".repeat(agent)
+            )
+        };
+        let mut records = Vec::new();
+        let mut expected = 0;
+        for r in 0..8 {
+            let mut events = Vec::new();
+            for e in 0..12 {
+                let (message, counted) = match (r + e) % 4 {
+                    0 => ("plain text".to_owned(), false),
+                    // Larger than any response of this budget: the error output, not counted.
+                    1 if r == 3 && e == 2 => (access(e, 40_000), false),
+                    _ => (access(r * 12 + e, 300 * (r + 1)), true),
+                };
+                expected += usize::from(counted);
+                events.push(serde_json::json!({"id": format!("{r}-{e}"), "timestamp": 1_763_805_600_000i64 + i64::try_from(e).unwrap(), "message": message}));
+            }
+            let envelope = serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "g", "logStream": "i-0123456789abcdef0", "subscriptionFilters": [], "logEvents": events});
+            let mut record = KinesisFirehoseEventRecord::default();
+            record.record_id = Some(format!("{r}"));
+            record.data.0 = gzip(envelope.to_string().as_bytes());
+            records.push(record);
+        }
+        let (mut counted, mut rounds) = (0, 0);
+        while !records.is_empty() {
+            rounds += 1;
+            assert!(rounds < 100, "re-ingestion converges");
+            let mut event = KinesisFirehoseEvent::default();
+            event.records = std::mem::take(&mut records);
+            let out = transform_within(&TableJson, &event, &Context::unknown(""), BUDGET, RECORD_LIMITS);
+            counted += out.windows.requests();
+            records = out
+                .reingest
+                .into_iter()
+                .map(|data| {
+                    let mut record = KinesisFirehoseEventRecord::default();
+                    record.data.0 = data;
+                    record
+                })
+                .collect();
+        }
+        assert!(rounds > 2, "the budget forces re-ingestion ({rounds} rounds)");
+        assert_eq!(counted, u64::try_from(expected).unwrap());
+        // Off: nothing folded.
+        let mut event = KinesisFirehoseEvent::default();
+        let mut record = KinesisFirehoseEventRecord::default();
+        record.data.0 = gzip(br#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],"logEvents":[{"id":"1","timestamp":1,"message":"::1 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\""}]}"#);
+        event.records = vec![record];
+        let off = Context { access_metrics: false, ..Context::unknown("") };
+        assert!(transform_for(&Destination::Table, &event, &off).windows.is_empty());
+        assert_eq!(transform_for(&Destination::Table, &event, &Context::unknown("")).windows.requests(), 1);
     }
 
     /// One generated record: its events' message lengths and whether they are JSON, or corrupt data.
@@ -349,7 +473,7 @@ mod tests {
                 proptest::prop_assert!(round <= 500, "re-ingestion does not converge");
                 let mut event = KinesisFirehoseEvent::default();
                 event.records = std::mem::take(&mut records);
-                let out = transform_within(&TableJson, &event, "", BUDGET, RECORD_LIMITS);
+                let out = transform_within(&TableJson, &event, &Context::unknown(""), BUDGET, RECORD_LIMITS);
                 proptest::prop_assert!(out.response.get().len() <= BUDGET, "response of {} bytes", out.response.get().len());
                 let response: aws_lambda_events::firehose::KinesisFirehoseResponse = serde_json::from_str(out.response.get()).unwrap();
                 for answered_record in response.records {

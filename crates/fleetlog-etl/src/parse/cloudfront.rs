@@ -30,9 +30,11 @@ enum Slot {
     Status,
     UserAgent,
     EdgeResult,
+    /// `time-taken`: seconds, to the millisecond, from the request's arrival to the response's last byte.
+    TimeTaken,
 }
 
-const SLOTS: usize = 12;
+const SLOTS: usize = 13;
 
 impl Slot {
     fn named(name: &str) -> Option<Slot> {
@@ -49,6 +51,7 @@ impl Slot {
             "sc-status" => Slot::Status,
             "cs(User-Agent)" => Slot::UserAgent,
             "x-edge-result-type" => Slot::EdgeResult,
+            "time-taken" => Slot::TimeTaken,
             _ => return None,
         })
     }
@@ -125,10 +128,22 @@ impl<'l> W3cLine<'l> {
             http_status: self.get(Slot::Status).and_then(|s| s.parse().ok()),
             http_bytes: self.get(Slot::ScBytes).and_then(|s| s.parse().ok()),
             user_agent: text(Slot::UserAgent),
+            latency_ms: self.get(Slot::TimeTaken).and_then(seconds_as_millis),
             service: Some(Box::new(service)),
             ..Fields::default()
         }
     }
+}
+
+/// `0.123` seconds as 123 milliseconds (CloudFront writes at most three decimals; more are cut).
+fn seconds_as_millis(seconds: &str) -> Option<u64> {
+    let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !(fraction.is_empty() || digits(fraction)) {
+        return None;
+    }
+    let millis: String = fraction.chars().chain("000".chars()).take(3).collect();
+    whole.parse::<u64>().ok()?.checked_mul(1000)?.checked_add(millis.parse().ok()?)
 }
 
 #[cfg(test)]
@@ -160,7 +175,7 @@ pub(crate) mod tests {
             "www.example.com",
             "https",
             "90",
-            "0.001",
+            "0.052",
             "-",
             "TLSv1.3",
             "TLS_AES_128_GCM_SHA256",
@@ -190,9 +205,15 @@ pub(crate) mod tests {
             json,
             serde_json::json!({"x":0,"host":"www.example.com","client_ip":"192.0.2.100","http_method":"GET",
                 "http_path":"/café/index.html","http_status":503,"http_bytes":2345,
-                "user_agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64)",
+                "user_agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64)","latency_ms":52,
                 "edge_location":"SFO5-C1","edge_result":"Error"})
         );
+    }
+
+    #[test]
+    fn time_taken_is_read_as_milliseconds() {
+        let read = ["0.001", "12", "3.5", "0.0004", "1.2345", "", ".5", "1.x", "-1"].map(seconds_as_millis);
+        assert_eq!(read, [Some(1), Some(12_000), Some(3_500), Some(0), Some(1_234), None, None, None, None]);
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct Fields<'a> {
     pub http_status: Option<u16>,
     pub http_bytes: Option<u64>,
     pub user_agent: Option<Str<'a>>,
+    /// How long the request took, in milliseconds (CloudFront's `time-taken`).
+    pub latency_ms: Option<u64>,
     pub win_event_id: Option<u32>,
     pub win_channel: Option<Str<'a>>,
     pub win_provider: Option<Str<'a>>,
@@ -90,6 +92,7 @@ impl Fields<'_> {
         number::<QUOTED>(out, name!("http_status"), self.http_status);
         number::<QUOTED>(out, name!("http_bytes"), self.http_bytes);
         text(out, name!("user_agent"), self.user_agent);
+        number::<QUOTED>(out, name!("latency_ms"), self.latency_ms);
         number::<QUOTED>(out, name!("win_event_id"), self.win_event_id);
         text(out, name!("win_channel"), self.win_channel);
         text(out, name!("win_provider"), self.win_provider);

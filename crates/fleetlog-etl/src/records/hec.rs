@@ -9,10 +9,10 @@
 //! - `index`: when one is configured; else the token's default index.
 //! - `event`: the message exactly, as a string.
 //! - `fields`: indexed fields, flat and all strings (HEC refuses nested values, and drops
-//!   integers): the event id, account, region, log group and stream, instance, source, format, part,
+//!   integers): the event id, account, region, log group and stream, instance, source, application, format, part,
 //!   and the parsed fields but for a JSON message's members (Splunk reads those at search time).
 
-use super::{Record, RecordFormat, instance_id_of, source_of};
+use super::{Origin, Record, RecordFormat, instance_id_of, source_of};
 use crate::envelope::{Envelope, LogEvent};
 use crate::json::write_str;
 use crate::parse::Format;
@@ -58,7 +58,7 @@ const EVENT_FRAME: usize =
 impl RecordFormat for SplunkHec {
     type Shared = HecShared;
 
-    fn shared(&self, envelope: &Envelope<'_>, region: &str) -> HecShared {
+    fn shared(&self, envelope: &Envelope<'_>, origin: &Origin<'_>) -> HecShared {
         let instance = instance_id_of(&envelope.log_stream);
         let mut head = Vec::new();
         head.extend_from_slice(b",\"source\":");
@@ -75,13 +75,14 @@ impl RecordFormat for SplunkHec {
             write_str(&mut fields, value);
         };
         field("account", &envelope.owner);
-        field("region", region);
+        field("region", origin.region);
         field("log_group", &envelope.log_group);
         field("log_stream", &envelope.log_stream);
         if let Some(instance) = instance {
             field("instance_id", instance);
         }
         field("log_source", source_of(&envelope.log_group));
+        field("application", origin.application);
         let host = instance.map(|id| {
             let mut json = Vec::new();
             write_str(&mut json, id);

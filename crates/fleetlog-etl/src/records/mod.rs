@@ -43,6 +43,22 @@ use crate::envelope::{Envelope, LogEvent};
 use crate::json::{Str, decoded, split_content};
 use crate::parse::{Fields, Format, parse_literal};
 
+/// What one envelope's records say beside what the envelope does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    /// The region the ETL runs in.
+    pub region: &'a str,
+    /// The application of the source (see [`crate::applications`]).
+    pub application: &'a str,
+}
+
+impl<'a> Origin<'a> {
+    /// Records of a source whose application is not known.
+    pub fn unknown(region: &'a str) -> Self {
+        Origin { region, application: fleetlog_core::traffic::UNKNOWN }
+    }
+}
+
 /// How large a record may be where it goes (passed in by the caller, who knows the sink).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordLimits {
@@ -86,7 +102,7 @@ pub trait RecordFormat {
     /// What every record of one envelope shares, made once per envelope.
     type Shared: std::fmt::Debug;
     /// What every record of `envelope` shares, for [`Record::shared`].
-    fn shared(&self, envelope: &Envelope<'_>, region: &str) -> Self::Shared;
+    fn shared(&self, envelope: &Envelope<'_>, origin: &Origin<'_>) -> Self::Shared;
     /// Appends one record, without its newline.
     fn write(&self, out: &mut Vec<u8>, record: &Record<'_, Self::Shared>);
     /// The fewest bytes `event`'s records can take, `shared` being [`Self::shared`] of its envelope.
@@ -109,37 +125,40 @@ pub(crate) fn source_of(log_group: &str) -> &str {
     log_group.rsplit('/').next().unwrap_or(log_group)
 }
 
-/// Appends one [`TableJson`] record per event (more for split messages) to `out`; returns how many
-/// were written.
+/// Appends one [`TableJson`] record per event (more for split messages) to `out`, of a source whose
+/// application is not known; returns how many were written.
 pub fn write_records(envelope: &Envelope<'_>, region: &str, limits: RecordLimits, out: &mut Vec<u8>) -> usize {
-    write_for(&Destination::Table, envelope, region, limits, out)
+    write_for(&Destination::Table, envelope, &Origin::unknown(region), limits, out, |_, _| {})
 }
 
-/// Appends `destination`'s records of each event (more for split messages) to `out`; returns how
-/// many were written.
+/// Appends `destination`'s records of each event (more for split messages) to `out`, calling
+/// `event_written` as [`write_as`] does; returns how many were written.
 pub fn write_for(
     destination: &Destination,
     envelope: &Envelope<'_>,
-    region: &str,
+    origin: &Origin<'_>,
     limits: RecordLimits,
     out: &mut Vec<u8>,
+    event_written: impl FnMut(usize, &Event<'_>),
 ) -> usize {
     match destination {
-        Destination::Table => write_as(&TableJson, envelope, &TableJson.shared(envelope, region), limits, out, |_| {}),
-        Destination::Splunk(hec) => write_as(hec, envelope, &hec.shared(envelope, region), limits, out, |_| {}),
+        Destination::Table => {
+            write_as(&TableJson, envelope, &TableJson.shared(envelope, origin), limits, out, event_written)
+        }
+        Destination::Splunk(hec) => write_as(hec, envelope, &hec.shared(envelope, origin), limits, out, event_written),
     }
 }
 
 /// Appends one record per event of `envelope` in `format` (more for messages written in parts) to
 /// `out`, `shared` being [`RecordFormat::shared`] of the envelope, calling `event_written` with the
-/// length of `out` after each event's records. Returns how many were written.
+/// length of `out` and the event after each event's records. Returns how many were written.
 pub fn write_as<F: RecordFormat>(
     format: &F,
     envelope: &Envelope<'_>,
     shared: &F::Shared,
     limits: RecordLimits,
     out: &mut Vec<u8>,
-    mut event_written: impl FnMut(usize),
+    mut event_written: impl FnMut(usize, &Event<'_>),
 ) -> usize {
     let mut written = 0;
     let mut clock = IsoClock::default();
@@ -149,7 +168,7 @@ pub fn write_as<F: RecordFormat>(
         let (parsed, fields) = parse_literal(&literal, || decoded(&literal, &mut unescaped));
         let event = Event { id: &id, timestamp: event.timestamp, format: parsed, message: &literal, fields: &fields };
         written += write_event(format, shared, limits, &mut clock, out, &event);
-        event_written(out.len());
+        event_written(out.len(), &event);
     }
     written
 }
@@ -167,6 +186,25 @@ pub struct Event<'e> {
     pub fields: &'e Fields<'e>,
 }
 
+impl<'e> Event<'e> {
+    /// The request an access line (or a CloudFront log line) records, for the live analytics.
+    pub fn request(&self) -> Option<fleetlog_core::traffic::Request<'e>> {
+        if !matches!(self.format, Format::Access | Format::CloudFront) {
+            return None;
+        }
+        let fields = self.fields;
+        #[allow(clippy::cast_precision_loss)] // milliseconds far below 2^53
+        Some(fleetlog_core::traffic::Request {
+            timestamp_ms: self.timestamp,
+            status: fields.http_status,
+            bytes: fields.http_bytes,
+            latency_ms: fields.latency_ms.map(|ms| ms as f64),
+            client_ip: fields.client_ip.map(Str::as_str),
+            path: fields.http_path.map(Str::as_str),
+        })
+    }
+}
+
 /// Records one event at a time, for sources that are no envelope (log objects, read line by line).
 #[derive(Debug)]
 pub struct EventWriter<F: RecordFormat> {
@@ -177,9 +215,9 @@ pub struct EventWriter<F: RecordFormat> {
 }
 
 impl<F: RecordFormat> EventWriter<F> {
-    /// Records in `format`, sharing what `source` (an envelope of no events) says of them.
-    pub fn new(format: F, source: &Envelope<'_>, region: &str, limits: RecordLimits) -> Self {
-        let shared = format.shared(source, region);
+    /// Records in `format`, sharing what `source` (an envelope of no events) and `origin` say of them.
+    pub fn new(format: F, source: &Envelope<'_>, origin: &Origin<'_>, limits: RecordLimits) -> Self {
+        let shared = format.shared(source, origin);
         Self { format, shared, limits, clock: IsoClock::default() }
     }
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Record, RecordFormat, instance_id_of, source_of};
+use super::{Origin, Record, RecordFormat, instance_id_of, source_of};
 use crate::envelope::{Envelope, LogEvent};
 
 /// The Glue table's JSON objects (`{"event_id", "timestamp", "time", <shared>, "format", "message",
@@ -20,6 +20,7 @@ struct Shared<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     instance_id: Option<&'a str>,
     source: &'a str,
+    application: &'a str,
 }
 
 /// What every record has besides its shared fields, id and message, at its shortest (no time for a
@@ -30,14 +31,15 @@ impl RecordFormat for TableJson {
     type Shared = Vec<u8>;
 
     /// `,"account":…,"source":…` for splicing into each record.
-    fn shared(&self, envelope: &Envelope<'_>, region: &str) -> Vec<u8> {
+    fn shared(&self, envelope: &Envelope<'_>, origin: &Origin<'_>) -> Vec<u8> {
         let shared = Shared {
             account: &envelope.owner,
-            region,
+            region: origin.region,
             log_group: &envelope.log_group,
             log_stream: &envelope.log_stream,
             instance_id: instance_id_of(&envelope.log_stream),
             source: source_of(&envelope.log_group),
+            application: origin.application,
         };
         // Serialising plain data into a Vec cannot fail; it yields `{…}` with at least one field.
         let mut bytes = serde_json::to_vec(&shared).unwrap_or_else(|_| b"{}".to_vec());

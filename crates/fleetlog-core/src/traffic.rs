@@ -1,0 +1,555 @@
+//! Live access-log analytics without a stream processor: access requests folded into per-minute
+//! aggregates per (application, status class) and written as CloudWatch Embedded Metric Format
+//! lines timed by the requests' own minute. CloudWatch sums the lines of every batch and every Lambda
+//! container into one data point per minute and dimension set, so a 300-second period of these
+//! metrics is a five-minute tumbling window of event time.
+//!
+//! Limits respected (the EMF specification; see the ETL README's "Live analytics"):
+//! - a value array holds at most [`MAX_VALUES`] entries: a latency distribution with more distinct
+//!   values is written over several lines (CloudWatch adds them up);
+//! - a directive declares at most 100 metrics and a dimension set at most 30 dimensions: these lines
+//!   declare at most three metrics in two sets of at most two, and [`Metric::ServerErrorRatio`] in a
+//!   second directive of one set;
+//! - a line is a log event of at most 256 KB: a line holds at most [`MAX_VALUES`] values, far less;
+//! - CloudWatch takes data points up to two weeks old and two hours ahead: requests timed outside
+//!   that are counted in [`Windows::outside`] and left out of the lines.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::json;
+
+/// The namespace of the access metrics.
+pub const NAMESPACE: &str = "fleetlog/access";
+/// Aggregates are per minute of event time: the finest period a standard-resolution metric has.
+pub const WINDOW_MS: i64 = 60_000;
+/// What the alarms and the dashboard read: five one-minute windows.
+pub const PERIOD_SECONDS: u32 = 300;
+/// The application of a source no tag and no reference entry names: one value, so the metrics'
+/// cardinality stays bounded by the applications users name.
+pub const UNKNOWN: &str = "unknown";
+/// The most entries of one EMF value array.
+pub const MAX_VALUES: usize = 100;
+/// The longest dimension value CloudWatch takes.
+pub const MAX_DIMENSION_VALUE: usize = 1024;
+/// How old a data point CloudWatch still takes.
+const OLDEST_MS: i64 = 14 * 24 * 3600 * 1000;
+/// How far ahead of now a data point may be.
+const NEWEST_MS: i64 = 2 * 3600 * 1000;
+
+/// The dimension names.
+pub const APPLICATION: &str = "Application";
+pub const STATUS_CLASS: &str = "StatusClass";
+
+/// The metrics each line declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Requests answered.
+    Requests,
+    /// Response bytes.
+    Bytes,
+    /// The distribution of the request latency the format carries (milliseconds).
+    Latency,
+    /// 1 for each request answered 5xx, 0 for every other: its average over a period is the
+    /// application's 5xx ratio (a value per request, written as one value with its count). Per
+    /// application only: per status class it would be constant.
+    ServerErrorRatio,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 4] = [Metric::Requests, Metric::Bytes, Metric::Latency, Metric::ServerErrorRatio];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Requests => "Requests",
+            Metric::Bytes => "Bytes",
+            Metric::Latency => "Latency",
+            Metric::ServerErrorRatio => "ServerErrorRatio",
+        }
+    }
+
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::Requests => "Count",
+            Metric::Bytes => "Bytes",
+            Metric::Latency => "Milliseconds",
+            Metric::ServerErrorRatio => "None",
+        }
+    }
+}
+
+/// An HTTP status's class: a dimension of few values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StatusClass {
+    Informational,
+    Success,
+    Redirection,
+    ClientError,
+    ServerError,
+    /// No status, or one outside 100–599.
+    Other,
+}
+
+impl StatusClass {
+    pub const ALL: [StatusClass; 6] = [
+        StatusClass::Informational,
+        StatusClass::Success,
+        StatusClass::Redirection,
+        StatusClass::ClientError,
+        StatusClass::ServerError,
+        StatusClass::Other,
+    ];
+
+    pub fn of(status: Option<u16>) -> Self {
+        match status {
+            Some(100..=199) => StatusClass::Informational,
+            Some(200..=299) => StatusClass::Success,
+            Some(300..=399) => StatusClass::Redirection,
+            Some(400..=499) => StatusClass::ClientError,
+            Some(500..=599) => StatusClass::ServerError,
+            _ => StatusClass::Other,
+        }
+    }
+
+    /// The `StatusClass` dimension's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusClass::Informational => "1xx",
+            StatusClass::Success => "2xx",
+            StatusClass::Redirection => "3xx",
+            StatusClass::ClientError => "4xx",
+            StatusClass::ServerError => "5xx",
+            StatusClass::Other => "other",
+        }
+    }
+}
+
+/// One request, as an access record says it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Request<'a> {
+    /// Event time, epoch milliseconds.
+    pub timestamp_ms: i64,
+    pub status: Option<u16>,
+    pub bytes: Option<u64>,
+    /// Milliseconds, when the format carries a latency.
+    pub latency_ms: Option<f64>,
+    /// Who asked (the client address as the line spells it).
+    pub client_ip: Option<&'a str>,
+    /// What was asked for (the query string is left out of contributors).
+    pub path: Option<&'a str>,
+}
+
+/// The start of the minute `timestamp_ms` falls in (before 1970 too).
+pub fn window_start(timestamp_ms: i64) -> i64 {
+    timestamp_ms.div_euclid(WINDOW_MS) * WINDOW_MS
+}
+
+/// What one (minute, application, status class) adds up to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub requests: u64,
+    pub bytes: u64,
+    /// Latency in microseconds, rounded to two significant digits (CloudWatch's own percentiles are
+    /// approximate to a few per cent), and how many requests took it.
+    pub latency_us: BTreeMap<u64, u64>,
+}
+
+impl Totals {
+    fn add(&mut self, request: &Request) {
+        self.requests += 1;
+        self.bytes += request.bytes.unwrap_or(0);
+        if let Some(ms) = request.latency_ms.filter(|ms| ms.is_finite() && *ms >= 0.0) {
+            *self.latency_us.entry(two_digits(ms * 1000.0)).or_default() += 1;
+        }
+    }
+
+    fn merge(&mut self, other: &Totals) {
+        self.requests += other.requests;
+        self.bytes += other.bytes;
+        for (value, count) in &other.latency_us {
+            *self.latency_us.entry(*value).or_default() += count;
+        }
+    }
+}
+
+/// `value` rounded to two significant digits, as an integer.
+fn two_digits(value: f64) -> u64 {
+    // A float's integer part: saturating, and latencies are far below 2^53.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let mut n = value.round() as u64;
+    let mut scale = 1;
+    while n >= 100 {
+        // Round half up on the digit dropped.
+        n = (n + 5) / 10;
+        scale *= 10;
+    }
+    n * scale
+}
+
+/// Aggregates of one batch (or more, merged), per application, minute and status class; and who
+/// asked most of each application.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Windows {
+    by_application: HashMap<String, BTreeMap<(i64, StatusClass), Totals>>,
+    contributors: HashMap<String, Contributors>,
+    /// Requests timed outside what CloudWatch takes (see the module's limits), left out of the lines.
+    pub outside: u64,
+}
+
+/// Requests per client address and per path, of one application.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Contributors {
+    clients: HashMap<String, u64>,
+    paths: HashMap<String, u64>,
+}
+
+/// The most clients and the most paths of each application one batch writes a contributor line for.
+/// Contributor Insights ranks across all lines; a source that floods an application is among any
+/// batch's heaviest.
+pub const TOP_CONTRIBUTORS: usize = 10;
+/// Contributor lines carry this member, which the Contributor Insights rules filter on.
+pub const CONTRIBUTOR_MARK: &str = "fleetlog_contributor";
+
+impl Windows {
+    /// Adds `requests`, all of `application` (empty: [`UNKNOWN`]).
+    pub fn add(&mut self, application: &str, requests: &[Request]) {
+        if requests.is_empty() {
+            return;
+        }
+        let application = dimension_value(application);
+        let windows = match self.by_application.get_mut(application) {
+            Some(windows) => windows,
+            None => self.by_application.entry(application.to_owned()).or_default(),
+        };
+        for request in requests {
+            let key = (window_start(request.timestamp_ms), StatusClass::of(request.status));
+            windows.entry(key).or_default().add(request);
+        }
+        let contributors = match self.contributors.get_mut(application) {
+            Some(contributors) => contributors,
+            None => self.contributors.entry(application.to_owned()).or_default(),
+        };
+        for request in requests {
+            if let Some(ip) = request.client_ip {
+                count(&mut contributors.clients, ip);
+            }
+            if let Some(path) = request.path {
+                count(&mut contributors.paths, path.split('?').next().unwrap_or(path));
+            }
+        }
+    }
+
+    /// One line per heavy client and per heavy path of each application (at most
+    /// [`TOP_CONTRIBUTORS`] each, heaviest first, ties by name): `{"fleetlog_contributor": "client",
+    /// "Application", "ClientIp", "ClientApplication", "Requests"}` or `{… "path", "Application",
+    /// "Path", "Requests"}`. `caller` names the application of a client address (`None`: unknown).
+    pub fn contributor_lines<'r>(&self, caller: impl Fn(&str) -> Option<&'r str>) -> Vec<String> {
+        let mut applications: Vec<&String> = self.contributors.keys().collect();
+        applications.sort();
+        let mut lines = Vec::new();
+        for application in applications {
+            let contributors = &self.contributors[application];
+            for (ip, requests) in heaviest(&contributors.clients) {
+                let doc = json!({
+                    CONTRIBUTOR_MARK: "client", APPLICATION: application, "ClientIp": ip,
+                    "ClientApplication": caller(ip).unwrap_or(UNKNOWN), "Requests": requests,
+                });
+                lines.push(doc.to_string());
+            }
+            for (path, requests) in heaviest(&contributors.paths) {
+                let doc =
+                    json!({ CONTRIBUTOR_MARK: "path", APPLICATION: application, "Path": path, "Requests": requests });
+                lines.push(doc.to_string());
+            }
+        }
+        lines
+    }
+
+    pub fn merge(&mut self, other: &Windows) {
+        for (application, windows) in &other.by_application {
+            let mine = self.by_application.entry(application.clone()).or_default();
+            for (key, totals) in windows {
+                mine.entry(*key).or_default().merge(totals);
+            }
+        }
+        for (application, theirs) in &other.contributors {
+            let mine = self.contributors.entry(application.clone()).or_default();
+            for (ip, n) in &theirs.clients {
+                *mine.clients.entry(ip.clone()).or_default() += n;
+            }
+            for (path, n) in &theirs.paths {
+                *mine.paths.entry(path.clone()).or_default() += n;
+            }
+        }
+        self.outside += other.outside;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_application.is_empty()
+    }
+
+    /// Every request added, all windows.
+    pub fn requests(&self) -> u64 {
+        self.by_application.values().flat_map(BTreeMap::values).map(|t| t.requests).sum()
+    }
+
+    /// The totals of one window, for tests and the local runner.
+    pub fn totals(&self, application: &str, minute_ms: i64, class: StatusClass) -> Option<&Totals> {
+        self.by_application.get(application)?.get(&(minute_ms, class))
+    }
+
+    /// The EMF lines of these aggregates, as of `now_ms`: one per (application, minute, status
+    /// class), more where a latency distribution holds over [`MAX_VALUES`] values. Windows CloudWatch
+    /// would refuse are counted into [`Self::outside`] instead.
+    pub fn emf_lines(&mut self, now_ms: i64) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut applications: Vec<&String> = self.by_application.keys().collect();
+        applications.sort();
+        let mut outside = 0;
+        for application in applications {
+            for (&(minute, class), totals) in &self.by_application[application] {
+                if minute + WINDOW_MS <= now_ms - OLDEST_MS || minute > now_ms + NEWEST_MS {
+                    outside += totals.requests;
+                    continue;
+                }
+                lines.extend(window_lines(application, minute, class, totals));
+            }
+        }
+        self.outside += outside;
+        lines
+    }
+}
+
+fn count(counts: &mut HashMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_owned(), 1);
+        }
+    }
+}
+
+/// The [`TOP_CONTRIBUTORS`] largest counts, largest first, ties by key.
+fn heaviest(counts: &HashMap<String, u64>) -> Vec<(&str, u64)> {
+    let mut all: Vec<(&str, u64)> = counts.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    all.truncate(TOP_CONTRIBUTORS);
+    all
+}
+
+/// A dimension value CloudWatch takes: `UNKNOWN` for none, cut to its limit on a character boundary.
+pub fn dimension_value(application: &str) -> &str {
+    let trimmed = application.trim();
+    if trimmed.is_empty() {
+        return UNKNOWN;
+    }
+    let mut end = trimmed.len().min(MAX_DIMENSION_VALUE);
+    while !trimmed.is_char_boundary(end) {
+        end -= 1;
+    }
+    &trimmed[..end]
+}
+
+/// The lines of one window: the first carries the counts, and each carries up to [`MAX_VALUES`] of
+/// the latency distribution.
+fn window_lines(application: &str, minute: i64, class: StatusClass, totals: &Totals) -> Vec<String> {
+    let latencies: Vec<(&u64, &u64)> = totals.latency_us.iter().collect();
+    let chunks: Vec<&[(&u64, &u64)]> =
+        if latencies.is_empty() { vec![&[]] } else { latencies.chunks(MAX_VALUES).collect() };
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut metrics = Vec::new();
+            let mut doc = json!({ APPLICATION: application, STATUS_CLASS: class.as_str() });
+            let mut directives = Vec::new();
+            if i == 0 {
+                metrics.extend([Metric::Requests, Metric::Bytes]);
+                doc[Metric::Requests.name()] = json!(totals.requests);
+                doc[Metric::Bytes.name()] = json!(totals.bytes);
+                let server_error = u8::from(class == StatusClass::ServerError);
+                doc[Metric::ServerErrorRatio.name()] = json!({ "Values": [server_error], "Counts": [totals.requests] });
+                directives.push(json!({
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [[APPLICATION]],
+                    "Metrics": [{"Name": Metric::ServerErrorRatio.name(), "Unit": Metric::ServerErrorRatio.unit()}],
+                }));
+            }
+            if !chunk.is_empty() {
+                metrics.push(Metric::Latency);
+                // Microseconds to milliseconds: exact in decimal.
+                #[allow(clippy::cast_precision_loss)]
+                let values: Vec<f64> = chunk.iter().map(|(us, _)| **us as f64 / 1000.0).collect();
+                let counts: Vec<u64> = chunk.iter().map(|(_, n)| **n).collect();
+                doc[Metric::Latency.name()] = json!({ "Values": values, "Counts": counts });
+            }
+            directives.insert(
+                0,
+                json!({
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [[APPLICATION], [APPLICATION, STATUS_CLASS]],
+                    "Metrics": metrics.iter().map(|m| json!({"Name": m.name(), "Unit": m.unit()})).collect::<Vec<_>>(),
+                }),
+            );
+            doc["_aws"] = json!({ "Timestamp": minute, "CloudWatchMetrics": directives });
+            doc.to_string()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: i64 = 1_764_000_000_000 / WINDOW_MS * WINDOW_MS;
+
+    fn request(timestamp_ms: i64, status: u16) -> Request<'static> {
+        Request { timestamp_ms, status: Some(status), bytes: Some(100), ..Request::default() }
+    }
+
+    #[test]
+    fn requests_fall_in_the_minute_they_happened_across_hour_and_day_boundaries() {
+        let hour = 1_764_003_600_000; // 2025-11-24T17:00:00Z, an hour's first millisecond
+        assert_eq!(window_start(hour), hour);
+        assert_eq!(window_start(hour - 1), hour - WINDOW_MS);
+        assert_eq!(window_start(hour + WINDOW_MS - 1), hour);
+        assert_eq!(window_start(-1), -WINDOW_MS);
+        let midnight = 1_764_028_800_000; // 2025-11-25T00:00:00Z
+        let mut windows = Windows::default();
+        windows.add("shop", &[request(midnight - 1, 200), request(midnight, 200), request(midnight + 59_999, 200)]);
+        assert_eq!(windows.totals("shop", midnight - WINDOW_MS, StatusClass::Success).unwrap().requests, 1);
+        assert_eq!(windows.totals("shop", midnight, StatusClass::Success).unwrap().requests, 2);
+    }
+
+    #[test]
+    fn status_classes_bound_the_status_dimension() {
+        let classes: Vec<&str> = [Some(101), Some(204), Some(304), Some(404), Some(503), Some(99), Some(600), None]
+            .into_iter()
+            .map(|s| StatusClass::of(s).as_str())
+            .collect();
+        assert_eq!(classes, ["1xx", "2xx", "3xx", "4xx", "5xx", "other", "other", "other"]);
+    }
+
+    #[test]
+    fn one_golden_line_per_window_with_counts_bytes_and_latency() {
+        let mut windows = Windows::default();
+        let slow = Request { latency_ms: Some(12.345), ..request(MINUTE + 5, 503) };
+        let fast = Request { latency_ms: Some(0.4), bytes: None, ..request(MINUTE + 6, 502) };
+        windows.add("shop", &[slow, fast, slow]);
+        let lines = windows.emf_lines(MINUTE);
+        assert_eq!(
+            lines,
+            [format!(
+                concat!(
+                    r#"{{"Application":"shop","Bytes":200,"Latency":{{"Counts":[1,2],"Values":[0.4,12.0]}},"Requests":3,"#,
+                    r#""ServerErrorRatio":{{"Counts":[3],"Values":[1]}},"StatusClass":"5xx","#,
+                    r#""_aws":{{"CloudWatchMetrics":[{{"Dimensions":[["Application"],["Application","StatusClass"]],"#,
+                    r#""Metrics":[{{"Name":"Requests","Unit":"Count"}},{{"Name":"Bytes","Unit":"Bytes"}},{{"Name":"Latency","Unit":"Milliseconds"}}],"#,
+                    r#""Namespace":"fleetlog/access"}},"#,
+                    r#"{{"Dimensions":[["Application"]],"Metrics":[{{"Name":"ServerErrorRatio","Unit":"None"}}],"Namespace":"fleetlog/access"}}],"#,
+                    r#""Timestamp":{}}}}}"#
+                ),
+                MINUTE
+            )]
+        );
+    }
+
+    #[test]
+    fn latency_rounds_to_two_significant_digits() {
+        assert_eq!([0.0, 9.4, 99.5, 123.0, 12_345.0, 99_999.0].map(two_digits), [0, 9, 100, 120, 12_000, 100_000]);
+    }
+
+    #[test]
+    fn a_wide_distribution_is_written_over_lines_of_at_most_a_hundred_values() {
+        let mut windows = Windows::default();
+        let requests: Vec<Request> =
+            (0..250).map(|i| Request { latency_ms: Some(f64::from(i)), ..request(MINUTE, 200) }).collect();
+        windows.add("shop", &requests);
+        let lines = windows.emf_lines(MINUTE);
+        assert_eq!(lines.len(), 2, "116 distinct values after rounding");
+        let (mut requests, mut counted) = (0, 0);
+        for line in &lines {
+            let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+            let values = doc["Latency"]["Values"].as_array().unwrap();
+            assert!(values.len() <= MAX_VALUES);
+            assert_eq!(values.len(), doc["Latency"]["Counts"].as_array().unwrap().len());
+            counted += doc["Latency"]["Counts"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).sum::<u64>();
+            requests += doc["Requests"].as_u64().unwrap_or(0);
+            assert!(line.len() <= 256 * 1024);
+            for directive in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+                let declared = directive["Metrics"].as_array().unwrap();
+                for metric in declared {
+                    let value = &doc[metric["Name"].as_str().unwrap()];
+                    assert!(!value.is_null(), "a declared metric has a value");
+                    if let Some(values) = value.get("Values") {
+                        assert!(values.as_array().unwrap().len() <= MAX_VALUES);
+                    }
+                }
+                assert!(declared.len() <= 100);
+                let sets = directive["Dimensions"].as_array().unwrap();
+                assert!(sets.iter().all(|set| set.as_array().unwrap().len() <= 30));
+                for name in sets.iter().flat_map(|set| set.as_array().unwrap()) {
+                    assert!(doc[name.as_str().unwrap()].is_string(), "a dimension has its value on the line");
+                }
+            }
+        }
+        assert_eq!((requests, counted), (250, 250), "counts once, latencies once");
+    }
+
+    #[test]
+    fn windows_cloudwatch_would_refuse_are_counted_apart() {
+        let now = MINUTE + 10 * WINDOW_MS;
+        let mut windows = Windows::default();
+        let old = now - OLDEST_MS - WINDOW_MS;
+        windows.add("shop", &[request(old, 200), request(now + NEWEST_MS + WINDOW_MS, 200), request(now, 200)]);
+        let lines = windows.emf_lines(now);
+        assert_eq!((lines.len(), windows.outside), (1, 2));
+    }
+
+    #[test]
+    fn merged_batches_sum_and_unnamed_sources_are_unknown() {
+        let mut a = Windows::default();
+        a.add("shop", &[request(MINUTE, 200)]);
+        a.add("", &[request(MINUTE, 404)]);
+        a.add("  ", &[request(MINUTE, 404)]);
+        let mut b = Windows::default();
+        b.add("shop", &[request(MINUTE + 1, 200)]);
+        a.merge(&b);
+        assert_eq!(a.totals("shop", MINUTE, StatusClass::Success).unwrap().requests, 2);
+        assert_eq!(a.totals(UNKNOWN, MINUTE, StatusClass::ClientError).unwrap().requests, 2);
+        assert_eq!(a.requests(), 4);
+        let long = "é".repeat(MAX_DIMENSION_VALUE);
+        assert!(dimension_value(&long).len() <= MAX_DIMENSION_VALUE);
+    }
+
+    #[test]
+    fn contributor_lines_name_the_heaviest_clients_and_paths_of_each_application() {
+        let mut windows = Windows::default();
+        let asked = |ip, path| Request { client_ip: Some(ip), path: Some(path), ..request(MINUTE, 200) };
+        let mut requests: Vec<Request> = (0..3).map(|_| asked("10.1.2.3", "/cart?id=1")).collect();
+        requests.push(asked("198.51.100.7", "/cart?id=2"));
+        requests.extend(
+            (0..20).map(|i| Request { client_ip: Some(["203.0.113.1", "203.0.113.2"][i % 2]), ..request(MINUTE, 200) }),
+        );
+        windows.add("shop", &requests);
+        let lines = windows.contributor_lines(|ip| (ip == "10.1.2.3").then_some("billing"));
+        let docs: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(docs.len(), 5, "{lines:?}");
+        assert_eq!(
+            docs[0],
+            serde_json::json!({"fleetlog_contributor": "client", "Application": "shop", "ClientIp": "203.0.113.1", "ClientApplication": "unknown", "Requests": 10})
+        );
+        assert_eq!(docs[2]["ClientIp"], "10.1.2.3");
+        assert_eq!(docs[2]["ClientApplication"], "billing");
+        assert_eq!(
+            docs[4],
+            serde_json::json!({"fleetlog_contributor": "path", "Application": "shop", "Path": "/cart", "Requests": 4})
+        );
+        let many: Vec<String> = (0..50).map(|i| format!("10.9.0.{i}")).collect();
+        let mut wide = Windows::default();
+        wide.add(
+            "shop",
+            &many.iter().map(|ip| Request { client_ip: Some(ip), ..request(MINUTE, 200) }).collect::<Vec<_>>(),
+        );
+        assert_eq!(wide.contributor_lines(|_| None).len(), TOP_CONTRIBUTORS);
+    }
+}
