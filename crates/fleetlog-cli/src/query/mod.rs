@@ -31,6 +31,8 @@ pub const NAMED_QUERIES: &[(&str, &str)] = &[
     ("waf-blocks", include_str!("../../../../infra/queries/waf-blocks.sql")),
     ("cloudfront-edges", include_str!("../../../../infra/queries/cloudfront-edges.sql")),
     ("cloudtrail-access-denied", include_str!("../../../../infra/queries/cloudtrail-access-denied.sql")),
+    ("access-windows", include_str!("../../../../infra/queries/access-windows.sql")),
+    ("top-clients", include_str!("../../../../infra/queries/top-clients.sql")),
 ];
 
 /// The SQL of a named query, or the argument itself.

@@ -259,6 +259,19 @@ mod tests {
             json!({"event_id":"5","timestamp":now.timestamp_millis(),"time":time,"source":"E2EXAMPLE","format":"cloudfront","edge_location":"SFO5-C1","http_status":503,"http_bytes":120,"message":"x"}),
             json!({"event_id":"6","timestamp":now.timestamp_millis(),"time":time,"source":"trail","format":"cloudtrail","principal_arn":"arn:aws:iam::123456789012:user/ops","event_source":"s3.amazonaws.com","event_name":"GetObject","error_code":"AccessDenied","message":"{}"}),
         ];
+        // Access requests of one application across a five-minute boundary: two windows.
+        let window_ms = 300_000;
+        let start = now.timestamp_millis() / window_ms * window_ms - window_ms;
+        let access = |id: &str, at: i64, ip: &str, status: u16| json!({"event_id":id,"timestamp":at,"time":time,"application":"shop","format":"access","client_ip":ip,"http_status":status,"http_bytes":10,"message":"x"});
+        let records: Vec<Value> = records
+            .into_iter()
+            .chain([
+                access("w1", start - 1, "198.51.100.7", 200),
+                access("w2", start, "198.51.100.7", 200),
+                access("w3", start + window_ms - 1, "198.51.100.7", 503),
+                access("w4", start + 10, "192.0.2.1", 200),
+            ])
+            .collect();
         let body: String = records.iter().map(|r| format!("{r}\n")).collect();
         let (_dir, ctx) = session_over(&[body.into_bytes()]).await;
         for (name, sql) in NAMED_QUERIES {
@@ -273,6 +286,17 @@ mod tests {
         assert_eq!(blocks.rows[0], vec![json!("BadBots"), json!("203.0.113.9"), json!("NL"), json!(1)]);
         let denied = run_local(&ctx, resolve_sql("cloudtrail-access-denied")).await.unwrap();
         assert_eq!(denied.rows[0][0], json!("arn:aws:iam::123456789012:user/ops"));
+        let windows = run_local(&ctx, resolve_sql("access-windows")).await.unwrap();
+        let window = |ms: i64| {
+            json!(chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%Y-%m-%dT%H:%M:%S").to_string())
+        };
+        let shop: Vec<&Vec<Value>> = windows.rows.iter().filter(|r| r[0] == json!("shop")).collect();
+        assert_eq!(shop[0], &vec![json!("shop"), window(start), json!(3), json!(1), json!(30)], "{:?}", windows.rows);
+        assert_eq!(shop[1], &vec![json!("shop"), window(start - window_ms), json!(1), json!(0), json!(10)]);
+        let clients = run_local(&ctx, resolve_sql("top-clients")).await.unwrap();
+        let shop: Vec<&Vec<Value>> = clients.rows.iter().filter(|r| r[0] == json!("shop")).collect();
+        assert_eq!(shop[0], &vec![json!("shop"), json!("198.51.100.7"), window(start), json!(2), json!(1)]);
+        assert_eq!(shop[1], &vec![json!("shop"), json!("192.0.2.1"), window(start), json!(1), json!(0)]);
         let bad = run_local(&ctx, "SELEC nonsense").await.unwrap_err();
         assert!(bad.to_string().starts_with("SQL error"), "{bad}");
     }

@@ -1,0 +1,11 @@
+-- The clients sending each application the most requests in five-minute windows of event time over the last day.
+SELECT application, client_ip,
+  from_unixtime(("timestamp" - "timestamp" % 300000) / 1000) AS window_start,
+  count(*) AS requests,
+  sum(CASE WHEN http_status >= 500 THEN 1 ELSE 0 END) AS responses_5xx
+FROM logs
+WHERE dt >= CAST(current_date - INTERVAL '1' DAY AS varchar)
+  AND format IN ('access', 'cloudfront')
+GROUP BY application, client_ip, from_unixtime(("timestamp" - "timestamp" % 300000) / 1000)
+ORDER BY window_start DESC, requests DESC
+LIMIT 100
