@@ -16,7 +16,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::json;
+/// Counts by client address and path, which senders choose: a seeded fast hash (foldhash, as
+/// hashbrown's default), where SipHash would be most of the analytics' cost.
+type Counts = HashMap<String, u64, foldhash::fast::RandomState>;
 
 /// The namespace of the access metrics.
 pub const NAMESPACE: &str = "fleetlog/access";
@@ -185,21 +187,60 @@ fn two_digits(value: f64) -> u64 {
     n * scale
 }
 
+/// What one source's requests add up to: its windows and who asked most. A batch folds each record's
+/// requests into one of these and hands it to [`Windows::absorb`] once the record is answered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceWindows {
+    windows: BTreeMap<(i64, StatusClass), Totals>,
+    /// Requests per client address and per path.
+    clients: Counts,
+    paths: Counts,
+}
+
+impl SourceWindows {
+    pub fn add(&mut self, request: &Request<'_>) {
+        let key = (window_start(request.timestamp_ms), StatusClass::of(request.status));
+        self.windows.entry(key).or_default().add(request);
+        if let Some(ip) = request.client_ip {
+            count(&mut self.clients, ip);
+        }
+        if let Some(path) = request.path {
+            count(&mut self.paths, path.split('?').next().unwrap_or(path));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+
+    /// Forgets every request (a record not answered now), keeping the room.
+    pub fn clear(&mut self) {
+        self.windows.clear();
+        self.clients.clear();
+        self.paths.clear();
+    }
+
+    /// Moves `other`'s requests in (its keys moved, not copied), leaving it empty with its room kept
+    /// for the next record.
+    fn absorb(&mut self, other: &mut SourceWindows) {
+        for (key, totals) in std::mem::take(&mut other.windows) {
+            self.windows.entry(key).or_default().merge(&totals);
+        }
+        for (mine, theirs) in [(&mut self.clients, &mut other.clients), (&mut self.paths, &mut other.paths)] {
+            for (key, n) in theirs.drain() {
+                *mine.entry(key).or_default() += n;
+            }
+        }
+    }
+}
+
 /// Aggregates of one batch (or more, merged), per application, minute and status class; and who
 /// asked most of each application.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Windows {
-    by_application: HashMap<String, BTreeMap<(i64, StatusClass), Totals>>,
-    contributors: HashMap<String, Contributors>,
+    by_application: HashMap<String, SourceWindows>,
     /// Requests timed outside what CloudWatch takes (see the module's limits), left out of the lines.
     pub outside: u64,
-}
-
-/// Requests per client address and per path, of one application.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Contributors {
-    clients: HashMap<String, u64>,
-    paths: HashMap<String, u64>,
 }
 
 /// The most clients and the most paths of each application one batch writes a contributor line for.
@@ -209,76 +250,53 @@ pub const TOP_CONTRIBUTORS: usize = 10;
 /// Contributor lines carry this member, which the Contributor Insights rules filter on.
 pub const CONTRIBUTOR_MARK: &str = "fleetlog_contributor";
 
+/// A contributor line (see [`Windows::contributor_lines`]).
+#[derive(Debug, serde::Serialize)]
+struct ContributorLine<'a> {
+    #[serde(rename = "fleetlog_contributor")]
+    kind: &'static str,
+    #[serde(rename = "Application")]
+    application: &'a str,
+    #[serde(rename = "ClientIp", skip_serializing_if = "Option::is_none")]
+    client_ip: Option<&'a str>,
+    #[serde(rename = "ClientApplication", skip_serializing_if = "Option::is_none")]
+    client_application: Option<&'a str>,
+    #[serde(rename = "Path", skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(rename = "Requests")]
+    requests: u64,
+}
+
 impl Windows {
     /// Adds `requests`, all of `application` (empty: [`UNKNOWN`]).
-    pub fn add(&mut self, application: &str, requests: &[Request]) {
-        if requests.is_empty() {
+    pub fn add(&mut self, application: &str, requests: &[Request<'_>]) {
+        let mut source = SourceWindows::default();
+        for request in requests {
+            source.add(request);
+        }
+        self.absorb(application, &mut source);
+    }
+
+    /// Moves one source's requests in, all of `application` (empty: [`UNKNOWN`]), leaving `source`
+    /// empty for the next.
+    pub fn absorb(&mut self, application: &str, source: &mut SourceWindows) {
+        if source.is_empty() {
             return;
         }
         let application = dimension_value(application);
-        let windows = match self.by_application.get_mut(application) {
-            Some(windows) => windows,
-            None => self.by_application.entry(application.to_owned()).or_default(),
-        };
-        for request in requests {
-            let key = (window_start(request.timestamp_ms), StatusClass::of(request.status));
-            windows.entry(key).or_default().add(request);
-        }
-        let contributors = match self.contributors.get_mut(application) {
-            Some(contributors) => contributors,
-            None => self.contributors.entry(application.to_owned()).or_default(),
-        };
-        for request in requests {
-            if let Some(ip) = request.client_ip {
-                count(&mut contributors.clients, ip);
-            }
-            if let Some(path) = request.path {
-                count(&mut contributors.paths, path.split('?').next().unwrap_or(path));
+        match self.by_application.get_mut(application) {
+            Some(mine) => mine.absorb(source),
+            None => {
+                let mut mine = SourceWindows::default();
+                mine.absorb(source);
+                self.by_application.insert(application.to_owned(), mine);
             }
         }
     }
 
-    /// One line per heavy client and per heavy path of each application (at most
-    /// [`TOP_CONTRIBUTORS`] each, heaviest first, ties by name): `{"fleetlog_contributor": "client",
-    /// "Application", "ClientIp", "ClientApplication", "Requests"}` or `{… "path", "Application",
-    /// "Path", "Requests"}`. `caller` names the application of a client address (`None`: unknown).
-    pub fn contributor_lines<'r>(&self, caller: impl Fn(&str) -> Option<&'r str>) -> Vec<String> {
-        let mut applications: Vec<&String> = self.contributors.keys().collect();
-        applications.sort();
-        let mut lines = Vec::new();
-        for application in applications {
-            let contributors = &self.contributors[application];
-            for (ip, requests) in heaviest(&contributors.clients) {
-                let doc = json!({
-                    CONTRIBUTOR_MARK: "client", APPLICATION: application, "ClientIp": ip,
-                    "ClientApplication": caller(ip).unwrap_or(UNKNOWN), "Requests": requests,
-                });
-                lines.push(doc.to_string());
-            }
-            for (path, requests) in heaviest(&contributors.paths) {
-                let doc =
-                    json!({ CONTRIBUTOR_MARK: "path", APPLICATION: application, "Path": path, "Requests": requests });
-                lines.push(doc.to_string());
-            }
-        }
-        lines
-    }
-
-    pub fn merge(&mut self, other: &Windows) {
-        for (application, windows) in &other.by_application {
-            let mine = self.by_application.entry(application.clone()).or_default();
-            for (key, totals) in windows {
-                mine.entry(*key).or_default().merge(totals);
-            }
-        }
-        for (application, theirs) in &other.contributors {
-            let mine = self.contributors.entry(application.clone()).or_default();
-            for (ip, n) in &theirs.clients {
-                *mine.clients.entry(ip.clone()).or_default() += n;
-            }
-            for (path, n) in &theirs.paths {
-                *mine.paths.entry(path.clone()).or_default() += n;
-            }
+    pub fn merge(&mut self, other: Windows) {
+        for (application, mut source) in other.by_application {
+            self.absorb(&application, &mut source);
         }
         self.outside += other.outside;
     }
@@ -289,12 +307,36 @@ impl Windows {
 
     /// Every request added, all windows.
     pub fn requests(&self) -> u64 {
-        self.by_application.values().flat_map(BTreeMap::values).map(|t| t.requests).sum()
+        self.by_application.values().flat_map(|s| s.windows.values()).map(|t| t.requests).sum()
     }
 
     /// The totals of one window, for tests and the local runner.
     pub fn totals(&self, application: &str, minute_ms: i64, class: StatusClass) -> Option<&Totals> {
-        self.by_application.get(application)?.get(&(minute_ms, class))
+        self.by_application.get(application)?.windows.get(&(minute_ms, class))
+    }
+
+    /// One line per heavy client and per heavy path of each application (at most
+    /// [`TOP_CONTRIBUTORS`] each, heaviest first, ties by name): `{"fleetlog_contributor": "client",
+    /// "Application", "ClientIp", "ClientApplication", "Requests"}` or `{… "path", "Application",
+    /// "Path", "Requests"}`. `caller` names the application of a client address (`None`: unknown).
+    pub fn contributor_lines<'r>(&self, caller: impl Fn(&str) -> Option<&'r str>) -> Vec<String> {
+        let mut applications: Vec<&String> = self.by_application.keys().collect();
+        applications.sort();
+        let mut lines = Vec::new();
+        for application in applications {
+            let source = &self.by_application[application];
+            let line = |kind, client_ip, client_application, path, requests| {
+                let line = ContributorLine { kind, application, client_ip, client_application, path, requests };
+                serde_json::to_string(&line).unwrap_or_default()
+            };
+            for (ip, requests) in heaviest(&source.clients) {
+                lines.push(line("client", Some(ip), Some(caller(ip).unwrap_or(UNKNOWN)), None, requests));
+            }
+            for (path, requests) in heaviest(&source.paths) {
+                lines.push(line("path", None, None, Some(path), requests));
+            }
+        }
+        lines
     }
 
     /// The EMF lines of these aggregates, as of `now_ms`: one per (application, minute, status
@@ -306,7 +348,7 @@ impl Windows {
         applications.sort();
         let mut outside = 0;
         for application in applications {
-            for (&(minute, class), totals) in &self.by_application[application] {
+            for (&(minute, class), totals) in &self.by_application[application].windows {
                 if minute + WINDOW_MS <= now_ms - OLDEST_MS || minute > now_ms + NEWEST_MS {
                     outside += totals.requests;
                     continue;
@@ -319,7 +361,7 @@ impl Windows {
     }
 }
 
-fn count(counts: &mut HashMap<String, u64>, key: &str) {
+fn count(counts: &mut Counts, key: &str) {
     match counts.get_mut(key) {
         Some(n) => *n += 1,
         None => {
@@ -329,10 +371,14 @@ fn count(counts: &mut HashMap<String, u64>, key: &str) {
 }
 
 /// The [`TOP_CONTRIBUTORS`] largest counts, largest first, ties by key.
-fn heaviest(counts: &HashMap<String, u64>) -> Vec<(&str, u64)> {
+fn heaviest(counts: &Counts) -> Vec<(&str, u64)> {
     let mut all: Vec<(&str, u64)> = counts.iter().map(|(k, n)| (k.as_str(), *n)).collect();
-    all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    all.truncate(TOP_CONTRIBUTORS);
+    let order = |a: &(&str, u64), b: &(&str, u64)| b.1.cmp(&a.1).then(a.0.cmp(b.0));
+    if all.len() > TOP_CONTRIBUTORS {
+        all.select_nth_unstable_by(TOP_CONTRIBUTORS, order);
+        all.truncate(TOP_CONTRIBUTORS);
+    }
+    all.sort_by(order);
     all
 }
 
@@ -349,6 +395,66 @@ pub fn dimension_value(application: &str) -> &str {
     &trimmed[..end]
 }
 
+/// One EMF line, its members in the order serde_json's maps would write them.
+#[derive(Debug, serde::Serialize)]
+struct EmfLine<'a> {
+    #[serde(rename = "Application")]
+    application: &'a str,
+    #[serde(rename = "Bytes", skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(rename = "Latency", skip_serializing_if = "Option::is_none")]
+    latency: Option<Distribution<f64>>,
+    #[serde(rename = "Requests", skip_serializing_if = "Option::is_none")]
+    requests: Option<u64>,
+    #[serde(rename = "ServerErrorRatio", skip_serializing_if = "Option::is_none")]
+    server_error_ratio: Option<Distribution<u8>>,
+    #[serde(rename = "StatusClass")]
+    status_class: &'static str,
+    #[serde(rename = "_aws")]
+    aws: Metadata,
+}
+
+/// Values, each with how many requests had it.
+#[derive(Debug, serde::Serialize)]
+struct Distribution<T> {
+    #[serde(rename = "Counts")]
+    counts: Vec<u64>,
+    #[serde(rename = "Values")]
+    values: Vec<T>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Metadata {
+    #[serde(rename = "CloudWatchMetrics")]
+    directives: Vec<Directive>,
+    #[serde(rename = "Timestamp")]
+    timestamp: i64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Directive {
+    #[serde(rename = "Dimensions")]
+    dimensions: &'static [&'static [&'static str]],
+    #[serde(rename = "Metrics")]
+    metrics: Vec<MetricDefinition>,
+    #[serde(rename = "Namespace")]
+    namespace: &'static str,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct MetricDefinition {
+    #[serde(rename = "Name")]
+    name: &'static str,
+    #[serde(rename = "Unit")]
+    unit: &'static str,
+}
+
+impl From<Metric> for MetricDefinition {
+    fn from(metric: Metric) -> Self {
+        MetricDefinition { name: metric.name(), unit: metric.unit() }
+    }
+}
+
 /// The lines of one window: the first carries the counts, and each carries up to [`MAX_VALUES`] of
 /// the latency distribution.
 fn window_lines(application: &str, minute: i64, class: StatusClass, totals: &Totals) -> Vec<String> {
@@ -359,39 +465,45 @@ fn window_lines(application: &str, minute: i64, class: StatusClass, totals: &Tot
         .iter()
         .enumerate()
         .map(|(i, chunk)| {
-            let mut metrics = Vec::new();
-            let mut doc = json!({ APPLICATION: application, STATUS_CLASS: class.as_str() });
-            let mut directives = Vec::new();
-            if i == 0 {
-                metrics.extend([Metric::Requests, Metric::Bytes]);
-                doc[Metric::Requests.name()] = json!(totals.requests);
-                doc[Metric::Bytes.name()] = json!(totals.bytes);
-                let server_error = u8::from(class == StatusClass::ServerError);
-                doc[Metric::ServerErrorRatio.name()] = json!({ "Values": [server_error], "Counts": [totals.requests] });
-                directives.push(json!({
-                    "Namespace": NAMESPACE,
-                    "Dimensions": [[APPLICATION]],
-                    "Metrics": [{"Name": Metric::ServerErrorRatio.name(), "Unit": Metric::ServerErrorRatio.unit()}],
-                }));
+            let first = i == 0;
+            let mut metrics: Vec<MetricDefinition> = Vec::new();
+            if first {
+                metrics.extend([Metric::Requests.into(), Metric::Bytes.into()]);
             }
-            if !chunk.is_empty() {
-                metrics.push(Metric::Latency);
-                // Microseconds to milliseconds: exact in decimal.
-                #[allow(clippy::cast_precision_loss)]
-                let values: Vec<f64> = chunk.iter().map(|(us, _)| **us as f64 / 1000.0).collect();
-                let counts: Vec<u64> = chunk.iter().map(|(_, n)| **n).collect();
-                doc[Metric::Latency.name()] = json!({ "Values": values, "Counts": counts });
+            // Microseconds to milliseconds: exact in decimal.
+            #[allow(clippy::cast_precision_loss)]
+            let latency = (!chunk.is_empty()).then(|| Distribution {
+                counts: chunk.iter().map(|(_, n)| **n).collect(),
+                values: chunk.iter().map(|(us, _)| **us as f64 / 1000.0).collect(),
+            });
+            if latency.is_some() {
+                metrics.push(Metric::Latency.into());
             }
-            directives.insert(
-                0,
-                json!({
-                    "Namespace": NAMESPACE,
-                    "Dimensions": [[APPLICATION], [APPLICATION, STATUS_CLASS]],
-                    "Metrics": metrics.iter().map(|m| json!({"Name": m.name(), "Unit": m.unit()})).collect::<Vec<_>>(),
+            let mut directives = vec![Directive {
+                dimensions: &[&[APPLICATION], &[APPLICATION, STATUS_CLASS]],
+                metrics,
+                namespace: NAMESPACE,
+            }];
+            if first {
+                directives.push(Directive {
+                    dimensions: &[&[APPLICATION]],
+                    metrics: vec![Metric::ServerErrorRatio.into()],
+                    namespace: NAMESPACE,
+                });
+            }
+            let line = EmfLine {
+                application,
+                bytes: first.then_some(totals.bytes),
+                latency,
+                requests: first.then_some(totals.requests),
+                server_error_ratio: first.then(|| Distribution {
+                    counts: vec![totals.requests],
+                    values: vec![u8::from(class == StatusClass::ServerError)],
                 }),
-            );
-            doc["_aws"] = json!({ "Timestamp": minute, "CloudWatchMetrics": directives });
-            doc.to_string()
+                status_class: class.as_str(),
+                aws: Metadata { directives, timestamp: minute },
+            };
+            serde_json::to_string(&line).unwrap_or_default()
         })
         .collect()
 }
@@ -513,7 +625,7 @@ mod tests {
         a.add("  ", &[request(MINUTE, 404)]);
         let mut b = Windows::default();
         b.add("shop", &[request(MINUTE + 1, 200)]);
-        a.merge(&b);
+        a.merge(b);
         assert_eq!(a.totals("shop", MINUTE, StatusClass::Success).unwrap().requests, 2);
         assert_eq!(a.totals(UNKNOWN, MINUTE, StatusClass::ClientError).unwrap().requests, 2);
         assert_eq!(a.requests(), 4);

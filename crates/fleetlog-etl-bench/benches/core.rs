@@ -20,11 +20,13 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fleetlog_etl::envelope::{LogEvent, parse_envelope};
-use fleetlog_etl::firehose::transform;
+use fleetlog_etl::firehose::{Context, transform, transform_for};
 use fleetlog_etl::gzip::gunzip_into;
 use fleetlog_etl::parse::parse_literal;
 use fleetlog_etl::records::{Destination, SplunkHec};
-use fleetlog_etl_bench::{cloudfront_object, firehose_event, run_core, run_core_for, run_object, service_lines};
+use fleetlog_etl_bench::{
+    applications, cloudfront_object, firehose_event, run_core, run_core_for, run_object, service_lines,
+};
 
 /// As in the Lambda (see the workspace's `mimalloc` entry), so the figures are the Lambda's.
 #[global_allocator]
@@ -43,6 +45,19 @@ fn etl(c: &mut Criterion) {
             b.iter(|| run_core(black_box(&corpus.event), &mut plain, &mut out).expect("the corpus decodes"));
         });
         group.bench_function("transform", |b| b.iter(|| transform(black_box(&corpus.event), "us-east-1")));
+        // The live analytics' cost: the same transformation with access requests left out of windows,
+        // and with them folded and written as the Lambda writes them (four applications).
+        let applications = applications(&corpus.event, 4);
+        for (name, access_metrics) in [("transform-no-windows", false), ("transform-windows", true)] {
+            let context = Context { region: "us-east-1", applications: &applications, access_metrics };
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    let mut out = transform_for(&Destination::Table, black_box(&corpus.event), &context);
+                    let lines = fleetlog_etl::window_lines(&mut out.windows, &applications, 1_763_805_600_000);
+                    (out.response, lines)
+                });
+            });
+        }
         let hec = Destination::Splunk(SplunkHec { index: Some("aws".into()) });
         group.bench_function("core-hec", |b| {
             b.iter(|| run_core_for(&hec, black_box(&corpus.event), &mut plain, &mut out).expect("the corpus decodes"));

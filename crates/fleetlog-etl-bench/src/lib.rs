@@ -167,6 +167,17 @@ pub fn firehose_event(base64_bytes: u64, seed: u64) -> Corpus {
     Corpus { event, events: i, base64_bytes: size }
 }
 
+/// The applications of `event`'s instances, the instances dealt round `count` applications
+/// (`app-0`, `app-1`, …) as an enrollment table of a mixed fleet would say.
+pub fn applications(event: &KinesisFirehoseEvent, count: usize) -> fleetlog_etl::applications::Applications {
+    let tagged = fleetlog_etl::firehose::instance_ids(event)
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| (id, format!("app-{}", i % count.max(1))))
+        .collect();
+    fleetlog_etl::applications::Applications::new(tagged, std::sync::Arc::default())
+}
+
 /// What one pass of [`run_core`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CoreRun {

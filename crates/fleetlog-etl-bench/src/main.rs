@@ -18,8 +18,9 @@ use std::time::Instant;
 use aws_lambda_events::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
 use clap::{Parser, Subcommand};
 use fleetlog_etl::Payload;
-use fleetlog_etl::firehose::{OK, transform};
+use fleetlog_etl::firehose::{Context, OK, transform_for};
 use fleetlog_etl::gzip::gunzip_into;
+use fleetlog_etl::records::Destination;
 use fleetlog_etl_bench as corpus;
 
 /// As in the Lambda (see the workspace's `mimalloc` entry), so the figures are the Lambda's.
@@ -52,6 +53,10 @@ enum Command {
         /// first and the median of the others are reported
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         invocations: u64,
+        /// Leave access requests out of windows (the stack's AccessMetrics=false): the cost of the
+        /// live analytics is the difference
+        #[arg(long)]
+        no_access_metrics: bool,
         /// The event (JSON); standard input when absent
         file: Option<PathBuf>,
     },
@@ -86,7 +91,9 @@ enum DestinationArg {
 fn main() {
     let result = match Cli::parse().command {
         Command::Corpus { bytes, seed } => corpus(bytes, seed),
-        Command::Transform { invocations, file } => run_transform(invocations, file.as_deref()),
+        Command::Transform { invocations, no_access_metrics, file } => {
+            run_transform(invocations, !no_access_metrics, file.as_deref())
+        }
         Command::Core { destination, file } => run_core(destination, file.as_deref()),
         Command::Objects { requests, seed } => run_objects(requests, seed),
     };
@@ -168,8 +175,10 @@ fn run_objects(requests: usize, seed: u64) -> Result<(), String> {
 /// stdout are outside. With `--invocations N` the same payload is handled N times in one process, as a
 /// warm Lambda container handles one invocation after another; the first (cold) and the median of the
 /// others are reported.
-fn run_transform(invocations: u64, path: Option<&Path>) -> Result<(), String> {
+fn run_transform(invocations: u64, access_metrics: bool, path: Option<&Path>) -> Result<(), String> {
     let input = read_input(path)?;
+    // The corpus's instances, a few to each of four applications, as the enrollment table would say.
+    let applications = corpus::applications(&parse_event(&input)?, 4);
     let mut seconds = Vec::new();
     let mut last = None;
     for _ in 0..invocations {
@@ -177,13 +186,26 @@ fn run_transform(invocations: u64, path: Option<&Path>) -> Result<(), String> {
         drop(last.take());
         let started = Instant::now();
         let event = parse_event(&input)?;
-        let out = transform(&event, "us-east-1");
+        let context = Context { region: "us-east-1", applications: &applications, access_metrics };
+        let mut out = transform_for(&Destination::Table, &event, &context);
+        let requests = out.windows.requests();
+        let lines = fleetlog_etl::window_lines(&mut out.windows, &applications, 1_763_805_600_000);
         // The body the Lambda posts to the Runtime API.
         let body = fleetlog_etl::lambda::response_body(out.response);
         seconds.push(started.elapsed().as_secs_f64());
-        last = Some((event, out.stats, body));
+        last = Some((event, out.stats, body, requests, lines));
     }
-    let Some((event, stats, body)) = last else { return Ok(()) };
+    let Some((event, stats, body, requests, lines)) = last else { return Ok(()) };
+    if access_metrics {
+        let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+        #[allow(clippy::cast_precision_loss)]
+        let per_million = if requests == 0 { 0.0 } else { bytes as f64 * 1e6 / requests as f64 };
+        eprintln!(
+            "transform: {requests} access requests in windows: {} metric and contributor lines, {bytes} bytes ({:.1} MB per million access records)",
+            lines.len(),
+            per_million / 1e6
+        );
+    }
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&body).and_then(|()| stdout.flush()).map_err(|e| e.to_string())?;
     // Throughput counts all the log data the event holds, as the blueprint's figure does, including

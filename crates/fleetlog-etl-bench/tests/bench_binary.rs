@@ -6,7 +6,8 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use fleetlog_etl::Payload;
-use fleetlog_etl::firehose::transform;
+use fleetlog_etl::firehose::{Context, transform_for};
+use fleetlog_etl::records::Destination;
 
 fn bench(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fleetlog-etl-bench"))
@@ -31,7 +32,11 @@ fn transform_answers_a_corpus_event_as_the_lambda_does_and_reports_rates() {
     let payload: Payload = serde_json::from_slice(&corpus.stdout).unwrap();
     let event = payload.into_firehose_event().expect("a Firehose event");
     assert!(event.records.len() > 1, "a batch of records");
-    let expected = serde_json::to_vec(&transform(&event, "us-east-1").response).unwrap();
+    // The bench's applications: the corpus's instances dealt round four.
+    let applications = fleetlog_etl_bench::applications(&event, 4);
+    let context = Context { region: "us-east-1", applications: &applications, access_metrics: true };
+    let out = transform_for(&Destination::Table, &event, &context);
+    let expected = serde_json::to_vec(&out.response).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("event.json");
@@ -48,8 +53,16 @@ fn transform_answers_a_corpus_event_as_the_lambda_does_and_reports_rates() {
         assert!(rest.contains(" s = ") && rest.contains(" MB/s in, ") && rest.contains(" MB/s delivered"), "{rest}");
     }
 
+    let windows =
+        report.lines().find(|l| l.contains("access requests in windows")).unwrap_or_else(|| panic!("{report}"));
+    assert!(windows.contains(&format!("transform: {} access requests", out.windows.requests())), "{windows}");
+    assert!(out.windows.requests() > 0, "the corpus holds access lines");
+
     let from_stdin = bench(&["transform"], &corpus.stdout);
     assert_eq!(from_stdin.stdout, expected, "stdin reads the same event");
+    let off = bench(&["transform", "--no-access-metrics", path.to_str().unwrap()], b"");
+    assert_eq!(off.stdout, expected, "the records are the same without windows");
+    assert!(!stderr(&off).contains("access requests in windows"), "{}", stderr(&off));
 
     let core = bench(&["core", path.to_str().unwrap()], b"");
     assert!(core.status.success(), "{}", stderr(&core));

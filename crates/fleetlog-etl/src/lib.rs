@@ -127,20 +127,29 @@ impl EtlState {
         }
     }
 
-    /// Publishes a batch's access windows: EMF lines of the aggregates and contributor lines of the
-    /// heaviest clients and paths, beside the counters.
+    /// Publishes a batch's access windows ([`window_lines`]), beside the counters.
     fn publish(&self, windows: &mut fleetlog_core::traffic::Windows, applications: &applications::Applications) {
         if windows.is_empty() {
             return;
         }
-        let now = chrono::Utc::now().timestamp_millis();
-        let mut lines = windows.emf_lines(now);
-        lines.extend(windows.contributor_lines(|ip| applications.of_client(ip)));
-        self.metrics.emit_lines(&lines);
+        self.metrics.emit_lines(&window_lines(windows, applications, chrono::Utc::now().timestamp_millis()));
         if windows.outside > 0 {
             self.metrics.emit(&[(Counter::AccessRequestsUnmetered, windows.outside)]);
         }
     }
+}
+
+/// What a batch's access windows are published as, at `now_ms`: EMF lines of the aggregates, and
+/// contributor lines of each application's heaviest clients (with the application the reference file
+/// names for them) and paths.
+pub fn window_lines(
+    windows: &mut fleetlog_core::traffic::Windows,
+    applications: &applications::Applications,
+    now_ms: i64,
+) -> Vec<String> {
+    let mut lines = windows.emf_lines(now_ms);
+    lines.extend(windows.contributor_lines(|ip| applications.of_client(ip)));
+    lines
 }
 
 /// Tells the enroller, through its queue, which instances' logs the ETL carried (see
@@ -383,14 +392,16 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
     let applications = state.applications.for_instances(instance.map(str::to_owned)).await;
     let application = applications.of(instance, None);
     let origin = records::Origin { region: &state.region, application };
-    let (mut lines, mut windows) = (Vec::new(), fleetlog_core::traffic::Windows::default());
+    let (mut lines, mut requests) = (Vec::new(), fleetlog_core::traffic::SourceWindows::default());
     records::write_for(&state.destination, &envelope, &origin, RECORD_LIMITS, &mut lines, |_, event| {
         if state.access_metrics
             && let Some(request) = event.request()
         {
-            windows.add(application, std::slice::from_ref(&request));
+            requests.add(&request);
         }
     });
+    let mut windows = fleetlog_core::traffic::Windows::default();
+    windows.absorb(application, &mut requests);
     let records = put::one_per_line(&lines);
     let count = records.len();
     put_all(&Sink::Firehose { client: &state.firehose, stream }, records, state.retry).await?;

@@ -18,7 +18,7 @@ use crate::parse::{Format, W3cHeader};
 use crate::put::{PutError, RECORD_LIMITS, Sink, one_per_line, put_all};
 use crate::records::{Destination, Event, EventWriter, Origin, RecordFormat};
 use crate::{DecodeError, EtlState};
-use fleetlog_core::traffic::Windows;
+use fleetlog_core::traffic::{SourceWindows, Windows};
 
 /// How much inflated text one write into the decoder may produce at most is bounded by the slice
 /// written: deflate expands at most ~1032:1, so an 8 KiB slice inflates to under 9 MB.
@@ -291,7 +291,10 @@ async fn stream_lines<F: RecordFormat>(
     }
     std::mem::take(reader).finish(&mut |line| lines.line(line)).map_err(unreadable)?;
     delivered += put_records(lines.take(), sink, state).await?;
-    let windows = if state.access_metrics { std::mem::take(&mut lines.windows) } else { Windows::default() };
+    let mut windows = Windows::default();
+    if state.access_metrics {
+        windows.absorb(&lines.application, &mut lines.requests);
+    }
     Ok((Outcome::Read { records: delivered }, windows))
 }
 
@@ -320,9 +323,9 @@ pub struct ObjectRecords<F: RecordFormat> {
     id: String,
     /// Records waiting to be put, each with its newline.
     out: Vec<u8>,
-    /// The object's requests, by the application of its source.
+    /// The object's requests, and the application of its source.
     application: String,
-    pub windows: Windows,
+    requests: SourceWindows,
 }
 
 impl<F: RecordFormat> ObjectRecords<F> {
@@ -332,7 +335,7 @@ impl<F: RecordFormat> ObjectRecords<F> {
         Self {
             writer: EventWriter::new(format, source, origin, RECORD_LIMITS),
             application: origin.application.to_owned(),
-            windows: Windows::default(),
+            requests: SourceWindows::default(),
             header: None,
             etag: etag.to_owned(),
             fallback_ms,
@@ -373,7 +376,7 @@ impl<F: RecordFormat> ObjectRecords<F> {
         let event = Event { id: &self.id, timestamp, format, message, fields: &fields };
         self.writer.write(&mut self.out, &event);
         if let Some(request) = event.request() {
-            self.windows.add(&self.application, std::slice::from_ref(&request));
+            self.requests.add(&request);
         }
     }
 

@@ -15,7 +15,7 @@ use crate::gzip::{clear_with_room, gunzip_into, gzip, gzip_claimed_size};
 use crate::put::RECORD_LIMITS;
 use crate::records::{Destination, Origin, RecordFormat, RecordLimits, TableJson, instance_id_of, write_as};
 use budget::{Yield, base64_len, pieces};
-use fleetlog_core::traffic::Windows;
+use fleetlog_core::traffic::{SourceWindows, Windows};
 use response::{PartitionKeys, ResponseWriter};
 
 mod budget;
@@ -167,7 +167,7 @@ fn transform_within<F: RecordFormat>(
     limits: RecordLimits,
 ) -> Transformed {
     let region = context.region;
-    let mut requests = Windows::default();
+    let mut requests = SourceWindows::default();
     let mut out = Tally::default();
     let mut response = ResponseWriter::new(event, budget);
     let mut plain = Vec::new();
@@ -222,7 +222,7 @@ fn transform_within<F: RecordFormat>(
                 if context.access_metrics
                     && let Some(request) = event.request()
                 {
-                    requests.add(application, std::slice::from_ref(&request));
+                    requests.add(&request);
                 }
             });
             let cost = base64_len(lines.len());
@@ -233,13 +233,10 @@ fn transform_within<F: RecordFormat>(
                 response.record(id, OK, &lines, &keys);
                 out.seen.extend(sighting(&envelope));
                 // Counted where answered: a record handed back is counted when it comes back.
-                if !requests.is_empty() {
-                    out.windows.merge(&requests);
-                    requests = Windows::default();
-                }
+                out.windows.absorb(application, &mut requests);
                 continue;
             }
-            requests = Windows::default();
+            requests.clear();
             cost
         } else {
             least
