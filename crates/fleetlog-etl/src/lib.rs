@@ -18,7 +18,9 @@
 //! - [`firehose`]: the batch answered within Lambda's response limit (`firehose::budget` decides what
 //!   is read, deferred or split; `firehose::response` writes the answer);
 //! - [`put`]: PutRecordBatch with Firehose's limits and retries; [`lambda`]: the runtime wiring;
-//! - [`objects`]: log objects read once each, streamed line by line (`parse::W3cHeader` for CloudFront's).
+//! - [`objects`]: log objects read once each, streamed line by line (`parse::W3cHeader` for CloudFront's);
+//! - [`applications`]: whose a source is (instance tags from the enrollment table, the reference file),
+//!   for the records' `application` and the access windows ([`window_lines`], `fleetlog_core::traffic`).
 
 pub mod applications;
 pub mod envelope;
