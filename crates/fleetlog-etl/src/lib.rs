@@ -113,15 +113,8 @@ pub struct EtlState {
 }
 
 impl EtlState {
-    /// The destination a Firehose batch is answered for: the Splunk stream's own, else the ETL's.
-    pub fn destination_for(&self, event: &KinesisFirehoseEvent) -> &records::Destination {
-        match self.splunk_batch(event) {
-            Some(destination) => destination,
-            None => &self.destination,
-        }
-    }
-
-    /// The Splunk stream's destination, when the batch is that stream's.
+    /// The Splunk stream's destination, when the batch is that stream's (else the batch is answered
+    /// with [`Self::destination`]).
     fn splunk_batch(&self, event: &KinesisFirehoseEvent) -> Option<&records::Destination> {
         match (&self.splunk_stream, firehose::delivery_stream_name(event)) {
             (Some((splunk, destination)), Some(stream)) if splunk == stream => Some(destination),
@@ -349,10 +342,11 @@ pub async fn handle(state: &EtlState, payload: Payload) -> Result<Box<RawValue>,
 /// the response JSON.
 pub async fn handle_firehose(state: &EtlState, event: &KinesisFirehoseEvent) -> Result<Box<RawValue>, EtlError> {
     let applications = state.applications.for_instances(firehose::instance_ids(event)).await;
+    let splunk = state.splunk_batch(event);
     // A fan-out stack's two streams transform the same records: only the primary one counts them.
-    let access_metrics = state.access_metrics && state.splunk_batch(event).is_none();
+    let access_metrics = state.access_metrics && splunk.is_none();
     let context = firehose::Context { region: &state.region, applications: &applications, access_metrics };
-    let mut out = firehose::transform_for(state.destination_for(event), event, &context);
+    let mut out = firehose::transform_for(splunk.unwrap_or(&state.destination), event, &context);
     tracing::info!(stats = ?out.stats, "Firehose batch transformed");
     if !out.reingest.is_empty() {
         let stream = firehose::delivery_stream_name(event).ok_or_else(|| {

@@ -241,26 +241,24 @@ async fn read_object(state: &EtlState, object: &ObjectRef, account: &str) -> Res
         }
         Err(e) => return Err(ObjectError::s3("s3:GetObject", &object.bucket, &object.key, &e)),
     };
-    let source = Envelope::of_source(
-        account.to_owned(),
-        format!("cloudfront/{}", fleetlog_core::ingest::cloudfront_distribution(&object.key)),
-        object.key.clone(),
-    );
+    let distribution = fleetlog_core::ingest::cloudfront_distribution(&object.key);
+    let source = Envelope::of_source(account.to_owned(), format!("cloudfront/{distribution}"), object.key.clone());
     let fallback = got.last_modified().and_then(|t| t.to_millis().ok()).unwrap_or_else(|| now() * 1000);
     let sink = Sink::Firehose { client: &state.firehose, stream };
     let mut body = got.body;
     let mut reader = LineReader::default();
     // A distribution is one source: the reference file may name its id.
     let applications = state.applications.for_instances(None).await;
-    let distribution = fleetlog_core::ingest::cloudfront_distribution(&object.key);
     let origin = Origin { region: &state.region, application: applications.of(None, Some(distribution)) };
     let outcome = match &state.destination {
         Destination::Table => {
-            let mut lines = ObjectRecords::new(crate::records::TableJson, &source, &origin, &object.etag, fallback);
+            let mut lines = ObjectRecords::new(crate::records::TableJson, &source, &origin, &object.etag, fallback)
+                .counting_requests(state.access_metrics);
             stream_lines(&mut body, &mut reader, &mut lines, &sink, state, object).await
         }
         Destination::Splunk(hec) => {
-            let mut lines = ObjectRecords::new(hec.clone(), &source, &origin, &object.etag, fallback);
+            let mut lines = ObjectRecords::new(hec.clone(), &source, &origin, &object.etag, fallback)
+                .counting_requests(state.access_metrics);
             stream_lines(&mut body, &mut reader, &mut lines, &sink, state, object).await
         }
     };
@@ -292,9 +290,7 @@ async fn stream_lines<F: RecordFormat>(
     std::mem::take(reader).finish(&mut |line| lines.line(line)).map_err(unreadable)?;
     delivered += put_records(lines.take(), sink, state).await?;
     let mut windows = Windows::default();
-    if state.access_metrics {
-        windows.absorb(&lines.application, &mut lines.requests);
-    }
+    windows.absorb(&lines.application, &mut lines.requests);
     Ok((Outcome::Read { records: delivered }, windows))
 }
 
@@ -323,9 +319,10 @@ pub struct ObjectRecords<F: RecordFormat> {
     id: String,
     /// Records waiting to be put, each with its newline.
     out: Vec<u8>,
-    /// The object's requests, and the application of its source.
+    /// The object's requests (when counted), and the application of its source.
     application: String,
     requests: SourceWindows,
+    counts_requests: bool,
 }
 
 impl<F: RecordFormat> ObjectRecords<F> {
@@ -336,6 +333,7 @@ impl<F: RecordFormat> ObjectRecords<F> {
             writer: EventWriter::new(format, source, origin, RECORD_LIMITS),
             application: origin.application.to_owned(),
             requests: SourceWindows::default(),
+            counts_requests: true,
             header: None,
             etag: etag.to_owned(),
             fallback_ms,
@@ -344,6 +342,14 @@ impl<F: RecordFormat> ObjectRecords<F> {
             id: String::new(),
             out: Vec::new(),
         }
+    }
+
+    /// Whether the lines' access requests are folded into windows (`FLEETLOG_ACCESS_METRICS`); they
+    /// are unless told otherwise.
+    #[must_use]
+    pub fn counting_requests(mut self, counts: bool) -> Self {
+        self.counts_requests = counts;
+        self
     }
 
     /// Makes the next line of the object (a directive, a log line, or empty) its records.
@@ -375,7 +381,9 @@ impl<F: RecordFormat> ObjectRecords<F> {
         let fields = read.as_ref().map(|r| r.fields()).unwrap_or_default();
         let event = Event { id: &self.id, timestamp, format, message, fields: &fields };
         self.writer.write(&mut self.out, &event);
-        if let Some(request) = event.request() {
+        if self.counts_requests
+            && let Some(request) = event.request()
+        {
             self.requests.add(&request);
         }
     }

@@ -62,9 +62,9 @@ pub struct Context<'a> {
     pub access_metrics: bool,
 }
 
-impl Context<'static> {
+impl<'a> Context<'a> {
     /// In `region`, every source's application unknown, access requests folded.
-    pub fn unknown(region: &'static str) -> Self {
+    pub fn unknown(region: &'a str) -> Self {
         static NONE: std::sync::LazyLock<Applications> = std::sync::LazyLock::new(Applications::default);
         Context { region, applications: &NONE, access_metrics: true }
     }
@@ -132,8 +132,7 @@ fn partition_keys(envelope: &Envelope<'_>) -> PartitionKeys {
 /// Answers a batch: [`TableJson`] records within [`RESPONSE_BUDGET`] and Firehose's record limits,
 /// every source's application unknown, access requests folded into windows.
 pub fn transform(event: &KinesisFirehoseEvent, region: &str) -> Transformed {
-    let applications = Applications::default();
-    transform_for(&Destination::Table, event, &Context { region, applications: &applications, access_metrics: true })
+    transform_for(&Destination::Table, event, &Context::unknown(region))
 }
 
 /// Answers a batch with `destination`'s records.
