@@ -1,5 +1,5 @@
 //! Reference data: which application (and whose contact) an address or a host belongs to, read from
-//! a file users keep in S3 (the `ReferenceObject` of the stack). The file is JSON, an array of
+//! a file users keep in S3 (the stack's `ReferenceBucket` and `ReferenceKey`). The file is JSON, an array of
 //! entries, each naming one match — a CIDR block (`10.1.0.0/16`), an address (`10.1.2.3`, a /32), a
 //! host name or an instance id — and the application there:
 //!
