@@ -15,10 +15,58 @@
 //!   that are counted in [`Windows::outside`] and left out of the lines.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 
-/// Counts by client address and path, which senders choose: a seeded fast hash (foldhash, as
-/// hashbrown's default), where SipHash would be most of the analytics' cost.
-type Counts = HashMap<String, u64, foldhash::fast::RandomState>;
+/// Requests per client address or path. The keys live in one buffer and the table holds their
+/// spans, so a new key allocates nothing of its own and is hashed once. Senders choose the keys: a
+/// seeded fast hash (foldhash, as hashbrown's default), where SipHash would cost more than the
+/// counting.
+#[derive(Debug, Clone, Default)]
+struct Counts {
+    keys: String,
+    table: hashbrown::HashTable<Count>,
+    hasher: foldhash::fast::RandomState,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    start: usize,
+    end: usize,
+    n: u64,
+    /// Kept: growing the table rehashes every key, which would read them all again.
+    hash: u64,
+}
+
+impl Counts {
+    fn add(&mut self, key: &str, n: u64) {
+        let hash = self.hasher.hash_one(key);
+        let keys = &self.keys;
+        if let Some(count) = self.table.find_mut(hash, |c| &keys[c.start..c.end] == key) {
+            count.n += n;
+            return;
+        }
+        let start = self.keys.len();
+        self.keys.push_str(key);
+        self.table.insert_unique(hash, Count { start, end: self.keys.len(), n, hash }, |c| c.hash);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.table.iter().map(|c| (&self.keys[c.start..c.end], c.n))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
+impl PartialEq for Counts {
+    fn eq(&self, other: &Self) -> bool {
+        self.table.len() == other.table.len() && {
+            let theirs: BTreeMap<&str, u64> = other.iter().collect();
+            self.iter().all(|(key, n)| theirs.get(key) == Some(&n))
+        }
+    }
+}
 
 /// The namespace of the access metrics.
 pub const NAMESPACE: &str = "fleetlog/access";
@@ -187,8 +235,7 @@ fn two_digits(value: f64) -> u64 {
     n * scale
 }
 
-/// What one source's requests add up to: its windows and who asked most. A batch folds each record's
-/// requests into one of these and hands it to [`Windows::absorb`] once the record is answered.
+/// What one application's requests add up to: its windows and who asked most.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceWindows {
     windows: BTreeMap<(i64, StatusClass), Totals>,
@@ -199,13 +246,19 @@ pub struct SourceWindows {
 
 impl SourceWindows {
     pub fn add(&mut self, request: &Request<'_>) {
-        let key = (window_start(request.timestamp_ms), StatusClass::of(request.status));
-        self.windows.entry(key).or_default().add(request);
+        self.windows.entry(window_key(request)).or_default().add(request);
         if let Some(ip) = request.client_ip {
-            count(&mut self.clients, ip);
+            self.clients.add(ip, 1);
         }
         if let Some(path) = request.path {
-            count(&mut self.paths, path.split('?').next().unwrap_or(path));
+            self.paths.add(contributor_path(path), 1);
+        }
+    }
+
+    /// Adds the requests `pending` holds.
+    pub fn add_pending(&mut self, pending: &PendingRequests) {
+        for held in &pending.requests {
+            self.add(&held.request(&pending.text));
         }
     }
 
@@ -213,24 +266,99 @@ impl SourceWindows {
         self.windows.is_empty()
     }
 
-    /// Forgets every request (a record not answered now), keeping the room.
-    pub fn clear(&mut self) {
-        self.windows.clear();
-        self.clients.clear();
-        self.paths.clear();
-    }
-
-    /// Moves `other`'s requests in (its keys moved, not copied), leaving it empty with its room kept
-    /// for the next record.
-    fn absorb(&mut self, other: &mut SourceWindows) {
-        for (key, totals) in std::mem::take(&mut other.windows) {
+    /// Adds `other`'s requests (moved whole into an empty one).
+    fn absorb(&mut self, other: SourceWindows) {
+        if self.windows.is_empty() && self.clients.is_empty() && self.paths.is_empty() {
+            *self = other;
+            return;
+        }
+        for (key, totals) in other.windows {
             self.windows.entry(key).or_default().merge(&totals);
         }
-        for (mine, theirs) in [(&mut self.clients, &mut other.clients), (&mut self.paths, &mut other.paths)] {
-            for (key, n) in theirs.drain() {
-                *mine.entry(key).or_default() += n;
+        for (mine, theirs) in [(&mut self.clients, &other.clients), (&mut self.paths, &other.paths)] {
+            for (key, n) in theirs.iter() {
+                mine.add(key, n);
             }
         }
+    }
+}
+
+fn window_key(request: &Request<'_>) -> (i64, StatusClass) {
+    (window_start(request.timestamp_ms), StatusClass::of(request.status))
+}
+
+/// A path as contributors name it: without its query string.
+fn contributor_path(path: &str) -> &str {
+    // A byte loop: paths are short, and a searcher's set-up costs more than the search.
+    match path.bytes().position(|b| b == b'?') {
+        Some(query) => &path[..query],
+        None => path,
+    }
+}
+
+/// The requests of one record, held until the record is answered (a record handed back is counted
+/// when it comes back): their strings copied into one buffer kept from record to record, so holding
+/// a request allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub struct PendingRequests {
+    text: String,
+    requests: Vec<HeldRequest>,
+}
+
+/// A request whose strings are spans of [`PendingRequests::text`].
+#[derive(Debug, Clone, Copy)]
+struct HeldRequest {
+    timestamp_ms: i64,
+    status: Option<u16>,
+    bytes: Option<u64>,
+    latency_ms: Option<f64>,
+    client_ip: Option<(usize, usize)>,
+    path: Option<(usize, usize)>,
+}
+
+impl HeldRequest {
+    fn request<'t>(&self, text: &'t str) -> Request<'t> {
+        let span = |span: Option<(usize, usize)>| span.and_then(|(start, end)| text.get(start..end));
+        Request {
+            timestamp_ms: self.timestamp_ms,
+            status: self.status,
+            bytes: self.bytes,
+            latency_ms: self.latency_ms,
+            client_ip: span(self.client_ip),
+            path: span(self.path),
+        }
+    }
+}
+
+impl PendingRequests {
+    pub fn push(&mut self, request: &Request<'_>) {
+        let mut hold = |value: Option<&str>| {
+            value.map(|value| {
+                let start = self.text.len();
+                self.text.push_str(value);
+                (start, self.text.len())
+            })
+        };
+        let client_ip = hold(request.client_ip);
+        let path = hold(request.path);
+        self.requests.push(HeldRequest {
+            timestamp_ms: request.timestamp_ms,
+            status: request.status,
+            bytes: request.bytes,
+            latency_ms: request.latency_ms,
+            client_ip,
+            path,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// Forgets the requests, keeping the room for the next record's.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.requests.clear();
     }
 }
 
@@ -270,39 +398,33 @@ struct ContributorLine<'a> {
 impl Windows {
     /// Adds `requests`, all of `application` (empty: [`UNKNOWN`]).
     pub fn add(&mut self, application: &str, requests: &[Request<'_>]) {
-        let mut source = SourceWindows::default();
+        let source = self.of(application);
         for request in requests {
             source.add(request);
         }
-        self.absorb(application, &mut source);
     }
 
-    /// Moves one source's requests in, all of `application` (empty: [`UNKNOWN`]), leaving `source`
-    /// empty for the next.
-    pub fn absorb(&mut self, application: &str, source: &mut SourceWindows) {
-        if source.is_empty() {
-            return;
-        }
-        let application = dimension_value(application);
-        match self.by_application.get_mut(application) {
-            Some(mine) => mine.absorb(source),
-            None => {
-                let mut mine = SourceWindows::default();
-                mine.absorb(source);
-                self.by_application.insert(application.to_owned(), mine);
-            }
-        }
+    /// The windows of `application` (empty: [`UNKNOWN`]), to add its requests to as they are read.
+    pub fn of(&mut self, application: &str) -> &mut SourceWindows {
+        // Called once per record, not per request: the key's copy is cheap there.
+        self.by_application.entry(dimension_value(application).to_owned()).or_default()
+    }
+
+    /// Adds what one source read apart added up to (a log object, once delivered), all of
+    /// `application` (empty: [`UNKNOWN`]).
+    pub fn absorb(&mut self, application: &str, source: SourceWindows) {
+        self.of(application).absorb(source);
     }
 
     pub fn merge(&mut self, other: Windows) {
-        for (application, mut source) in other.by_application {
-            self.absorb(&application, &mut source);
+        for (application, source) in other.by_application {
+            self.absorb(&application, source);
         }
         self.outside += other.outside;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_application.is_empty()
+        self.by_application.values().all(SourceWindows::is_empty)
     }
 
     /// Every request added, all windows.
@@ -361,25 +483,20 @@ impl Windows {
     }
 }
 
-fn count(counts: &mut Counts, key: &str) {
-    match counts.get_mut(key) {
-        Some(n) => *n += 1,
-        None => {
-            counts.insert(key.to_owned(), 1);
-        }
-    }
-}
-
-/// The [`TOP_CONTRIBUTORS`] largest counts, largest first, ties by key.
+/// The [`TOP_CONTRIBUTORS`] largest counts, largest first, ties by key: one pass that keeps the
+/// heaviest so far, most keys failing a single comparison with the lightest of them.
 fn heaviest(counts: &Counts) -> Vec<(&str, u64)> {
-    let mut all: Vec<(&str, u64)> = counts.iter().map(|(k, n)| (k.as_str(), *n)).collect();
-    let order = |a: &(&str, u64), b: &(&str, u64)| b.1.cmp(&a.1).then(a.0.cmp(b.0));
-    if all.len() > TOP_CONTRIBUTORS {
-        all.select_nth_unstable_by(TOP_CONTRIBUTORS, order);
-        all.truncate(TOP_CONTRIBUTORS);
+    let heavier = |a: &(&str, u64), b: &(&str, u64)| b.1.cmp(&a.1).then(a.0.cmp(b.0)).is_lt();
+    let mut top: Vec<(&str, u64)> = Vec::with_capacity(TOP_CONTRIBUTORS + 1);
+    for entry in counts.iter() {
+        if top.len() == TOP_CONTRIBUTORS && !top.last().is_some_and(|lightest| heavier(&entry, lightest)) {
+            continue;
+        }
+        let at = top.partition_point(|kept| heavier(kept, &entry));
+        top.insert(at, entry);
+        top.truncate(TOP_CONTRIBUTORS);
     }
-    all.sort_by(order);
-    all
+    top
 }
 
 /// A dimension value CloudWatch takes: `UNKNOWN` for none, cut to its limit on a character boundary.
@@ -634,6 +751,33 @@ mod tests {
     }
 
     #[test]
+    fn pending_requests_add_up_as_the_requests_they_hold() {
+        let requests = [
+            Request {
+                client_ip: Some("10.0.0.1"),
+                path: Some("/a?x=1"),
+                latency_ms: Some(12.0),
+                ..request(MINUTE, 200)
+            },
+            Request { client_ip: None, path: Some("/b"), latency_ms: Some(7.5), ..request(MINUTE + 1, 503) },
+            Request { client_ip: Some("10.0.0.2"), path: None, ..request(MINUTE + WINDOW_MS, 404) },
+        ];
+        let mut direct = Windows::default();
+        direct.add("shop", &requests);
+        let mut pending = PendingRequests::default();
+        // What an earlier record held and was cleared of is gone.
+        pending.push(&request(MINUTE, 500));
+        pending.clear();
+        for request in &requests {
+            pending.push(request);
+        }
+        let mut held = Windows::default();
+        held.of("shop").add_pending(&pending);
+        assert_eq!(held, direct);
+        assert_eq!(held.contributor_lines(|_| None), direct.contributor_lines(|_| None));
+    }
+
+    #[test]
     fn contributor_lines_name_the_heaviest_clients_and_paths_of_each_application() {
         let mut windows = Windows::default();
         let asked = |ip, path| Request { client_ip: Some(ip), path: Some(path), ..request(MINUTE, 200) };
@@ -663,5 +807,19 @@ mod tests {
             &many.iter().map(|ip| Request { client_ip: Some(ip), ..request(MINUTE, 200) }).collect::<Vec<_>>(),
         );
         assert_eq!(wide.contributor_lines(|_| None).len(), TOP_CONTRIBUTORS);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_heaviest_are_the_first_of_all_counts_sorted(counts in proptest::collection::vec((0u8..40, 1u64..6), 0..200)) {
+            let mut table = Counts::default();
+            for (key, n) in &counts {
+                table.add(&format!("k{key}"), *n);
+            }
+            let mut all: Vec<(&str, u64)> = table.iter().collect();
+            all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            all.truncate(TOP_CONTRIBUTORS);
+            proptest::prop_assert_eq!(heaviest(&table), all);
+        }
     }
 }

@@ -388,16 +388,16 @@ pub async fn handle_awslogs(state: &EtlState, data_base64: &str) -> Result<usize
     let applications = state.applications.for_instances(instance.map(str::to_owned)).await;
     let application = applications.of(instance, None);
     let origin = records::Origin { region: &state.region, application };
-    let (mut lines, mut requests) = (Vec::new(), fleetlog_core::traffic::SourceWindows::default());
+    let mut lines = Vec::new();
+    let mut windows = fleetlog_core::traffic::Windows::default();
+    let mut requests = state.access_metrics.then(|| windows.of(application));
     records::write_for(&state.destination, &envelope, &origin, RECORD_LIMITS, &mut lines, |_, event| {
-        if state.access_metrics
+        if let Some(requests) = requests.as_deref_mut()
             && let Some(request) = event.request()
         {
             requests.add(&request);
         }
     });
-    let mut windows = fleetlog_core::traffic::Windows::default();
-    windows.absorb(application, &mut requests);
     let records = put::one_per_line(&lines);
     let count = records.len();
     put_all(&Sink::Firehose { client: &state.firehose, stream }, records, state.retry).await?;

@@ -290,7 +290,7 @@ async fn stream_lines<F: RecordFormat>(
     std::mem::take(reader).finish(&mut |line| lines.line(line)).map_err(unreadable)?;
     delivered += put_records(lines.take(), sink, state).await?;
     let mut windows = Windows::default();
-    windows.absorb(&lines.application, &mut lines.requests);
+    windows.absorb(&lines.application, std::mem::take(&mut lines.requests));
     Ok((Outcome::Read { records: delivered }, windows))
 }
 

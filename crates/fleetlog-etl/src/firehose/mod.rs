@@ -15,7 +15,7 @@ use crate::gzip::{clear_with_room, gunzip_into, gzip, gzip_claimed_size};
 use crate::put::RECORD_LIMITS;
 use crate::records::{Destination, Origin, RecordFormat, RecordLimits, TableJson, instance_id_of, write_as};
 use budget::{Yield, base64_len, pieces};
-use fleetlog_core::traffic::{SourceWindows, Windows};
+use fleetlog_core::traffic::{PendingRequests, Windows};
 use response::{PartitionKeys, ResponseWriter};
 
 mod budget;
@@ -166,8 +166,8 @@ fn transform_within<F: RecordFormat>(
     limits: RecordLimits,
 ) -> Transformed {
     let region = context.region;
-    let mut requests = SourceWindows::default();
     let mut out = Tally::default();
+    let mut pending = PendingRequests::default();
     let mut response = ResponseWriter::new(event, budget);
     let mut plain = Vec::new();
     let mut lines = Vec::new();
@@ -214,6 +214,7 @@ fn transform_within<F: RecordFormat>(
             // copy the lines a dozen times per batch.
             clear_with_room(&mut lines, floor + floor / 2);
             let (mut written, mut previous_end) = (0, 0);
+            pending.clear();
             let count = write_as(format, &envelope, &shared, limits, &mut lines, |end, event| {
                 // Exact sizes from here on, so a record too large once written is split on them.
                 event_sizes[written] = end - previous_end;
@@ -221,7 +222,7 @@ fn transform_within<F: RecordFormat>(
                 if context.access_metrics
                     && let Some(request) = event.request()
                 {
-                    requests.add(&request);
+                    pending.push(&request);
                 }
             });
             let cost = base64_len(lines.len());
@@ -232,10 +233,11 @@ fn transform_within<F: RecordFormat>(
                 response.record(id, OK, &lines, &keys);
                 out.seen.extend(sighting(&envelope));
                 // Counted where answered: a record handed back is counted when it comes back.
-                out.windows.absorb(application, &mut requests);
+                if !pending.is_empty() {
+                    out.windows.of(application).add_pending(&pending);
+                }
                 continue;
             }
-            requests.clear();
             cost
         } else {
             least
