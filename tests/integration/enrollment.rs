@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use aws_sdk_dynamodb::types::AttributeValue::S;
 use fleetlog_aws::store::{CLAIM_SECONDS, Claim};
 use fleetlog_core::Platform;
-use fleetlog_core::record::EnrollmentStatus;
+use fleetlog_core::record::{EnrollmentRecord, EnrollmentStatus};
 use fleetlog_enroller::Work;
 use fleetlog_enroller::outcome::{Outcome, Verdict, verdict};
 use fleetlog_local::stack::AGENT_DOCUMENT;
@@ -116,6 +116,30 @@ async fn untagged_and_wrong_case_instances_are_not_enrolled() {
         assert!(fleet.alarms(id).await.is_empty());
     }
     assert!(fleet.dead_letters().await.is_empty(), "not being tagged is not an error");
+}
+
+#[tokio::test]
+async fn a_changed_application_tag_reaches_the_record_without_a_new_command() {
+    let fleet = Fleet::new().await;
+    let id = fleet.launch(Platform::Linux, &[MANAGED, ("Application", "shop"), ("Owner", "team-a")], 1).await.remove(0);
+    fleet.put_state_changes(std::slice::from_ref(&id), "running").await;
+    fleet.deliver(1).await;
+    let enrolled = fleet.record(&id).await.unwrap();
+    assert_eq!((enrolled.application.as_deref(), enrolled.owner.as_deref()), (Some("shop"), Some("team-a")));
+
+    // Retagged, then its owner tag removed: each change reaches the record, through the rule.
+    fleet.change_tag(&id, "Application", Some("search")).await;
+    fleet.deliver(1).await;
+    fleet.change_tag(&id, "Owner", None).await;
+    fleet.deliver(1).await;
+    let retagged = fleet.record(&id).await.unwrap();
+    assert_eq!((retagged.application.as_deref(), retagged.owner.as_deref()), (Some("search"), None));
+    assert_eq!(fleet.commands().await.len(), 1, "no new command for a new owner");
+    assert_eq!(
+        EnrollmentRecord { application: None, owner: None, ..retagged },
+        EnrollmentRecord { application: None, owner: None, ..enrolled },
+        "nothing else in the record changed"
+    );
 }
 
 #[tokio::test]

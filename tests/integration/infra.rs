@@ -225,14 +225,15 @@ fn rules_are_the_enrollers_patterns() {
     let t = template();
     let pattern = |name: &str| json(&resource(&t, name)["EventPattern"]);
     assert_eq!(pattern("StateChangeRule"), state_change_rule_pattern());
-    assert_eq!(pattern("TagChangeRule"), tag_change_rule_pattern(&["fleetlog:managed", "fleetlog:profile"]));
+    let tags = Deployment::local(&[]).resolve(&resource(&t, "TagChangeRule")["EventPattern"]);
+    assert_eq!(tags, tag_change_rule_pattern(&["fleetlog:managed", "fleetlog:profile", "Application", "Owner"]));
     assert_eq!(pattern("RequestRule"), reconcile_request_rule_pattern());
     let outcomes = Deployment::local(&[]).resolve(&resource(&t, "CommandOutcomeRule")["EventPattern"]);
     assert_eq!(outcomes, command_outcome_rule_pattern(fleetlog_local::stack::AGENT_DOCUMENT));
     // The local deployment uses the same patterns.
     let local: BTreeMap<&str, Value> = fleetlog_local::stack::enroll_rules().into_iter().collect();
     assert_eq!(local["fleetlog-ec2-state"], pattern("StateChangeRule"));
-    assert_eq!(local["fleetlog-ec2-tags"], pattern("TagChangeRule"));
+    assert_eq!(local["fleetlog-ec2-tags"], tags);
     assert_eq!(local["fleetlog-requests"], pattern("RequestRule"));
     assert_eq!(local["fleetlog-command-outcomes"], outcomes);
     assert_eq!(pattern("LogsSeenRule"), logs_seen_rule_pattern());

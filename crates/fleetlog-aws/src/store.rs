@@ -9,6 +9,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fleetlog_core::record::{EnrollmentRecord, EnrollmentStatus};
+use fleetlog_core::tags::Ownership;
 
 use crate::error::{AwsError, ErrorKind, classify};
 
@@ -279,6 +280,41 @@ impl EnrollmentStore {
             .expression_attribute_values(":seen", n(newest_ms))
             .send()
             .await;
+        condition_held(result, "dynamodb:UpdateItem")
+    }
+
+    /// Writes the application and owner an instance's tags name now into its record (a name the
+    /// tags no longer give is removed). Items without a record (or only a claim) are left alone.
+    /// `false`: not written.
+    pub async fn record_ownership(&self, id: &str, ownership: &Ownership) -> Result<bool, AwsError> {
+        let (mut set, mut remove) = (Vec::new(), Vec::new());
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("instance_id", s(id))
+            .condition_expression("attribute_exists(#status)")
+            .expression_attribute_names("#status", "status");
+        // `owner` is a DynamoDB reserved word: both names go by placeholders.
+        for (attribute, value) in [("application", &ownership.application), ("owner", &ownership.owner)] {
+            let name = format!("#{attribute}");
+            request = request.expression_attribute_names(&name, attribute);
+            match value {
+                Some(value) => {
+                    set.push(format!("{name} = :{attribute}"));
+                    request = request.expression_attribute_values(format!(":{attribute}"), s(value));
+                }
+                None => remove.push(name),
+            }
+        }
+        let mut expression = Vec::new();
+        if !set.is_empty() {
+            expression.push(format!("SET {}", set.join(", ")));
+        }
+        if !remove.is_empty() {
+            expression.push(format!("REMOVE {}", remove.join(", ")));
+        }
+        let result = request.update_expression(expression.join(" ")).send().await;
         condition_held(result, "dynamodb:UpdateItem")
     }
 

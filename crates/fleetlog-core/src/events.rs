@@ -157,8 +157,8 @@ pub fn state_change_rule_pattern() -> Value {
     })
 }
 
-/// The EventBridge pattern of the tag-change rule: EC2 instances whose management or profile tag
-/// was added, changed or removed.
+/// The EventBridge pattern of the tag-change rule: EC2 instances whose management, profile,
+/// application or owner tag was added, changed or removed.
 pub fn tag_change_rule_pattern(tag_keys: &[&str]) -> Value {
     serde_json::json!({
         "source": ["aws.tag"],

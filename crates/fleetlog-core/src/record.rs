@@ -37,7 +37,7 @@ pub struct EnrollmentRecord {
     /// milliseconds; see [`crate::freshness`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_log_at: Option<i64>,
-    /// The instance's application and owner, as its tags said at enrollment (see
+    /// The instance's application and owner, as its tags said at enrollment or their last change (see
     /// [`crate::tags::Ownership`]): the ETL's `application` of its logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application: Option<String>,
@@ -86,6 +86,12 @@ impl EnrollmentRecord {
             EnrollmentStatus::Offboarded => false,
         };
         settled && self.config_parameter == parameter && self.config_version == version
+    }
+
+    /// Whether the record names the application and owner the instance's tags name now (a retagged
+    /// instance's record is brought up to date without a new command).
+    pub fn holds_ownership(&self, ownership: &crate::tags::Ownership) -> bool {
+        self.application == ownership.application && self.owner == ownership.owner
     }
 
     /// Still `enrolling` `after` seconds after its command was sent: the sweep asks SSM, in case the

@@ -23,7 +23,7 @@ use fleetlog_core::log_groups::LogGroupName;
 use fleetlog_core::metrics::Counter;
 use fleetlog_core::record::{EnrollmentRecord, EnrollmentStatus};
 use fleetlog_core::settings::EnrollerSettings;
-use fleetlog_core::tags::ManagementTag;
+use fleetlog_core::tags::{ManagementTag, Ownership};
 use fleetlog_sdk::metrics::MetricsOutput;
 use futures::StreamExt;
 use tracing::{info, warn};
@@ -408,6 +408,7 @@ impl Enroller {
 
         let mut enrollees = Vec::new();
         let mut checks = Vec::new();
+        let mut retagged = Vec::new();
         for (instance, parameter) in wanted {
             let (version, config) = match configs.get(parameter.as_str()) {
                 Some(Ok((version, config))) => (*version, config),
@@ -428,6 +429,10 @@ impl Enroller {
                     );
                     checks
                         .extend(record.filter(|r| r.status != EnrollmentStatus::Failed).map(|r| (instance, config, r)));
+                    let ownership = self.settings.ownership_tags.read(&instance.tags);
+                    if record.is_some_and(|r| !r.holds_ownership(&ownership)) {
+                        retagged.push((instance.id.as_str(), ownership));
+                    }
                 }
                 Ok(Step::Configure { log_groups, attempt, retry_asked }) => enrollees.push(Enrollee {
                     instance,
@@ -446,6 +451,7 @@ impl Enroller {
             }
         }
 
+        self.record_ownership(retagged, outcomes).await;
         if sweep {
             let checks = deadline.admit(checks, |(i, _, _)| &i.id, outcomes);
             self.repair_drift(checks, outcomes).await;
@@ -483,6 +489,28 @@ impl Enroller {
                 }
             })
             .await;
+    }
+
+    /// Brings the records of enrolled instances whose application or owner tag changed up to date (the
+    /// ETL reads them again within its tag cache's lifetime). A write that fails makes the instance's
+    /// message retried.
+    async fn record_ownership(&self, retagged: Vec<(&str, Ownership)>, outcomes: &mut Outcomes) {
+        let written: Vec<(&str, Result<bool, AwsError>)> = futures::stream::iter(retagged)
+            .map(|(id, ownership)| async move {
+                let written = self.store.record_ownership(id, &ownership).await;
+                if let Ok(true) = written {
+                    info!(instance_id = %id, application = ownership.application.as_deref(), owner = ownership.owner.as_deref(), "Application and owner tags recorded");
+                }
+                (id, written)
+            })
+            .buffer_unordered(INSTANCE_CONCURRENCY)
+            .collect()
+            .await;
+        for (id, written) in written {
+            if let Err(err) = written {
+                outcomes.insert(id.to_owned(), Outcome::from_error(&err));
+            }
+        }
     }
 
     /// Sends each instance a request of its own on the enroll queue (a large sweep's fan-out); without

@@ -70,7 +70,12 @@ pub fn enroll_rules() -> Vec<(&'static str, serde_json::Value)> {
         ("fleetlog-ec2-state", state_change_rule_pattern()),
         (
             "fleetlog-ec2-tags",
-            tag_change_rule_pattern(&[MANAGEMENT_TAG.0, enroller_default("FLEETLOG_PROFILE_TAG_KEY")]),
+            tag_change_rule_pattern(&[
+                MANAGEMENT_TAG.0,
+                enroller_default("FLEETLOG_PROFILE_TAG_KEY"),
+                enroller_default("FLEETLOG_APPLICATION_TAG_KEY"),
+                enroller_default("FLEETLOG_OWNER_TAG_KEY"),
+            ]),
         ),
         ("fleetlog-requests", reconcile_request_rule_pattern()),
         ("fleetlog-command-outcomes", command_outcome_rule_pattern(AGENT_DOCUMENT)),
