@@ -170,6 +170,7 @@ async fn subscribed_log_events_land_in_s3_as_documented_json_records() {
         metrics: MetricsOutput::Stderr,
         destination: fleetlog_etl::records::Destination::default(),
         splunk_stream: None,
+        fan_out_stream: None,
         sightings: None,
         applications: std::sync::Arc::new(applications),
         access_metrics: true,

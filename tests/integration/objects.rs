@@ -57,10 +57,9 @@ async fn received(sqs: &aws_sdk_sqs::Client, queue_url: &str, queue_arn: &str, c
     messages
 }
 
-#[tokio::test]
-async fn a_cloudfront_log_object_is_read_once_from_its_notification_and_answers_a_named_query() {
-    let emulator = fleetlog_tests::start_emulator();
-    let stack = LocalStack::deploy(&emulator.sdk_config().await).await.unwrap();
+/// The CloudFront log bucket, notifying a queue of its `.gz` objects as the stack configures it:
+/// the queue's URL and ARN.
+async fn notifying_bucket(stack: &LocalStack) -> (String, String) {
     let (s3, sqs) = (&stack.s3, &stack.clients.sqs);
     s3.create_bucket().bucket(CLOUDFRONT_BUCKET).send().await.unwrap();
     let queue_url = sqs.create_queue().queue_name("fleetlog-objects").send().await.unwrap().queue_url.unwrap();
@@ -86,6 +85,15 @@ async fn a_cloudfront_log_object_is_read_once_from_its_notification_and_answers_
         .await
         .unwrap();
 
+    (queue_url, queue_arn)
+}
+
+#[tokio::test]
+async fn a_cloudfront_log_object_is_read_once_from_its_notification_and_answers_a_named_query() {
+    let emulator = fleetlog_tests::start_emulator();
+    let stack = LocalStack::deploy(&emulator.sdk_config().await).await.unwrap();
+    let (s3, sqs) = (&stack.s3, &stack.clients.sqs);
+    let (queue_url, queue_arn) = notifying_bucket(&stack).await;
     let requests = [("SFO5-C1", 503, 1_200), ("SFO5-C1", 200, 3_400), ("FRA56-C2", 200, 5_000), ("SFO5-C1", 504, 800)];
     s3.put_object().bucket(CLOUDFRONT_BUCKET).key(KEY).body(log_object(&requests).into()).send().await.unwrap();
     let messages = received(sqs, &queue_url, &queue_arn, 1).await;
@@ -147,6 +155,112 @@ async fn a_cloudfront_log_object_is_read_once_from_its_notification_and_answers_
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["junk"]);
     assert_eq!(fleetlog_aws::s3::list_keys(s3, LOG_BUCKET, LOGS_PREFIX).await.unwrap(), keys);
+}
+
+/// A Splunk stack's Splunk stream is Kinesis-fed and takes no puts: a CloudFront object's HEC events
+/// go into the Kinesis stream (the emulator's), keyed for the Splunk stream, beside its table records
+/// in the records stream. The Splunk stream's transformation answers them as they are; the archive's
+/// drops them. What the ETL calls is checked against the Splunk stack's EtlRole.
+#[tokio::test]
+async fn in_a_splunk_stack_a_cloudfront_object_reaches_the_splunk_stream_through_the_kinesis_stream() {
+    use fleetlog_etl::records::Destination;
+    let emulator = fleetlog_tests::start_emulator();
+    let config = emulator.sdk_config().await;
+    let stack = LocalStack::deploy(&config).await.unwrap();
+    let (s3, sqs) = (&stack.s3, &stack.clients.sqs);
+    let (queue_url, queue_arn) = notifying_bucket(&stack).await;
+    // Named as the stack names its FanOutStream.
+    let kinesis = aws_sdk_kinesis::Client::new(&config);
+    kinesis.create_stream().stream_name("fleetlog-logs").shard_count(1).send().await.unwrap();
+    let stream_arn =
+        format!("arn:aws:kinesis:{}:{}:stream/fleetlog-logs", fleetlog_tests::REGION, fleetlog_tests::ACCOUNT);
+    let recorder = fleetlog_tests::calls::CallRecorder::default();
+    let etl_kinesis = aws_sdk_kinesis::Client::from_conf(
+        aws_sdk_kinesis::config::Builder::from(&config).interceptor(recorder.clone()).build(),
+    );
+    let hec = Destination::new(&fleetlog_core::settings::RecordFormatSetting::SplunkHec, Some("aws".into()));
+    let state = fleetlog_etl::EtlState {
+        kinesis: etl_kinesis,
+        splunk_stream: Some(("fleetlog-splunk".into(), hec.clone())),
+        fan_out_stream: Some(stream_arn.clone()),
+        ..stack.etl_state()
+    };
+
+    let requests = [("SFO5-C1", 503, 1_200), ("FRA56-C2", 200, 5_000), ("SFO5-C1", 200, 800)];
+    s3.put_object().bucket(CLOUDFRONT_BUCKET).key(KEY).body(log_object(&requests).into()).send().await.unwrap();
+    let messages = received(sqs, &queue_url, &queue_arn, 1).await;
+    let response = fleetlog_etl::objects::handle_sqs(&state, &messages).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert!(
+        !fleetlog_aws::s3::list_keys(s3, LOG_BUCKET, LOGS_PREFIX).await.unwrap().is_empty(),
+        "the archive's records"
+    );
+
+    // What the Kinesis stream holds, as a Kinesis-fed Firehose stream hands it to its transformation.
+    let shards = kinesis.list_shards().stream_arn(&stream_arn).send().await.unwrap();
+    let shard = shards.shards()[0].shard_id();
+    let iterator = kinesis
+        .get_shard_iterator()
+        .stream_arn(&stream_arn)
+        .shard_id(shard)
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap();
+    let got = kinesis.get_records().shard_iterator(iterator.shard_iterator().unwrap()).send().await.unwrap();
+    let made = fleetlog_etl::firehose::made_partition_key("fleetlog-splunk");
+    let mut batch = aws_lambda_events::firehose::KinesisFirehoseEvent::default();
+    for (i, record) in got.records().iter().enumerate() {
+        let key = record.partition_key().unwrap_or_default();
+        assert!(key.starts_with(&made), "{key}");
+        let mut r = aws_lambda_events::firehose::KinesisFirehoseEventRecord::default();
+        r.record_id = Some(i.to_string());
+        r.data.0 = record.data().as_ref().to_vec();
+        let mut metadata = aws_lambda_events::firehose::KinesisFirehoseRecordMetadata::default();
+        metadata.partition_key = Some(key.to_owned());
+        r.kinesis_firehose_record_metadata = Some(metadata);
+        batch.records.push(r);
+    }
+    let events: Vec<serde_json::Value> = batch
+        .records
+        .iter()
+        .flat_map(|r| {
+            r.data.0.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap())
+        })
+        .collect();
+    assert_eq!(events.len(), requests.len(), "one HEC event per request line: {events:?}");
+    assert!(events.iter().all(|e| e["sourcetype"] == "aws:cloudfront:accesslogs" && e["index"] == "aws"), "{events:?}");
+
+    let answered = |stream: &str, destination: &Destination| {
+        let mut event = batch.clone();
+        event.delivery_stream_arn = Some(format!(
+            "arn:aws:firehose:{}:{}:deliverystream/{stream}",
+            fleetlog_tests::REGION,
+            fleetlog_tests::ACCOUNT
+        ));
+        let context = fleetlog_etl::firehose::Context::unknown(fleetlog_tests::REGION);
+        let out = fleetlog_etl::firehose::transform_for(destination, &event, &context);
+        let response: aws_lambda_events::firehose::KinesisFirehoseResponse =
+            serde_json::from_str(out.response.get()).unwrap();
+        response.records
+    };
+    for (answer, sent) in answered("fleetlog-splunk", &hec).iter().zip(&batch.records) {
+        assert_eq!(answer.result.as_deref(), Some("Ok"));
+        assert_eq!(answer.data.0, sent.data.0, "answered as made");
+    }
+    assert!(answered("fleetlog-logs", &Destination::Table).iter().all(|a| a.result.as_deref() == Some("Dropped")));
+
+    let requests = recorder.requests();
+    fleetlog_tests::iam::assert_made(&requests, &["kinesis:PutRecords", "kms:GenerateDataKey"]);
+    let splunk = fleetlog_tests::iam::Deployment::local(&[
+        ("SplunkHecEndpoint", serde_json::json!("https://hec.splunk.example.com:443")),
+        (
+            "SplunkHecTokenSecretArn",
+            serde_json::json!("arn:aws:secretsmanager:us-east-1:123456789012:secret:fleetlog-hec-AbCdEf"),
+        ),
+        ("ReadCloudFrontLogs", serde_json::json!("true")),
+    ]);
+    splunk.assert_allows("EtlRole", &requests);
 }
 
 /// The ETag a notification names.

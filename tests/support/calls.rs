@@ -404,5 +404,11 @@ fn authorisations(
             format!("{ARN}:firehose:{REGION}:{ACCOUNT}:deliverystream/{stream}"),
         )]);
     }
+    if let Some(i) = input!(aws_sdk_kinesis::operation::put_records::PutRecordsInput) {
+        // The stack's stream is KMS-encrypted: a producer needs a data key through Kinesis.
+        let mut out = vec![R::new("kinesis:PutRecords", i.stream_arn().unwrap_or_default())];
+        out.extend(via("kinesis", &["kms:GenerateDataKey"]));
+        return Some(out);
+    }
     None
 }

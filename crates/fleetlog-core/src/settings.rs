@@ -62,6 +62,9 @@ pub const ETL_VARIABLES: &[(&str, Option<&str>)] = &[
     // A fan-out stack's Splunk delivery stream: the batches it hands the ETL are answered with HEC
     // events, every other stream's in FLEETLOG_RECORD_FORMAT. Empty: none.
     ("FLEETLOG_SPLUNK_DELIVERY_STREAM", Some("")),
+    // A fan-out stack's Kinesis stream (ARN), where log objects' HEC events go for the Splunk stream,
+    // which takes no direct puts. Empty: log objects reach the archive only.
+    ("FLEETLOG_FAN_OUT_STREAM_ARN", Some("")),
     // Access-log windows as embedded metrics and contributor lines: `true` or `false`.
     ("FLEETLOG_ACCESS_METRICS", Some("true")),
     // The enrollment table, where instances' Application tags are read; empty: none (a central stack).
@@ -147,6 +150,8 @@ pub struct EtlSettings {
     pub splunk_stream: Option<String>,
     /// The index of every HEC event (`None`: the HEC token's default index).
     pub splunk_index: Option<String>,
+    /// The Kinesis stream both delivery streams of a fan-out stack read (ARN).
+    pub fan_out_stream_arn: Option<String>,
     /// Whether access requests are folded into windows published as metrics.
     pub access_metrics: bool,
     /// Where instances' application tags are read.
@@ -202,6 +207,11 @@ impl EtlSettings {
                 "a Firehose stream name is 1 to 64 letters, digits, _, - and .".into(),
             ));
         }
+        let fan_out_stream_arn = optional("FLEETLOG_FAN_OUT_STREAM_ARN")?;
+        if let Some(bad) = fan_out_stream_arn.as_deref().filter(|a| !(a.starts_with("arn:") && a.contains(":stream/")))
+        {
+            return Err(invalid("FLEETLOG_FAN_OUT_STREAM_ARN", bad, "expected a Kinesis stream ARN".into()));
+        }
         let access_metrics = match get("FLEETLOG_ACCESS_METRICS")?.as_str() {
             "true" => true,
             "false" => false,
@@ -221,6 +231,7 @@ impl EtlSettings {
             record_format,
             splunk_stream,
             splunk_index,
+            fan_out_stream_arn,
             access_metrics,
             enrollment_table: optional("FLEETLOG_ENROLLMENT_TABLE")?,
             reference_object,
@@ -532,6 +543,7 @@ mod tests {
                 record_format: RecordFormatSetting::Table,
                 splunk_stream: None,
                 splunk_index: None,
+                fan_out_stream_arn: None,
                 access_metrics: true,
                 enrollment_table: None,
                 reference_object: None,
@@ -557,6 +569,11 @@ mod tests {
         .unwrap();
         assert_eq!(fan_out.splunk_stream.as_deref(), Some("fleetlog-splunk"));
         assert_eq!(fan_out.record_format, RecordFormatSetting::Table, "the other streams' format");
+        let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/fleetlog-logs";
+        let with_stream = EtlSettings::from_lookup(env(&[("FLEETLOG_FAN_OUT_STREAM_ARN", arn)])).unwrap();
+        assert_eq!(with_stream.fan_out_stream_arn.as_deref(), Some(arn));
+        let err = EtlSettings::from_lookup(env(&[("FLEETLOG_FAN_OUT_STREAM_ARN", "fleetlog-logs")])).unwrap_err();
+        assert!(err.to_string().contains("FLEETLOG_FAN_OUT_STREAM_ARN"), "{err}");
         let err = EtlSettings::from_lookup(env(&[("FLEETLOG_SPLUNK_DELIVERY_STREAM", "no/slash")])).unwrap_err();
         assert!(err.to_string().contains("FLEETLOG_SPLUNK_DELIVERY_STREAM"), "{err}");
         let err = EtlSettings::from_lookup(env(&[("FLEETLOG_SPLUNK_INDEX", "Main")])).unwrap_err();

@@ -103,6 +103,9 @@ pub struct EtlState {
     /// A fan-out stack's Splunk stream, and the destination its batches are answered for
     /// (`FLEETLOG_SPLUNK_DELIVERY_STREAM`).
     pub splunk_stream: Option<(String, records::Destination)>,
+    /// A fan-out stack's Kinesis stream (`FLEETLOG_FAN_OUT_STREAM_ARN`): log objects' records for the
+    /// Splunk stream go there, keyed for it ([`firehose::made_partition_key`]).
+    pub fan_out_stream: Option<String>,
     /// Where whose logs were carried is reported (`FLEETLOG_ENROLL_QUEUE_URL`); `None`: nowhere.
     pub sightings: Option<std::sync::Arc<SightingReports>>,
     /// Where the applications of sources are read (`FLEETLOG_ENROLLMENT_TABLE`,

@@ -46,6 +46,7 @@ async fn main() -> Result<(), Error> {
         retry: RetryPolicy::default(),
         metrics: MetricsOutput::Stdout,
         destination: Destination::new(&settings.record_format, settings.splunk_index.clone()),
+        fan_out_stream: settings.fan_out_stream_arn,
         splunk_stream: settings
             .splunk_stream
             .map(|stream| (stream, Destination::new(&RecordFormatSetting::SplunkHec, settings.splunk_index))),

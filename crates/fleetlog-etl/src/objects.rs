@@ -13,10 +13,11 @@ use fleetlog_core::ingest::{Existing, Marker, NotificationError, ObjectRef, crea
 use fleetlog_core::metrics::Counter;
 
 use crate::envelope::Envelope;
+use crate::firehose::made_partition_key;
 use crate::json::write_str;
 use crate::parse::{Format, W3cHeader};
 use crate::put::{PutError, RECORD_LIMITS, Sink, one_per_line, put_all};
-use crate::records::{Destination, Event, EventWriter, Origin, RecordFormat};
+use crate::records::{Destination, Event, EventWriter, Origin, RecordFormat, SplunkHec, TableJson};
 use crate::{DecodeError, EtlState};
 use fleetlog_core::traffic::{SourceWindows, Windows};
 
@@ -250,16 +251,28 @@ async fn read_object(state: &EtlState, object: &ObjectRef, account: &str) -> Res
     // A distribution is one source: the reference file may name its id.
     let applications = state.applications.for_instances(None).await;
     let origin = Origin { region: &state.region, application: applications.of(None, Some(distribution)) };
-    let outcome = match &state.destination {
-        Destination::Table => {
-            let mut lines = ObjectRecords::new(crate::records::TableJson, &source, &origin, &object.etag, fallback)
-                .counting_requests(state.access_metrics);
-            stream_lines(&mut body, &mut reader, &mut lines, &sink, state, object).await
+    let counting = state.access_metrics;
+    let outcome = match (&state.destination, splunk_copy(state)) {
+        (Destination::Table, None) => {
+            let mut table =
+                ObjectRecords::new(TableJson, &source, &origin, &object.etag, fallback).counting_requests(counting);
+            stream_lines(&mut body, &mut reader, &mut [(&mut table, &sink)], state, object).await
         }
-        Destination::Splunk(hec) => {
-            let mut lines = ObjectRecords::new(hec.clone(), &source, &origin, &object.etag, fallback)
-                .counting_requests(state.access_metrics);
-            stream_lines(&mut body, &mut reader, &mut lines, &sink, state, object).await
+        // A fan-out stack's Splunk stream takes no puts: its HEC events go through the Kinesis stream,
+        // keyed for it; the archive's records go to the records stream as ever.
+        (Destination::Table, Some((hec, stream_arn, key))) => {
+            let mut table =
+                ObjectRecords::new(TableJson, &source, &origin, &object.etag, fallback).counting_requests(counting);
+            let mut events =
+                ObjectRecords::new(hec.clone(), &source, &origin, &object.etag, fallback).counting_requests(false);
+            let splunk = Sink::Kinesis { client: &state.kinesis, stream_arn, partition_key: &key };
+            stream_lines(&mut body, &mut reader, &mut [(&mut table, &sink), (&mut events, &splunk)], state, object)
+                .await
+        }
+        (Destination::Splunk(hec), _) => {
+            let mut events =
+                ObjectRecords::new(hec.clone(), &source, &origin, &object.etag, fallback).counting_requests(counting);
+            stream_lines(&mut body, &mut reader, &mut [(&mut events, &sink)], state, object).await
         }
     };
     // Counted once the whole object is delivered: a read that fails is read again, whole.
@@ -268,12 +281,21 @@ async fn read_object(state: &EtlState, object: &ObjectRef, account: &str) -> Res
     Ok(outcome)
 }
 
-/// Feeds the body through the reader into records, putting them whenever [`FLUSH_BYTES`] wait.
-async fn stream_lines<F: RecordFormat>(
+/// The HEC writer, Kinesis stream and partition key a fan-out stack's log objects reach its Splunk
+/// stream by; `None` elsewhere.
+fn splunk_copy(state: &EtlState) -> Option<(&SplunkHec, &str, String)> {
+    match (&state.splunk_stream, state.fan_out_stream.as_deref()) {
+        (Some((stream, Destination::Splunk(hec))), Some(arn)) => Some((hec, arn, made_partition_key(stream))),
+        _ => None,
+    }
+}
+
+/// Feeds the body through the reader into each target's records, putting each one's whenever
+/// [`FLUSH_BYTES`] of them wait. The windows are those of the targets that count requests.
+async fn stream_lines(
     body: &mut aws_sdk_s3::primitives::ByteStream,
     reader: &mut LineReader,
-    lines: &mut ObjectRecords<F>,
-    sink: &Sink<'_>,
+    targets: &mut [(&mut dyn ObjectLines, &Sink<'_>)],
     state: &EtlState,
     object: &ObjectRef,
 ) -> Result<(Outcome, Windows), ObjectError> {
@@ -282,16 +304,26 @@ async fn stream_lines<F: RecordFormat>(
     while let Some(chunk) =
         body.try_next().await.map_err(|e| ObjectError::s3("s3:GetObject", &object.bucket, &object.key, &e))?
     {
-        reader.push(&chunk, &mut |line| lines.line(line)).map_err(unreadable)?;
-        if lines.waiting_bytes() >= FLUSH_BYTES {
-            delivered += put_records(lines.take(), sink, state).await?;
+        reader.push(&chunk, &mut |line| feed(targets, line)).map_err(unreadable)?;
+        for (lines, sink) in targets.iter_mut() {
+            if lines.waiting_bytes() >= FLUSH_BYTES {
+                delivered += put_records(lines.take(), sink, state).await?;
+            }
         }
     }
-    std::mem::take(reader).finish(&mut |line| lines.line(line)).map_err(unreadable)?;
-    delivered += put_records(lines.take(), sink, state).await?;
+    std::mem::take(reader).finish(&mut |line| feed(targets, line)).map_err(unreadable)?;
     let mut windows = Windows::default();
-    windows.absorb(&lines.application, std::mem::take(&mut lines.requests));
+    for (lines, sink) in targets.iter_mut() {
+        delivered += put_records(lines.take(), sink, state).await?;
+        lines.requests_into(&mut windows);
+    }
     Ok((Outcome::Read { records: delivered }, windows))
+}
+
+fn feed(targets: &mut [(&mut dyn ObjectLines, &Sink<'_>)], line: &str) {
+    for (lines, _) in targets.iter_mut() {
+        lines.line(line);
+    }
 }
 
 /// Puts records; returns how many.
@@ -398,6 +430,38 @@ impl<F: RecordFormat> ObjectRecords<F> {
         let records = one_per_line(&self.out);
         self.out.clear();
         records
+    }
+}
+
+/// What [`stream_lines`] drives: [`ObjectRecords`] in any format.
+trait ObjectLines: Send {
+    fn line(&mut self, line: &str);
+    fn waiting_bytes(&self) -> usize;
+    fn take(&mut self) -> Vec<Vec<u8>>;
+    /// Moves the requests counted into `windows`.
+    fn requests_into(&mut self, windows: &mut Windows);
+}
+
+impl<F: RecordFormat + Send> ObjectLines for ObjectRecords<F>
+where
+    F::Shared: Send,
+{
+    fn line(&mut self, line: &str) {
+        ObjectRecords::line(self, line);
+    }
+
+    fn waiting_bytes(&self) -> usize {
+        ObjectRecords::waiting_bytes(self)
+    }
+
+    fn take(&mut self) -> Vec<Vec<u8>> {
+        ObjectRecords::take(self)
+    }
+
+    fn requests_into(&mut self, windows: &mut Windows) {
+        if self.counts_requests {
+            windows.absorb(&self.application, std::mem::take(&mut self.requests));
+        }
     }
 }
 

@@ -34,6 +34,7 @@ fn firehose_shape_state() -> EtlState {
         metrics: MetricsOutput::Stderr,
         destination: fleetlog_etl::records::Destination::default(),
         splunk_stream: None,
+        fan_out_stream: None,
         sightings: None,
         applications: Arc::new(ApplicationSource::new(mock_client!(aws_sdk_s3, RuleMode::MatchAny, &[]), None, None)),
         access_metrics: true,
@@ -245,6 +246,7 @@ async fn a_kinesis_fed_stream_reingests_into_its_kinesis_stream_for_itself() {
     let state = EtlState {
         kinesis: mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, &[&rule]),
         splunk_stream: Some(("fleetlog-splunk".into(), splunk)),
+        fan_out_stream: None,
         ..firehose_shape_state()
     };
     // Ten records of one 500 KB event each: about eight fit a 6 MB response, the rest go back.

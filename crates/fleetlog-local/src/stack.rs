@@ -371,6 +371,7 @@ impl LocalStack {
             metrics: MetricsOutput::Stderr,
             destination: fleetlog_etl::records::Destination::default(),
             splunk_stream: None,
+            fan_out_stream: None,
             sightings: Some(Arc::new(SightingReports::new(
                 self.clients.sqs.clone(),
                 self.queue_url.clone(),

@@ -107,6 +107,25 @@ pub fn reingest_partition_key(delivery_stream: &str) -> String {
     format!("{REINGEST_KEY_PREFIX}{delivery_stream}/")
 }
 
+/// The partition key prefix of records made elsewhere for one delivery stream (a log object's HEC
+/// events, which a Kinesis-fed Splunk stream takes through the Kinesis stream only): that stream
+/// answers them as they are, the other drops them (it delivers the object's records its own way).
+const MADE_KEY_PREFIX: &str = "fleetlog-made/";
+
+/// The partition key (less the index) of records made for `delivery_stream`.
+pub fn made_partition_key(delivery_stream: &str) -> String {
+    format!("{MADE_KEY_PREFIX}{delivery_stream}/")
+}
+
+fn partition_key(record: &KinesisFirehoseEventRecord) -> Option<&str> {
+    record.kinesis_firehose_record_metadata.as_ref().and_then(|m| m.partition_key.as_deref())
+}
+
+/// Whether `record` was made elsewhere, for one stream, and so is not an envelope to transform.
+fn is_made(record: &KinesisFirehoseEventRecord) -> bool {
+    partition_key(record).is_some_and(|key| key.starts_with(MADE_KEY_PREFIX))
+}
+
 /// The name of the delivery stream that invoked the transformation.
 pub fn delivery_stream_name(event: &KinesisFirehoseEvent) -> Option<&str> {
     event.delivery_stream_arn.as_deref()?.rsplit_once(":deliverystream/").map(|(_, name)| name)
@@ -115,8 +134,7 @@ pub fn delivery_stream_name(event: &KinesisFirehoseEvent) -> Option<&str> {
 /// Whether `record` was re-ingested by another consumer of the Kinesis stream, for itself. A stream
 /// that does not know its own name answers every record rather than lose one.
 fn reingested_for_another(record: &KinesisFirehoseEventRecord, own_key: Option<&str>) -> bool {
-    let key = record.kinesis_firehose_record_metadata.as_ref().and_then(|m| m.partition_key.as_deref());
-    match (key, own_key) {
+    match (partition_key(record), own_key) {
         (Some(key), Some(own)) => key.starts_with(REINGEST_KEY_PREFIX) && !key.starts_with(own),
         _ => false,
     }
@@ -173,7 +191,30 @@ fn transform_within<F: RecordFormat>(
     let mut lines = Vec::new();
     let mut yielded = Yield::default();
     let own_key = delivery_stream_name(event).map(reingest_partition_key);
-    for record in &event.records {
+    // Made records first: they are answered as they came, so they fit the response they came in
+    // (its budget is the invocation's payload limit), whatever the envelopes after them grow to.
+    let made_for_me = delivery_stream_name(event).map(made_partition_key);
+    for record in event.records.iter().filter(|r| is_made(r)) {
+        out.stats.records_in += 1;
+        let id = record.record_id.as_deref();
+        let data: &[u8] = &record.data.0;
+        let mine = match (partition_key(record), made_for_me.as_deref()) {
+            (Some(key), Some(own)) => key.starts_with(own),
+            // A stream that does not know its own name answers every record rather than lose one.
+            _ => true,
+        };
+        if !mine {
+            out.stats.left_for_others += 1;
+            response.record(id, DROPPED, &[], &None);
+        } else if response.budget().fits(base64_len(data.len())) {
+            out.stats.events_out += memchr::memchr_iter(b'\n', data).count();
+            response.record(id, OK, data, &None);
+        } else {
+            // Not possible within the invocation's limit; Firehose's error output keeps it.
+            answer_failed(&mut out, &mut response, id, data);
+        }
+    }
+    for record in event.records.iter().filter(|r| !is_made(r)) {
         out.stats.records_in += 1;
         let id = record.record_id.as_deref();
         if reingested_for_another(record, own_key.as_deref()) {
@@ -339,6 +380,46 @@ mod tests {
     /// Access requests count where they are answered: across the rounds a small budget forces
     /// (records handed back, and pieces of records split), each answered access line once, and
     /// nothing for other lines or for a line sent to the error output.
+    #[test]
+    fn records_made_for_a_stream_are_answered_as_they_came_even_when_envelopes_fill_the_response() {
+        let keyed = |id: &str, key: Option<String>, data: Vec<u8>| {
+            let mut record = KinesisFirehoseEventRecord::default();
+            let mut metadata = aws_lambda_events::firehose::KinesisFirehoseRecordMetadata::default();
+            metadata.partition_key = key;
+            record.kinesis_firehose_record_metadata = Some(metadata);
+            record.record_id = Some(id.to_owned());
+            record.data.0 = data;
+            record
+        };
+        let events: Vec<_> = (0..20)
+            .map(|e| serde_json::json!({"id": format!("{e}"), "timestamp": 1_763_805_600_000i64, "message": "x".repeat(500)}))
+            .collect();
+        let envelope = serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "g", "logStream": "s", "subscriptionFilters": [], "logEvents": events});
+        let mut event = KinesisFirehoseEvent::default();
+        event.delivery_stream_arn =
+            Some("arn:aws:firehose:us-east-1:123456789012:deliverystream/fleetlog-splunk".into());
+        // Envelopes first, more than one response holds; the made records last.
+        for i in 0..4 {
+            event.records.push(keyed(&format!("e{i}"), Some("a1b2c3".into()), gzip(envelope.to_string().as_bytes())));
+        }
+        // As large as an envelope's records: answered after two envelopes, it would not fit.
+        let hec: Vec<u8> = (0..60)
+            .flat_map(|i| format!("{{\"time\":{i}.0,\"event\":\"{}\"}}\n", "y".repeat(220)).into_bytes())
+            .collect();
+        event.records.push(keyed("mine", Some(format!("{}0", made_partition_key("fleetlog-splunk"))), hec.clone()));
+        event.records.push(keyed("theirs", Some(format!("{}1", made_partition_key("fleetlog-other"))), hec.clone()));
+        let out = transform_within(&TableJson, &event, &Context::unknown(""), 40_000, RECORD_LIMITS);
+        let response: aws_lambda_events::firehose::KinesisFirehoseResponse =
+            serde_json::from_str(out.response.get()).unwrap();
+        let answer = |id: &str| response.records.iter().find(|r| r.record_id.as_deref() == Some(id)).unwrap();
+        assert_eq!(answer("mine").result.as_deref(), Some(OK));
+        assert_eq!(answer("mine").data.0, hec, "answered exactly as made");
+        assert_eq!(answer("theirs").result.as_deref(), Some(DROPPED));
+        assert_eq!(response.records.len(), 6, "every record answered");
+        assert!(!out.reingest.is_empty(), "the envelopes filled the response: some were handed back");
+        assert_eq!(out.stats.records_in, 6);
+    }
+
     #[test]
     fn each_answered_access_request_is_counted_once_across_reingestion() {
         const BUDGET: usize = 24_000;
