@@ -195,6 +195,15 @@ async fn in_a_splunk_stack_a_cloudfront_object_reaches_the_splunk_stream_through
         !fleetlog_aws::s3::list_keys(s3, LOG_BUCKET, LOGS_PREFIX).await.unwrap().is_empty(),
         "the archive's records"
     );
+    let markers =
+        fleetlog_aws::s3::list_keys(s3, CLOUDFRONT_BUCKET, fleetlog_core::ingest::MARKER_PREFIX).await.unwrap();
+    let marker = s3.get_object().bucket(CLOUDFRONT_BUCKET).key(&markers[0]).send().await.unwrap();
+    let marker: fleetlog_core::ingest::Marker =
+        serde_json::from_slice(&marker.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert!(
+        matches!(marker, fleetlog_core::ingest::Marker::Done { records: 3, .. }),
+        "the archive's count: {marker:?}"
+    );
 
     // What the Kinesis stream holds, as a Kinesis-fed Firehose stream hands it to its transformation.
     let shards = kinesis.list_shards().stream_arn(&stream_arn).send().await.unwrap();

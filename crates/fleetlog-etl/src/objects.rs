@@ -291,7 +291,8 @@ fn splunk_copy(state: &EtlState) -> Option<(&SplunkHec, &str, String)> {
 }
 
 /// Feeds the body through the reader into each target's records, putting each one's whenever
-/// [`FLUSH_BYTES`] of them wait. The windows are those of the targets that count requests.
+/// [`FLUSH_BYTES`] of them wait. The records delivered are the first target's (the others carry the
+/// same lines elsewhere); the windows are those of the targets that count requests.
 async fn stream_lines(
     body: &mut aws_sdk_s3::primitives::ByteStream,
     reader: &mut LineReader,
@@ -305,16 +306,18 @@ async fn stream_lines(
         body.try_next().await.map_err(|e| ObjectError::s3("s3:GetObject", &object.bucket, &object.key, &e))?
     {
         reader.push(&chunk, &mut |line| feed(targets, line)).map_err(unreadable)?;
-        for (lines, sink) in targets.iter_mut() {
+        for (i, (lines, sink)) in targets.iter_mut().enumerate() {
             if lines.waiting_bytes() >= FLUSH_BYTES {
-                delivered += put_records(lines.take(), sink, state).await?;
+                let put = put_records(lines.take(), sink, state).await?;
+                delivered += if i == 0 { put } else { 0 };
             }
         }
     }
     std::mem::take(reader).finish(&mut |line| feed(targets, line)).map_err(unreadable)?;
     let mut windows = Windows::default();
-    for (lines, sink) in targets.iter_mut() {
-        delivered += put_records(lines.take(), sink, state).await?;
+    for (i, (lines, sink)) in targets.iter_mut().enumerate() {
+        let put = put_records(lines.take(), sink, state).await?;
+        delivered += if i == 0 { put } else { 0 };
         lines.requests_into(&mut windows);
     }
     Ok((Outcome::Read { records: delivered }, windows))
