@@ -238,6 +238,7 @@ async fn in_a_splunk_stack_a_cloudfront_object_reaches_the_splunk_stream_through
         })
         .collect();
     assert_eq!(events.len(), requests.len(), "one HEC event per request line: {events:?}");
+    assert_eq!(batch.records.len(), 1, "whole lines packed into records (Kinesis bills each as at least 1 KB)");
     assert!(events.iter().all(|e| e["sourcetype"] == "aws:cloudfront:accesslogs" && e["index"] == "aws"), "{events:?}");
 
     let answered = |stream: &str, destination: &Destination| {

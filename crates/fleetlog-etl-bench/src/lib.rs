@@ -304,7 +304,7 @@ pub fn run_object(object: &[u8]) -> Result<(usize, usize), DecodeError> {
     let mut reader = LineReader::default();
     let (mut count, mut bytes) = (0, 0);
     let mut take = |records: &mut ObjectRecords<TableJson>| {
-        for record in records.take() {
+        for record in fleetlog_etl::put::one_per_line(&records.take()) {
             count += 1;
             bytes += record.len();
         }

@@ -16,7 +16,7 @@ use crate::envelope::Envelope;
 use crate::firehose::made_partition_key;
 use crate::json::write_str;
 use crate::parse::{Format, W3cHeader};
-use crate::put::{PutError, RECORD_LIMITS, Sink, one_per_line, put_all};
+use crate::put::{PutError, RECORD_LIMITS, Sink, put_all};
 use crate::records::{Destination, Event, EventWriter, Origin, RecordFormat, SplunkHec, TableJson};
 use crate::{DecodeError, EtlState};
 use fleetlog_core::traffic::{SourceWindows, Windows};
@@ -308,7 +308,7 @@ async fn stream_lines(
         reader.push(&chunk, &mut |line| feed(targets, line)).map_err(unreadable)?;
         for (i, (lines, sink)) in targets.iter_mut().enumerate() {
             if lines.waiting_bytes() >= FLUSH_BYTES {
-                let put = put_records(lines.take(), sink, state).await?;
+                let put = put_records(sink.records_of(&lines.take()), sink, state).await?;
                 delivered += if i == 0 { put } else { 0 };
             }
         }
@@ -316,7 +316,7 @@ async fn stream_lines(
     std::mem::take(reader).finish(&mut |line| feed(targets, line)).map_err(unreadable)?;
     let mut windows = Windows::default();
     for (i, (lines, sink)) in targets.iter_mut().enumerate() {
-        let put = put_records(lines.take(), sink, state).await?;
+        let put = put_records(sink.records_of(&lines.take()), sink, state).await?;
         delivered += if i == 0 { put } else { 0 };
         lines.requests_into(&mut windows);
     }
@@ -428,11 +428,10 @@ impl<F: RecordFormat> ObjectRecords<F> {
         self.out.len()
     }
 
-    /// The waiting records, one per element, each with its newline.
-    pub fn take(&mut self) -> Vec<Vec<u8>> {
-        let records = one_per_line(&self.out);
-        self.out.clear();
-        records
+    /// The waiting records, each with its newline (the next ones get a buffer of the same room).
+    pub fn take(&mut self) -> Vec<u8> {
+        let room = self.out.capacity();
+        std::mem::replace(&mut self.out, Vec::with_capacity(room))
     }
 }
 
@@ -440,7 +439,7 @@ impl<F: RecordFormat> ObjectRecords<F> {
 trait ObjectLines: Send {
     fn line(&mut self, line: &str);
     fn waiting_bytes(&self) -> usize;
-    fn take(&mut self) -> Vec<Vec<u8>>;
+    fn take(&mut self) -> Vec<u8>;
     /// Moves the requests counted into `windows`.
     fn requests_into(&mut self, windows: &mut Windows);
 }
@@ -457,7 +456,7 @@ where
         ObjectRecords::waiting_bytes(self)
     }
 
-    fn take(&mut self) -> Vec<Vec<u8>> {
+    fn take(&mut self) -> Vec<u8> {
         ObjectRecords::take(self)
     }
 

@@ -50,6 +50,17 @@ const _: () = assert!(KINESIS_LIMITS.record_bytes >= MAX_RECORD_BYTES);
 type Answer = Result<Vec<Option<String>>, String>;
 
 impl Sink<'_> {
+    /// Newline-delimited records as this sink's records: one per line into Firehose (the records
+    /// stream partitions each record by its own `account` and `time`); into Kinesis, whole lines
+    /// packed up to a Firehose record's limit, since Kinesis bills each record as at least 1 KB and the
+    /// Firehose stream reading it delivers the record's lines as they are.
+    pub fn records_of(&self, lines: &[u8]) -> Vec<Vec<u8>> {
+        match self {
+            Sink::Firehose { .. } => one_per_line(lines),
+            Sink::Kinesis { .. } => packed(lines, MAX_RECORD_BYTES),
+        }
+    }
+
     fn name(&self) -> &str {
         match self {
             Sink::Firehose { stream, .. } => stream,
@@ -137,6 +148,18 @@ pub fn one_per_line(lines: &[u8]) -> Vec<Vec<u8>> {
     lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect()
 }
 
+/// Whole lines packed into records of at most `max` bytes (a longer line alone).
+fn packed(lines: &[u8], max: usize) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for line in lines.split_inclusive(|b| *b == b'\n') {
+        match out.last_mut() {
+            Some(record) if record.len() + line.len() <= max => record.extend_from_slice(line),
+            _ => out.push(line.to_vec()),
+        }
+    }
+    out
+}
+
 /// Splits records into calls within both limits, keeping order.
 fn batches(records: &[Vec<u8>], limits: Limits) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
@@ -220,6 +243,15 @@ pub async fn put_all(sink: &Sink<'_>, records: Vec<Vec<u8>>, policy: RetryPolicy
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_records_hold_whole_lines_within_the_limit() {
+        let lines = b"aaaa\nbb\ncccccc\nd\n";
+        assert_eq!(packed(lines, 8), [b"aaaa\nbb\n".to_vec(), b"cccccc\n".to_vec(), b"d\n".to_vec()]);
+        assert_eq!(packed(lines, 2), [b"aaaa\n".to_vec(), b"bb\n".to_vec(), b"cccccc\n".to_vec(), b"d\n".to_vec()]);
+        assert_eq!(packed(lines, 100).concat(), lines.to_vec());
+        assert!(packed(b"", 8).is_empty());
+    }
 
     #[test]
     fn batches_respect_count_and_size_limits() {
