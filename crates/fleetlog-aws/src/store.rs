@@ -255,10 +255,7 @@ impl EnrollmentStore {
             }
             None => remove.push("retry_at"),
         }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
+        let expression = update_expression(&set, &remove);
         let result = request.update_expression(expression).send().await;
         condition_held(result, "dynamodb:UpdateItem")
     }
@@ -307,14 +304,7 @@ impl EnrollmentStore {
                 None => remove.push(name),
             }
         }
-        let mut expression = Vec::new();
-        if !set.is_empty() {
-            expression.push(format!("SET {}", set.join(", ")));
-        }
-        if !remove.is_empty() {
-            expression.push(format!("REMOVE {}", remove.join(", ")));
-        }
-        let result = request.update_expression(expression.join(" ")).send().await;
+        let result = request.update_expression(update_expression(&set, &remove)).send().await;
         condition_held(result, "dynamodb:UpdateItem")
     }
 
@@ -391,6 +381,14 @@ where
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AwsError {
     AwsError::new("dynamodb", ErrorKind::Permanent, e.to_string())
+}
+
+/// An UpdateExpression of `set` assignments and `remove`d names, either list possibly empty.
+fn update_expression(set: &[impl AsRef<str>], remove: &[impl AsRef<str>]) -> String {
+    let clause = |verb: &str, items: Vec<&str>| (!items.is_empty()).then(|| format!("{verb} {}", items.join(", ")));
+    let set = clause("SET", set.iter().map(AsRef::as_ref).collect());
+    let remove = clause("REMOVE", remove.iter().map(AsRef::as_ref).collect());
+    [set, remove].into_iter().flatten().collect::<Vec<_>>().join(" ")
 }
 
 fn s(value: &str) -> AttributeValue {
