@@ -131,11 +131,12 @@ pub fn delivery_stream_name(event: &KinesisFirehoseEvent) -> Option<&str> {
     event.delivery_stream_arn.as_deref()?.rsplit_once(":deliverystream/").map(|(_, name)| name)
 }
 
-/// Whether `record` was re-ingested by another consumer of the Kinesis stream, for itself. A stream
-/// that does not know its own name answers every record rather than lose one.
-fn reingested_for_another(record: &KinesisFirehoseEventRecord, own_key: Option<&str>) -> bool {
+/// Whether `record` carries a key of `prefix` (re-ingested, or made elsewhere) for another consumer
+/// of the Kinesis stream than the one whose key of that kind is `own_key`. A stream that does not know
+/// its own name answers every record rather than lose one.
+fn keyed_for_another(record: &KinesisFirehoseEventRecord, prefix: &str, own_key: Option<&str>) -> bool {
     match (partition_key(record), own_key) {
-        (Some(key), Some(own)) => key.starts_with(REINGEST_KEY_PREFIX) && !key.starts_with(own),
+        (Some(key), Some(own)) => key.starts_with(prefix) && !key.starts_with(own),
         _ => false,
     }
 }
@@ -198,12 +199,7 @@ fn transform_within<F: RecordFormat>(
         out.stats.records_in += 1;
         let id = record.record_id.as_deref();
         let data: &[u8] = &record.data.0;
-        let mine = match (partition_key(record), made_for_me.as_deref()) {
-            (Some(key), Some(own)) => key.starts_with(own),
-            // A stream that does not know its own name answers every record rather than lose one.
-            _ => true,
-        };
-        if !mine {
+        if keyed_for_another(record, MADE_KEY_PREFIX, made_for_me.as_deref()) {
             out.stats.left_for_others += 1;
             response.record(id, DROPPED, &[], &None);
         } else if response.budget().fits(base64_len(data.len())) {
@@ -217,7 +213,7 @@ fn transform_within<F: RecordFormat>(
     for record in event.records.iter().filter(|r| !is_made(r)) {
         out.stats.records_in += 1;
         let id = record.record_id.as_deref();
-        if reingested_for_another(record, own_key.as_deref()) {
+        if keyed_for_another(record, REINGEST_KEY_PREFIX, own_key.as_deref()) {
             out.stats.left_for_others += 1;
             response.record(id, DROPPED, &[], &None);
             continue;
@@ -363,6 +359,8 @@ mod tests {
             record.kinesis_firehose_record_metadata = Some(metadata);
             record
         };
+        let reingested_for_another =
+            |record: &KinesisFirehoseEventRecord, own| keyed_for_another(record, REINGEST_KEY_PREFIX, own);
         let own = reingest_partition_key("fleetlog-logs");
         let other = format!("{}12", reingest_partition_key("fleetlog-logs-splunk"));
         assert!(reingested_for_another(&keyed(Some(&other)), Some(&own)), "a name this stream's starts");
